@@ -1,0 +1,234 @@
+#include "control/control_api.h"
+
+#include "dataplane/drop_reason.h"
+
+namespace nodeplane::control {
+
+namespace dp = dataplane;
+
+namespace {
+
+constexpr const char* kVersion = "0.1.0";
+
+Json countersToJson(const dp::CounterTotals& c) {
+  Json j = Json::object();
+#define NP_COUNTER_JSON(member, name, help) j[name] = c.member;
+  NP_FOREACH_WORKER_COUNTER(NP_COUNTER_JSON)
+#undef NP_COUNTER_JSON
+  return j;
+}
+
+const char* roleName(dp::PortRole r) {
+  switch (r) {
+    case dp::PortRole::kPod: return "pod";
+    case dp::PortRole::kUplink: return "uplink";
+    case dp::PortRole::kUnused: return "unused";
+  }
+  return "unused";
+}
+
+}  // namespace
+
+Json podToJson(const AttachedPod& pod) {
+  const PodAttachment& s = pod.spec;
+  Json j = {{"namespace", s.namespaceName},
+            {"name", s.name},
+            {"containerId", s.containerId},
+            {"interface", s.interface},
+            {"ip", s.ip.toString()},
+            {"mac", s.mac.toString()},
+            {"port", pod.port.id},
+            {"portName", pod.port.name},
+            {"gatewayMac", pod.port.mac.toString()}};
+  if (!s.hostInterface.empty()) j["hostInterface"] = s.hostInterface;
+  if (!s.devargs.empty()) j["devargs"] = s.devargs;
+  if (!s.netns.empty()) j["netns"] = s.netns;
+  return j;
+}
+
+ControlApi::ControlApi(NodeController& node, dp::DataplaneBackend& backend)
+    : node_(node), backend_(backend) {
+  ops_["status"] = {"node, addresses, generation, workers, ports, pods",
+                    [this](const ArgReader&, const Json&) { return status(); }};
+  ops_["ports"] = {"ports with role, MAC and ethdev statistics",
+                   [this](const ArgReader&, const Json&) { return ports(); }};
+  ops_["workers"] = {"per-worker counters and load",
+                     [this](const ArgReader&, const Json&) { return workers(); }};
+  ops_["drops"] = {"drop counters by reason; args: {\"all\": bool} to include zeros",
+                   [this](const ArgReader& a, const Json& raw) { return drops(a, raw); }};
+  ops_["pod.attach"] = {"attach a pod interface (see control/README.md)",
+                        [this](const ArgReader& a, const Json&) { return podAttach(a); }};
+  ops_["pod.detach"] = {"detach by containerId [+ interface] or namespace + name",
+                        [this](const ArgReader& a, const Json&) { return podDetach(a); }};
+  ops_["pod.list"] = {"attached pods", [this](const ArgReader&, const Json&) { return podList(); }};
+  ops_["ops"] = {"this list", [this](const ArgReader&, const Json&) -> Result<Json> {
+                   Json out = Json::object();
+                   for (const auto& [name, op] : ops_) out[name] = op.help;
+                   return out;
+                 }};
+}
+
+Result<Json> ControlApi::handle(const Request& request) {
+  auto it = ops_.find(request.op);
+  if (it == ops_.end())
+    return makeError(ErrorCode::kUnknownOperation,
+                     "unknown op '" + request.op + "' (op \"ops\" lists them)");
+  ArgReader args(request.op, request.args);
+  return it->second.run(args, request.args);
+}
+
+Result<Json> ControlApi::status() const {
+  const NodeSettings& s = node_.settings();
+  Json j = {{"version", kVersion},
+            {"protocol", kProtocolVersion},
+            {"node", s.nodeName},
+            {"nodeIp", s.nodeIp.toString()},
+            {"podCidr", s.podCidr.toString()},
+            {"gatewayIp", s.gatewayIp.toString()},
+            {"generation", node_.generation()},
+            {"workers", backend_.workerCount()},
+            {"pods", node_.pods().size()},
+            {"uptimeSeconds", std::chrono::duration_cast<std::chrono::seconds>(
+                                  std::chrono::steady_clock::now() - started_)
+                                  .count()}};
+  j["clusterCidr"] = s.clusterCidr ? Json(s.clusterCidr->toString()) : Json(nullptr);
+  j["serviceCidr"] = s.serviceCidr ? Json(s.serviceCidr->toString()) : Json(nullptr);
+  j["uplink"] = node_.uplink() ? Json(node_.uplink()->name) : Json(nullptr);
+  return j;
+}
+
+Result<Json> ControlApi::ports() const {
+  Json list = Json::array();
+  auto add = [&](const dp::PortInfo& port, dp::PortRole role, const std::string& owner) {
+    Json j = {{"id", port.id},         {"name", port.name},         {"driver", port.driver},
+              {"role", roleName(role)}, {"mac", port.mac.toString()}, {"rxQueues", port.rxQueues},
+              {"txQueues", port.txQueues}, {"owner", owner}};
+    if (auto st = backend_.portStats(port.id)) {
+      j["linkUp"] = st->linkUp;
+      j["linkSpeedMbps"] = st->linkSpeedMbps;
+      j["stats"] = {{"rxPackets", st->rxPackets}, {"txPackets", st->txPackets},
+                    {"rxBytes", st->rxBytes},     {"txBytes", st->txBytes},
+                    {"rxMissed", st->rxMissed},   {"rxErrors", st->rxErrors},
+                    {"txErrors", st->txErrors},   {"rxNoMbuf", st->rxNoMbuf}};
+    }
+    list.push_back(std::move(j));
+  };
+  if (node_.uplink()) add(*node_.uplink(), dp::PortRole::kUplink, "");
+  for (const AttachedPod& pod : node_.pods())
+    add(pod.port, dp::PortRole::kPod, pod.spec.namespaceName + "/" + pod.spec.name);
+  return Json{{"ports", list}};
+}
+
+Result<Json> ControlApi::workers() const {
+  Json list = Json::array();
+  for (const dp::WorkerStats& w : backend_.workerStats()) {
+    const uint64_t total = w.counters.busyCycles + w.counters.idleCycles;
+    list.push_back({{"index", w.index},
+                    {"lcore", w.lcore},
+                    {"busyPercent", total == 0 ? 0.0 : 100.0 * w.counters.busyCycles / total},
+                    {"counters", countersToJson(w.counters)}});
+  }
+  return Json{{"workers", list}};
+}
+
+Result<Json> ControlApi::drops(const ArgReader& args, const Json& raw) const {
+  if (auto st = args.onlyFields({"all"}); !st) return st.error();
+  bool all = false;
+  if (args.has("all")) {
+    if (!raw["all"].is_boolean()) return args.error("all", "not a boolean");
+    all = raw["all"].get<bool>();
+  }
+  const auto workers = backend_.workerStats();
+  Json list = Json::array();
+  for (const auto& info : dp::kDropReasons) {
+    if (info.id == dp::DropReason::kNone) continue;
+    const auto i = static_cast<size_t>(info.id);
+    uint64_t total = 0;
+    Json perWorker = Json::array();
+    for (const auto& w : workers) {
+      total += w.counters.drops[i];
+      perWorker.push_back(w.counters.drops[i]);
+    }
+    if (total == 0 && !all) continue;
+    list.push_back({{"reason", info.name},
+                    {"help", info.help},
+                    {"packets", total},
+                    {"perWorker", perWorker}});
+  }
+  return Json{{"drops", list}};
+}
+
+Result<Json> ControlApi::podAttach(const ArgReader& args) {
+  if (auto st = args.onlyFields({"namespace", "name", "containerId", "interface", "hostInterface",
+                                 "devargs", "netns", "ip", "mac"});
+      !st)
+    return st.error();
+  PodAttachment spec;
+  auto ns = args.string("namespace");
+  if (!ns) return ns.error();
+  auto name = args.string("name");
+  if (!name) return name.error();
+  auto cid = args.string("containerId");
+  if (!cid) return cid.error();
+  auto ifname = args.optionalString("interface", "eth0");
+  if (!ifname) return ifname.error();
+  auto hostIf = args.optionalString("hostInterface", "");
+  if (!hostIf) return hostIf.error();
+  auto devargs = args.optionalString("devargs", "");
+  if (!devargs) return devargs.error();
+  auto netns = args.optionalString("netns", "");
+  if (!netns) return netns.error();
+  auto ipText = args.string("ip");
+  if (!ipText) return ipText.error();
+  auto ip = Ipv4Address::parse(*ipText);
+  if (!ip) return args.error("ip", "'" + *ipText + "' is not an IPv4 address");
+  auto macText = args.string("mac");
+  if (!macText) return macText.error();
+  auto mac = MacAddress::parse(*macText);
+  if (!mac) return args.error("mac", "'" + *macText + "' is not a MAC address");
+  spec.namespaceName = *ns;
+  spec.name = *name;
+  spec.containerId = *cid;
+  spec.interface = *ifname;
+  spec.hostInterface = *hostIf;
+  spec.devargs = *devargs;
+  spec.netns = *netns;
+  spec.ip = *ip;
+  spec.mac = *mac;
+  auto pod = node_.attachPod(spec);
+  if (!pod) return pod.error();
+  return podToJson(*pod);
+}
+
+Result<Json> ControlApi::podDetach(const ArgReader& args) {
+  if (auto st = args.onlyFields({"containerId", "interface", "namespace", "name"}); !st)
+    return st.error();
+  PodKey key;
+  if (args.has("containerId")) {
+    auto cid = args.string("containerId");
+    if (!cid) return cid.error();
+    auto ifname = args.optionalString("interface", "eth0");
+    if (!ifname) return ifname.error();
+    key = PodKey{*cid, *ifname};
+  } else {
+    auto ns = args.string("namespace");
+    if (!ns) return ns.error();
+    auto name = args.string("name");
+    if (!name) return name.error();
+    auto found = node_.findPod(*ns, *name);
+    if (!found)
+      return makeError(ErrorCode::kNotFound, "pod.detach: no pod " + *ns + "/" + *name);
+    key = *found;
+  }
+  if (auto st = node_.detachPod(key); !st) return st.error();
+  return Json{{"detached", {{"containerId", key.containerId}, {"interface", key.interface}}},
+              {"generation", node_.generation()}};
+}
+
+Result<Json> ControlApi::podList() const {
+  Json list = Json::array();
+  for (const AttachedPod& pod : node_.pods()) list.push_back(podToJson(pod));
+  return Json{{"pods", list}};
+}
+
+}  // namespace nodeplane::control

@@ -1,0 +1,45 @@
+// The operations of the control protocol: a table from op name to a thin handler that reads the
+// args, calls the core function (NodeController) or reads statistics (DataplaneBackend) and
+// returns the result as JSON. Shared by the socket server and tests.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <string>
+
+#include "control/node_controller.h"
+#include "control/protocol.h"
+
+namespace nodeplane::control {
+
+class ControlApi {
+ public:
+  ControlApi(NodeController& node, dataplane::DataplaneBackend& backend);
+
+  Result<Json> handle(const Request& request);
+
+  struct Operation {
+    std::string help;
+    std::function<Result<Json>(const ArgReader&, const Json&)> run;
+  };
+  const std::map<std::string, Operation>& operations() const { return ops_; }
+
+ private:
+  Result<Json> status() const;
+  Result<Json> ports() const;
+  Result<Json> workers() const;
+  Result<Json> drops(const ArgReader& args, const Json& raw) const;
+  Result<Json> podAttach(const ArgReader& args);
+  Result<Json> podDetach(const ArgReader& args);
+  Result<Json> podList() const;
+
+  NodeController& node_;
+  dataplane::DataplaneBackend& backend_;
+  std::map<std::string, Operation> ops_;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+};
+
+Json podToJson(const AttachedPod& pod);
+
+}  // namespace nodeplane::control

@@ -1,0 +1,52 @@
+// The node's control-plane model: settings from the daemon's options and the pods attached to
+// this node. Plain values; NodeController validates changes to it and derives snapshots from it.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "common/ipv4.h"
+#include "dataplane/dataplane_backend.h"
+
+namespace nodeplane::control {
+
+struct NodeSettings {
+  std::string nodeName;
+  Ipv4Address nodeIp;
+  Ipv4Prefix podCidr;
+  std::optional<Ipv4Prefix> clusterCidr;
+  std::optional<Ipv4Prefix> serviceCidr;
+  Ipv4Address gatewayIp{0xa9fe0101};
+  uint32_t icmpErrorsPerSecond = 1000;
+  std::string uplinkDevargs;  // empty: no uplink
+};
+
+// A pod network interface as the CNI plugin (or an operator) describes it.
+struct PodAttachment {
+  std::string namespaceName;
+  std::string name;
+  std::string containerId;
+  std::string interface = "eth0";  // the interface name inside the pod
+  std::string hostInterface;       // host end of the veth pair (an af_packet port is made on it)
+  std::string devargs;             // or: explicit DPDK devargs (memif, pcap, tap ...)
+  std::string netns;               // informational: the pod's network namespace path
+  Ipv4Address ip;
+  MacAddress mac;  // the pod-side interface's MAC
+
+  bool operator==(const PodAttachment&) const = default;
+};
+
+struct AttachedPod {
+  PodAttachment spec;
+  dataplane::PortInfo port;
+};
+
+// (containerId, interface) identifies an attachment, as CNI does.
+struct PodKey {
+  std::string containerId;
+  std::string interface;
+  auto operator<=>(const PodKey&) const = default;
+};
+
+}  // namespace nodeplane::control

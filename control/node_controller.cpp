@@ -1,0 +1,226 @@
+#include "control/node_controller.h"
+
+#include <spdlog/spdlog.h>
+
+#include <cstring>
+
+namespace nodeplane::control {
+
+namespace dp = dataplane;
+
+namespace {
+
+bool isDnsLabel(const std::string& s, size_t max) {
+  if (s.empty() || s.size() > max) return false;
+  for (char c : s)
+    if (!(std::islower(static_cast<unsigned char>(c)) ||
+          std::isdigit(static_cast<unsigned char>(c)) || c == '-' || c == '.'))
+      return false;
+  return std::isalnum(static_cast<unsigned char>(s.front())) &&
+         std::isalnum(static_cast<unsigned char>(s.back()));
+}
+
+bool isInterfaceName(const std::string& s) {
+  if (s.empty() || s.size() > 15 || s == "." || s == "..") return false;
+  for (char c : s)
+    if (c == '/' || c == ',' || c == '=' || c == ':' || std::isspace(static_cast<unsigned char>(c)) ||
+        !std::isprint(static_cast<unsigned char>(c)))
+      return false;
+  return true;
+}
+
+rte_ether_addr toEther(const MacAddress& mac) {
+  rte_ether_addr e;
+  std::memcpy(e.addr_bytes, mac.bytes.data(), 6);
+  return e;
+}
+
+std::string describe(const PodAttachment& s) {
+  return "pod " + s.namespaceName + "/" + s.name + " (" + s.interface + ")";
+}
+
+}  // namespace
+
+NodeController::NodeController(NodeSettings settings, dp::DataplaneBackend& backend)
+    : settings_(std::move(settings)), backend_(backend) {}
+
+Status NodeController::start() {
+  if (auto st = publish(pods_); !st) return st;
+  if (settings_.uplinkDevargs.empty()) return okStatus();
+  auto port = backend_.openPort(settings_.uplinkDevargs);
+  if (!port) return makeError(port.error().code, "uplink: " + port.error().message);
+  uplink_ = *port;
+  if (auto st = publish(pods_); !st) {
+    backend_.closePort(port->id);
+    uplink_.reset();
+    return st;
+  }
+  return okStatus();
+}
+
+void NodeController::shutdown() {
+  std::vector<uint16_t> ports;
+  for (const auto& [key, pod] : pods_) ports.push_back(pod.port.id);
+  if (uplink_) ports.push_back(uplink_->id);
+  pods_.clear();
+  uplink_.reset();
+  if (ports.empty()) return;
+  (void)publish(pods_);
+  backend_.synchronize();
+  for (uint16_t p : ports) backend_.closePort(p);
+}
+
+Status NodeController::validate(const PodAttachment& s, const NodeSettings& settings) {
+  const std::string what = describe(s);
+  if (!isDnsLabel(s.namespaceName, 63))
+    return invalidArgument(what + ": field 'namespace': '" + s.namespaceName +
+                           "' is not a valid namespace name");
+  if (!isDnsLabel(s.name, 253))
+    return invalidArgument(what + ": field 'name': '" + s.name + "' is not a valid pod name");
+  if (s.containerId.empty() || s.containerId.size() > 256)
+    return invalidArgument(what + ": field 'containerId': empty or longer than 256");
+  if (!isInterfaceName(s.interface))
+    return invalidArgument(what + ": field 'interface': '" + s.interface +
+                           "' is not an interface name");
+  if (s.hostInterface.empty() == s.devargs.empty())
+    return invalidArgument(what + ": exactly one of 'hostInterface' and 'devargs' is required");
+  if (!s.hostInterface.empty() && !isInterfaceName(s.hostInterface))
+    return invalidArgument(what + ": field 'hostInterface': '" + s.hostInterface +
+                           "' is not an interface name");
+  if (!settings.podCidr.contains(s.ip))
+    return invalidArgument(what + ": field 'ip': " + s.ip.toString() +
+                           " is outside this node's pod CIDR " + settings.podCidr.toString());
+  if (s.ip == settings.podCidr.address ||
+      s.ip.value == (settings.podCidr.address.value | ~settings.podCidr.mask()))
+    return invalidArgument(what + ": field 'ip': " + s.ip.toString() +
+                           " is the network or broadcast address of " +
+                           settings.podCidr.toString());
+  if (s.mac.isZero() || s.mac.isMulticast())
+    return invalidArgument(what + ": field 'mac': " + s.mac.toString() +
+                           " is not a unicast MAC address");
+  return okStatus();
+}
+
+Result<AttachedPod> NodeController::attachPod(const PodAttachment& spec) {
+  if (auto st = validate(spec, settings_); !st) return st.error();
+  const PodKey key{spec.containerId, spec.interface};
+  if (auto it = pods_.find(key); it != pods_.end()) {
+    if (it->second.spec == spec) return it->second;  // a retried ADD: nothing to do
+    return makeError(ErrorCode::kAlreadyExists,
+                     describe(spec) + ": container " + spec.containerId + " interface " +
+                         spec.interface + " is already attached with different settings");
+  }
+  for (const auto& [k, pod] : pods_) {
+    if (pod.spec.ip == spec.ip)
+      return makeError(ErrorCode::kAlreadyExists, describe(spec) + ": field 'ip': " +
+                                                      spec.ip.toString() + " already used by " +
+                                                      describe(pod.spec));
+    if (!spec.hostInterface.empty() && pod.spec.hostInterface == spec.hostInterface)
+      return makeError(ErrorCode::kAlreadyExists,
+                       describe(spec) + ": field 'hostInterface': " + spec.hostInterface +
+                           " already attached for " + describe(pod.spec));
+  }
+
+  const std::string devargs =
+      !spec.devargs.empty()
+          ? spec.devargs
+          : "net_af_packet_np" + std::to_string(++portSequence_) + ",iface=" + spec.hostInterface +
+                ",qpairs=" + std::to_string(backend_.workerCount());
+  auto port = backend_.openPort(devargs);
+  if (!port) return makeError(port.error().code, describe(spec) + ": " + port.error().message);
+
+  auto next = pods_;
+  next[key] = AttachedPod{spec, *port};
+  if (auto st = publish(next); !st) {
+    backend_.closePort(port->id);  // never published: no worker can be polling it
+    return makeError(st.error().code, describe(spec) + ": " + st.error().message);
+  }
+  pods_ = std::move(next);
+  spdlog::info("{} attached: {} on port {} ({}), generation {}", describe(spec),
+               spec.ip.toString(), port->id, port->name, generation_);
+  return pods_[key];
+}
+
+Status NodeController::detachPod(const PodKey& key) {
+  auto it = pods_.find(key);
+  if (it == pods_.end())
+    return makeError(ErrorCode::kNotFound, "no pod attached for container " + key.containerId +
+                                               " interface " + key.interface);
+  auto next = pods_;
+  next.erase(key);
+  if (auto st = publish(next); !st) return st;
+  AttachedPod gone = std::move(it->second);
+  pods_ = std::move(next);
+  // No worker polls or sends to the port once every worker has passed a quiescent point.
+  backend_.synchronize();
+  backend_.closePort(gone.port.id);
+  spdlog::info("{} detached, generation {}", describe(gone.spec), generation_);
+  return okStatus();
+}
+
+std::optional<PodKey> NodeController::findPod(const std::string& namespaceName,
+                                              const std::string& name) const {
+  for (const auto& [key, pod] : pods_)
+    if (pod.spec.namespaceName == namespaceName && pod.spec.name == name) return key;
+  return std::nullopt;
+}
+
+std::vector<AttachedPod> NodeController::pods() const {
+  std::vector<AttachedPod> out;
+  for (const auto& [key, pod] : pods_) out.push_back(pod);
+  return out;
+}
+
+Result<std::unique_ptr<dp::Snapshot>> NodeController::buildSnapshot(
+    const std::map<PodKey, AttachedPod>& pods) const {
+  auto snap = std::make_unique<dp::Snapshot>();
+  snap->generation = generation_ + 1;
+  snap->settings.gatewayIp = rte_cpu_to_be_32(settings_.gatewayIp.value);
+  snap->settings.nodeIp = rte_cpu_to_be_32(settings_.nodeIp.value);
+  snap->settings.icmpErrorsPerSecond = settings_.icmpErrorsPerSecond;
+  snap->workers.resize(backend_.workerCount());
+
+  auto addPort = [&](const dp::PortInfo& port, dp::PortConfig config) {
+    config.mac = toEther(port.mac);
+    snap->ports[port.id] = config;
+    for (uint16_t q = 0; q < port.rxQueues && q < snap->workers.size(); ++q)
+      snap->workers[q].rxQueues.push_back(dp::RxQueueRef{port.id, q});
+  };
+
+  dp::RouteTableBuilder routes;
+  // This node's pod CIDR without a pod behind an address: dropped as an unknown pod.
+  dp::NextHop unknownPod;
+  unknownPod.drop = dp::DropReason::kPodUnknown;
+  routes.addRoute(settings_.podCidr, routes.addNextHop(unknownPod));
+  dp::NextHop gateway;
+  gateway.kind = dp::NextHopKind::kGateway;
+  routes.addRoute(Ipv4Prefix{settings_.gatewayIp, 32}, routes.addNextHop(gateway));
+
+  for (const auto& [key, pod] : pods) {
+    addPort(pod.port, dp::PortConfig{dp::PortRole::kPod, {},
+                                     rte_cpu_to_be_32(pod.spec.ip.value)});
+    dp::NextHop nh;
+    nh.kind = dp::NextHopKind::kLocalPod;
+    nh.drop = dp::DropReason::kNone;
+    nh.port = pod.port.id;
+    nh.dstMac = toEther(pod.spec.mac);
+    nh.srcMac = toEther(pod.port.mac);
+    routes.addRoute(Ipv4Prefix{pod.spec.ip, 32}, routes.addNextHop(nh));
+  }
+  if (uplink_) addPort(*uplink_, dp::PortConfig{dp::PortRole::kUplink, {}, 0});
+
+  auto table = std::move(routes).build(backend_.socketId());
+  if (!table) return table.error();
+  snap->routes = std::move(*table);
+  return snap;
+}
+
+Status NodeController::publish(const std::map<PodKey, AttachedPod>& pods) {
+  auto snap = buildSnapshot(pods);
+  if (!snap) return snap.error();
+  backend_.publish(std::move(*snap));
+  ++generation_;
+  return okStatus();
+}
+
+}  // namespace nodeplane::control

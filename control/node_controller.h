@@ -1,0 +1,52 @@
+// The core functions behind every front end (socket handler, npctl, CNI, later the agent):
+// validate a change against the model, make the ports it needs, build a new snapshot off the hot
+// path, publish it, and only after the grace period release what the old one used. A failed
+// change leaves the model, the ports and the published snapshot as they were.
+// Runs on the control thread only.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "common/result.h"
+#include "control/model.h"
+#include "dataplane/dataplane_backend.h"
+
+namespace nodeplane::control {
+
+class NodeController {
+ public:
+  NodeController(NodeSettings settings, dataplane::DataplaneBackend& backend);
+
+  // Publishes the first snapshot and opens the uplink if one is configured.
+  Status start();
+  // Detaches every port (for a clean stop); the workers must still be able to synchronize.
+  void shutdown();
+
+  Result<AttachedPod> attachPod(const PodAttachment& spec);
+  Status detachPod(const PodKey& key);
+  // Finds the attachment of a pod by namespace/name (its first interface).
+  std::optional<PodKey> findPod(const std::string& namespaceName, const std::string& name) const;
+  std::vector<AttachedPod> pods() const;
+
+  const NodeSettings& settings() const { return settings_; }
+  uint64_t generation() const { return generation_; }
+  const std::optional<dataplane::PortInfo>& uplink() const { return uplink_; }
+
+  static Status validate(const PodAttachment& spec, const NodeSettings& settings);
+
+ private:
+  Result<std::unique_ptr<dataplane::Snapshot>> buildSnapshot(
+      const std::map<PodKey, AttachedPod>& pods) const;
+  Status publish(const std::map<PodKey, AttachedPod>& pods);
+
+  NodeSettings settings_;
+  dataplane::DataplaneBackend& backend_;
+  std::map<PodKey, AttachedPod> pods_;
+  std::optional<dataplane::PortInfo> uplink_;
+  uint64_t generation_ = 0;
+  uint64_t portSequence_ = 0;  // makes each af_packet vdev name unique
+};
+
+}  // namespace nodeplane::control

@@ -1,0 +1,197 @@
+// npctl: the operator's view of a running nodeplane daemon, over its control socket.
+//   npctl [--socket PATH] [--json] COMMAND [ARGS]
+// Every command is one control-protocol op; --json prints the daemon's result unchanged.
+#include <unistd.h>
+
+#include <boost/program_options.hpp>
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "control/client.h"
+#include "control/npctl/table.h"
+
+namespace po = boost::program_options;
+using nodeplane::Result;
+using nodeplane::control::ControlClient;
+using nodeplane::control::Json;
+using nodeplane::control::TextTable;
+
+namespace {
+
+constexpr const char* kUsage = R"(usage: npctl [--socket PATH] [--json] COMMAND [ARGS]
+
+commands:
+  status                      node, addresses, generation, workers, pods
+  ports                       ports with role, MAC and statistics
+  workers                     per-worker counters and load
+  drops [--all]               drop counters by reason (--all: include zeros)
+  pods                        attached pods
+  pod attach --namespace NS --name NAME --container-id ID --ip IP --mac MAC
+             (--host-interface IF | --devargs DEVARGS) [--interface eth0] [--netns PATH]
+  pod detach (--container-id ID [--interface eth0] | --namespace NS --name NAME)
+  call OP [JSON-ARGS]         send any op with raw JSON args (op "ops" lists them)
+
+options:
+  --socket PATH   control socket (default /run/nodeplane/control.sock, or $NODEPLANE_SOCKET)
+  --json          print the JSON result instead of a table
+)";
+
+std::string num(const Json& j) {
+  if (j.is_number_float()) {
+    char buf[32];
+    std::snprintf(buf, sizeof(buf), "%.1f", j.get<double>());
+    return buf;
+  }
+  return j.is_null() ? "-" : j.dump();
+}
+
+std::string str(const Json& j, const char* key) {
+  if (!j.contains(key) || j[key].is_null()) return "-";
+  return j[key].is_string() ? j[key].get<std::string>() : j[key].dump();
+}
+
+void printStatus(const Json& r) {
+  TextTable t({"FIELD", "VALUE"});
+  t.leftAlignNumbers();
+  for (const char* k : {"node", "nodeIp", "podCidr", "clusterCidr", "serviceCidr", "gatewayIp",
+                        "uplink", "generation", "workers", "pods", "uptimeSeconds", "version",
+                        "protocol"})
+    t.addRow({k, str(r, k)});
+  std::cout << t.render();
+}
+
+void printPorts(const Json& r) {
+  TextTable t({"ID", "NAME", "ROLE", "OWNER", "MAC", "LINK", "RX-PKTS", "TX-PKTS", "RX-MISSED",
+               "RX-ERR", "TX-ERR"});
+  for (const Json& p : r["ports"]) {
+    const Json& s = p.value("stats", Json::object());
+    t.addRow({num(p["id"]), str(p, "name"), str(p, "role"), str(p, "owner"), str(p, "mac"),
+              p.value("linkUp", false) ? "up" : "down", num(s.value("rxPackets", Json())),
+              num(s.value("txPackets", Json())), num(s.value("rxMissed", Json())),
+              num(s.value("rxErrors", Json())), num(s.value("txErrors", Json()))});
+  }
+  std::cout << t.render();
+}
+
+void printWorkers(const Json& r) {
+  TextTable t({"WORKER", "LCORE", "BUSY%", "RX-PKTS", "TX-PKTS", "DROPS", "RX-BURSTS", "LOOPS"});
+  for (const Json& w : r["workers"]) {
+    const Json& c = w["counters"];
+    t.addRow({num(w["index"]), num(w["lcore"]), num(w["busyPercent"]), num(c["rx_packets"]),
+              num(c["tx_packets"]), num(c["drop_packets"]), num(c["rx_bursts"]),
+              num(c["loops"])});
+  }
+  std::cout << t.render();
+}
+
+void printDrops(const Json& r) {
+  TextTable t({"REASON", "PACKETS", "MEANING"});
+  for (const Json& d : r["drops"]) t.addRow({str(d, "reason"), num(d["packets"]), str(d, "help")});
+  std::cout << t.render();
+}
+
+void printPods(const Json& r) {
+  TextTable t({"NAMESPACE", "NAME", "IP", "MAC", "PORT", "HOST-IF", "CONTAINER"});
+  for (const Json& p : r["pods"]) {
+    std::string cid = str(p, "containerId");
+    if (cid.size() > 12) cid = cid.substr(0, 12);
+    t.addRow({str(p, "namespace"), str(p, "name"), str(p, "ip"), str(p, "mac"), num(p["port"]),
+              p.contains("hostInterface") ? str(p, "hostInterface") : str(p, "devargs"), cid});
+  }
+  std::cout << t.render();
+}
+
+// Parses "--key value" pairs after a subcommand into JSON args, mapping CLI names to fields.
+Result<Json> flagsToArgs(const std::vector<std::string>& words, size_t from,
+                         const std::map<std::string, std::string>& names) {
+  Json args = Json::object();
+  for (size_t i = from; i < words.size(); ++i) {
+    const std::string& w = words[i];
+    auto it = names.find(w);
+    if (it == names.end() || i + 1 >= words.size())
+      return nodeplane::invalidArgument("unexpected argument '" + w + "'");
+    args[it->second] = words[++i];
+  }
+  return args;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string socket = getenv("NODEPLANE_SOCKET") ? getenv("NODEPLANE_SOCKET")
+                                                  : "/run/nodeplane/control.sock";
+  bool json = false;
+  std::vector<std::string> words;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--json") json = true;
+    else if (a == "--socket" && i + 1 < argc) socket = argv[++i];
+    else if (a.rfind("--socket=", 0) == 0) socket = a.substr(9);
+    else if (a == "-h" || a == "--help" || a == "help") {
+      std::cout << kUsage;
+      return 0;
+    } else words.push_back(a);
+  }
+  if (words.empty()) {
+    std::cerr << kUsage;
+    return 2;
+  }
+
+  std::string op;
+  Json args = Json::object();
+  void (*printer)(const Json&) = nullptr;
+  const std::string& cmd = words[0];
+  if (cmd == "status") op = "status", printer = printStatus;
+  else if (cmd == "ports") op = "ports", printer = printPorts;
+  else if (cmd == "workers") op = "workers", printer = printWorkers;
+  else if (cmd == "drops" || cmd == "counters") {
+    op = "drops", printer = printDrops;
+    if (words.size() > 1 && words[1] == "--all") args["all"] = true;
+  } else if (cmd == "pods") op = "pod.list", printer = printPods;
+  else if (cmd == "pod" && words.size() >= 2 && (words[1] == "attach" || words[1] == "detach")) {
+    op = "pod." + words[1];
+    auto parsed = flagsToArgs(words, 2,
+                              {{"--namespace", "namespace"},
+                               {"--name", "name"},
+                               {"--container-id", "containerId"},
+                               {"--interface", "interface"},
+                               {"--host-interface", "hostInterface"},
+                               {"--devargs", "devargs"},
+                               {"--netns", "netns"},
+                               {"--ip", "ip"},
+                               {"--mac", "mac"}});
+    if (!parsed) {
+      std::cerr << "npctl: " << parsed.error().message << "\n";
+      return 2;
+    }
+    args = *parsed;
+    json = true;
+  } else if (cmd == "call" && words.size() >= 2) {
+    op = words[1];
+    if (words.size() >= 3) {
+      args = Json::parse(words[2], nullptr, false);
+      if (args.is_discarded() || !args.is_object()) {
+        std::cerr << "npctl: call: arguments are not a JSON object\n";
+        return 2;
+      }
+    }
+    json = true;
+  } else {
+    std::cerr << "npctl: unknown command '" << cmd << "'\n" << kUsage;
+    return 2;
+  }
+
+  ControlClient client(socket);
+  auto result = client.call(op, args);
+  if (!result) {
+    std::cerr << "npctl: " << nodeplane::errorCodeName(result.error().code) << ": "
+              << result.error().message << "\n";
+    return 1;
+  }
+  if (json || printer == nullptr) std::cout << result->dump(2) << "\n";
+  else printer(*result);
+  return 0;
+}

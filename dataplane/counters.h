@@ -1,0 +1,68 @@
+// Per-worker counters. Each worker writes only its own block (plain load + store, no atomic
+// read-modify-write, no sharing of cache lines); the control thread sums blocks on read.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+
+#include "dataplane/drop_reason.h"
+
+namespace nodeplane::dataplane {
+
+// A counter with one writer. add() compiles to a plain increment; read() may run on any thread.
+class Counter {
+ public:
+  void add(uint64_t n = 1) {
+    std::atomic_ref<uint64_t> v(value_);
+    v.store(v.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  uint64_t read() const {
+    return std::atomic_ref<const uint64_t>(value_).load(std::memory_order_relaxed);
+  }
+
+ private:
+  alignas(8) uint64_t value_ = 0;
+};
+
+// X(member, name, help)
+#define NP_FOREACH_WORKER_COUNTER(X)                                                        \
+  X(rxPackets, "rx_packets", "packets received")                                            \
+  X(rxBytes, "rx_bytes", "bytes received")                                                  \
+  X(txPackets, "tx_packets", "packets handed to a transmit queue")                          \
+  X(dropPackets, "drop_packets", "packets dropped, any reason")                             \
+  X(rxBursts, "rx_bursts", "non-empty receive bursts")                                      \
+  X(loops, "loops", "iterations of the worker loop")                                        \
+  X(busyCycles, "busy_cycles", "TSC cycles spent in loop iterations that received packets") \
+  X(idleCycles, "idle_cycles", "TSC cycles spent in loop iterations that received nothing") \
+  X(idleSleeps, "idle_sleeps", "times the worker slept after an idle stretch")              \
+  X(arpReplies, "arp_replies", "ARP replies sent for the gateway / proxied addresses")       \
+  X(icmpEchoReplies, "icmp_echo_replies", "echo replies sent for the gateway address")      \
+  X(icmpErrorsSent, "icmp_errors_sent", "ICMP errors generated (time exceeded, ...)")       \
+  X(icmpRateLimited, "icmp_rate_limited", "ICMP errors suppressed by the rate limit")        \
+  X(icmpErrorUnbuildable, "icmp_error_unbuildable",                                          \
+    "ICMP errors not built: no headroom or a multi-segment packet")
+
+struct alignas(64) WorkerCounters {
+#define NP_COUNTER_MEMBER(member, name, help) Counter member;
+  NP_FOREACH_WORKER_COUNTER(NP_COUNTER_MEMBER)
+#undef NP_COUNTER_MEMBER
+  std::array<Counter, kDropReasonCount> drops;
+
+  void drop(DropReason r, uint64_t n = 1) {
+    drops[static_cast<size_t>(r)].add(n);
+    dropPackets.add(n);
+  }
+};
+
+// A plain-value copy of one worker's (or the sum of all workers') counters.
+struct CounterTotals {
+#define NP_TOTAL_MEMBER(member, name, help) uint64_t member = 0;
+  NP_FOREACH_WORKER_COUNTER(NP_TOTAL_MEMBER)
+#undef NP_TOTAL_MEMBER
+  std::array<uint64_t, kDropReasonCount> drops{};
+
+  void accumulate(const WorkerCounters& c);
+};
+
+}  // namespace nodeplane::dataplane

@@ -1,0 +1,59 @@
+// The contract between the control plane and the running data plane: open and close ports,
+// publish snapshots, wait for a grace period. The control plane's logic is tested against other
+// implementations of it (STYLE.md #11); dataplane::Engine is the real one.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/ipv4.h"
+#include "common/result.h"
+#include "dataplane/counters.h"
+#include "dataplane/snapshot.h"
+
+namespace nodeplane::dataplane {
+
+struct PortInfo {
+  uint16_t id = 0;
+  std::string name;    // the ethdev name (vdev name or PCI address)
+  std::string driver;  // e.g. net_af_packet
+  MacAddress mac;
+  uint16_t rxQueues = 0;  // polled by workers 0 .. rxQueues-1 (one each)
+  uint16_t txQueues = 0;  // one per worker
+};
+
+struct PortStats {
+  uint64_t rxPackets = 0, txPackets = 0, rxBytes = 0, txBytes = 0;
+  uint64_t rxMissed = 0, rxErrors = 0, txErrors = 0, rxNoMbuf = 0;
+  bool linkUp = false;
+  uint32_t linkSpeedMbps = 0;
+};
+
+struct WorkerStats {
+  unsigned index = 0;
+  unsigned lcore = 0;
+  CounterTotals counters;
+};
+
+class DataplaneBackend {
+ public:
+  virtual ~DataplaneBackend() = default;
+
+  virtual unsigned workerCount() const = 0;
+  virtual int socketId() const = 0;
+  // Probes (hot-plugs) the device named by devargs unless it exists, configures one RX and one
+  // TX queue per worker where the device allows, and starts it. Not yet polled by anyone.
+  virtual Result<PortInfo> openPort(const std::string& devargs) = 0;
+  // Stops, closes and removes a port. The caller must have published a snapshot without the
+  // port and synchronized first.
+  virtual void closePort(uint16_t port) = 0;
+  virtual void publish(std::unique_ptr<Snapshot> snapshot) = 0;
+  virtual void synchronize() = 0;
+
+  virtual Result<PortStats> portStats(uint16_t port) const = 0;
+  virtual std::vector<WorkerStats> workerStats() const = 0;
+};
+
+}  // namespace nodeplane::dataplane

@@ -1,0 +1,80 @@
+// Every reason a packet leaves the data plane without being transmitted, from one table.
+// The same table feeds the enum, the counters, npctl and the control protocol (STYLE.md #9).
+// Reasons are never renumbered on the wire: clients see names, not numbers.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+namespace nodeplane::dataplane {
+
+// X(enumerator, counter name, help)
+#define NP_FOREACH_DROP_REASON(X)                                                              \
+  X(kNone, "none", "not dropped")                                                              \
+  X(kEthTruncated, "eth_truncated", "frame shorter than its Ethernet/802.1Q header")            \
+  X(kEthVlanTooDeep, "eth_vlan_too_deep", "more than two 802.1Q/802.1ad tags")                 \
+  X(kEthertypeUnsupported, "ethertype_unsupported", "neither IPv4 nor ARP (e.g. LLDP)")        \
+  X(kEthDstNotLocal, "eth_dst_not_local", "unicast frame not addressed to the port's MAC")     \
+  X(kHeadersNotContiguous, "headers_not_contiguous", "headers span mbuf segments")             \
+  X(kIpv6Unsupported, "ipv6_unsupported", "IPv6 is not supported yet")                         \
+  X(kArpMalformed, "arp_malformed", "ARP not Ethernet/IPv4 or shorter than 28 bytes")          \
+  X(kArpNotAnswered, "arp_not_answered",                                                       \
+    "ARP reply, gratuitous ARP or probe for the pod's own address: consumed")                  \
+  X(kIpv4Truncated, "ipv4_truncated", "shorter than a 20-byte IPv4 header")                    \
+  X(kIpv4BadVersion, "ipv4_bad_version", "IPv4 ethertype but version is not 4")                \
+  X(kIpv4BadIhl, "ipv4_bad_ihl", "IHL below 5")                                                \
+  X(kIpv4IhlBeyondPacket, "ipv4_ihl_beyond_packet", "IHL points past the end of the frame")    \
+  X(kIpv4BadTotalLength, "ipv4_bad_total_length", "total length below the header length")      \
+  X(kIpv4TotalLengthBeyondFrame, "ipv4_total_length_beyond_frame",                             \
+    "total length larger than the frame")                                                      \
+  X(kIpv4BadChecksum, "ipv4_bad_checksum", "IPv4 header checksum wrong")                       \
+  X(kIpv4FragmentWithoutL4, "ipv4_fragment_without_l4",                                        \
+    "first fragment too short for its L4 header, or a fragment overlapping it (RFC 1858)")     \
+  X(kIpv4SourceInvalid, "ipv4_source_invalid", "source is multicast, broadcast or zero")       \
+  X(kIpv4DstMulticast, "ipv4_dst_multicast", "multicast and broadcast are not routed")         \
+  X(kIpv4TtlExpired, "ipv4_ttl_expired", "TTL ran out; ICMP time-exceeded sent (rate-limited)") \
+  X(kTcpTruncated, "tcp_truncated", "TCP header shorter than 20 bytes or its data offset")     \
+  X(kTcpBadDataOffset, "tcp_bad_data_offset", "TCP data offset below 5")                       \
+  X(kUdpTruncated, "udp_truncated", "UDP header shorter than 8 bytes")                         \
+  X(kUdpBadLength, "udp_bad_length", "UDP length below 8 or beyond the IPv4 payload")          \
+  X(kIcmpTruncated, "icmp_truncated", "ICMP header shorter than 8 bytes")                      \
+  X(kSctpTruncated, "sctp_truncated", "SCTP common header shorter than 12 bytes")              \
+  X(kPodVlanTagged, "pod_vlan_tagged", "802.1Q-tagged frame from a pod")                       \
+  X(kPodSourceSpoofed, "pod_source_spoofed", "source IPv4 is not the sending pod's address")   \
+  X(kGatewayUnsupported, "gateway_unsupported",                                                \
+    "to the gateway address but not an ICMP echo request")                                     \
+  X(kNoRoute, "no_route", "destination outside every known prefix")                            \
+  X(kPodUnknown, "pod_unknown", "destination in this node's pod CIDR but no such pod")         \
+  X(kPortNotServed, "port_not_served", "received on a port that has no role in the snapshot")  \
+  X(kTxQueueFull, "tx_queue_full", "the output queue did not accept the packet")             \
+  X(kUnclaimed, "unclaimed", "no stage decided the packet's fate (a bug: please report)")
+
+enum class DropReason : uint8_t {
+#define NP_DROP_ENUM(id, name, help) id,
+  NP_FOREACH_DROP_REASON(NP_DROP_ENUM)
+#undef NP_DROP_ENUM
+};
+
+struct DropReasonInfo {
+  DropReason id;
+  std::string_view name;
+  std::string_view help;
+};
+
+inline constexpr std::array kDropReasons = {
+#define NP_DROP_INFO(id, name, help) DropReasonInfo{DropReason::id, name, help},
+    NP_FOREACH_DROP_REASON(NP_DROP_INFO)
+#undef NP_DROP_INFO
+};
+
+inline constexpr size_t kDropReasonCount = kDropReasons.size();
+
+constexpr const DropReasonInfo& dropReasonInfo(DropReason r) {
+  return kDropReasons[static_cast<size_t>(r)];
+}
+
+std::optional<DropReason> dropReasonByName(std::string_view name);
+
+}  // namespace nodeplane::dataplane

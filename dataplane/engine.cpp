@@ -1,0 +1,140 @@
+#include "dataplane/engine.h"
+
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_launch.h>
+#include <rte_lcore.h>
+#include <rte_malloc.h>
+#include <rte_mbuf.h>
+#include <rte_rcu_qsbr.h>
+#include <spdlog/spdlog.h>
+
+#include "dataplane/worker.h"
+
+namespace nodeplane::dataplane {
+
+namespace {
+constexpr unsigned kMempoolCache = 256;
+}
+
+Engine::Engine(const EngineConfig& config) : config_(config) {}
+
+Result<std::unique_ptr<Engine>> Engine::create(const EngineConfig& config) {
+  if (config.workerLcores.empty()) return invalidArgument("engine: no worker lcore");
+  std::unique_ptr<Engine> engine(new Engine(config));
+  engine->socketId_ = static_cast<int>(rte_socket_id());
+  if (engine->socketId_ < 0) engine->socketId_ = 0;
+
+  engine->pool_ = rte_pktmbuf_pool_create("np_mbufs", config.mbufs, kMempoolCache, 0,
+                                          RTE_MBUF_DEFAULT_BUF_SIZE, engine->socketId_);
+  if (engine->pool_ == nullptr)
+    return makeError(ErrorCode::kResourceExhausted,
+                     "mbuf pool of " + std::to_string(config.mbufs) +
+                         " mbufs: " + rte_strerror(rte_errno) +
+                         " (more EAL memory: hugepages, or -m with --no-huge)");
+
+  const auto workers = static_cast<uint32_t>(config.workerLcores.size());
+  const size_t qsbrSize = rte_rcu_qsbr_get_memsize(workers);
+  engine->qsbr_ = static_cast<rte_rcu_qsbr*>(
+      rte_zmalloc_socket("np_qsbr", qsbrSize, RTE_CACHE_LINE_SIZE, engine->socketId_));
+  if (engine->qsbr_ == nullptr || rte_rcu_qsbr_init(engine->qsbr_, workers) != 0)
+    return makeError(ErrorCode::kResourceExhausted, "QSBR state: out of EAL memory");
+  engine->publisher_ = std::make_unique<SnapshotPublisher>(engine->qsbr_);
+  engine->ports_ = std::make_unique<PortManager>(engine->pool_, workers, config.ports);
+  for (uint16_t i = 0; i < workers; ++i) {
+    WorkerConfig wc{i, config.burstSize, config.idleSleepUs};
+    engine->workers_.push_back(
+        std::make_unique<Worker>(wc, *engine->publisher_, engine->qsbr_, engine->stopRequested_));
+  }
+  return engine;
+}
+
+Engine::~Engine() {
+  stop();
+  publisher_.reset();
+  rte_free(qsbr_);
+  rte_mempool_free(pool_);
+}
+
+Status Engine::start() {
+  if (publisher_->current() == nullptr) return invalidArgument("engine: no snapshot published");
+  stopRequested_.store(false);
+  for (size_t i = 0; i < workers_.size(); ++i) {
+    const unsigned lcore = config_.workerLcores[i];
+    if (int rc = rte_eal_remote_launch(&Worker::launch, workers_[i].get(), lcore); rc != 0) {
+      stop();
+      return makeError(ErrorCode::kInternal, "worker " + std::to_string(i) + " on lcore " +
+                                                 std::to_string(lcore) +
+                                                 ": launch failed: " + rte_strerror(-rc));
+    }
+    spdlog::info("worker {} running on lcore {}", i, lcore);
+  }
+  running_ = true;
+  return okStatus();
+}
+
+void Engine::stop() {
+  if (!running_) return;
+  stopRequested_.store(true);
+  for (unsigned lcore : config_.workerLcores) rte_eal_wait_lcore(lcore);
+  running_ = false;
+}
+
+Result<PortInfo> Engine::openPort(const std::string& devargs) { return ports_->open(devargs); }
+
+void Engine::closePort(uint16_t port) { ports_->close(port); }
+
+void Engine::publish(std::unique_ptr<Snapshot> snapshot) {
+  publisher_->publish(std::move(snapshot));
+}
+
+void Engine::synchronize() {
+  // Stopped workers hold nothing; only running ones have a grace period to wait for.
+  if (running_) publisher_->synchronize();
+}
+
+Result<PortStats> Engine::portStats(uint16_t port) const {
+  rte_eth_stats st{};
+  if (int rc = rte_eth_stats_get(port, &st); rc != 0)
+    return makeError(ErrorCode::kNotFound,
+                     "port " + std::to_string(port) + ": no statistics: " + rte_strerror(-rc));
+  PortStats out;
+  out.rxPackets = st.ipackets;
+  out.txPackets = st.opackets;
+  out.rxBytes = st.ibytes;
+  out.txBytes = st.obytes;
+  out.rxMissed = st.imissed;
+  out.rxErrors = st.ierrors;
+  out.txErrors = st.oerrors;
+  out.rxNoMbuf = st.rx_nombuf;
+  rte_eth_link link{};
+  if (rte_eth_link_get_nowait(port, &link) == 0) {
+    out.linkUp = link.link_status == RTE_ETH_LINK_UP;
+    out.linkSpeedMbps = link.link_speed;
+  }
+  return out;
+}
+
+std::vector<WorkerStats> Engine::workerStats() const {
+  std::vector<WorkerStats> out;
+  for (size_t i = 0; i < workers_.size(); ++i) {
+    WorkerStats ws;
+    ws.index = static_cast<unsigned>(i);
+    ws.lcore = config_.workerLcores[i];
+    ws.counters.accumulate(workers_[i]->counters());
+    out.push_back(ws);
+  }
+  return out;
+}
+
+const WorkerCounters& Engine::workerCounters(unsigned index) const {
+  return workers_[index]->counters();
+}
+
+CounterTotals Engine::totals() const {
+  CounterTotals t;
+  for (const auto& w : workers_) t.accumulate(w->counters());
+  return t;
+}
+
+}  // namespace nodeplane::dataplane

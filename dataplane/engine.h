@@ -1,0 +1,72 @@
+// The running data plane: the mbuf pool, the QSBR state, the snapshot publisher, the ports and
+// one worker per worker lcore. Created once on the main lcore after rte_eal_init; the control
+// plane drives it through DataplaneBackend.
+#pragma once
+
+#include <rte_mempool.h>
+
+#include <atomic>
+#include <memory>
+#include <vector>
+
+#include "dataplane/counters.h"
+#include "dataplane/dataplane_backend.h"
+#include "dataplane/port_manager.h"
+#include "dataplane/snapshot.h"
+
+struct rte_rcu_qsbr;
+
+namespace nodeplane::dataplane {
+
+struct EngineConfig {
+  std::vector<unsigned> workerLcores;
+  uint16_t burstSize = 32;
+  uint32_t mbufs = 32767;
+  uint32_t idleSleepUs = 0;  // 0: busy-poll always; else sleep this long after an idle stretch
+  PortSettings ports;
+};
+
+class Worker;
+
+class Engine final : public DataplaneBackend {
+ public:
+  static Result<std::unique_ptr<Engine>> create(const EngineConfig& config);
+  ~Engine() override;
+
+  // Launches the workers on their lcores. A snapshot must have been published.
+  Status start();
+  // Stops and joins the workers. Idempotent.
+  void stop();
+
+  unsigned workerCount() const override { return static_cast<unsigned>(workers_.size()); }
+  int socketId() const override { return socketId_; }
+  Result<PortInfo> openPort(const std::string& devargs) override;
+  void closePort(uint16_t port) override;
+  void publish(std::unique_ptr<Snapshot> snapshot) override;
+  void synchronize() override;
+  Result<PortStats> portStats(uint16_t port) const override;
+  std::vector<WorkerStats> workerStats() const override;
+  void reclaim() { publisher_->reclaim(); }
+
+  const Snapshot* current() const { return publisher_->current(); }
+  const std::vector<unsigned>& workerLcores() const { return config_.workerLcores; }
+  const WorkerCounters& workerCounters(unsigned index) const;
+  CounterTotals totals() const;
+  rte_mempool* mempool() const { return pool_; }
+  bool running() const { return running_; }
+
+ private:
+  explicit Engine(const EngineConfig& config);
+
+  EngineConfig config_;
+  int socketId_ = 0;
+  rte_mempool* pool_ = nullptr;
+  rte_rcu_qsbr* qsbr_ = nullptr;
+  std::unique_ptr<SnapshotPublisher> publisher_;
+  std::unique_ptr<PortManager> ports_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::atomic<bool> stopRequested_{false};
+  bool running_ = false;
+};
+
+}  // namespace nodeplane::dataplane

@@ -1,0 +1,143 @@
+#include "dataplane/icmp.h"
+
+#include <rte_arp.h>
+#include <netinet/in.h>
+#include <rte_icmp.h>
+#include <rte_ip.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace nodeplane::dataplane {
+
+namespace {
+
+constexpr uint16_t kIcmpErrorMaxLength = 576;  // RFC 1812 4.3.2.3
+constexpr uint8_t kDefaultTtl = 64;
+constexpr uint16_t kEthHeaderLength = sizeof(rte_ether_hdr);
+
+bool isIcmpError(uint8_t type) {
+  switch (type) {
+    case RTE_IP_ICMP_ECHO_REPLY:
+    case RTE_IP_ICMP_ECHO_REQUEST:
+    case 13:  // timestamp
+    case 14:  // timestamp reply
+      return false;
+    default:
+      return true;
+  }
+}
+
+bool isMartianSource(rte_be32_t be) {
+  uint32_t a = rte_be_to_cpu_32(be);
+  return a == 0 || a == 0xffffffffu || (a >> 28) == 0xe;
+}
+
+}  // namespace
+
+void buildArpReply(rte_mbuf* m, const PacketMeta& meta, const rte_ether_addr& ourMac) {
+  auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
+  auto* arp = rte_pktmbuf_mtod_offset(m, rte_arp_hdr*, meta.l3Offset);
+  rte_ether_addr requester = arp->arp_data.arp_sha;
+  rte_be32_t requesterIp = arp->arp_data.arp_sip;
+  rte_be32_t targetIp = arp->arp_data.arp_tip;
+  arp->arp_opcode = rte_cpu_to_be_16(RTE_ARP_OP_REPLY);
+  arp->arp_data.arp_sha = ourMac;
+  arp->arp_data.arp_sip = targetIp;
+  arp->arp_data.arp_tha = requester;
+  arp->arp_data.arp_tip = requesterIp;
+  eth->dst_addr = requester;
+  eth->src_addr = ourMac;
+}
+
+void buildEchoReply(rte_mbuf* m, PacketMeta& meta, const rte_ether_addr& ourMac) {
+  auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
+  auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, meta.l3Offset);
+  auto* icmp = rte_pktmbuf_mtod_offset(m, rte_icmp_hdr*, meta.l4Offset);
+  eth->dst_addr = eth->src_addr;
+  eth->src_addr = ourMac;
+  const rte_be32_t requester = ip->src_addr;
+  ip->src_addr = ip->dst_addr;
+  ip->dst_addr = requester;
+  meta.dstIp = requester;
+  meta.srcIp = ip->src_addr;
+  ip->time_to_live = kDefaultTtl;
+  ip->hdr_checksum = 0;
+  ip->hdr_checksum = rte_ipv4_cksum(ip);
+  // Type 8 -> 0 changes the first 16-bit word from 0x0800 to 0x0000.
+  uint32_t sum = static_cast<uint16_t>(icmp->icmp_cksum) + rte_cpu_to_be_16(0x0800);
+  sum = (sum & 0xffff) + (sum >> 16);
+  icmp->icmp_type = RTE_IP_ICMP_ECHO_REPLY;
+  icmp->icmp_cksum = static_cast<uint16_t>(sum);
+}
+
+IcmpErrorResult buildIcmpError(rte_mbuf* m, PacketMeta& meta, uint8_t type, uint8_t code,
+                               rte_be32_t restOfHeader, rte_be32_t ourIp,
+                               const rte_ether_addr& ourMac) {
+  if (meta.flags & kFlagLaterFragment) return IcmpErrorResult::kNotAllowed;
+  if (isMartianSource(meta.srcIp) || isMartianSource(meta.dstIp))
+    return IcmpErrorResult::kNotAllowed;
+  if (meta.ipProto == IPPROTO_ICMP) {
+    auto* orig = rte_pktmbuf_mtod_offset(m, const rte_icmp_hdr*, meta.l4Offset);
+    if (isIcmpError(orig->icmp_type)) return IcmpErrorResult::kNotAllowed;
+  }
+  if (m->nb_segs != 1) return IcmpErrorResult::kUnbuildable;
+
+  constexpr uint16_t kNewHeaders =
+      kEthHeaderLength + sizeof(rte_ipv4_hdr) + sizeof(rte_icmp_hdr);  // 42
+  constexpr uint16_t kMaxQuote = kIcmpErrorMaxLength - sizeof(rte_ipv4_hdr) - sizeof(rte_icmp_hdr);
+  const uint16_t quote = std::min<uint16_t>(meta.ipTotalLength, kMaxQuote);
+  const int shift = kNewHeaders - meta.l3Offset;  // the quoted datagram moves to offset 42
+  if (shift > 0 && rte_pktmbuf_headroom(m) < shift) return IcmpErrorResult::kUnbuildable;
+
+  auto* oldEth = rte_pktmbuf_mtod(m, const rte_ether_hdr*);
+  const rte_ether_addr senderMac = oldEth->src_addr;
+  const rte_be32_t senderIp = meta.srcIp;
+
+  // Re-seat the data so the original IPv4 header starts right after the new headers.
+  if (shift > 0) {
+    rte_pktmbuf_prepend(m, static_cast<uint16_t>(shift));
+  } else if (shift < 0) {
+    auto* base = rte_pktmbuf_mtod(m, uint8_t*);
+    std::memmove(base + kNewHeaders, base + meta.l3Offset, quote);
+  }
+  const uint16_t newLength = kNewHeaders + quote;
+  m->data_len = newLength;
+  m->pkt_len = newLength;
+
+  auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
+  eth->dst_addr = senderMac;
+  eth->src_addr = ourMac;
+  eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
+
+  auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, kEthHeaderLength);
+  ip->version_ihl = RTE_IPV4_VHL_DEF;
+  ip->type_of_service = 0xc0;  // internetwork control
+  ip->total_length = rte_cpu_to_be_16(newLength - kEthHeaderLength);
+  ip->packet_id = 0;
+  ip->fragment_offset = 0;
+  ip->time_to_live = kDefaultTtl;
+  ip->next_proto_id = IPPROTO_ICMP;
+  ip->src_addr = ourIp;
+  ip->dst_addr = senderIp;
+  ip->hdr_checksum = 0;
+  ip->hdr_checksum = rte_ipv4_cksum(ip);
+
+  auto* icmp = reinterpret_cast<rte_icmp_hdr*>(ip + 1);
+  icmp->icmp_type = type;
+  icmp->icmp_code = code;
+  icmp->icmp_cksum = 0;
+  std::memcpy(&icmp->icmp_ident, &restOfHeader, sizeof(restOfHeader));
+  icmp->icmp_cksum = static_cast<uint16_t>(~rte_raw_cksum(icmp, sizeof(*icmp) + quote));
+
+  meta.l3Offset = kEthHeaderLength;
+  meta.l4Offset = kEthHeaderLength + sizeof(rte_ipv4_hdr);
+  meta.ipTotalLength = newLength - kEthHeaderLength;
+  meta.ipProto = IPPROTO_ICMP;
+  meta.srcIp = ourIp;
+  meta.dstIp = senderIp;
+  meta.flags = 0;
+  return IcmpErrorResult::kBuilt;
+}
+
+}  // namespace nodeplane::dataplane

@@ -1,0 +1,30 @@
+// Replies the data plane builds itself, in place in the received mbuf (no allocation):
+// ARP replies, ICMP echo replies for the gateway address, ICMP errors back to a sender.
+#pragma once
+
+#include <rte_ether.h>
+
+#include "dataplane/packet.h"
+
+namespace nodeplane::dataplane {
+
+// Turns an ARP request into the reply "targetIp is at ourMac", addressed to the requester.
+void buildArpReply(rte_mbuf* m, const PacketMeta& meta, const rte_ether_addr& ourMac);
+
+// Turns an ICMP echo request into the echo reply, sent back where it came from.
+void buildEchoReply(rte_mbuf* m, PacketMeta& meta, const rte_ether_addr& ourMac);
+
+enum class IcmpErrorResult : uint8_t {
+  kBuilt,        // m now holds the ICMP error, addressed to the original sender
+  kNotAllowed,   // RFC 1812 4.3.2.7: never answer ICMP errors, later fragments, broadcasts
+  kUnbuildable,  // not enough headroom, or a multi-segment packet
+};
+
+// Turns a (parsed, valid IPv4) packet into an ICMP error about it: type/code, the 32-bit
+// "rest of header" (next-hop MTU for fragmentation-needed, else 0) and our source address.
+// Quotes the original datagram up to 576 bytes in all (RFC 1812 4.3.2.3).
+IcmpErrorResult buildIcmpError(rte_mbuf* m, PacketMeta& meta, uint8_t type, uint8_t code,
+                               rte_be32_t restOfHeader, rte_be32_t ourIp,
+                               const rte_ether_addr& ourMac);
+
+}  // namespace nodeplane::dataplane

@@ -1,0 +1,132 @@
+// nodeplane: the node's packet data plane. Wires the pieces together: options, EAL, the engine
+// (ports, workers), the node controller and the control socket. The main lcore runs the control
+// thread: it serves the socket and reclaims old snapshots; workers run on their own lcores.
+#include <rte_eal.h>
+#include <rte_lcore.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <cstdio>
+#include <vector>
+
+#include "control/control_api.h"
+#include "control/control_server.h"
+#include "control/node_controller.h"
+#include "dataplane/engine.h"
+#include "dataplane/logging.h"
+#include "dataplane/options.h"
+
+namespace {
+
+std::atomic<int> stopSignal{0};
+
+void onStopSignal(int sig) { stopSignal.store(sig); }
+
+void installSignalHandlers() {
+  struct sigaction sa {};
+  sa.sa_handler = &onStopSignal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = 0;  // no SA_RESTART: epoll_wait returns at once
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+}
+
+int fail(const std::string& message) {
+  std::fprintf(stderr, "nodeplane: error: %s\n", message.c_str());
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace nodeplane;
+  auto parsed = dataplane::parseDaemonOptions(argc, argv);
+  if (!parsed) {
+    std::fprintf(stderr, "nodeplane: error: %s\n", parsed.error().message.c_str());
+    return 2;
+  }
+  if (parsed->exitNow) {
+    std::fputs(parsed->output.c_str(), stdout);
+    return 0;
+  }
+  const dataplane::DaemonOptions& opts = parsed->options;
+  dataplane::setupLogging(opts.logLevel);
+  dataplane::routeDpdkLogToSpdlog();
+
+  std::vector<std::string> ealArgs = dataplane::buildEalArgs(argv[0], opts);
+  std::vector<char*> ealArgv;
+  for (auto& a : ealArgs) ealArgv.push_back(a.data());
+  spdlog::info("nodeplane starting: node {} ({}), pod CIDR {}", opts.nodeName,
+               opts.nodeIp.toString(), opts.podCidr.toString());
+  if (rte_eal_init(static_cast<int>(ealArgv.size()), ealArgv.data()) < 0)
+    return fail("EAL initialisation failed (see the log above; EAL arguments go after \"--\")");
+
+  int rc = 0;
+  {
+    for (unsigned lcore : opts.workerLcores)
+      if (!rte_lcore_is_enabled(lcore)) {
+        rte_eal_cleanup();
+        return fail("--workers: lcore " + std::to_string(lcore) + " is not available");
+      }
+
+    dataplane::EngineConfig engineConfig;
+    engineConfig.workerLcores = opts.workerLcores;
+    engineConfig.burstSize = opts.burstSize;
+    engineConfig.mbufs = opts.mbufs;
+    engineConfig.idleSleepUs = opts.idleSleepUs;
+    engineConfig.ports = {opts.rxDescriptors, opts.txDescriptors};
+    auto engine = dataplane::Engine::create(engineConfig);
+    if (!engine) {
+      rte_eal_cleanup();
+      return fail(engine.error().message);
+    }
+
+    control::NodeSettings settings;
+    settings.nodeName = opts.nodeName;
+    settings.nodeIp = opts.nodeIp;
+    settings.podCidr = opts.podCidr;
+    settings.clusterCidr = opts.clusterCidr;
+    settings.serviceCidr = opts.serviceCidr;
+    settings.gatewayIp = opts.gatewayIp;
+    settings.icmpErrorsPerSecond = opts.icmpErrorsPerSecond;
+    settings.uplinkDevargs = opts.uplink;
+    control::NodeController node(settings, **engine);
+
+    installSignalHandlers();
+    Status started = node.start();
+    if (started) started = (*engine)->start();
+    if (!started) {
+      rc = fail(started.error().message);
+    } else {
+      control::ControlApi api(node, **engine);
+      auto server = control::ControlServer::open(
+          control::ServerConfig{opts.controlSocket, opts.controlGroup,
+                                opts.controlMaxRequestBytes},
+          [&api](std::string_view line) {
+            control::Json id;
+            auto request = control::parseRequest(line, &id);
+            if (!request) return control::formatReply(id, request.error());
+            return control::formatReply(request->id, api.handle(*request));
+          },
+          [](const Error& error) { return control::formatReply(nullptr, error); });
+      if (!server) {
+        rc = fail(server.error().message);
+      } else {
+        spdlog::info("nodeplane ready: {} worker(s), control socket {}", opts.workerLcores.size(),
+                     opts.controlSocket);
+        while (stopSignal.load() == 0) {
+          (*server)->pollOnce(100);
+          (*engine)->reclaim();
+        }
+        spdlog::info("signal {} received: stopping", stopSignal.load());
+      }
+    }
+    node.shutdown();
+    (*engine)->stop();
+  }
+  rte_eal_cleanup();
+  spdlog::info("nodeplane stopped");
+  return rc;
+}

@@ -1,0 +1,274 @@
+#include "dataplane/options.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <boost/program_options.hpp>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace nodeplane::dataplane {
+
+namespace po = boost::program_options;
+
+namespace {
+
+constexpr const char* kVersion = "nodeplane 0.1.0";
+const std::set<std::string> kLogLevels = {"trace", "debug", "info", "warn", "error", "critical",
+                                          "off"};
+// EAL options we derive ourselves; giving them after "--" would contradict --workers.
+const std::set<std::string> kReservedEalArgs = {"-l", "--lcores", "-c", "--main-lcore"};
+
+std::string hostName() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof(buf) - 1) != 0) return "";
+  return buf;
+}
+
+Error optionError(const std::string& option, const std::string& message) {
+  return invalidArgument("--" + option + ": " + message);
+}
+
+template <typename T>
+Result<T> parseWith(const po::variables_map& vm, const std::string& option,
+                    std::optional<T> (*parser)(std::string_view), const char* expected) {
+  const std::string text = vm[option].as<std::string>();
+  auto value = parser(text);
+  if (!value) return optionError(option, "'" + text + "' is not " + expected);
+  return *value;
+}
+
+bool isValidNodeName(const std::string& name) {
+  // A Kubernetes node name: DNS subdomain (RFC 1123), at most 253 characters.
+  if (name.empty() || name.size() > 253) return false;
+  for (char c : name)
+    if (!(std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) ||
+          c == '-' || c == '.'))
+      return false;
+  return std::isalnum(static_cast<unsigned char>(name.front())) &&
+         std::isalnum(static_cast<unsigned char>(name.back()));
+}
+
+}  // namespace
+
+std::optional<std::vector<unsigned>> parseLcoreList(const std::string& text) {
+  std::vector<unsigned> out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    size_t dash = item.find('-');
+    try {
+      size_t used = 0;
+      if (dash == std::string::npos) {
+        unsigned long v = std::stoul(item, &used);
+        if (used != item.size() || v >= 1024) return std::nullopt;
+        out.push_back(static_cast<unsigned>(v));
+      } else {
+        std::string a = item.substr(0, dash), b = item.substr(dash + 1);
+        unsigned long lo = std::stoul(a, &used);
+        if (used != a.size()) return std::nullopt;
+        unsigned long hi = std::stoul(b, &used);
+        if (used != b.size() || lo > hi || hi >= 1024) return std::nullopt;
+        for (unsigned long v = lo; v <= hi; ++v) out.push_back(static_cast<unsigned>(v));
+      }
+    } catch (const std::exception&) {
+      return std::nullopt;
+    }
+  }
+  if (out.empty()) return std::nullopt;
+  std::vector<unsigned> sorted = out;
+  std::sort(sorted.begin(), sorted.end());
+  if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end()) return std::nullopt;
+  return out;
+}
+
+Result<ParsedOptions> parseDaemonOptions(int argc, const char* const* argv) {
+  // Everything after "--" goes to EAL untouched.
+  std::vector<std::string> ours, eal;
+  bool afterSeparator = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (!afterSeparator && arg == "--") {
+      afterSeparator = true;
+      continue;
+    }
+    (afterSeparator ? eal : ours).push_back(arg);
+  }
+
+  po::options_description desc("nodeplane options (command line, or KEY = VALUE in --config)");
+  // clang-format off
+  desc.add_options()
+      ("help,h", "print this help and exit")
+      ("version", "print the version and exit")
+      ("config", po::value<std::string>(), "read options from this file (command line wins)")
+      ("node-name", po::value<std::string>(), "this node's name (default: the host name)")
+      ("node-ip", po::value<std::string>(), "this node's underlay IPv4 address (required)")
+      ("pod-cidr", po::value<std::string>(), "this node's pod CIDR, e.g. 10.244.1.0/24 (required)")
+      ("cluster-cidr", po::value<std::string>(), "the cluster's pod CIDR, e.g. 10.244.0.0/16")
+      ("service-cidr", po::value<std::string>(), "the cluster's service CIDR, e.g. 10.96.0.0/12")
+      ("uplink", po::value<std::string>(), "uplink port: PCI address or vdev devargs")
+      ("main-lcore", po::value<unsigned>()->default_value(0), "lcore of the control thread")
+      ("workers", po::value<std::string>()->default_value("1"), "worker lcores, e.g. 1 or 1-3,6")
+      ("control-socket", po::value<std::string>()->default_value("/run/nodeplane/control.sock"),
+          "control socket path")
+      ("control-group", po::value<std::string>(), "group also allowed on the control socket")
+      ("control-max-request", po::value<size_t>()->default_value(64u << 20),
+          "largest accepted control request, bytes")
+      ("log-level", po::value<std::string>()->default_value("info"),
+          "trace, debug, info, warn, error, critical or off")
+      ("gateway-ip", po::value<std::string>()->default_value("169.254.1.1"),
+          "the pods' link-local default gateway")
+      ("burst", po::value<uint16_t>()->default_value(32), "RX burst size (1-64)")
+      ("mbufs", po::value<uint32_t>()->default_value(32767), "mbufs in the packet pool")
+      ("idle-sleep-us", po::value<uint32_t>()->default_value(0),
+          "sleep this long when a worker finds nothing to do (0: always busy-poll)")
+      ("icmp-errors-per-second", po::value<uint32_t>()->default_value(1000),
+          "ICMP errors a worker may generate per second")
+      ("rx-descriptors", po::value<uint16_t>()->default_value(1024), "RX ring size per queue")
+      ("tx-descriptors", po::value<uint16_t>()->default_value(1024), "TX ring size per queue");
+  // clang-format on
+
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(ours).options(desc).run(), vm);
+    if (vm.count("config")) {
+      const std::string path = vm["config"].as<std::string>();
+      std::ifstream file(path);
+      if (!file) return optionError("config", "cannot read '" + path + "'");
+      po::store(po::parse_config_file(file, desc), vm);
+    }
+    po::notify(vm);
+  } catch (const po::error& e) {
+    return invalidArgument(e.what());
+  }
+
+  ParsedOptions parsed;
+  if (vm.count("help")) {
+    std::ostringstream out;
+    out << "usage: nodeplane [options] [-- EAL options]\n\n" << desc;
+    parsed.exitNow = true;
+    parsed.output = out.str();
+    return parsed;
+  }
+  if (vm.count("version")) {
+    parsed.exitNow = true;
+    parsed.output = std::string(kVersion) + "\n";
+    return parsed;
+  }
+
+  DaemonOptions& o = parsed.options;
+  o.nodeName = vm.count("node-name") ? vm["node-name"].as<std::string>() : hostName();
+  if (!isValidNodeName(o.nodeName))
+    return optionError("node-name", "'" + o.nodeName + "' is not a valid Kubernetes node name");
+
+  if (!vm.count("node-ip")) return optionError("node-ip", "required");
+  auto nodeIp = parseWith<Ipv4Address>(vm, "node-ip", &Ipv4Address::parse, "an IPv4 address");
+  if (!nodeIp) return nodeIp.error();
+  o.nodeIp = *nodeIp;
+
+  if (!vm.count("pod-cidr")) return optionError("pod-cidr", "required");
+  auto podCidr = parseWith<Ipv4Prefix>(vm, "pod-cidr", &Ipv4Prefix::parse,
+                                       "an IPv4 CIDR with host bits zero");
+  if (!podCidr) return podCidr.error();
+  o.podCidr = *podCidr;
+  if (o.podCidr.length > 30) return optionError("pod-cidr", "a /31 or /32 leaves no pod address");
+
+  for (const char* name : {"cluster-cidr", "service-cidr"}) {
+    if (!vm.count(name)) continue;
+    auto prefix =
+        parseWith<Ipv4Prefix>(vm, name, &Ipv4Prefix::parse, "an IPv4 CIDR with host bits zero");
+    if (!prefix) return prefix.error();
+    (std::string(name) == "cluster-cidr" ? o.clusterCidr : o.serviceCidr) = *prefix;
+  }
+  if (o.clusterCidr && !o.clusterCidr->contains(o.podCidr.address))
+    return optionError("pod-cidr", o.podCidr.toString() + " is not inside --cluster-cidr " +
+                                       o.clusterCidr->toString());
+  if (o.clusterCidr && o.serviceCidr && o.clusterCidr->overlaps(*o.serviceCidr))
+    return optionError("service-cidr", o.serviceCidr->toString() + " overlaps --cluster-cidr " +
+                                           o.clusterCidr->toString());
+  if (o.serviceCidr && o.serviceCidr->overlaps(o.podCidr))
+    return optionError("service-cidr",
+                       o.serviceCidr->toString() + " overlaps --pod-cidr " + o.podCidr.toString());
+
+  auto gateway = parseWith<Ipv4Address>(vm, "gateway-ip", &Ipv4Address::parse, "an IPv4 address");
+  if (!gateway) return gateway.error();
+  o.gatewayIp = *gateway;
+  if (o.podCidr.contains(o.gatewayIp))
+    return optionError("gateway-ip", o.gatewayIp.toString() + " lies inside --pod-cidr " +
+                                         o.podCidr.toString());
+
+  if (vm.count("uplink")) o.uplink = vm["uplink"].as<std::string>();
+  if (vm.count("uplink") && o.uplink.empty()) return optionError("uplink", "empty devargs");
+
+  o.mainLcore = vm["main-lcore"].as<unsigned>();
+  auto workers = parseLcoreList(vm["workers"].as<std::string>());
+  if (!workers)
+    return optionError("workers", "'" + vm["workers"].as<std::string>() +
+                                      "' is not a list of distinct lcores (e.g. 1 or 1-3,6)");
+  o.workerLcores = *workers;
+  if (std::find(o.workerLcores.begin(), o.workerLcores.end(), o.mainLcore) !=
+      o.workerLcores.end())
+    return optionError("workers", "lcore " + std::to_string(o.mainLcore) +
+                                      " is the --main-lcore (the control thread)");
+
+  o.controlSocket = vm["control-socket"].as<std::string>();
+  if (o.controlSocket.empty() || o.controlSocket.front() != '/')
+    return optionError("control-socket", "'" + o.controlSocket + "' is not an absolute path");
+  if (o.controlSocket.size() >= 108)
+    return optionError("control-socket", "longer than a Unix socket path may be (107 bytes)");
+  if (vm.count("control-group")) o.controlGroup = vm["control-group"].as<std::string>();
+  o.controlMaxRequestBytes = vm["control-max-request"].as<size_t>();
+  if (o.controlMaxRequestBytes < 4096)
+    return optionError("control-max-request", "below the minimum of 4096 bytes");
+
+  o.logLevel = vm["log-level"].as<std::string>();
+  if (!kLogLevels.count(o.logLevel))
+    return optionError("log-level", "'" + o.logLevel +
+                                        "' is not one of trace, debug, info, warn, error, "
+                                        "critical, off");
+  o.burstSize = vm["burst"].as<uint16_t>();
+  if (o.burstSize < 1 || o.burstSize > 64) return optionError("burst", "must be 1 to 64");
+  o.mbufs = vm["mbufs"].as<uint32_t>();
+  if (o.mbufs < 1024) return optionError("mbufs", "below the minimum of 1024");
+  o.idleSleepUs = vm["idle-sleep-us"].as<uint32_t>();
+  if (o.idleSleepUs > 100000) return optionError("idle-sleep-us", "above 100000 (100 ms)");
+  o.icmpErrorsPerSecond = vm["icmp-errors-per-second"].as<uint32_t>();
+  o.rxDescriptors = vm["rx-descriptors"].as<uint16_t>();
+  o.txDescriptors = vm["tx-descriptors"].as<uint16_t>();
+  if (o.rxDescriptors < 64) return optionError("rx-descriptors", "below the minimum of 64");
+  if (o.txDescriptors < 64) return optionError("tx-descriptors", "below the minimum of 64");
+
+  for (const std::string& arg : eal) {
+    const std::string key = arg.substr(0, arg.find('='));
+    if (kReservedEalArgs.count(key))
+      return invalidArgument("EAL option " + key +
+                             " is set by nodeplane: use --workers and --main-lcore");
+  }
+  o.ealArgs = std::move(eal);
+  return parsed;
+}
+
+std::vector<std::string> buildEalArgs(const std::string& program, const DaemonOptions& options) {
+  std::vector<std::string> args{program};
+  std::string lcores = std::to_string(options.mainLcore);
+  for (unsigned l : options.workerLcores) lcores += "," + std::to_string(l);
+  args.insert(args.end(), {"-l", lcores, "--main-lcore", std::to_string(options.mainLcore)});
+
+  bool hasPrefix = false;
+  for (const std::string& a : options.ealArgs)
+    if (a.rfind("--file-prefix", 0) == 0) hasPrefix = true;
+  // Several daemons (one per emulated node) can share a host when each has its own prefix.
+  if (!hasPrefix) args.insert(args.end(), {"--file-prefix", "nodeplane-" + options.nodeName});
+
+  // DPDK's own messages at a level matching ours; a --log-level after "--" still wins.
+  static const std::pair<const char*, const char*> kEalLevels[] = {
+      {"trace", "debug"}, {"debug", "debug"}, {"info", "notice"},   {"warn", "warning"},
+      {"error", "error"}, {"critical", "critical"}, {"off", "emergency"}};
+  for (const auto& [ours, eal] : kEalLevels)
+    if (options.logLevel == ours) args.push_back(std::string("--log-level=") + eal);
+  args.insert(args.end(), options.ealArgs.begin(), options.ealArgs.end());
+  return args;
+}
+
+}  // namespace nodeplane::dataplane

@@ -1,0 +1,53 @@
+// The nodeplane daemon's options (command line or config file, Boost.Program_options) and the
+// EAL arguments derived from them. Parsing is pure, so it is unit-tested without EAL.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/ipv4.h"
+#include "common/result.h"
+
+namespace nodeplane::dataplane {
+
+struct DaemonOptions {
+  std::string nodeName;
+  Ipv4Address nodeIp;
+  Ipv4Prefix podCidr;
+  std::optional<Ipv4Prefix> clusterCidr;
+  std::optional<Ipv4Prefix> serviceCidr;
+  std::string uplink;  // devargs or PCI address; empty: no uplink
+  unsigned mainLcore = 0;
+  std::vector<unsigned> workerLcores;
+  std::string controlSocket = "/run/nodeplane/control.sock";
+  std::string controlGroup;  // also allowed on the socket, besides root and our own uid
+  size_t controlMaxRequestBytes = 64u << 20;
+  std::string logLevel = "info";
+  Ipv4Address gatewayIp{0xa9fe0101};  // 169.254.1.1
+  uint16_t burstSize = 32;
+  uint32_t mbufs = 32767;
+  uint32_t idleSleepUs = 0;
+  uint32_t icmpErrorsPerSecond = 1000;
+  uint16_t rxDescriptors = 1024;
+  uint16_t txDescriptors = 1024;
+  std::vector<std::string> ealArgs;  // as given after "--"
+};
+
+struct ParsedOptions {
+  DaemonOptions options;
+  bool exitNow = false;  // --help or --version was handled
+  std::string output;    // what to print for --help / --version
+};
+
+// argv[0] is the program name. Errors are one line naming the option.
+Result<ParsedOptions> parseDaemonOptions(int argc, const char* const* argv);
+
+// "1", "1,3", "2-5", "1,4-6" -> lcore ids; empty/invalid -> nullopt.
+std::optional<std::vector<unsigned>> parseLcoreList(const std::string& text);
+
+// The full EAL argv (program name first): our lcores and file prefix, then the user's EAL args.
+std::vector<std::string> buildEalArgs(const std::string& program, const DaemonOptions& options);
+
+}  // namespace nodeplane::dataplane

@@ -1,0 +1,86 @@
+// The immutable configuration the workers read: built whole by the control thread, published with
+// one release store, read by a worker once per loop iteration, reclaimed only after every worker
+// has reported a quiescent state since the swap (rte_rcu_qsbr). Nothing in it changes once
+// published; sub-tables are shared between consecutive snapshots when their input did not change.
+#pragma once
+
+#include <rte_byteorder.h>
+#include <rte_ether.h>
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "dataplane/route_table.h"
+
+struct rte_rcu_qsbr;
+struct rte_rcu_qsbr_dq;
+
+namespace nodeplane::dataplane {
+
+inline constexpr uint16_t kMaxPorts = RTE_MAX_ETHPORTS;
+
+enum class PortRole : uint8_t { kUnused, kPod, kUplink };
+
+struct PortConfig {
+  PortRole role = PortRole::kUnused;
+  rte_ether_addr mac{};      // this port's MAC: the pods' gateway MAC, our source MAC
+  rte_be32_t podIp = 0;      // kPod: the only source address accepted from this port
+};
+
+struct RxQueueRef {
+  uint16_t port;
+  uint16_t queue;
+};
+
+struct WorkerPlan {
+  std::vector<RxQueueRef> rxQueues;  // polled in order, every loop iteration
+};
+
+struct DataplaneSettings {
+  rte_be32_t gatewayIp = 0;  // the pods' link-local default gateway
+  rte_be32_t nodeIp = 0;     // source address of ICMP errors we generate
+  uint32_t icmpErrorsPerSecond = 1000;  // per worker; token bucket refill rate
+  uint32_t icmpErrorBurst = 50;         // per worker; token bucket depth
+};
+
+struct Snapshot {
+  uint64_t generation = 0;
+  DataplaneSettings settings;
+  std::array<PortConfig, kMaxPorts> ports{};
+  std::shared_ptr<const RouteTable> routes;
+  std::vector<WorkerPlan> workers;  // one per worker, by worker index
+};
+
+// Publishes snapshots to the workers and reclaims old ones after their grace period.
+// publish(), synchronize() and reclaim() run on the control thread only; current() on workers.
+class SnapshotPublisher {
+ public:
+  // `qsbr` must have every worker registered under its worker index.
+  explicit SnapshotPublisher(rte_rcu_qsbr* qsbr);
+  ~SnapshotPublisher();
+  SnapshotPublisher(const SnapshotPublisher&) = delete;
+  SnapshotPublisher& operator=(const SnapshotPublisher&) = delete;
+
+  const Snapshot* current() const { return current_.load(std::memory_order_acquire); }
+
+  // Makes `next` current. The previous snapshot is freed once all workers have passed a
+  // quiescent point (asynchronously, from reclaim() or a later publish()).
+  void publish(std::unique_ptr<Snapshot> next);
+  // Blocks the caller until every worker has passed a quiescent point after this call: after it
+  // returns no worker can still use anything only an older snapshot referenced.
+  void synchronize();
+  // Frees old snapshots whose grace period has ended; cheap when there are none.
+  void reclaim();
+
+ private:
+  static void freeSnapshots(void* self, void* entries, unsigned count);
+
+  rte_rcu_qsbr* qsbr_;
+  rte_rcu_qsbr_dq* deferQueue_ = nullptr;
+  std::atomic<const Snapshot*> current_{nullptr};
+};
+
+}  // namespace nodeplane::dataplane

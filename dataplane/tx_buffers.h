@@ -1,0 +1,81 @@
+// Per-worker transmit buffers, one per output port, sent on the worker's own TX queue of that
+// port (every port has one TX queue per worker: no locks). A buffer is sent when it fills and at
+// the end of every worker loop iteration; what the queue refuses is freed and counted.
+#pragma once
+
+#include <rte_ethdev.h>
+#include <rte_mbuf.h>
+
+#include "dataplane/counters.h"
+#include "dataplane/packet.h"
+#include "dataplane/snapshot.h"
+
+namespace nodeplane::dataplane {
+
+class TxBuffers {
+ public:
+  static constexpr uint16_t kCapacity = kMaxBurst;
+
+  TxBuffers(uint16_t txQueue, WorkerCounters* counters) : queue_(txQueue), counters_(counters) {}
+
+  void enqueue(uint16_t port, rte_mbuf* m) {
+    Buffer& b = buffers_[port];
+    if (b.count == kCapacity) flush(port);
+    if (!b.dirty) {
+      b.dirty = true;
+      dirty_[dirtyCount_++] = port;
+    }
+    b.pkts[b.count++] = m;
+  }
+
+  void flushAll() {
+    for (uint16_t i = 0; i < dirtyCount_; ++i) {
+      flush(dirty_[i]);
+      buffers_[dirty_[i]].dirty = false;
+    }
+    dirtyCount_ = 0;
+  }
+
+ private:
+  struct Buffer {
+    uint16_t count = 0;
+    bool dirty = false;
+    rte_mbuf* pkts[kCapacity];
+  };
+
+  void flush(uint16_t port) {
+    Buffer& b = buffers_[port];
+    if (b.count == 0) return;
+    uint16_t sent = rte_eth_tx_burst(port, queue_, b.pkts, b.count);
+    counters_->txPackets.add(sent);
+    if (sent < b.count) {
+      counters_->drop(DropReason::kTxQueueFull, b.count - sent);
+      rte_pktmbuf_free_bulk(b.pkts + sent, b.count - sent);
+    }
+    b.count = 0;
+  }
+
+  uint16_t queue_;
+  WorkerCounters* counters_;
+  uint16_t dirtyCount_ = 0;
+  uint16_t dirty_[kMaxPorts];
+  Buffer buffers_[kMaxPorts];
+};
+
+// Hands every packet of the burst to its TX buffer, or frees it and counts its drop reason.
+inline void dispatchBurst(Burst& burst, TxBuffers& tx, WorkerCounters& counters) {
+  rte_mbuf* dropped[kMaxBurst];
+  uint16_t droppedCount = 0;
+  for (uint16_t i = 0; i < burst.count; ++i) {
+    const PacketMeta& meta = burst.meta[i];
+    if (meta.action == Action::kTransmit) {
+      tx.enqueue(meta.outPort, burst.pkts[i]);
+      continue;
+    }
+    counters.drop(meta.action == Action::kDrop ? meta.drop : DropReason::kUnclaimed);
+    dropped[droppedCount++] = burst.pkts[i];
+  }
+  if (droppedCount != 0) rte_pktmbuf_free_bulk(dropped, droppedCount);
+}
+
+}  // namespace nodeplane::dataplane

@@ -1,0 +1,87 @@
+#include "dataplane/worker.h"
+
+#include <rte_cycles.h>
+#include <rte_ethdev.h>
+#include <rte_rcu_qsbr.h>
+
+#include <algorithm>
+
+#include "dataplane/pipeline.h"
+
+namespace nodeplane::dataplane {
+
+namespace {
+// Empty loop iterations before an idle worker sleeps (when sleeping is enabled at all).
+constexpr uint32_t kIdleLoopsBeforeSleep = 1024;
+}  // namespace
+
+Worker::Worker(const WorkerConfig& config, const SnapshotPublisher& publisher, rte_rcu_qsbr* qsbr,
+               const std::atomic<bool>& stop)
+    : config_(config),
+      publisher_(publisher),
+      qsbr_(qsbr),
+      stop_(stop),
+      tx_(config.index, &counters_) {
+  context_.workerIndex = config.index;
+  context_.counters = &counters_;
+  config_.burstSize = std::clamp<uint16_t>(config_.burstSize, 1, kMaxBurst);
+}
+
+int Worker::launch(void* worker) {
+  static_cast<Worker*>(worker)->run();
+  return 0;
+}
+
+void Worker::run() {
+  const unsigned id = config_.index;
+  rte_rcu_qsbr_thread_register(qsbr_, id);
+  rte_rcu_qsbr_thread_online(qsbr_, id);
+
+  Burst burst;
+  uint64_t configuredGeneration = ~uint64_t{0};
+  uint64_t last = rte_rdtsc();
+  uint32_t idleLoops = 0;
+  while (!stop_.load(std::memory_order_relaxed)) {
+    const Snapshot* snapshot = publisher_.current();
+    uint32_t received = 0;
+    if (snapshot->generation != configuredGeneration) {
+      context_.icmpLimiter.configure(rte_get_tsc_hz(), snapshot->settings.icmpErrorsPerSecond,
+                                     snapshot->settings.icmpErrorBurst);
+      configuredGeneration = snapshot->generation;
+    }
+    for (const RxQueueRef& q : snapshot->workers[id].rxQueues) {
+      const uint16_t n = rte_eth_rx_burst(q.port, q.queue, burst.pkts, config_.burstSize);
+      if (n == 0) continue;
+      burst.count = n;
+      burst.inPort = q.port;
+      uint64_t bytes = 0;
+      for (uint16_t i = 0; i < n; ++i) bytes += burst.pkts[i]->pkt_len;
+      counters_.rxPackets.add(n);
+      counters_.rxBytes.add(bytes);
+      counters_.rxBursts.add();
+      runStages(burst, *snapshot, context_);
+      dispatchBurst(burst, tx_, counters_);
+      received += n;
+    }
+    tx_.flushAll();
+    rte_rcu_qsbr_quiescent(qsbr_, id);
+
+    const uint64_t now = rte_rdtsc();
+    (received != 0 ? counters_.busyCycles : counters_.idleCycles).add(now - last);
+    last = now;
+    counters_.loops.add();
+    if (received != 0 || config_.idleSleepUs == 0) {
+      idleLoops = 0;
+    } else if (++idleLoops >= kIdleLoopsBeforeSleep) {
+      rte_rcu_qsbr_thread_offline(qsbr_, id);
+      rte_delay_us_sleep(config_.idleSleepUs);
+      rte_rcu_qsbr_thread_online(qsbr_, id);
+      counters_.idleSleeps.add();
+      last = rte_rdtsc();
+    }
+  }
+  rte_rcu_qsbr_thread_offline(qsbr_, id);
+  rte_rcu_qsbr_thread_unregister(qsbr_, id);
+}
+
+}  // namespace nodeplane::dataplane

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages nodeplane builds and tests with, only those missing.
+# Run as root (make demo / make test call it). Idempotent and quiet when nothing is missing.
+set -euo pipefail
+
+packages=(
+  build-essential meson ninja-build pkg-config
+  dpdk dpdk-dev libdpdk-dev
+  libhyperscan-dev libboost-program-options-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  libspdlog-dev nlohmann-json3-dev libyaml-cpp-dev libcurl4-openssl-dev
+  libnl-3-dev libnl-route-3-dev libpcap-dev
+  containernetworking-plugins iproute2 iputils-ping ethtool procps curl
+  python3 python3-scapy python3-pytest python3-yaml
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: missing Debian packages: ${missing[*]}" >&2
+  echo "install-deps: run as root (or install them yourself) and try again" >&2
+  exit 1
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq || echo "install-deps: apt-get update failed; trying the cached package lists" >&2
+apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,55 @@
+// The kernel network operations nodeplane-cni needs, over rtnetlink (libnl-route): veth pairs
+// with one end created straight in the pod's network namespace, addresses, routes, link state,
+// and the TX checksum offload switch. Everything returns Result; nothing here throws.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "common/ipv4.h"
+#include "common/result.h"
+
+namespace nodeplane::cni {
+
+// Enters a network namespace for the lifetime of the object (this thread only), and returns
+// to the original one on destruction.
+class NetnsScope {
+ public:
+  static Result<std::unique_ptr<NetnsScope>> enter(const std::string& netnsPath);
+  ~NetnsScope();
+  NetnsScope(const NetnsScope&) = delete;
+  NetnsScope& operator=(const NetnsScope&) = delete;
+
+ private:
+  NetnsScope(int original) : original_(original) {}
+  int original_;
+};
+
+struct LinkInfo {
+  int index = 0;
+  MacAddress mac;
+  unsigned mtu = 0;
+  bool up = false;
+};
+
+// All functions act in the network namespace the calling thread is in.
+Result<LinkInfo> getLink(const std::string& name);
+bool linkExists(const std::string& name);
+// Creates hostName here and its peer peerName inside the namespace open as netnsFd.
+Status createVethPair(const std::string& hostName, const std::string& peerName, int netnsFd,
+                      unsigned mtu);
+Status setLinkUp(const std::string& name, unsigned mtu);  // mtu 0: unchanged
+Status deleteLink(const std::string& name);               // missing link: ok
+Status addAddress(const std::string& link, Ipv4Prefix address);
+// A route to `dst` on `link`: via `gateway` when given, else scope link.
+Status addRoute(const std::string& link, Ipv4Prefix dst, std::optional<Ipv4Address> gateway);
+bool hasAddress(const std::string& link, Ipv4Address address);
+bool hasRoute(const std::string& link, Ipv4Prefix dst, std::optional<Ipv4Address> gateway);
+// Turns TX checksum offload off, so the kernel computes full L4 checksums on what it sends
+// (a packet socket on the other end of a veth sees partial checksums otherwise).
+Status disableTxChecksumOffload(const std::string& link);
+// Writes a sysctl under /proc/sys (e.g. "net/ipv6/conf/<if>/disable_ipv6"); missing: ok.
+Status writeSysctl(const std::string& key, const std::string& value);
+
+}  // namespace nodeplane::cni

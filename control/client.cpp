@@ -51,12 +51,16 @@ Result<Json> ControlClient::call(const std::string& op, const Json& args) const 
   request.args = args;
   const std::string line = formatRequest(request);
   size_t sent = 0;
+  std::string sendError;
   while (sent < line.size()) {
     ssize_t n = ::send(fd.get(), line.data() + sent, line.size() - sent, MSG_NOSIGNAL);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0)
-      return makeError(ErrorCode::kUnavailable, std::string("sending to the daemon: ") +
-                                                    strerror(errno));
+    if (n <= 0) {
+      // The daemon may have refused us (permissions, load) and closed: its reason is still
+      // queued for us to read.
+      sendError = std::string("sending to the daemon: ") + strerror(errno);
+      break;
+    }
     sent += static_cast<size_t>(n);
   }
 
@@ -72,7 +76,9 @@ Result<Json> ControlClient::call(const std::string& op, const Json& args) const 
                            " ms");
     ssize_t n = ::read(fd.get(), buf, sizeof(buf));
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return makeError(ErrorCode::kUnavailable, "the daemon closed the connection");
+    if (n <= 0)
+      return makeError(ErrorCode::kUnavailable,
+                       sendError.empty() ? "the daemon closed the connection" : sendError);
     reply.append(buf, static_cast<size_t>(n));
   }
   return parseReply(std::string_view(reply).substr(0, reply.find('\n')));

@@ -36,7 +36,7 @@ Result<Json> parseReply(std::string_view line);
 // Reads typed fields out of "args", producing errors that name op and field.
 class ArgReader {
  public:
-  ArgReader(const std::string& op, const Json& args) : op_(op), args_(args) {}
+  ArgReader(std::string op, const Json& args) : op_(std::move(op)), args_(args) {}
 
   Result<std::string> string(const char* field) const;
   Result<std::string> optionalString(const char* field, const std::string& fallback) const;
@@ -47,7 +47,7 @@ class ArgReader {
   Error error(const char* field, const std::string& message) const;
 
  private:
-  const std::string& op_;
+  std::string op_;
   const Json& args_;
 };
 

@@ -1,0 +1,169 @@
+// NodeController against a fake backend: validation, idempotence, conflicts, rollback, and the
+// order of publish / synchronize / close that keeps workers safe.
+#include "control/node_controller.h"
+
+#include <gtest/gtest.h>
+
+#include "tests/unit/support/fake_backend.h"
+#include "tests/unit/support/packet_builder.h"
+
+namespace nodeplane::control {
+namespace {
+
+NodeSettings settings() {
+  NodeSettings s;
+  s.nodeName = "node-cpu";
+  s.nodeIp = testing::ip("192.168.50.10");
+  s.podCidr = *Ipv4Prefix::parse("10.244.1.0/24");
+  return s;
+}
+
+PodAttachment pod(const char* name, const char* ipText, const char* macText = "0a:00:00:00:00:01") {
+  PodAttachment a;
+  a.namespaceName = "ns-dev";
+  a.name = name;
+  a.containerId = std::string("ctr-") + name;
+  a.hostInterface = std::string("veth-") + name;
+  a.ip = testing::ip(ipText);
+  a.mac = testing::mac(macText);
+  return a;
+}
+
+class NodeControllerTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_TRUE(node.start().ok()); }
+  testing::FakeBackend backend;
+  NodeController node{settings(), backend};
+};
+
+TEST_F(NodeControllerTest, AttachOpensAnAfPacketPortAndPublishes) {
+  backend.workers = 1;
+  auto r = node.attachPod(pod("c1", "10.244.1.2"));
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_EQ(backend.opened.size(), 1u);
+  EXPECT_EQ(backend.opened[0], "net_af_packet_np1,iface=veth-c1,qpairs=1");
+  const dataplane::Snapshot* s = backend.current();
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->generation, node.generation());
+  EXPECT_EQ(s->ports[r->port.id].role, dataplane::PortRole::kPod);
+  EXPECT_EQ(s->ports[r->port.id].podIp, rte_cpu_to_be_32(testing::ip("10.244.1.2").value));
+  ASSERT_EQ(s->workers.size(), 1u);
+  ASSERT_EQ(s->workers[0].rxQueues.size(), 1u);
+  uint32_t dst = testing::ip("10.244.1.2").value;
+  uint64_t nh;
+  s->routes->lookup(&dst, &nh, 1);
+  EXPECT_EQ(s->routes->nextHop(nh).kind, dataplane::NextHopKind::kLocalPod);
+  EXPECT_EQ(s->routes->nextHop(nh).port, r->port.id);
+}
+
+TEST_F(NodeControllerTest, RetriedAttachIsIdempotentConflictingOneIsRefused) {
+  ASSERT_TRUE(node.attachPod(pod("c1", "10.244.1.2")).ok());
+  const auto gen = node.generation();
+  ASSERT_TRUE(node.attachPod(pod("c1", "10.244.1.2")).ok());
+  EXPECT_EQ(node.generation(), gen);
+  EXPECT_EQ(backend.opened.size(), 1u);
+
+  auto changed = pod("c1", "10.244.1.9");
+  auto r = node.attachPod(changed);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ErrorCode::kAlreadyExists);
+
+  auto sameIp = pod("c2", "10.244.1.2");
+  r = node.attachPod(sameIp);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("field 'ip'"), std::string::npos);
+
+  auto sameIf = pod("c3", "10.244.1.3");
+  sameIf.hostInterface = "veth-c1";
+  r = node.attachPod(sameIf);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("hostInterface"), std::string::npos);
+}
+
+TEST_F(NodeControllerTest, InvalidAttachmentsNameTheField) {
+  struct Case {
+    std::function<void(PodAttachment&)> mutate;
+    const char* field;
+  } cases[] = {
+      {[](auto& a) { a.ip = testing::ip("10.244.2.5"); }, "'ip'"},
+      {[](auto& a) { a.ip = testing::ip("10.244.1.0"); }, "'ip'"},
+      {[](auto& a) { a.ip = testing::ip("10.244.1.255"); }, "'ip'"},
+      {[](auto& a) { a.mac = testing::mac("01:00:5e:00:00:01"); }, "'mac'"},
+      {[](auto& a) { a.mac = testing::mac("00:00:00:00:00:00"); }, "'mac'"},
+      {[](auto& a) { a.namespaceName = "NS_Dev"; }, "'namespace'"},
+      {[](auto& a) { a.name = ""; }, "'name'"},
+      {[](auto& a) { a.containerId = ""; }, "'containerId'"},
+      {[](auto& a) { a.hostInterface = "bad,iface=x"; }, "'hostInterface'"},
+      {[](auto& a) { a.hostInterface = "this-name-is-too-long"; }, "'hostInterface'"},
+      {[](auto& a) { a.devargs = "net_tap0"; }, "exactly one"},
+      {[](auto& a) { a.interface = "a/b"; }, "'interface'"},
+  };
+  for (auto& c : cases) {
+    auto a = pod("c1", "10.244.1.2");
+    c.mutate(a);
+    auto r = node.attachPod(a);
+    ASSERT_FALSE(r.ok()) << c.field;
+    EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument);
+    EXPECT_NE(r.error().message.find(c.field), std::string::npos) << r.error().message;
+  }
+  EXPECT_TRUE(backend.opened.empty()) << "nothing opened for an invalid request";
+  EXPECT_TRUE(node.pods().empty());
+}
+
+TEST_F(NodeControllerTest, APortThatFailsToOpenChangesNothing) {
+  const auto gen = node.generation();
+  backend.failNextOpen = true;
+  auto r = node.attachPod(pod("c1", "10.244.1.2"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("ns-dev/c1"), std::string::npos);
+  EXPECT_EQ(node.generation(), gen);
+  EXPECT_TRUE(node.pods().empty());
+}
+
+TEST_F(NodeControllerTest, DetachPublishesThenWaitsThenCloses) {
+  auto r = node.attachPod(pod("c1", "10.244.1.2"));
+  ASSERT_TRUE(r.ok());
+  const int syncs = backend.synchronizations;
+  ASSERT_TRUE(node.detachPod(PodKey{"ctr-c1", "eth0"}).ok());
+  EXPECT_EQ(backend.synchronizations, syncs + 1);
+  ASSERT_EQ(backend.closed.size(), 1u);
+  EXPECT_EQ(backend.closed[0], r->port.id);
+  EXPECT_EQ(backend.current()->ports[r->port.id].role, dataplane::PortRole::kUnused);
+  auto again = node.detachPod(PodKey{"ctr-c1", "eth0"});
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.error().code, ErrorCode::kNotFound);
+}
+
+TEST_F(NodeControllerTest, FindsPodsByNamespaceAndName) {
+  ASSERT_TRUE(node.attachPod(pod("c1", "10.244.1.2")).ok());
+  auto key = node.findPod("ns-dev", "c1");
+  ASSERT_TRUE(key);
+  EXPECT_EQ(key->containerId, "ctr-c1");
+  EXPECT_FALSE(node.findPod("ns-stg", "c1"));
+}
+
+TEST_F(NodeControllerTest, QueuesAreSpreadOneWorkerPerQueue) {
+  testing::FakeBackend multi;
+  multi.workers = 3;
+  NodeController n(settings(), multi);
+  ASSERT_TRUE(n.start().ok());
+  ASSERT_TRUE(n.attachPod(pod("c1", "10.244.1.2")).ok());
+  const auto* s = multi.current();
+  ASSERT_EQ(s->workers.size(), 3u);
+  for (uint16_t w = 0; w < 3; ++w) {
+    ASSERT_EQ(s->workers[w].rxQueues.size(), 1u);
+    EXPECT_EQ(s->workers[w].rxQueues[0].queue, w);
+  }
+  EXPECT_NE(multi.opened[0].find("qpairs=3"), std::string::npos);
+}
+
+TEST_F(NodeControllerTest, ShutdownClosesEveryPortAfterAGracePeriod) {
+  ASSERT_TRUE(node.attachPod(pod("c1", "10.244.1.2")).ok());
+  ASSERT_TRUE(node.attachPod(pod("c2", "10.244.1.3", "0a:00:00:00:00:02")).ok());
+  node.shutdown();
+  EXPECT_TRUE(backend.live.empty());
+  EXPECT_TRUE(node.pods().empty());
+}
+
+}  // namespace
+}  // namespace nodeplane::control

@@ -1,0 +1,65 @@
+// A DataplaneBackend without ports or workers: hands out port ids, keeps the published snapshot,
+// and records what the control plane did, so control logic is tested without real devices.
+#pragma once
+
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "dataplane/dataplane_backend.h"
+
+namespace nodeplane::testing {
+
+class FakeBackend : public dataplane::DataplaneBackend {
+ public:
+  unsigned workers = 1;
+  std::vector<std::string> opened;  // devargs, in order
+  std::vector<uint16_t> closed;
+  std::set<uint16_t> live;
+  int synchronizations = 0;
+  int publications = 0;
+  bool failNextOpen = false;
+
+  unsigned workerCount() const override { return workers; }
+  int socketId() const override { return 0; }
+  Result<dataplane::PortInfo> openPort(const std::string& devargs) override {
+    if (failNextOpen) {
+      failNextOpen = false;
+      return makeError(ErrorCode::kInvalidArgument, "fake: cannot open " + devargs);
+    }
+    dataplane::PortInfo info;
+    info.id = nextPort_++;
+    info.name = devargs.substr(0, devargs.find(','));
+    info.driver = "fake";
+    info.mac.bytes = {0x02, 0xfe, 0, 0, 0, static_cast<uint8_t>(info.id)};
+    info.rxQueues = static_cast<uint16_t>(workers);
+    info.txQueues = static_cast<uint16_t>(workers);
+    opened.push_back(devargs);
+    live.insert(info.id);
+    return info;
+  }
+  void closePort(uint16_t port) override {
+    closed.push_back(port);
+    live.erase(port);
+  }
+  void publish(std::unique_ptr<dataplane::Snapshot> snapshot) override {
+    current_ = std::move(snapshot);
+    ++publications;
+  }
+  void synchronize() override { ++synchronizations; }
+  Result<dataplane::PortStats> portStats(uint16_t) const override {
+    return dataplane::PortStats{};
+  }
+  std::vector<dataplane::WorkerStats> workerStats() const override {
+    return std::vector<dataplane::WorkerStats>(workers);
+  }
+
+  const dataplane::Snapshot* current() const { return current_.get(); }
+
+ private:
+  uint16_t nextPort_ = 0;
+  std::unique_ptr<dataplane::Snapshot> current_;
+};
+
+}  // namespace nodeplane::testing

@@ -1,0 +1,44 @@
+# Thin wrapper over meson (DESIGN.md §5). Each target installs what is missing first.
+#   make demo   build, then run the demo cluster (configs/demo-cluster) on this machine
+#   make test   build, then every test: unit, scenario, e2e; unit again under ASan+UBSan
+#   make bench  build, then the perf/ benchmarks
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+MESON_OPTS ?=
+
+.PHONY: all deps build test test-unit test-asan demo bench clean
+
+all: build
+
+deps:
+	@./scripts/install-deps.sh
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD) $(MESON_OPTS)
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+test: build
+	meson test -C $(BUILD) --print-errorlogs --num-processes 2
+	$(MAKE) --no-print-directory test-asan
+
+test-unit: build
+	meson test -C $(BUILD) --print-errorlogs --suite unit
+
+$(ASAN_BUILD)/build.ninja:
+	meson setup $(ASAN_BUILD) -Dbuildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
+
+test-asan: deps $(ASAN_BUILD)/build.ninja
+	ninja -C $(ASAN_BUILD)
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  meson test -C $(ASAN_BUILD) --print-errorlogs --suite unit --no-rebuild
+
+demo: build
+	/usr/bin/python3 tools/demo.py
+
+bench: build
+	./$(BUILD)/perf/dataplane_bench
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

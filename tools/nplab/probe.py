@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""probe.py: traffic endpoints run inside pod network namespaces (stdlib only).
+
+  probe.py serve [--tcp PORT]... [--udp PORT]... [--http PORT]... [--name NAME]
+      TCP/UDP echo servers; HTTP servers answering "<name>\n" to any GET.
+  probe.py tcp HOST PORT [--bytes N] [--timeout S]   connect, send, expect the echo back
+  probe.py udp HOST PORT [--timeout S]                send a datagram, expect the echo back
+Exit 0 on success; on failure, exit 1 and print why.
+"""
+
+import argparse
+import http.server
+import os
+import socket
+import socketserver
+import sys
+import threading
+
+
+def serve(args):
+    name = args.name or socket.gethostname()
+
+    class TcpEcho(socketserver.BaseRequestHandler):
+        def handle(self):
+            while True:
+                data = self.request.recv(65536)
+                if not data:
+                    return
+                self.request.sendall(data)
+
+    class UdpEcho(socketserver.BaseRequestHandler):
+        def handle(self):
+            data, sock = self.request
+            sock.sendto(data, self.client_address)
+
+    class Http(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = f"{name}\n".encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    class ThreadedTcp(socketserver.ThreadingMixIn, socketserver.TCPServer):
+        allow_reuse_address = True
+        daemon_threads = True
+
+    class ThreadedUdp(socketserver.ThreadingMixIn, socketserver.UDPServer):
+        allow_reuse_address = True
+        daemon_threads = True
+
+    class ThreadedHttp(socketserver.ThreadingMixIn, http.server.HTTPServer):
+        allow_reuse_address = True
+        daemon_threads = True
+
+    servers = [ThreadedTcp(("0.0.0.0", p), TcpEcho) for p in args.tcp]
+    servers += [ThreadedUdp(("0.0.0.0", p), UdpEcho) for p in args.udp]
+    servers += [ThreadedHttp(("0.0.0.0", p), Http) for p in args.http]
+    threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in servers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def tcp(args):
+    payload = os.urandom(args.bytes)
+    with socket.create_connection((args.host, args.port), timeout=args.timeout) as s:
+        s.settimeout(args.timeout)
+        received = bytearray()
+
+        def reader():
+            while len(received) < len(payload):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                received.extend(chunk)
+
+        t = threading.Thread(target=reader)
+        t.start()
+        s.sendall(payload)
+        t.join(args.timeout)
+    if bytes(received) != payload:
+        print(f"tcp echo mismatch: sent {len(payload)}, got {len(received)}")
+        return 1
+    return 0
+
+
+def udp(args):
+    payload = os.urandom(64)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(args.timeout)
+        for _ in range(3):
+            s.sendto(payload, (args.host, args.port))
+            try:
+                data, _ = s.recvfrom(65536)
+            except socket.timeout:
+                continue
+            if data == payload:
+                return 0
+    print("udp echo: no reply")
+    return 1
+
+
+def main():
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("serve")
+    s.add_argument("--tcp", type=int, action="append", default=[])
+    s.add_argument("--udp", type=int, action="append", default=[])
+    s.add_argument("--http", type=int, action="append", default=[])
+    s.add_argument("--name")
+    t = sub.add_parser("tcp")
+    t.add_argument("host")
+    t.add_argument("port", type=int)
+    t.add_argument("--bytes", type=int, default=1000)
+    t.add_argument("--timeout", type=float, default=5)
+    u = sub.add_parser("udp")
+    u.add_argument("host")
+    u.add_argument("port", type=int)
+    u.add_argument("--timeout", type=float, default=2)
+    args = p.parse_args()
+    try:
+        return {"serve": serve, "tcp": tcp, "udp": udp}[args.cmd](args) or 0
+    except OSError as e:
+        print(f"{args.cmd}: {e}")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

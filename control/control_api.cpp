@@ -1,5 +1,6 @@
 #include "control/control_api.h"
 
+#include "control/model_json.h"
 #include "dataplane/drop_reason.h"
 
 namespace nodeplane::control {
@@ -30,19 +31,10 @@ const char* roleName(dp::PortRole r) {
 }  // namespace
 
 Json podToJson(const AttachedPod& pod) {
-  const PodAttachment& s = pod.spec;
-  Json j = {{"namespace", s.namespaceName},
-            {"name", s.name},
-            {"containerId", s.containerId},
-            {"interface", s.interface},
-            {"ip", s.ip.toString()},
-            {"mac", s.mac.toString()},
-            {"port", pod.port.id},
-            {"portName", pod.port.name},
-            {"gatewayMac", pod.port.mac.toString()}};
-  if (!s.hostInterface.empty()) j["hostInterface"] = s.hostInterface;
-  if (!s.devargs.empty()) j["devargs"] = s.devargs;
-  if (!s.netns.empty()) j["netns"] = s.netns;
+  Json j = podAttachmentToJson(pod.spec);
+  j["port"] = pod.port.id;
+  j["portName"] = pod.port.name;
+  j["gatewayMac"] = pod.port.mac.toString();
   return j;
 }
 
@@ -57,7 +49,7 @@ ControlApi::ControlApi(NodeController& node, dp::DataplaneBackend& backend)
   ops_["drops"] = {"drop counters by reason; args: {\"all\": bool} to include zeros",
                    [this](const ArgReader& a, const Json& raw) { return drops(a, raw); }};
   ops_["pod.attach"] = {"attach a pod interface (see control/README.md)",
-                        [this](const ArgReader& a, const Json&) { return podAttach(a); }};
+                        [this](const ArgReader& a, const Json& raw) { return podAttach(a, raw); }};
   ops_["pod.detach"] = {"detach by containerId [+ interface] or namespace + name",
                         [this](const ArgReader& a, const Json&) { return podDetach(a); }};
   ops_["pod.list"] = {"attached pods", [this](const ArgReader&, const Json&) { return podList(); }};
@@ -158,44 +150,10 @@ Result<Json> ControlApi::drops(const ArgReader& args, const Json& raw) const {
   return Json{{"drops", list}};
 }
 
-Result<Json> ControlApi::podAttach(const ArgReader& args) {
-  if (auto st = args.onlyFields({"namespace", "name", "containerId", "interface", "hostInterface",
-                                 "devargs", "netns", "ip", "mac"});
-      !st)
-    return st.error();
-  PodAttachment spec;
-  auto ns = args.string("namespace");
-  if (!ns) return ns.error();
-  auto name = args.string("name");
-  if (!name) return name.error();
-  auto cid = args.string("containerId");
-  if (!cid) return cid.error();
-  auto ifname = args.optionalString("interface", "eth0");
-  if (!ifname) return ifname.error();
-  auto hostIf = args.optionalString("hostInterface", "");
-  if (!hostIf) return hostIf.error();
-  auto devargs = args.optionalString("devargs", "");
-  if (!devargs) return devargs.error();
-  auto netns = args.optionalString("netns", "");
-  if (!netns) return netns.error();
-  auto ipText = args.string("ip");
-  if (!ipText) return ipText.error();
-  auto ip = Ipv4Address::parse(*ipText);
-  if (!ip) return args.error("ip", "'" + *ipText + "' is not an IPv4 address");
-  auto macText = args.string("mac");
-  if (!macText) return macText.error();
-  auto mac = MacAddress::parse(*macText);
-  if (!mac) return args.error("mac", "'" + *macText + "' is not a MAC address");
-  spec.namespaceName = *ns;
-  spec.name = *name;
-  spec.containerId = *cid;
-  spec.interface = *ifname;
-  spec.hostInterface = *hostIf;
-  spec.devargs = *devargs;
-  spec.netns = *netns;
-  spec.ip = *ip;
-  spec.mac = *mac;
-  auto pod = node_.attachPod(spec);
+Result<Json> ControlApi::podAttach(const ArgReader&, const Json& raw) {
+  auto spec = podAttachmentFromJson("pod.attach", raw);
+  if (!spec) return spec.error();
+  auto pod = node_.attachPod(*spec);
   if (!pod) return pod.error();
   return podToJson(*pod);
 }

@@ -30,7 +30,7 @@ class ControlApi {
   Result<Json> ports() const;
   Result<Json> workers() const;
   Result<Json> drops(const ArgReader& args, const Json& raw) const;
-  Result<Json> podAttach(const ArgReader& args);
+  Result<Json> podAttach(const ArgReader& args, const Json& raw);
   Result<Json> podDetach(const ArgReader& args);
   Result<Json> podList() const;
 

@@ -20,6 +20,7 @@ struct NodeSettings {
   Ipv4Address gatewayIp{0xa9fe0101};
   uint32_t icmpErrorsPerSecond = 1000;
   std::string uplinkDevargs;  // empty: no uplink
+  std::string stateFile;      // attachments survive a daemon restart here; empty: not kept
 };
 
 // A pod network interface as the CNI plugin (or an operator) describes it.

@@ -1,8 +1,14 @@
 #include "control/node_controller.h"
 
+#include <net/if.h>
 #include <spdlog/spdlog.h>
 
+#include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <fstream>
+
+#include "control/model_json.h"
 
 namespace nodeplane::control {
 
@@ -42,20 +48,90 @@ std::string describe(const PodAttachment& s) {
 }  // namespace
 
 NodeController::NodeController(NodeSettings settings, dp::DataplaneBackend& backend)
-    : settings_(std::move(settings)), backend_(backend) {}
+    : settings_(std::move(settings)),
+      backend_(backend),
+      interfaceExists_([](const std::string& name) { return ::if_nametoindex(name.c_str()) != 0; }) {}
 
 Status NodeController::start() {
   if (auto st = publish(pods_); !st) return st;
-  if (settings_.uplinkDevargs.empty()) return okStatus();
-  auto port = backend_.openPort(settings_.uplinkDevargs);
-  if (!port) return makeError(port.error().code, "uplink: " + port.error().message);
-  uplink_ = *port;
-  if (auto st = publish(pods_); !st) {
-    backend_.closePort(port->id);
-    uplink_.reset();
-    return st;
+  if (!settings_.uplinkDevargs.empty()) {
+    auto port = backend_.openPort(settings_.uplinkDevargs);
+    if (!port) return makeError(port.error().code, "uplink: " + port.error().message);
+    uplink_ = *port;
+    if (auto st = publish(pods_); !st) {
+      backend_.closePort(port->id);
+      uplink_.reset();
+      return st;
+    }
   }
+  restoreState();
   return okStatus();
+}
+
+void NodeController::saveState() const {
+  if (settings_.stateFile.empty()) return;
+  Json pods = Json::array();
+  for (const auto& [key, pod] : pods_) pods.push_back(podAttachmentToJson(pod.spec));
+  const Json doc = {{"version", 1}, {"node", settings_.nodeName}, {"pods", pods}};
+  const std::string tmp = settings_.stateFile + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << doc.dump(1) << "\n";
+    if (!out) {
+      spdlog::warn("state file {}: cannot write; attachments will not survive a restart", tmp);
+      return;
+    }
+  }
+  if (std::rename(tmp.c_str(), settings_.stateFile.c_str()) != 0)
+    spdlog::warn("state file {}: rename failed: {}", settings_.stateFile, std::strerror(errno));
+}
+
+void NodeController::restoreState() {
+  if (settings_.stateFile.empty()) return;
+  std::ifstream in(settings_.stateFile);
+  if (!in) return;  // first start
+  Json doc = Json::parse(in, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object() || !doc.contains("pods") || !doc["pods"].is_array()) {
+    spdlog::warn("state file {}: unreadable, starting without pods", settings_.stateFile);
+    return;
+  }
+  if (doc.value("node", "") != settings_.nodeName) {
+    spdlog::warn("state file {} belongs to node '{}', not '{}': ignored", settings_.stateFile,
+                 doc.value("node", ""), settings_.nodeName);
+    return;
+  }
+  size_t restored = 0;
+  for (const Json& args : doc["pods"]) {
+    auto spec = podAttachmentFromJson("state file", args);
+    if (!spec) {
+      spdlog::warn("state file {}: {}", settings_.stateFile, spec.error().message);
+      continue;
+    }
+    if (!spec->hostInterface.empty() && !interfaceExists_(spec->hostInterface)) {
+      spdlog::info("{}: interface {} is gone, not re-attached", describe(*spec),
+                   spec->hostInterface);
+      continue;
+    }
+    if (auto r = attachPod(*spec); !r)
+      spdlog::warn("re-attaching from the state file: {}", r.error().message);
+    else
+      ++restored;
+  }
+  saveState();  // drop what was not restored
+  spdlog::info("state file {}: {} pod(s) re-attached", settings_.stateFile, restored);
+}
+
+size_t NodeController::detachVanishedPods() {
+  std::vector<PodKey> gone;
+  for (const auto& [key, pod] : pods_)
+    if (!pod.spec.hostInterface.empty() && !interfaceExists_(pod.spec.hostInterface))
+      gone.push_back(key);
+  for (const PodKey& key : gone) {
+    spdlog::warn("{}: host interface {} disappeared without a CNI DEL: detaching",
+                 describe(pods_.at(key).spec), pods_.at(key).spec.hostInterface);
+    (void)detachPod(key);
+  }
+  return gone.size();
 }
 
 void NodeController::shutdown() {
@@ -136,6 +212,7 @@ Result<AttachedPod> NodeController::attachPod(const PodAttachment& spec) {
     return makeError(st.error().code, describe(spec) + ": " + st.error().message);
   }
   pods_ = std::move(next);
+  saveState();
   spdlog::info("{} attached: {} on port {} ({}), generation {}", describe(spec),
                spec.ip.toString(), port->id, port->name, generation_);
   return pods_[key];
@@ -151,6 +228,7 @@ Status NodeController::detachPod(const PodKey& key) {
   if (auto st = publish(next); !st) return st;
   AttachedPod gone = std::move(it->second);
   pods_ = std::move(next);
+  saveState();
   // No worker polls or sends to the port once every worker has passed a quiescent point.
   backend_.synchronize();
   backend_.closePort(gone.port.id);

@@ -5,6 +5,7 @@
 // Runs on the control thread only.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <vector>
@@ -19,7 +20,8 @@ class NodeController {
  public:
   NodeController(NodeSettings settings, dataplane::DataplaneBackend& backend);
 
-  // Publishes the first snapshot and opens the uplink if one is configured.
+  // Publishes the first snapshot, opens the uplink if one is configured, and re-attaches the pods
+  // of the state file whose interfaces still exist (a daemon restart keeps pods connected).
   Status start();
   // Detaches every port (for a clean stop); the workers must still be able to synchronize.
   void shutdown();
@@ -29,6 +31,13 @@ class NodeController {
   // Finds the attachment of a pod by namespace/name (its first interface).
   std::optional<PodKey> findPod(const std::string& namespaceName, const std::string& name) const;
   std::vector<AttachedPod> pods() const;
+  // Detaches pods whose host interface has disappeared (the pod's namespace was deleted without
+  // a CNI DEL). Returns how many. Called periodically by the daemon.
+  size_t detachVanishedPods();
+  // How host interfaces are looked up (tests replace it).
+  void setInterfaceProbe(std::function<bool(const std::string&)> exists) {
+    interfaceExists_ = std::move(exists);
+  }
 
   const NodeSettings& settings() const { return settings_; }
   uint64_t generation() const { return generation_; }
@@ -40,6 +49,8 @@ class NodeController {
   Result<std::unique_ptr<dataplane::Snapshot>> buildSnapshot(
       const std::map<PodKey, AttachedPod>& pods) const;
   Status publish(const std::map<PodKey, AttachedPod>& pods);
+  void saveState() const;
+  void restoreState();
 
   NodeSettings settings_;
   dataplane::DataplaneBackend& backend_;
@@ -47,6 +58,7 @@ class NodeController {
   std::optional<dataplane::PortInfo> uplink_;
   uint64_t generation_ = 0;
   uint64_t portSequence_ = 0;  // makes each af_packet vdev name unique
+  std::function<bool(const std::string&)> interfaceExists_;
 };
 
 }  // namespace nodeplane::control

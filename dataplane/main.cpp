@@ -6,7 +6,10 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
+#include <sys/stat.h>
+
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <vector>
 
@@ -92,6 +95,10 @@ int main(int argc, char** argv) {
     settings.gatewayIp = opts.gatewayIp;
     settings.icmpErrorsPerSecond = opts.icmpErrorsPerSecond;
     settings.uplinkDevargs = opts.uplink;
+    if (!opts.stateDir.empty()) {
+      ::mkdir(opts.stateDir.c_str(), 0750);
+      settings.stateFile = opts.stateDir + "/pods-" + opts.nodeName + ".json";
+    }
     control::NodeController node(settings, **engine);
 
     installSignalHandlers();
@@ -116,9 +123,15 @@ int main(int argc, char** argv) {
       } else {
         spdlog::info("nodeplane ready: {} worker(s), control socket {}", opts.workerLcores.size(),
                      opts.controlSocket);
+        auto lastCheck = std::chrono::steady_clock::now();
         while (stopSignal.load() == 0) {
           (*server)->pollOnce(100);
           (*engine)->reclaim();
+          const auto now = std::chrono::steady_clock::now();
+          if (now - lastCheck >= std::chrono::seconds(1)) {
+            node.detachVanishedPods();
+            lastCheck = now;
+          }
         }
         spdlog::info("signal {} received: stopping", stopSignal.load());
       }

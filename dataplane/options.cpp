@@ -115,6 +115,8 @@ Result<ParsedOptions> parseDaemonOptions(int argc, const char* const* argv) {
       ("control-group", po::value<std::string>(), "group also allowed on the control socket")
       ("control-max-request", po::value<size_t>()->default_value(64u << 20),
           "largest accepted control request, bytes")
+      ("state-dir", po::value<std::string>()->default_value("/run/nodeplane"),
+          "where attached pods are recorded to survive a restart (\"\": nowhere)")
       ("log-level", po::value<std::string>()->default_value("info"),
           "trace, debug, info, warn, error, critical or off")
       ("gateway-ip", po::value<std::string>()->default_value("169.254.1.1"),
@@ -222,6 +224,9 @@ Result<ParsedOptions> parseDaemonOptions(int argc, const char* const* argv) {
   if (o.controlMaxRequestBytes < 4096)
     return optionError("control-max-request", "below the minimum of 4096 bytes");
 
+  o.stateDir = vm["state-dir"].as<std::string>();
+  if (!o.stateDir.empty() && o.stateDir.front() != '/')
+    return optionError("state-dir", "'" + o.stateDir + "' is not an absolute path");
   o.logLevel = vm["log-level"].as<std::string>();
   if (!kLogLevels.count(o.logLevel))
     return optionError("log-level", "'" + o.logLevel +

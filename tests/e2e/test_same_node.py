@@ -165,6 +165,26 @@ def test_a_pod_removed_by_del_loses_connectivity_and_del_is_idempotent(node):
                             extra.result["interfaces"][0]["name"]], check=False).stdout
 
 
+def test_a_pod_whose_namespace_vanished_is_detached(node):
+    """The namespace is deleted without a CNI DEL (a crashed runtime): the veth pair goes with it,
+    and the daemon notices and releases the port within a couple of seconds."""
+    import time
+    from nplab.lab import run
+    lab, daemon, pods = node
+    ghost = lab.add_pod(daemon, "ns-dev", "ghost")
+    assert any(p["name"] == "ghost" for p in daemon.call("pod.list")["pods"])
+    run(["ip", "netns", "del", ghost.netns])
+    lab.netns.remove(ghost.netns)
+    deadline = time.time() + 5
+    while time.time() < deadline and any(p["name"] == "ghost"
+                                         for p in daemon.call("pod.list")["pods"]):
+        time.sleep(0.2)
+    assert all(p["name"] != "ghost" for p in daemon.call("pod.list")["pods"])
+    rc, out = lab.cni(ghost, "DEL", check=False)  # the runtime's late DEL still succeeds
+    assert rc == 0, out
+    lab.pods.remove(ghost)
+
+
 def test_no_unexplained_drops(node):
     """Every drop so far has a reason this test suite provoked or IPv6 chatter of the pods."""
     _, daemon, _ = node
@@ -172,3 +192,15 @@ def test_no_unexplained_drops(node):
                 "ipv6_unsupported", "ipv4_dst_multicast", "arp_not_answered"}
     unexpected = {k: v for k, v in daemon.drops().items() if k not in expected}
     assert not unexpected, unexpected
+
+
+def test_daemon_restart_keeps_pods_connected(node):
+    """Last: restarts the daemon. Attached pods come back from the state file."""
+    _, daemon, pods = node
+    assert daemon.stop() == 0
+    daemon.start()
+    listed = {p["name"] for p in daemon.call("pod.list")["pods"]}
+    assert {"c1", "c2", "c3", "c4"} <= listed
+    assert pods["c1"].ping(pods["c4"].ip)
+    r = pods["c3"].probe("tcp", pods["c2"].ip, "7000")
+    assert r.returncode == 0, r.stdout

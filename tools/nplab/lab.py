@@ -95,6 +95,7 @@ class Daemon:
         args = [str(build_dir() / "control/nodeplane"),
                 "--node-name", node_name, "--node-ip", node_ip, "--pod-cidr", pod_cidr,
                 "--control-socket", self.socket, "--workers", workers,
+                "--state-dir", str(lab.tmp / f"{node_name}"),
                 "--idle-sleep-us", "100", "--mbufs", "8191", "--log-level", "info"]
         if cluster_cidr:
             args += ["--cluster-cidr", cluster_cidr]

@@ -4,6 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+#include <set>
+
 #include "tests/unit/support/fake_backend.h"
 #include "tests/unit/support/packet_builder.h"
 
@@ -163,6 +167,74 @@ TEST_F(NodeControllerTest, ShutdownClosesEveryPortAfterAGracePeriod) {
   node.shutdown();
   EXPECT_TRUE(backend.live.empty());
   EXPECT_TRUE(node.pods().empty());
+}
+
+}  // namespace
+}  // namespace nodeplane::control
+
+namespace nodeplane::control {
+namespace {
+
+TEST_F(NodeControllerTest, PodsWhoseInterfaceVanishedAreDetached) {
+  std::set<std::string> present = {"veth-c1", "veth-c2"};
+  node.setInterfaceProbe([&](const std::string& n) { return present.count(n) > 0; });
+  ASSERT_TRUE(node.attachPod(pod("c1", "10.244.1.2")).ok());
+  ASSERT_TRUE(node.attachPod(pod("c2", "10.244.1.3", "0a:00:00:00:00:02")).ok());
+  EXPECT_EQ(node.detachVanishedPods(), 0u);
+  present.erase("veth-c2");
+  EXPECT_EQ(node.detachVanishedPods(), 1u);
+  ASSERT_EQ(node.pods().size(), 1u);
+  EXPECT_EQ(node.pods()[0].spec.name, "c1");
+}
+
+TEST(NodeControllerState, AttachmentsSurviveARestart) {
+  char dir[] = "/tmp/np-state-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  NodeSettings s = settings();
+  s.stateFile = std::string(dir) + "/pods.json";
+  {
+    testing::FakeBackend backend;
+    NodeController first(s, backend);
+    first.setInterfaceProbe([](const std::string&) { return true; });
+    ASSERT_TRUE(first.start().ok());
+    ASSERT_TRUE(first.attachPod(pod("c1", "10.244.1.2")).ok());
+    ASSERT_TRUE(first.attachPod(pod("c2", "10.244.1.3", "0a:00:00:00:00:02")).ok());
+    ASSERT_TRUE(first.attachPod(pod("c3", "10.244.1.4", "0a:00:00:00:00:03")).ok());
+    ASSERT_TRUE(first.detachPod(PodKey{"ctr-c3", "eth0"}).ok());
+    first.shutdown();  // a clean stop keeps the record
+  }
+  testing::FakeBackend backend;
+  NodeController second(s, backend);
+  // c2's namespace was deleted while the daemon was down.
+  second.setInterfaceProbe([](const std::string& n) { return n != "veth-c2"; });
+  ASSERT_TRUE(second.start().ok());
+  auto pods = second.pods();
+  ASSERT_EQ(pods.size(), 1u);
+  EXPECT_EQ(pods[0].spec.name, "c1");
+  EXPECT_EQ(pods[0].spec.ip.toString(), "10.244.1.2");
+
+  // Another node's state file is not taken over.
+  NodeSettings other = s;
+  other.nodeName = "node-gpu";
+  testing::FakeBackend otherBackend;
+  NodeController third(other, otherBackend);
+  third.setInterfaceProbe([](const std::string&) { return true; });
+  ASSERT_TRUE(third.start().ok());
+  EXPECT_TRUE(third.pods().empty());
+  std::filesystem::remove_all(dir);
+}
+
+TEST(NodeControllerState, ACorruptStateFileIsIgnored) {
+  char dir[] = "/tmp/np-state-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  NodeSettings s = settings();
+  s.stateFile = std::string(dir) + "/pods.json";
+  std::ofstream(s.stateFile) << "{ not json";
+  testing::FakeBackend backend;
+  NodeController node(s, backend);
+  EXPECT_TRUE(node.start().ok());
+  EXPECT_TRUE(node.pods().empty());
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

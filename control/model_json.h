@@ -1,0 +1,17 @@
+// The model's JSON forms, shared by the control protocol (pod.attach args) and the daemon's state
+// file, so that both read and write one format.
+#pragma once
+
+#include "common/result.h"
+#include "control/model.h"
+#include "control/protocol.h"
+
+namespace nodeplane::control {
+
+// The pod.attach argument object for an attachment.
+Json podAttachmentToJson(const PodAttachment& spec);
+// Reads pod.attach arguments; errors name `op` and the field. Does not validate semantics
+// (NodeController::validate does).
+Result<PodAttachment> podAttachmentFromJson(const std::string& op, const Json& args);
+
+}  // namespace nodeplane::control

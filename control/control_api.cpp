@@ -2,6 +2,9 @@
 
 #include "control/model_json.h"
 #include "dataplane/drop_reason.h"
+#include "overlay/vxlan.h"
+
+#include <cstring>
 
 namespace nodeplane::control {
 
@@ -53,6 +56,14 @@ ControlApi::ControlApi(NodeController& node, dp::DataplaneBackend& backend)
   ops_["pod.detach"] = {"detach by containerId [+ interface] or namespace + name",
                         [this](const ArgReader& a, const Json&) { return podDetach(a); }};
   ops_["pod.list"] = {"attached pods", [this](const ArgReader&, const Json&) { return podList(); }};
+  ops_["node.set"] = {"add or replace a node: name, ip, podCidrs, [vtepMac]",
+                      [this](const ArgReader&, const Json& raw) { return nodeSet(raw); }};
+  ops_["node.delete"] = {"remove a node: name",
+                         [this](const ArgReader& a, const Json&) { return nodeDelete(a); }};
+  ops_["node.list"] = {"nodes with their tunnel state",
+                       [this](const ArgReader&, const Json&) { return nodeList(); }};
+  ops_["neighbors"] = {"the underlay ARP table",
+                       [this](const ArgReader&, const Json&) { return neighbors(); }};
   ops_["ops"] = {"this list", [this](const ArgReader&, const Json&) -> Result<Json> {
                    Json out = Json::object();
                    for (const auto& [name, op] : ops_) out[name] = op.help;
@@ -86,6 +97,12 @@ Result<Json> ControlApi::status() const {
   j["clusterCidr"] = s.clusterCidr ? Json(s.clusterCidr->toString()) : Json(nullptr);
   j["serviceCidr"] = s.serviceCidr ? Json(s.serviceCidr->toString()) : Json(nullptr);
   j["uplink"] = node_.uplink() ? Json(node_.uplink()->name) : Json(nullptr);
+  j["overlay"] = {{"vni", s.vni},
+                  {"udpPort", s.vxlanPort},
+                  {"vtepMac", node_.vtepMac().toString()},
+                  {"mtu", s.mtu},
+                  {"podMtu", s.mtu - overlay::kOverhead},
+                  {"nodes", node_.nodes().size()}};
   return j;
 }
 
@@ -117,6 +134,7 @@ Result<Json> ControlApi::workers() const {
     const uint64_t total = w.counters.busyCycles + w.counters.idleCycles;
     list.push_back({{"index", w.index},
                     {"lcore", w.lcore},
+                    {"control", w.control},
                     {"busyPercent", total == 0 ? 0.0 : 100.0 * w.counters.busyCycles / total},
                     {"counters", countersToJson(w.counters)}});
   }
@@ -181,6 +199,60 @@ Result<Json> ControlApi::podDetach(const ArgReader& args) {
   if (auto st = node_.detachPod(key); !st) return st.error();
   return Json{{"detached", {{"containerId", key.containerId}, {"interface", key.interface}}},
               {"generation", node_.generation()}};
+}
+
+Result<Json> ControlApi::nodeSet(const Json& raw) {
+  auto spec = nodeSpecFromJson("node.set", raw);
+  if (!spec) return spec.error();
+  if (auto st = node_.setNode(*spec); !st) return st.error();
+  return Json{{"node", nodeSpecToJson(*spec)}, {"generation", node_.generation()}};
+}
+
+Result<Json> ControlApi::nodeDelete(const ArgReader& args) {
+  if (auto st = args.onlyFields({"name"}); !st) return st.error();
+  auto name = args.string("name");
+  if (!name) return name.error();
+  if (auto st = node_.deleteNode(*name); !st) return st.error();
+  return Json{{"deleted", *name}, {"generation", node_.generation()}};
+}
+
+Result<Json> ControlApi::nodeList() const {
+  const dp::Snapshot* snap = node_.current();
+  Json list = Json::array();
+  for (const NodeSpec& n : node_.nodes()) {
+    Json j = nodeSpecToJson(n);
+    const bool self = n.name == node_.settings().nodeName;
+    j["self"] = self;
+    if (!self) {
+      j["nextHop"] = node_.nextHopFor(n.ip).toString();
+      bool resolved = false;
+      if (snap && snap->overlay)
+        for (size_t i = 0; i < snap->overlay->nodeCount(); ++i)
+          if (snap->overlay->node(i).ip == rte_cpu_to_be_32(n.ip.value))
+            resolved = snap->overlay->node(i).resolved;
+      j["resolved"] = resolved;
+      if (!n.vtepMac) {
+        const rte_ether_addr e = overlay::defaultVtepMac(n.ip.value);
+        MacAddress m;
+        std::memcpy(m.bytes.data(), e.addr_bytes, 6);
+        j["vtepMac"] = m.toString();
+      }
+    }
+    list.push_back(std::move(j));
+  }
+  return Json{{"nodes", list}};
+}
+
+Result<Json> ControlApi::neighbors() const {
+  Json list = Json::array();
+  for (const auto& v : node_.neighbors(std::chrono::steady_clock::now()))
+    list.push_back({{"ip", v.ip.toString()},
+                    {"mac", v.mac ? Json(v.mac->toString()) : Json(nullptr)},
+                    {"state", overlay::NeighborTable::stateName(v.state)},
+                    {"held", v.held},
+                    {"probes", v.probesSent},
+                    {"confirmedMsAgo", v.mac ? Json(v.sinceConfirmed.count()) : Json(nullptr)}});
+  return Json{{"neighbors", list}};
 }
 
 Result<Json> ControlApi::podList() const {

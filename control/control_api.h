@@ -33,6 +33,10 @@ class ControlApi {
   Result<Json> podAttach(const ArgReader& args, const Json& raw);
   Result<Json> podDetach(const ArgReader& args);
   Result<Json> podList() const;
+  Result<Json> nodeSet(const Json& raw);
+  Result<Json> nodeDelete(const ArgReader& args);
+  Result<Json> nodeList() const;
+  Result<Json> neighbors() const;
 
   NodeController& node_;
   dataplane::DataplaneBackend& backend_;

@@ -14,6 +14,12 @@ namespace nodeplane::control {
 struct NodeSettings {
   std::string nodeName;
   Ipv4Address nodeIp;
+  uint8_t underlayPrefixLength = 32;           // the uplink's subnet around nodeIp
+  std::optional<Ipv4Address> underlayGateway;  // for tunnel endpoints outside it
+  uint16_t mtu = 1500;                         // underlay IP MTU
+  uint16_t vxlanPort = 4789;
+  uint32_t vni = 1;
+  std::optional<MacAddress> vtepMac;           // default: overlay::defaultVtepMac(nodeIp)
   Ipv4Prefix podCidr;
   std::optional<Ipv4Prefix> clusterCidr;
   std::optional<Ipv4Prefix> serviceCidr;
@@ -41,6 +47,15 @@ struct PodAttachment {
 struct AttachedPod {
   PodAttachment spec;
   dataplane::PortInfo port;
+};
+
+// A node of the cluster: where its tunnel endpoint is and which pod CIDRs live behind it.
+struct NodeSpec {
+  std::string name;
+  Ipv4Address ip;                      // underlay address: the VXLAN tunnel endpoint
+  std::vector<Ipv4Prefix> podCidrs;
+  std::optional<MacAddress> vtepMac;   // its VTEP's MAC; default derived from ip
+  bool operator==(const NodeSpec&) const = default;
 };
 
 // (containerId, interface) identifies an attachment, as CNI does.

@@ -47,4 +47,52 @@ Result<PodAttachment> podAttachmentFromJson(const std::string& op, const Json& a
   return s;
 }
 
+Json nodeSpecToJson(const NodeSpec& n) {
+  Json cidrs = Json::array();
+  for (const Ipv4Prefix& c : n.podCidrs) cidrs.push_back(c.toString());
+  Json j = {{"name", n.name}, {"ip", n.ip.toString()}, {"podCidrs", cidrs}};
+  if (n.vtepMac) j["vtepMac"] = n.vtepMac->toString();
+  return j;
+}
+
+Result<NodeSpec> nodeSpecFromJson(const std::string& op, const Json& args) {
+  ArgReader r(op, args);
+  if (auto st = r.onlyFields({"name", "ip", "podCidrs", "podCidr", "vtepMac"}); !st)
+    return st.error();
+  NodeSpec n;
+  auto name = r.string("name");
+  if (!name) return name.error();
+  n.name = *name;
+  auto ipText = r.string("ip");
+  if (!ipText) return ipText.error();
+  auto ip = Ipv4Address::parse(*ipText);
+  if (!ip) return r.error("ip", "'" + *ipText + "' is not an IPv4 address");
+  n.ip = *ip;
+  std::vector<std::string> cidrs;
+  if (r.has("podCidrs")) {
+    if (!args["podCidrs"].is_array()) return r.error("podCidrs", "not an array");
+    for (const Json& c : args["podCidrs"]) {
+      if (!c.is_string()) return r.error("podCidrs", "has a member that is not a string");
+      cidrs.push_back(c.get<std::string>());
+    }
+  } else if (r.has("podCidr")) {
+    auto c = r.string("podCidr");
+    if (!c) return c.error();
+    cidrs.push_back(*c);
+  }
+  for (const std::string& c : cidrs) {
+    auto prefix = Ipv4Prefix::parse(c);
+    if (!prefix) return r.error("podCidrs", "'" + c + "' is not an IPv4 CIDR with host bits zero");
+    n.podCidrs.push_back(*prefix);
+  }
+  if (r.has("vtepMac")) {
+    auto text = r.string("vtepMac");
+    if (!text) return text.error();
+    auto mac = MacAddress::parse(*text);
+    if (!mac) return r.error("vtepMac", "'" + *text + "' is not a MAC address");
+    n.vtepMac = *mac;
+  }
+  return n;
+}
+
 }  // namespace nodeplane::control

@@ -14,4 +14,8 @@ Json podAttachmentToJson(const PodAttachment& spec);
 // (NodeController::validate does).
 Result<PodAttachment> podAttachmentFromJson(const std::string& op, const Json& args);
 
+Json nodeSpecToJson(const NodeSpec& node);
+// node.set arguments: name, ip, podCidrs (array of CIDRs) or podCidr, optional vtepMac.
+Result<NodeSpec> nodeSpecFromJson(const std::string& op, const Json& args);
+
 }  // namespace nodeplane::control

@@ -7,8 +7,10 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <set>
 
 #include "control/model_json.h"
+#include "overlay/vxlan.h"
 
 namespace nodeplane::control {
 
@@ -50,19 +52,41 @@ std::string describe(const PodAttachment& s) {
 NodeController::NodeController(NodeSettings settings, dp::DataplaneBackend& backend)
     : settings_(std::move(settings)),
       backend_(backend),
-      interfaceExists_([](const std::string& name) { return ::if_nametoindex(name.c_str()) != 0; }) {}
+      interfaceExists_([](const std::string& name) { return ::if_nametoindex(name.c_str()) != 0; }),
+      resolver_(backend) {}
+
+MacAddress NodeController::vtepMac() const {
+  if (settings_.vtepMac) return *settings_.vtepMac;
+  const rte_ether_addr e = overlay::defaultVtepMac(settings_.nodeIp.value);
+  MacAddress m;
+  std::memcpy(m.bytes.data(), e.addr_bytes, 6);
+  return m;
+}
+
+Ipv4Address NodeController::nextHopFor(Ipv4Address endpoint) const {
+  const Ipv4Prefix subnet{Ipv4Address{settings_.nodeIp.value &
+                                      Ipv4Prefix{{}, settings_.underlayPrefixLength}.mask()},
+                          settings_.underlayPrefixLength};
+  if (!settings_.underlayGateway || subnet.contains(endpoint)) return endpoint;
+  return *settings_.underlayGateway;
+}
 
 Status NodeController::start() {
-  if (auto st = publish(pods_); !st) return st;
+  if (auto st = publish(pods_, nodes_); !st) return st;
   if (!settings_.uplinkDevargs.empty()) {
-    auto port = backend_.openPort(settings_.uplinkDevargs);
+    std::string devargs = settings_.uplinkDevargs;
+    // An af_packet uplink needs a socket (queue pair) per worker; fill it in when not given.
+    if (devargs.rfind("net_af_packet", 0) == 0 && devargs.find("qpairs=") == std::string::npos)
+      devargs += ",qpairs=" + std::to_string(backend_.workerCount());
+    auto port = backend_.openPort(devargs);
     if (!port) return makeError(port.error().code, "uplink: " + port.error().message);
     uplink_ = *port;
-    if (auto st = publish(pods_); !st) {
+    if (auto st = publish(pods_, nodes_); !st) {
       backend_.closePort(port->id);
       uplink_.reset();
       return st;
     }
+    resolver_.setUplink(UnderlayResolver::Uplink{port->id, port->mac, settings_.nodeIp});
   }
   restoreState();
   return okStatus();
@@ -139,9 +163,10 @@ void NodeController::shutdown() {
   for (const auto& [key, pod] : pods_) ports.push_back(pod.port.id);
   if (uplink_) ports.push_back(uplink_->id);
   pods_.clear();
+  nodes_.clear();
   uplink_.reset();
   if (ports.empty()) return;
-  (void)publish(pods_);
+  (void)publish(pods_, nodes_);
   backend_.synchronize();
   for (uint16_t p : ports) backend_.closePort(p);
 }
@@ -207,7 +232,7 @@ Result<AttachedPod> NodeController::attachPod(const PodAttachment& spec) {
 
   auto next = pods_;
   next[key] = AttachedPod{spec, *port};
-  if (auto st = publish(next); !st) {
+  if (auto st = publish(next, nodes_); !st) {
     backend_.closePort(port->id);  // never published: no worker can be polling it
     return makeError(st.error().code, describe(spec) + ": " + st.error().message);
   }
@@ -225,7 +250,7 @@ Status NodeController::detachPod(const PodKey& key) {
                                                " interface " + key.interface);
   auto next = pods_;
   next.erase(key);
-  if (auto st = publish(next); !st) return st;
+  if (auto st = publish(next, nodes_); !st) return st;
   AttachedPod gone = std::move(it->second);
   pods_ = std::move(next);
   saveState();
@@ -249,22 +274,134 @@ std::vector<AttachedPod> NodeController::pods() const {
   return out;
 }
 
-Result<std::unique_ptr<dp::Snapshot>> NodeController::buildSnapshot(
-    const std::map<PodKey, AttachedPod>& pods) const {
-  auto snap = std::make_unique<dp::Snapshot>();
-  snap->generation = generation_ + 1;
-  snap->settings.gatewayIp = rte_cpu_to_be_32(settings_.gatewayIp.value);
-  snap->settings.nodeIp = rte_cpu_to_be_32(settings_.nodeIp.value);
-  snap->settings.icmpErrorsPerSecond = settings_.icmpErrorsPerSecond;
-  snap->workers.resize(backend_.workerCount());
+Status NodeController::validateNode(const NodeSpec& n) const {
+  const std::string what = "node " + n.name;
+  if (!isDnsLabel(n.name, 253))
+    return invalidArgument(what + ": field 'name': not a valid Kubernetes node name");
+  if (n.ip.value == 0 || (n.ip.value >> 28) >= 0xe)
+    return invalidArgument(what + ": field 'ip': " + n.ip.toString() + " is not a unicast address");
+  if (n.vtepMac && (n.vtepMac->isZero() || n.vtepMac->isMulticast()))
+    return invalidArgument(what + ": field 'vtepMac': " + n.vtepMac->toString() +
+                           " is not a unicast MAC address");
+  if (n.name == settings_.nodeName) {  // our own entry, as the cluster sees us
+    if (n.ip != settings_.nodeIp)
+      return invalidArgument(what + ": field 'ip': " + n.ip.toString() +
+                             " but this daemon runs with --node-ip " + settings_.nodeIp.toString());
+    if (std::find(n.podCidrs.begin(), n.podCidrs.end(), settings_.podCidr) == n.podCidrs.end())
+      return invalidArgument(what + ": field 'podCidrs': does not list this daemon's --pod-cidr " +
+                             settings_.podCidr.toString());
+    return okStatus();
+  }
+  if (!uplink_)
+    return invalidArgument(what + ": this daemon has no --uplink: other nodes cannot be reached");
+  if (n.ip == settings_.nodeIp)
+    return invalidArgument(what + ": field 'ip': " + n.ip.toString() + " is this node's address");
+  if (n.podCidrs.empty()) return invalidArgument(what + ": field 'podCidrs': empty");
+  for (const Ipv4Prefix& c : n.podCidrs) {
+    const std::string field = what + ": field 'podCidrs': " + c.toString();
+    if (c.overlaps(settings_.podCidr))
+      return invalidArgument(field + " overlaps this node's pod CIDR " + settings_.podCidr.toString());
+    if (settings_.clusterCidr && !settings_.clusterCidr->contains(c.address))
+      return invalidArgument(field + " is outside the cluster CIDR " +
+                             settings_.clusterCidr->toString());
+    if (settings_.serviceCidr && c.overlaps(*settings_.serviceCidr))
+      return invalidArgument(field + " overlaps the service CIDR " +
+                             settings_.serviceCidr->toString());
+    if (c.contains(settings_.gatewayIp))
+      return invalidArgument(field + " contains the pods' gateway " +
+                             settings_.gatewayIp.toString());
+  }
+  for (const auto& [name, other] : nodes_) {
+    if (name == n.name || name == settings_.nodeName) continue;
+    if (other.ip == n.ip)
+      return makeError(ErrorCode::kAlreadyExists, what + ": field 'ip': " + n.ip.toString() +
+                                                      " already belongs to node " + name);
+    for (const Ipv4Prefix& a : n.podCidrs)
+      for (const Ipv4Prefix& b : other.podCidrs)
+        if (a.overlaps(b))
+          return makeError(ErrorCode::kAlreadyExists,
+                           what + ": field 'podCidrs': " + a.toString() + " overlaps " +
+                               b.toString() + " of node " + name);
+  }
+  return okStatus();
+}
 
-  auto addPort = [&](const dp::PortInfo& port, dp::PortConfig config) {
-    config.mac = toEther(port.mac);
-    snap->ports[port.id] = config;
-    for (uint16_t q = 0; q < port.rxQueues && q < snap->workers.size(); ++q)
-      snap->workers[q].rxQueues.push_back(dp::RxQueueRef{port.id, q});
-  };
+Status NodeController::setNode(const NodeSpec& spec) {
+  if (auto st = validateNode(spec); !st) return st;
+  if (auto it = nodes_.find(spec.name); it != nodes_.end() && it->second == spec) return okStatus();
+  Nodes next = nodes_;
+  next[spec.name] = spec;
+  if (auto st = publish(pods_, next); !st) return st;
+  nodes_ = std::move(next);
+  updateWantedNeighbors();
+  spdlog::info("node {} set: {} behind {}, generation {}", spec.name,
+               spec.podCidrs.empty() ? "-" : spec.podCidrs.front().toString(), spec.ip.toString(),
+               generation_);
+  return okStatus();
+}
 
+Status NodeController::deleteNode(const std::string& name) {
+  if (!nodes_.count(name)) return makeError(ErrorCode::kNotFound, "no node named " + name);
+  Nodes next = nodes_;
+  next.erase(name);
+  if (auto st = publish(pods_, next); !st) return st;
+  nodes_ = std::move(next);
+  updateWantedNeighbors();
+  spdlog::info("node {} deleted, generation {}", name, generation_);
+  return okStatus();
+}
+
+std::vector<NodeSpec> NodeController::nodes() const {
+  std::vector<NodeSpec> out;
+  for (const auto& [name, n] : nodes_) out.push_back(n);
+  return out;
+}
+
+void NodeController::updateWantedNeighbors() {
+  std::set<Ipv4Address> wanted;
+  for (const auto& [name, n] : nodes_)
+    if (name != settings_.nodeName) wanted.insert(nextHopFor(n.ip));
+  if (resolver_.setWanted(wanted, UnderlayResolver::TimePoint::clock::now()))
+    (void)publish(pods_, nodes_, /*routesChanged=*/false);
+}
+
+void NodeController::serviceSlowPath(UnderlayResolver::TimePoint now) {
+  if (resolver_.service(now, current_)) {
+    if (auto st = publish(pods_, nodes_, /*routesChanged=*/false); !st)
+      spdlog::error("republishing encap templates: {}", st.error().message);
+  }
+}
+
+Result<std::shared_ptr<const overlay::OverlayTable>> NodeController::buildOverlay(
+    const Nodes& nodes) const {
+  overlay::OverlaySettings o;
+  o.localIp = settings_.nodeIp;
+  o.udpPort = settings_.vxlanPort;
+  o.vni = settings_.vni;
+  o.vtepMac = vtepMac();
+  o.uplinkPort = uplink_->id;
+  o.uplinkMac = uplink_->mac;
+  o.mtu = settings_.mtu;
+  std::vector<overlay::RemoteNodeSpec> remotes;
+  for (const auto& [name, n] : nodes) {
+    if (name == settings_.nodeName) continue;
+    overlay::RemoteNodeSpec r;
+    r.ip = n.ip;
+    if (n.vtepMac) {
+      r.vtepMac = *n.vtepMac;
+    } else {
+      const rte_ether_addr e = overlay::defaultVtepMac(n.ip.value);
+      std::memcpy(r.vtepMac.bytes.data(), e.addr_bytes, 6);
+    }
+    r.nextHop = nextHopFor(n.ip);
+    r.nextHopMac = resolver_.mac(r.nextHop);
+    remotes.push_back(r);
+  }
+  return overlay::OverlayTable::build(o, remotes, backend_.socketId());
+}
+
+Result<std::shared_ptr<const dp::RouteTable>> NodeController::buildRoutes(
+    const std::map<PodKey, AttachedPod>& pods, const Nodes& nodes) const {
   dp::RouteTableBuilder routes;
   // This node's pod CIDR without a pod behind an address: dropped as an unknown pod.
   dp::NextHop unknownPod;
@@ -273,10 +410,7 @@ Result<std::unique_ptr<dp::Snapshot>> NodeController::buildSnapshot(
   dp::NextHop gateway;
   gateway.kind = dp::NextHopKind::kGateway;
   routes.addRoute(Ipv4Prefix{settings_.gatewayIp, 32}, routes.addNextHop(gateway));
-
   for (const auto& [key, pod] : pods) {
-    addPort(pod.port, dp::PortConfig{dp::PortRole::kPod, {},
-                                     rte_cpu_to_be_32(pod.spec.ip.value)});
     dp::NextHop nh;
     nh.kind = dp::NextHopKind::kLocalPod;
     nh.drop = dp::DropReason::kNone;
@@ -285,18 +419,56 @@ Result<std::unique_ptr<dp::Snapshot>> NodeController::buildSnapshot(
     nh.srcMac = toEther(pod.port.mac);
     routes.addRoute(Ipv4Prefix{pod.spec.ip, 32}, routes.addNextHop(nh));
   }
-  if (uplink_) addPort(*uplink_, dp::PortConfig{dp::PortRole::kUplink, {}, 0});
-
-  auto table = std::move(routes).build(backend_.socketId());
-  if (!table) return table.error();
-  snap->routes = std::move(*table);
-  return snap;
+  // Remote nodes, indexed as buildOverlay() lays them out (map order, ourselves skipped).
+  uint32_t index = 0;
+  for (const auto& [name, n] : nodes) {
+    if (name == settings_.nodeName) continue;
+    dp::NextHop nh;
+    nh.kind = dp::NextHopKind::kRemoteNode;
+    nh.drop = dp::DropReason::kNone;
+    nh.remoteNode = index++;
+    const uint32_t nhIndex = routes.addNextHop(nh);
+    for (const Ipv4Prefix& c : n.podCidrs) routes.addRoute(c, nhIndex);
+  }
+  return std::move(routes).build(backend_.socketId());
 }
 
-Status NodeController::publish(const std::map<PodKey, AttachedPod>& pods) {
-  auto snap = buildSnapshot(pods);
-  if (!snap) return snap.error();
-  backend_.publish(std::move(*snap));
+Status NodeController::publish(const std::map<PodKey, AttachedPod>& pods, const Nodes& nodes,
+                               bool routesChanged) {
+  auto snap = std::make_unique<dp::Snapshot>();
+  snap->generation = generation_ + 1;
+  snap->settings.podCidr = settings_.podCidr.address.value;
+  snap->settings.podCidrMask = settings_.podCidr.mask();
+  snap->settings.gatewayIp = rte_cpu_to_be_32(settings_.gatewayIp.value);
+  snap->settings.nodeIp = rte_cpu_to_be_32(settings_.nodeIp.value);
+  snap->settings.icmpErrorsPerSecond = settings_.icmpErrorsPerSecond;
+  snap->workers.resize(backend_.workerCount());
+
+  auto addPort = [&](const dp::PortInfo& port, dp::PortConfig config) {
+    config.mac = toEther(port.mac);
+    snap->ports[port.id] = config;
+    // Queue q of every port is polled by worker q (modulo: a port may have more RX queues).
+    for (uint16_t q = 0; q < port.rxQueues; ++q)
+      snap->workers[q % snap->workers.size()].rxQueues.push_back(dp::RxQueueRef{port.id, q});
+  };
+  for (const auto& [key, pod] : pods)
+    addPort(pod.port, dp::PortConfig{dp::PortRole::kPod, {}, rte_cpu_to_be_32(pod.spec.ip.value)});
+  if (uplink_) {
+    addPort(*uplink_, dp::PortConfig{dp::PortRole::kUplink, {}, 0});
+    auto overlay = buildOverlay(nodes);
+    if (!overlay) return overlay.error();
+    snap->overlay = std::move(*overlay);
+  }
+  if (routesChanged || !routes_) {
+    auto routes = buildRoutes(pods, nodes);
+    if (!routes) return routes.error();
+    snap->routes = std::move(*routes);
+  } else {
+    snap->routes = routes_;
+  }
+  routes_ = snap->routes;
+  current_ = snap.get();
+  backend_.publish(std::move(snap));
   ++generation_;
   return okStatus();
 }

@@ -12,6 +12,7 @@
 
 #include "common/result.h"
 #include "control/model.h"
+#include "control/underlay_resolver.h"
 #include "dataplane/dataplane_backend.h"
 
 namespace nodeplane::control {
@@ -27,6 +28,19 @@ class NodeController {
   void shutdown();
 
   Result<AttachedPod> attachPod(const PodAttachment& spec);
+  // Adds or replaces a node of the cluster (our own entry is checked, not routed).
+  Status setNode(const NodeSpec& spec);
+  Status deleteNode(const std::string& name);
+  std::vector<NodeSpec> nodes() const;
+  // The slow path: punted packets and ARP timers; republishes templates when MACs change.
+  void serviceSlowPath(UnderlayResolver::TimePoint now);
+  std::vector<overlay::NeighborTable::View> neighbors(UnderlayResolver::TimePoint now) const {
+    return resolver_.neighbors(now);
+  }
+  MacAddress vtepMac() const;
+  // For a remote node: the underlay next hop of its tunnel endpoint.
+  Ipv4Address nextHopFor(Ipv4Address endpoint) const;
+  const dataplane::Snapshot* current() const { return current_; }
   Status detachPod(const PodKey& key);
   // Finds the attachment of a pod by namespace/name (its first interface).
   std::optional<PodKey> findPod(const std::string& namespaceName, const std::string& name) const;
@@ -46,9 +60,16 @@ class NodeController {
   static Status validate(const PodAttachment& spec, const NodeSettings& settings);
 
  private:
-  Result<std::unique_ptr<dataplane::Snapshot>> buildSnapshot(
-      const std::map<PodKey, AttachedPod>& pods) const;
-  Status publish(const std::map<PodKey, AttachedPod>& pods);
+  using Nodes = std::map<std::string, NodeSpec>;
+  Status validateNode(const NodeSpec& spec) const;
+  // Builds and publishes a snapshot for these pods and nodes. The route table is rebuilt when
+  // `routesChanged`, else shared with the current snapshot.
+  Status publish(const std::map<PodKey, AttachedPod>& pods, const Nodes& nodes,
+                 bool routesChanged = true);
+  Result<std::shared_ptr<const dataplane::RouteTable>> buildRoutes(
+      const std::map<PodKey, AttachedPod>& pods, const Nodes& nodes) const;
+  Result<std::shared_ptr<const overlay::OverlayTable>> buildOverlay(const Nodes& nodes) const;
+  void updateWantedNeighbors();
   void saveState() const;
   void restoreState();
 
@@ -59,6 +80,10 @@ class NodeController {
   uint64_t generation_ = 0;
   uint64_t portSequence_ = 0;  // makes each af_packet vdev name unique
   std::function<bool(const std::string&)> interfaceExists_;
+  Nodes nodes_;
+  UnderlayResolver resolver_;
+  std::shared_ptr<const dataplane::RouteTable> routes_;  // of the current snapshot
+  const dataplane::Snapshot* current_ = nullptr;         // the last one published
 };
 
 }  // namespace nodeplane::control

@@ -37,6 +37,10 @@ class Counter {
   X(idleCycles, "idle_cycles", "TSC cycles spent in loop iterations that received nothing") \
   X(idleSleeps, "idle_sleeps", "times the worker slept after an idle stretch")              \
   X(arpReplies, "arp_replies", "ARP replies sent for the gateway / proxied addresses")       \
+  X(punted, "punted", "packets handed to the control thread (ARP, awaiting ARP, fragmenting)")\
+  X(injected, "injected", "packets the control thread gave this worker to send")            \
+  X(arpRequests, "arp_requests", "underlay ARP requests sent (control thread)")              \
+  X(fragmentsSent, "fragments_sent", "fragments made of oversized packets without DF")       \
   X(icmpEchoReplies, "icmp_echo_replies", "echo replies sent for the gateway address")      \
   X(icmpErrorsSent, "icmp_errors_sent", "ICMP errors generated (time exceeded, ...)")       \
   X(icmpRateLimited, "icmp_rate_limited", "ICMP errors suppressed by the rate limit")        \

@@ -11,6 +11,7 @@
 #include "common/ipv4.h"
 #include "common/result.h"
 #include "dataplane/counters.h"
+#include "dataplane/worker_context.h"
 #include "dataplane/snapshot.h"
 
 namespace nodeplane::dataplane {
@@ -34,6 +35,7 @@ struct PortStats {
 struct WorkerStats {
   unsigned index = 0;
   unsigned lcore = 0;
+  bool control = false;  // the control thread's own counters (slow path), not a worker
   CounterTotals counters;
 };
 
@@ -53,7 +55,17 @@ class DataplaneBackend {
   virtual void synchronize() = 0;
 
   virtual Result<PortStats> portStats(uint16_t port) const = 0;
+  // Every worker, then the control thread.
   virtual std::vector<WorkerStats> workerStats() const = 0;
+
+  // The slow path. Packets workers handed to the control thread (up to `max`).
+  virtual size_t drainPunted(PuntedPacket* out, size_t max) = 0;
+  // Queues `m` for transmission on `port` by a worker. False when the queue is full (the caller
+  // still owns m).
+  virtual bool inject(uint16_t port, rte_mbuf* m) = 0;
+  virtual rte_mempool* mempool() = 0;
+  // Counters the control thread writes (and only it).
+  virtual WorkerCounters& controlCounters() = 0;
 };
 
 }  // namespace nodeplane::dataplane

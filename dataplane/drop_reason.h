@@ -48,6 +48,29 @@ namespace nodeplane::dataplane {
   X(kNoRoute, "no_route", "destination outside every known prefix")                            \
   X(kPodUnknown, "pod_unknown", "destination in this node's pod CIDR but no such pod")         \
   X(kPortNotServed, "port_not_served", "received on a port that has no role in the snapshot")  \
+  X(kUplinkVlanTagged, "uplink_vlan_tagged", "802.1Q-tagged frame on the uplink (untagged only)") \
+  X(kUplinkNotForNode, "uplink_not_for_node", "IPv4 on the uplink not addressed to this node")  \
+  X(kHostPathUnavailable, "host_path_unavailable",                                             \
+    "traffic for the node itself other than ping/VXLAN; no host path to hand it to")            \
+  X(kVxlanOuterFragment, "vxlan_outer_fragment", "fragmented VXLAN datagram (not reassembled)") \
+  X(kVxlanBadUdpLength, "vxlan_bad_udp_length", "outer UDP length disagrees with the IPv4 length") \
+  X(kVxlanTruncated, "vxlan_truncated", "shorter than a VXLAN header")                         \
+  X(kVxlanNoIBit, "vxlan_no_i_bit", "VXLAN flags without the I (valid VNI) bit")               \
+  X(kVxlanUnknownVni, "vxlan_unknown_vni", "VXLAN network identifier not ours")                \
+  X(kVxlanUnknownSource, "vxlan_unknown_source", "outer source is not a known node's endpoint") \
+  X(kVxlanInnerTruncated, "vxlan_inner_truncated", "inner Ethernet or IPv4/ARP header cut short") \
+  X(kVxlanInnerNotIpv4, "vxlan_inner_not_ipv4_arp", "inner frame neither IPv4 nor ARP")         \
+  X(kVxlanInnerDstMac, "vxlan_inner_dst_mac", "inner frame not addressed to our VTEP MAC")      \
+  X(kVxlanInnerArpNotOurs, "vxlan_inner_arp_not_ours",                                          \
+    "inner ARP not a request for an address of this node's pod CIDR")                          \
+  X(kOverlayLoop, "overlay_loop", "arrived from the overlay, routed back into it")             \
+  X(kFragmentationNeeded, "fragmentation_needed",                                              \
+    "larger than the overlay MTU with DF set; ICMP fragmentation-needed sent (rate-limited)")  \
+  X(kFragmentationFailed, "fragmentation_failed", "could not fragment an oversized packet")    \
+  X(kEncapNoHeadroom, "encap_no_headroom", "no room in front of the packet for VXLAN headers") \
+  X(kNeighborUnresolved, "neighbor_unresolved", "the underlay next hop did not answer ARP")     \
+  X(kNeighborQueueFull, "neighbor_queue_full", "too many packets already waiting for ARP")      \
+  X(kPuntQueueFull, "punt_queue_full", "the control thread's queue from this worker was full") \
   X(kTxQueueFull, "tx_queue_full", "the output queue did not accept the packet")             \
   X(kUnclaimed, "unclaimed", "no stage decided the packet's fate (a bug: please report)")
 

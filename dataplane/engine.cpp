@@ -7,6 +7,8 @@
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
 #include <rte_rcu_qsbr.h>
+#include <rte_ring.h>
+#include <rte_ring_elem.h>
 #include <spdlog/spdlog.h>
 
 #include "dataplane/worker.h"
@@ -15,7 +17,16 @@ namespace nodeplane::dataplane {
 
 namespace {
 constexpr unsigned kMempoolCache = 256;
+constexpr unsigned kSlowPathRingSize = 1024;
+
+void freeRing(rte_ring* ring) {
+  if (ring == nullptr) return;
+  // Whatever is still queued (both ring kinds start with the mbuf pointer) is freed with it.
+  PuntedPacket p;
+  while (rte_ring_dequeue_elem(ring, &p, sizeof(p)) == 0) rte_pktmbuf_free(p.mbuf);
+  rte_ring_free(ring);
 }
+}  // namespace
 
 Engine::Engine(const EngineConfig& config) : config_(config) {}
 
@@ -42,9 +53,21 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineConfig& config) {
   engine->publisher_ = std::make_unique<SnapshotPublisher>(engine->qsbr_);
   engine->ports_ = std::make_unique<PortManager>(engine->pool_, workers, config.ports);
   for (uint16_t i = 0; i < workers; ++i) {
+    auto makeRing = [&](const char* kind) {
+      const std::string name = std::string("np_") + kind + std::to_string(i);
+      return rte_ring_create_elem(name.c_str(), sizeof(PuntedPacket), kSlowPathRingSize,
+                                  engine->socketId_, RING_F_SP_ENQ | RING_F_SC_DEQ);
+    };
+    rte_ring* punt = makeRing("punt");
+    rte_ring* inject = makeRing("inject");
+    if (punt == nullptr || inject == nullptr)
+      return makeError(ErrorCode::kResourceExhausted,
+                       std::string("slow-path rings: ") + rte_strerror(rte_errno));
+    engine->puntRings_.push_back(punt);
+    engine->injectRings_.push_back(inject);
     WorkerConfig wc{i, config.burstSize, config.idleSleepUs};
-    engine->workers_.push_back(
-        std::make_unique<Worker>(wc, *engine->publisher_, engine->qsbr_, engine->stopRequested_));
+    engine->workers_.push_back(std::make_unique<Worker>(
+        wc, *engine->publisher_, engine->qsbr_, engine->stopRequested_, punt, inject));
   }
   return engine;
 }
@@ -52,6 +75,8 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineConfig& config) {
 Engine::~Engine() {
   stop();
   publisher_.reset();
+  for (rte_ring* r : puntRings_) freeRing(r);
+  for (rte_ring* r : injectRings_) freeRing(r);
   rte_free(qsbr_);
   rte_mempool_free(pool_);
 }
@@ -124,7 +149,33 @@ std::vector<WorkerStats> Engine::workerStats() const {
     ws.counters.accumulate(workers_[i]->counters());
     out.push_back(ws);
   }
+  WorkerStats control;
+  control.index = static_cast<unsigned>(workers_.size());
+  control.lcore = rte_get_main_lcore();
+  control.control = true;
+  control.counters.accumulate(controlCounters_);
+  out.push_back(control);
   return out;
+}
+
+size_t Engine::drainPunted(PuntedPacket* out, size_t max) {
+  size_t n = 0;
+  for (rte_ring* ring : puntRings_) {
+    if (n == max) break;
+    n += rte_ring_sc_dequeue_burst_elem(ring, out + n, sizeof(PuntedPacket),
+                                        static_cast<unsigned>(max - n), nullptr);
+  }
+  return n;
+}
+
+bool Engine::inject(uint16_t port, rte_mbuf* m) {
+  // Round robin over the workers: each sends on its own TX queue.
+  InjectedPacket p{m, port, {}};
+  for (size_t tries = 0; tries < injectRings_.size(); ++tries) {
+    rte_ring* ring = injectRings_[nextInject_++ % injectRings_.size()];
+    if (rte_ring_sp_enqueue_elem(ring, &p, sizeof(p)) == 0) return true;
+  }
+  return false;
 }
 
 const WorkerCounters& Engine::workerCounters(unsigned index) const {
@@ -134,6 +185,7 @@ const WorkerCounters& Engine::workerCounters(unsigned index) const {
 CounterTotals Engine::totals() const {
   CounterTotals t;
   for (const auto& w : workers_) t.accumulate(w->counters());
+  t.accumulate(controlCounters_);
   return t;
 }
 

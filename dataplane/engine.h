@@ -15,6 +15,7 @@
 #include "dataplane/snapshot.h"
 
 struct rte_rcu_qsbr;
+struct rte_ring;
 
 namespace nodeplane::dataplane {
 
@@ -46,13 +47,16 @@ class Engine final : public DataplaneBackend {
   void synchronize() override;
   Result<PortStats> portStats(uint16_t port) const override;
   std::vector<WorkerStats> workerStats() const override;
+  size_t drainPunted(PuntedPacket* out, size_t max) override;
+  bool inject(uint16_t port, rte_mbuf* m) override;
+  rte_mempool* mempool() override { return pool_; }
+  WorkerCounters& controlCounters() override { return controlCounters_; }
   void reclaim() { publisher_->reclaim(); }
 
   const Snapshot* current() const { return publisher_->current(); }
   const std::vector<unsigned>& workerLcores() const { return config_.workerLcores; }
   const WorkerCounters& workerCounters(unsigned index) const;
   CounterTotals totals() const;
-  rte_mempool* mempool() const { return pool_; }
   bool running() const { return running_; }
 
  private:
@@ -65,6 +69,10 @@ class Engine final : public DataplaneBackend {
   std::unique_ptr<SnapshotPublisher> publisher_;
   std::unique_ptr<PortManager> ports_;
   std::vector<std::unique_ptr<Worker>> workers_;
+  std::vector<rte_ring*> puntRings_;   // per worker: worker -> control
+  std::vector<rte_ring*> injectRings_; // per worker: control -> worker
+  unsigned nextInject_ = 0;
+  WorkerCounters controlCounters_;
   std::atomic<bool> stopRequested_{false};
   bool running_ = false;
 };

@@ -89,6 +89,12 @@ int main(int argc, char** argv) {
     control::NodeSettings settings;
     settings.nodeName = opts.nodeName;
     settings.nodeIp = opts.nodeIp;
+    settings.underlayPrefixLength = opts.underlayPrefixLength;
+    settings.underlayGateway = opts.underlayGateway;
+    settings.mtu = opts.mtu;
+    settings.vxlanPort = opts.vxlanPort;
+    settings.vni = opts.vxlanVni;
+    settings.vtepMac = opts.vtepMac;
     settings.podCidr = opts.podCidr;
     settings.clusterCidr = opts.clusterCidr;
     settings.serviceCidr = opts.serviceCidr;
@@ -125,9 +131,11 @@ int main(int argc, char** argv) {
                      opts.controlSocket);
         auto lastCheck = std::chrono::steady_clock::now();
         while (stopSignal.load() == 0) {
-          (*server)->pollOnce(100);
-          (*engine)->reclaim();
+          // A 10 ms tick bounds how long a punted packet (ARP, awaiting ARP) waits.
+          (*server)->pollOnce(10);
           const auto now = std::chrono::steady_clock::now();
+          node.serviceSlowPath(now);
+          (*engine)->reclaim();
           if (now - lastCheck >= std::chrono::seconds(1)) {
             node.detachVanishedPods();
             lastCheck = now;

@@ -103,7 +103,15 @@ Result<ParsedOptions> parseDaemonOptions(int argc, const char* const* argv) {
       ("version", "print the version and exit")
       ("config", po::value<std::string>(), "read options from this file (command line wins)")
       ("node-name", po::value<std::string>(), "this node's name (default: the host name)")
-      ("node-ip", po::value<std::string>(), "this node's underlay IPv4 address (required)")
+      ("node-ip", po::value<std::string>(),
+          "this node's underlay IPv4 address, optionally with the uplink's prefix (a.b.c.d/24)")
+      ("underlay-gateway", po::value<std::string>(),
+          "underlay next hop for tunnel endpoints outside the uplink's prefix")
+      ("mtu", po::value<uint16_t>()->default_value(1500), "underlay IP MTU of the uplink")
+      ("vxlan-port", po::value<uint16_t>()->default_value(4789), "VXLAN UDP destination port")
+      ("vxlan-vni", po::value<uint32_t>()->default_value(1), "VXLAN network identifier")
+      ("vtep-mac", po::value<std::string>(),
+          "inner MAC of this node's tunnel endpoint (default: 0e:4e + the node IP)")
       ("pod-cidr", po::value<std::string>(), "this node's pod CIDR, e.g. 10.244.1.0/24 (required)")
       ("cluster-cidr", po::value<std::string>(), "the cluster's pod CIDR, e.g. 10.244.0.0/16")
       ("service-cidr", po::value<std::string>(), "the cluster's service CIDR, e.g. 10.96.0.0/12")
@@ -165,9 +173,47 @@ Result<ParsedOptions> parseDaemonOptions(int argc, const char* const* argv) {
     return optionError("node-name", "'" + o.nodeName + "' is not a valid Kubernetes node name");
 
   if (!vm.count("node-ip")) return optionError("node-ip", "required");
-  auto nodeIp = parseWith<Ipv4Address>(vm, "node-ip", &Ipv4Address::parse, "an IPv4 address");
-  if (!nodeIp) return nodeIp.error();
-  o.nodeIp = *nodeIp;
+  {
+    const std::string text = vm["node-ip"].as<std::string>();
+    const size_t slash = text.find('/');
+    auto addr = Ipv4Address::parse(std::string_view(text).substr(0, slash));
+    std::optional<Ipv4Prefix> subnet;
+    if (addr && slash != std::string::npos) {
+      // The subnet form: host bits are expected here.
+      auto len = Ipv4Prefix::parse("0.0.0.0" + text.substr(slash));
+      if (len) subnet = Ipv4Prefix{Ipv4Address{addr->value & Ipv4Prefix{{}, len->length}.mask()},
+                                   len->length};
+    }
+    if (!addr || (slash != std::string::npos && !subnet))
+      return optionError("node-ip", "'" + text + "' is not an IPv4 address (or address/prefix)");
+    o.nodeIp = *addr;
+    o.underlayPrefixLength = subnet ? subnet->length : 32;
+  }
+  if (vm.count("underlay-gateway")) {
+    auto gw = parseWith<Ipv4Address>(vm, "underlay-gateway", &Ipv4Address::parse,
+                                     "an IPv4 address");
+    if (!gw) return gw.error();
+    Ipv4Prefix subnet{Ipv4Address{o.nodeIp.value & Ipv4Prefix{{}, o.underlayPrefixLength}.mask()},
+                      o.underlayPrefixLength};
+    if (o.underlayPrefixLength == 32 || !subnet.contains(*gw))
+      return optionError("underlay-gateway", gw->toString() + " is not inside the uplink's "
+                                             "subnet (give --node-ip as address/prefix)");
+    o.underlayGateway = *gw;
+  }
+  o.mtu = vm["mtu"].as<uint16_t>();
+  if (o.mtu < 576 || o.mtu > 9000) return optionError("mtu", "must be 576 to 9000");
+  o.vxlanPort = vm["vxlan-port"].as<uint16_t>();
+  if (o.vxlanPort == 0) return optionError("vxlan-port", "must not be 0");
+  o.vxlanVni = vm["vxlan-vni"].as<uint32_t>();
+  if (o.vxlanVni == 0 || o.vxlanVni > 0xffffff)
+    return optionError("vxlan-vni", "must be 1 to 16777215");
+  if (vm.count("vtep-mac")) {
+    auto mac = parseWith<MacAddress>(vm, "vtep-mac", &MacAddress::parse, "a MAC address");
+    if (!mac) return mac.error();
+    if (mac->isMulticast() || mac->isZero())
+      return optionError("vtep-mac", mac->toString() + " is not a unicast MAC address");
+    o.vtepMac = *mac;
+  }
 
   if (!vm.count("pod-cidr")) return optionError("pod-cidr", "required");
   auto podCidr = parseWith<Ipv4Prefix>(vm, "pod-cidr", &Ipv4Prefix::parse,

@@ -15,6 +15,12 @@ namespace nodeplane::dataplane {
 struct DaemonOptions {
   std::string nodeName;
   Ipv4Address nodeIp;
+  uint8_t underlayPrefixLength = 32;           // --node-ip a.b.c.d/len: the uplink's subnet
+  std::optional<Ipv4Address> underlayGateway;  // next hop for tunnel endpoints off that subnet
+  uint16_t mtu = 1500;                         // underlay (uplink) IP MTU
+  uint16_t vxlanPort = 4789;
+  uint32_t vxlanVni = 1;
+  std::optional<MacAddress> vtepMac;           // default: derived from the node IP
   Ipv4Prefix podCidr;
   std::optional<Ipv4Prefix> clusterCidr;
   std::optional<Ipv4Prefix> serviceCidr;

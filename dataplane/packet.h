@@ -19,6 +19,15 @@ enum class Action : uint8_t {
   kContinue,  // parsed and valid; the next stage decides
   kDrop,      // freed by the dispatcher and counted under meta.drop
   kTransmit,  // ready to send on meta.outPort
+  kPunt,      // handed to the control thread (meta.punt says why, meta.aux what for)
+};
+
+// Why a packet goes to the control thread's slow path.
+enum class PuntReason : uint8_t {
+  kNone,
+  kArp,           // an ARP reply on the uplink: learn the underlay neighbour
+  kAwaitNeighbor, // encapsulated, waiting for the next hop's MAC (aux: next-hop IPv4, wire order)
+  kFragment,      // inner packet larger than the overlay MTU without DF: fragment it
 };
 
 enum class L3Kind : uint8_t { kNone, kIpv4, kArp };
@@ -28,6 +37,7 @@ inline constexpr uint8_t kFlagFragment = 0x01;       // MF set or offset != 0
 inline constexpr uint8_t kFlagLaterFragment = 0x02;  // offset != 0: no L4 header in this packet
 inline constexpr uint8_t kFlagVlanTagged = 0x04;     // at least one 802.1Q/802.1ad tag
 inline constexpr uint8_t kFlagDontFragment = 0x08;   // DF set
+inline constexpr uint8_t kFlagFromOverlay = 0x10;    // decapsulated: arrived from another node
 
 struct PacketMeta {
   rte_be32_t srcIp;  // IPv4 addresses as on the wire (network order)
@@ -44,6 +54,8 @@ struct PacketMeta {
   L3Kind l3;
   Action action;
   DropReason drop;
+  PuntReason punt;
+  uint32_t aux;  // punt detail
 
   void setDrop(DropReason r) {
     action = Action::kDrop;
@@ -52,6 +64,11 @@ struct PacketMeta {
   void setTransmit(uint16_t port) {
     action = Action::kTransmit;
     outPort = port;
+  }
+  void setPunt(PuntReason reason, uint32_t detail = 0) {
+    action = Action::kPunt;
+    punt = reason;
+    aux = detail;
   }
 };
 static_assert(sizeof(PacketMeta) <= 32, "keep a burst's metadata in few cache lines");

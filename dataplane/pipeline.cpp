@@ -3,6 +3,7 @@
 #include "dataplane/parse.h"
 #include "dataplane/pod_ingress.h"
 #include "dataplane/route_stage.h"
+#include "dataplane/uplink_ingress.h"
 
 namespace nodeplane::dataplane {
 
@@ -13,8 +14,9 @@ void runStages(Burst& burst, const Snapshot& snapshot, WorkerContext& ctx) {
       podIngressStage(burst, snapshot, ctx);
       break;
     case PortRole::kUplink:
+      uplinkIngressStage(burst, snapshot, ctx);
+      break;
     case PortRole::kUnused:
-      // The uplink paths (overlay, NodePort, masquerade) arrive with later stages.
       for (uint16_t i = 0; i < burst.count; ++i)
         if (burst.meta[i].action == Action::kContinue)
           burst.meta[i].setDrop(DropReason::kPortNotServed);

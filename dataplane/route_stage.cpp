@@ -7,6 +7,8 @@
 
 #include "dataplane/checksum.h"
 #include "dataplane/icmp.h"
+#include "overlay/encap.h"
+#include "overlay/mss_clamp.h"
 
 namespace nodeplane::dataplane {
 
@@ -14,9 +16,13 @@ namespace {
 
 constexpr uint8_t kIcmpTimeExceeded = 11;
 constexpr uint8_t kIcmpTtlExceededInTransit = 0;
+constexpr uint8_t kIcmpUnreachable = 3;
+constexpr uint8_t kIcmpFragmentationNeeded = 4;
+constexpr uint16_t kTcpIpHeaders = 40;  // IPv4 + TCP without options: MSS = MTU - 40
 
 // Writes a fresh untagged Ethernet header in front of the IPv4 header and drops any padding.
-inline void rewriteL2(rte_mbuf* m, PacketMeta& meta, const NextHop& nh) {
+inline void rewriteL2(rte_mbuf* m, PacketMeta& meta, const rte_ether_addr& dst,
+                      const rte_ether_addr& src) {
   const uint16_t l2Extra = meta.l3Offset - sizeof(rte_ether_hdr);
   if (l2Extra != 0) {  // 802.1Q tags: the next hop is untagged
     rte_pktmbuf_adj(m, l2Extra);
@@ -29,9 +35,38 @@ inline void rewriteL2(rte_mbuf* m, PacketMeta& meta, const NextHop& nh) {
     m->data_len = static_cast<uint16_t>(frameLength);
   }
   auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
-  eth->dst_addr = nh.dstMac;
-  eth->src_addr = nh.srcMac;
+  eth->dst_addr = dst;
+  eth->src_addr = src;
   eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
+}
+
+// To a pod on another node: TTL, MTU (ICMP fragmentation-needed with DF, else the control thread
+// fragments), MSS clamp, inner MACs as the kernel's vxlan driver expects (our VTEP -> theirs),
+// then VXLAN. An unresolved underlay next hop sends the encapsulated packet to wait in the
+// control thread's neighbour queue.
+void toRemoteNode(rte_mbuf* m, PacketMeta& meta, const NextHop& nh, const Snapshot& snapshot,
+                  WorkerContext& ctx) {
+  const overlay::OverlayTable& table = *snapshot.overlay;
+  if (meta.flags & kFlagFromOverlay) return meta.setDrop(DropReason::kOverlayLoop);
+  auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, meta.l3Offset);
+  if (ip->time_to_live <= 1)
+    return rejectWithIcmp(m, meta, DropReason::kIpv4TtlExpired, kIcmpTimeExceeded,
+                          kIcmpTtlExceededInTransit, 0, snapshot, ctx);
+  if (meta.ipTotalLength > table.innerMtu()) {
+    if (meta.flags & kFlagDontFragment)
+      return rejectWithIcmp(m, meta, DropReason::kFragmentationNeeded, kIcmpUnreachable,
+                            kIcmpFragmentationNeeded, rte_cpu_to_be_32(table.innerMtu()),
+                            snapshot, ctx);
+    return meta.setPunt(PuntReason::kFragment);
+  }
+  decrementTtl(ip);
+  overlay::clampMss(m, meta, table.innerMtu() - kTcpIpHeaders);
+  const overlay::RemoteNode& node = table.node(nh.remoteNode);
+  rewriteL2(m, meta, node.vtepMac, table.vtepMac());
+  if (!overlay::encapsulate(m, node, table, overlay::flowEntropy(meta)))
+    return meta.setDrop(DropReason::kEncapNoHeadroom);
+  if (unlikely(!node.resolved)) return meta.setPunt(PuntReason::kAwaitNeighbor, node.nextHopIp);
+  meta.setTransmit(table.uplinkPort());
 }
 
 }  // namespace
@@ -79,6 +114,10 @@ void routeStage(Burst& burst, const Snapshot& snapshot, WorkerContext& ctx) {
     PacketMeta& meta = burst.meta[i];
     rte_mbuf* m = burst.pkts[i];
     const NextHop& nh = snapshot.routes->nextHop(nextHops[j]);
+    if (nh.kind == NextHopKind::kRemoteNode) {
+      toRemoteNode(m, meta, nh, snapshot, ctx);
+      continue;
+    }
     if (nh.kind != NextHopKind::kLocalPod) {
       meta.setDrop(nh.kind == NextHopKind::kDrop ? nh.drop : DropReason::kGatewayUnsupported);
       continue;
@@ -90,7 +129,10 @@ void routeStage(Burst& burst, const Snapshot& snapshot, WorkerContext& ctx) {
       continue;
     }
     decrementTtl(ip);
-    rewriteL2(m, meta, nh);
+    // Into the pod: a SYN from the overlay gets the same clamp as one going out.
+    if ((meta.flags & kFlagFromOverlay) && snapshot.overlay)
+      overlay::clampMss(m, meta, snapshot.overlay->innerMtu() - kTcpIpHeaders);
+    rewriteL2(m, meta, nh.dstMac, nh.srcMac);
     meta.setTransmit(nh.port);
   }
 }

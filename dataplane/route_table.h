@@ -22,6 +22,7 @@ enum class NextHopKind : uint8_t {
   kDrop,      // no usable route: dropped with NextHop::drop
   kLocalPod,  // a pod on this node: rewrite MACs, send on its port
   kGateway,   // the pods' link-local gateway address (answered by the data plane)
+  kRemoteNode,  // a pod CIDR of another node: VXLAN to it (remoteNode: index in the overlay)
 };
 
 struct NextHop {
@@ -30,6 +31,7 @@ struct NextHop {
   uint16_t port = 0;           // output port (kLocalPod)
   rte_ether_addr dstMac{};     // destination MAC (the pod's interface)
   rte_ether_addr srcMac{};     // source MAC (our port's MAC)
+  uint32_t remoteNode = 0;     // kRemoteNode: index into the snapshot's overlay table
 };
 
 class RouteTable {

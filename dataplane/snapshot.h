@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "dataplane/route_table.h"
+#include "overlay/overlay_table.h"
 
 struct rte_rcu_qsbr;
 struct rte_rcu_qsbr_dq;
@@ -40,6 +41,8 @@ struct WorkerPlan {
 };
 
 struct DataplaneSettings {
+  uint32_t podCidr = 0;      // this node's pod CIDR (host order), and its mask
+  uint32_t podCidrMask = 0;
   rte_be32_t gatewayIp = 0;  // the pods' link-local default gateway
   rte_be32_t nodeIp = 0;     // source address of ICMP errors we generate
   uint32_t icmpErrorsPerSecond = 1000;  // per worker; token bucket refill rate
@@ -51,6 +54,7 @@ struct Snapshot {
   DataplaneSettings settings;
   std::array<PortConfig, kMaxPorts> ports{};
   std::shared_ptr<const RouteTable> routes;
+  std::shared_ptr<const overlay::OverlayTable> overlay;  // null without an uplink
   std::vector<WorkerPlan> workers;  // one per worker, by worker index
 };
 

@@ -5,10 +5,13 @@
 
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
+#include <rte_ring.h>
+#include <rte_ring_elem.h>
 
 #include "dataplane/counters.h"
 #include "dataplane/packet.h"
 #include "dataplane/snapshot.h"
+#include "dataplane/worker_context.h"
 
 namespace nodeplane::dataplane {
 
@@ -62,14 +65,28 @@ class TxBuffers {
   Buffer buffers_[kMaxPorts];
 };
 
-// Hands every packet of the burst to its TX buffer, or frees it and counts its drop reason.
-inline void dispatchBurst(Burst& burst, TxBuffers& tx, WorkerCounters& counters) {
+// Hands every packet of the burst to its TX buffer or to the control thread, or frees it and
+// counts its drop reason.
+inline void dispatchBurst(Burst& burst, TxBuffers& tx, WorkerContext& ctx) {
+  WorkerCounters& counters = *ctx.counters;
   rte_mbuf* dropped[kMaxBurst];
   uint16_t droppedCount = 0;
   for (uint16_t i = 0; i < burst.count; ++i) {
     const PacketMeta& meta = burst.meta[i];
     if (meta.action == Action::kTransmit) {
       tx.enqueue(meta.outPort, burst.pkts[i]);
+      continue;
+    }
+    if (meta.action == Action::kPunt) {
+      PuntedPacket p{burst.pkts[i], static_cast<uint8_t>(meta.punt),
+                     static_cast<uint8_t>(ctx.workerIndex), burst.inPort, meta.aux};
+      if (ctx.puntRing != nullptr &&
+          rte_ring_sp_enqueue_elem(ctx.puntRing, &p, sizeof(p)) == 0) {
+        counters.punted.add();
+        continue;
+      }
+      counters.drop(DropReason::kPuntQueueFull);
+      dropped[droppedCount++] = burst.pkts[i];
       continue;
     }
     counters.drop(meta.action == Action::kDrop ? meta.drop : DropReason::kUnclaimed);

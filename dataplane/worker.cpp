@@ -3,6 +3,8 @@
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
 #include <rte_rcu_qsbr.h>
+#include <rte_ring.h>
+#include <rte_ring_elem.h>
 
 #include <algorithm>
 
@@ -16,14 +18,16 @@ constexpr uint32_t kIdleLoopsBeforeSleep = 1024;
 }  // namespace
 
 Worker::Worker(const WorkerConfig& config, const SnapshotPublisher& publisher, rte_rcu_qsbr* qsbr,
-               const std::atomic<bool>& stop)
+               const std::atomic<bool>& stop, rte_ring* puntRing, rte_ring* injectRing)
     : config_(config),
       publisher_(publisher),
       qsbr_(qsbr),
       stop_(stop),
+      injectRing_(injectRing),
       tx_(config.index, &counters_) {
   context_.workerIndex = config.index;
   context_.counters = &counters_;
+  context_.puntRing = puntRing;
   config_.burstSize = std::clamp<uint16_t>(config_.burstSize, 1, kMaxBurst);
 }
 
@@ -48,7 +52,14 @@ void Worker::run() {
       context_.icmpLimiter.configure(rte_get_tsc_hz(), snapshot->settings.icmpErrorsPerSecond,
                                      snapshot->settings.icmpErrorBurst);
       configuredGeneration = snapshot->generation;
+      context_.generation = configuredGeneration;
     }
+    // What the control thread wants sent (ARP requests, packets that waited for ARP, fragments).
+    InjectedPacket injected[kMaxBurst];
+    const unsigned injectedCount = rte_ring_sc_dequeue_burst_elem(
+        injectRing_, injected, sizeof(InjectedPacket), kMaxBurst, nullptr);
+    for (unsigned i = 0; i < injectedCount; ++i) tx_.enqueue(injected[i].port, injected[i].mbuf);
+    counters_.injected.add(injectedCount);
     for (const RxQueueRef& q : snapshot->workers[id].rxQueues) {
       const uint16_t n = rte_eth_rx_burst(q.port, q.queue, burst.pkts, config_.burstSize);
       if (n == 0) continue;
@@ -60,7 +71,7 @@ void Worker::run() {
       counters_.rxBytes.add(bytes);
       counters_.rxBursts.add();
       runStages(burst, *snapshot, context_);
-      dispatchBurst(burst, tx_, counters_);
+      dispatchBurst(burst, tx_, context_);
       received += n;
     }
     tx_.flushAll();

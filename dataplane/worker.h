@@ -13,6 +13,7 @@
 #include "dataplane/worker_context.h"
 
 struct rte_rcu_qsbr;
+struct rte_ring;
 
 namespace nodeplane::dataplane {
 
@@ -25,7 +26,7 @@ struct WorkerConfig {
 class Worker {
  public:
   Worker(const WorkerConfig& config, const SnapshotPublisher& publisher, rte_rcu_qsbr* qsbr,
-         const std::atomic<bool>& stop);
+         const std::atomic<bool>& stop, rte_ring* puntRing, rte_ring* injectRing);
 
   // The lcore entry point (rte_eal_remote_launch).
   static int launch(void* worker);
@@ -38,6 +39,7 @@ class Worker {
   const SnapshotPublisher& publisher_;
   rte_rcu_qsbr* qsbr_;
   const std::atomic<bool>& stop_;
+  rte_ring* injectRing_;
   WorkerCounters counters_;
   WorkerContext context_;
   TxBuffers tx_;

@@ -1,17 +1,42 @@
-// What one worker owns besides its burst: counters, rate limiter, identity. Never shared.
+// What one worker owns besides its burst: counters, rate limiter, caches, its ring to the control
+// thread. Never shared between workers.
 #pragma once
 
 #include <cstdint>
 
 #include "dataplane/counters.h"
 #include "dataplane/icmp_rate_limiter.h"
+#include "overlay/decap.h"
+
+struct rte_ring;
 
 namespace nodeplane::dataplane {
 
+// An element of a worker's punt ring (worker -> control thread).
+struct PuntedPacket {
+  rte_mbuf* mbuf;
+  uint8_t reason;   // PuntReason
+  uint8_t worker;
+  uint16_t inPort;
+  uint32_t aux;
+};
+static_assert(sizeof(PuntedPacket) == 16);
+
+// An element of a worker's inject ring (control thread -> worker): send `mbuf` on `port`.
+struct InjectedPacket {
+  rte_mbuf* mbuf;
+  uint16_t port;
+  uint16_t pad[3];
+};
+static_assert(sizeof(InjectedPacket) == 16);
+
 struct WorkerContext {
-  uint16_t workerIndex = 0;  // also the TX queue this worker uses on every port
+  uint16_t workerIndex = 0;   // also the TX queue this worker uses on every port
+  uint64_t generation = 0;    // of the snapshot the current burst runs under
   WorkerCounters* counters = nullptr;
+  rte_ring* puntRing = nullptr;  // null: punting drops (tests, benchmarks)
   IcmpRateLimiter icmpLimiter;
+  overlay::DecapCache decapCache;
 };
 
 }  // namespace nodeplane::dataplane

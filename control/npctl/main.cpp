@@ -29,6 +29,10 @@ commands:
   workers                     per-worker counters and load
   drops [--all]               drop counters by reason (--all: include zeros)
   pods                        attached pods
+  nodes                       the cluster's nodes, tunnel endpoints and their state
+  node set --name N --ip IP --pod-cidr CIDR [--vtep-mac MAC]
+  node delete --name N
+  neighbors                   the underlay ARP table
   pod attach --namespace NS --name NAME --container-id ID --ip IP --mac MAC
              (--host-interface IF | --devargs DEVARGS) [--interface eth0] [--netns PATH]
   pod detach (--container-id ID [--interface eth0] | --namespace NS --name NAME)
@@ -80,7 +84,9 @@ void printWorkers(const Json& r) {
   TextTable t({"WORKER", "LCORE", "BUSY%", "RX-PKTS", "TX-PKTS", "DROPS", "RX-BURSTS", "LOOPS"});
   for (const Json& w : r["workers"]) {
     const Json& c = w["counters"];
-    t.addRow({num(w["index"]), num(w["lcore"]), num(w["busyPercent"]), num(c["rx_packets"]),
+    const bool control = w.value("control", false);
+    t.addRow({control ? "control" : num(w["index"]), num(w["lcore"]),
+              control ? "-" : num(w["busyPercent"]), num(c["rx_packets"]),
               num(c["tx_packets"]), num(c["drop_packets"]), num(c["rx_bursts"]),
               num(c["loops"])});
   }
@@ -90,6 +96,27 @@ void printWorkers(const Json& r) {
 void printDrops(const Json& r) {
   TextTable t({"REASON", "PACKETS", "MEANING"});
   for (const Json& d : r["drops"]) t.addRow({str(d, "reason"), num(d["packets"]), str(d, "help")});
+  std::cout << t.render();
+}
+
+void printNodes(const Json& r) {
+  TextTable t({"NAME", "IP", "POD-CIDRS", "VTEP-MAC", "NEXT-HOP", "STATE"});
+  for (const Json& n : r["nodes"]) {
+    std::string cidrs;
+    for (const Json& c : n["podCidrs"]) cidrs += (cidrs.empty() ? "" : ",") + c.get<std::string>();
+    const bool self = n.value("self", false);
+    t.addRow({str(n, "name"), str(n, "ip"), cidrs, self ? "-" : str(n, "vtepMac"),
+              self ? "-" : str(n, "nextHop"),
+              self ? "this node" : (n.value("resolved", false) ? "resolved" : "unresolved")});
+  }
+  std::cout << t.render();
+}
+
+void printNeighbors(const Json& r) {
+  TextTable t({"IP", "MAC", "STATE", "HELD", "PROBES", "CONFIRMED-MS-AGO"});
+  for (const Json& n : r["neighbors"])
+    t.addRow({str(n, "ip"), str(n, "mac"), str(n, "state"), num(n["held"]), num(n["probes"]),
+              num(n["confirmedMsAgo"])});
   std::cout << t.render();
 }
 
@@ -151,6 +178,20 @@ int main(int argc, char** argv) {
     op = "drops", printer = printDrops;
     if (words.size() > 1 && words[1] == "--all") args["all"] = true;
   } else if (cmd == "pods") op = "pod.list", printer = printPods;
+  else if (cmd == "nodes") op = "node.list", printer = printNodes;
+  else if (cmd == "neighbors" || cmd == "neigh") op = "neighbors", printer = printNeighbors;
+  else if (cmd == "node" && words.size() >= 2 && (words[1] == "set" || words[1] == "delete")) {
+    op = "node." + words[1];
+    auto parsed = flagsToArgs(words, 2,
+                              {{"--name", "name"}, {"--ip", "ip"}, {"--pod-cidr", "podCidr"},
+                               {"--vtep-mac", "vtepMac"}});
+    if (!parsed) {
+      std::cerr << "npctl: " << parsed.error().message << "\n";
+      return 2;
+    }
+    args = *parsed;
+    json = true;
+  }
   else if (cmd == "pod" && words.size() >= 2 && (words[1] == "attach" || words[1] == "detach")) {
     op = "pod." + words[1];
     auto parsed = flagsToArgs(words, 2,

@@ -84,11 +84,12 @@ class Daemon:
     """One nodeplane daemon (one emulated node), started and stopped by PID."""
 
     def __init__(self, lab, node_name, node_ip, pod_cidr, extra_args=(), eal_args=(),
-                 workers="1", cluster_cidr=None, service_cidr=None):
+                 workers="1", cluster_cidr=None, service_cidr=None, netns=None, uplink=None):
         self.lab = lab
         self.node_name = node_name
-        self.node_ip = node_ip
+        self.node_ip = node_ip.split("/")[0]
         self.pod_cidr = pod_cidr
+        self.netns = netns  # the node's network namespace (None: the host's)
         self.socket = str(lab.tmp / f"{node_name}/control.sock")
         self.log_path = lab.tmp / f"{node_name}.log"
         self.ipam_dir = lab.tmp / f"{node_name}-ipam"
@@ -97,6 +98,8 @@ class Daemon:
                 "--control-socket", self.socket, "--workers", workers,
                 "--state-dir", str(lab.tmp / f"{node_name}"),
                 "--idle-sleep-us", "100", "--mbufs", "8191", "--log-level", "info"]
+        if uplink:
+            args += ["--uplink", uplink]
         if cluster_cidr:
             args += ["--cluster-cidr", cluster_cidr]
         if service_cidr:
@@ -104,7 +107,7 @@ class Daemon:
         args += list(extra_args)
         args += ["--", "--no-huge", "-m", "384", "--no-pci",
                  "--file-prefix", f"{lab.prefix}-{node_name}"] + list(eal_args)
-        self.args = args
+        self.args = (["ip", "netns", "exec", netns] if netns else []) + args
         self.proc = None
 
     def start(self, timeout=20):
@@ -151,6 +154,16 @@ class Daemon:
 
     def drops(self):
         return {d["reason"]: d["packets"] for d in self.call("drops")["drops"]}
+
+    def set_node(self, other):
+        """Tells this daemon where another node's pods are (what the agent will do)."""
+        return self.call("node.set", {"name": other.node_name, "ip": other.node_ip,
+                                      "podCidrs": [other.pod_cidr]})
+
+    def exec(self, cmd, check=True, timeout=60):
+        """Runs a command in the node's network namespace."""
+        prefix = ["ip", "netns", "exec", self.netns] if self.netns else []
+        return run(prefix + list(cmd), check=check, timeout=timeout)
 
     def counters(self):
         total = {}
@@ -262,6 +275,39 @@ class Lab:
         self.daemons.append(d)
         return d.start()
 
+    def underlay(self):
+        """The lab's underlay: a Linux bridge in its own namespace (made on first use)."""
+        if getattr(self, "_underlay", None):
+            return self._underlay
+        ns = self.add_netns("underlay")
+        run(["ip", "-n", ns, "link", "add", "br0", "type", "bridge"])
+        run(["ip", "-n", ns, "link", "set", "br0", "up"])
+        self._underlay = ns
+        self._underlay_ports = 0
+        return ns
+
+    def add_node_netns(self, short, address=None):
+        """A node's network namespace with `ul0` plugged into the underlay bridge. `address`
+        (a.b.c.d/len) is configured on ul0 only for kernel nodes; nodeplane owns its own."""
+        underlay = self.underlay()
+        ns = self.add_netns(short)
+        self._underlay_ports += 1
+        peer = f"ulp{self._underlay_ports}"
+        run(["ip", "link", "add", "ul0", "netns", ns, "type", "veth", "peer", "name", peer,
+             "netns", underlay])
+        run(["ip", "-n", underlay, "link", "set", peer, "master", "br0", "up"])
+        run(["ip", "-n", ns, "link", "set", "ul0", "up"])
+        if address:
+            run(["ip", "-n", ns, "addr", "add", address, "dev", "ul0"])
+        return ns
+
+    def node(self, name, node_ip_cidr, pod_cidr, **kw):
+        """A nodeplane node: its own namespace on the underlay, the daemon inside it with ul0 as
+        an af_packet uplink."""
+        ns = self.add_node_netns(name)
+        return self.daemon(name, node_ip_cidr, pod_cidr, netns=ns,
+                           uplink=f"net_af_packet_ul,iface=ul0", **kw)
+
     def cni(self, pod, command, check=True, config=None):
         """Calls nodeplane-cni exactly as a container runtime does."""
         conf = dict(config or pod.daemon.cni_config())
@@ -273,7 +319,10 @@ class Lab:
                    CNI_PATH=f"{build_dir() / 'control'}:/usr/lib/cni:/opt/cni/bin",
                    CNI_ARGS=f"IgnoreUnknown=1;K8S_POD_NAMESPACE={pod.namespace};"
                             f"K8S_POD_NAME={pod.name}")
-        r = subprocess.run([str(build_dir() / "control/nodeplane-cni")], input=json.dumps(conf),
+        # The runtime calls the plugin on the pod's node: in that node's network namespace.
+        prefix = ["ip", "netns", "exec", pod.daemon.netns] if pod.daemon.netns else []
+        r = subprocess.run(prefix + [str(build_dir() / "control/nodeplane-cni")],
+                           input=json.dumps(conf),
                            env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            timeout=60)
         out = json.loads(r.stdout) if r.stdout.strip() else None

@@ -105,6 +105,41 @@ def udp(args):
     return 1
 
 
+def udp_pmtu(args):
+    """Sends --count datagrams of --size bytes with DF (IP_PMTUDISC_DO) to a UDP echo server,
+    shrinking to the discovered path MTU when the kernel reports EMSGSIZE; prints the MTU used."""
+    import errno
+    IP_MTU_DISCOVER, IP_PMTUDISC_DO, IP_MTU = 10, 2, 14
+    size = args.size
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO)
+        s.connect((args.host, args.port))
+        s.settimeout(0.5)
+        echoed, attempts = 0, 0
+        while echoed < args.count and attempts < args.count * 20:
+            attempts += 1
+            payload = os.urandom(size)
+            try:
+                s.send(payload)
+            except OSError as e:
+                if e.errno != errno.EMSGSIZE:
+                    raise
+                size = s.getsockopt(socket.IPPROTO_IP, IP_MTU) - 28
+                continue
+            try:
+                if s.recv(65536) == payload:
+                    echoed += 1
+            except socket.timeout:
+                pass  # the ICMP frag-needed arrived instead; the next send learns the MTU
+            except OSError as e:  # the kernel reports the ICMP on the socket itself
+                if e.errno != errno.EMSGSIZE:
+                    raise
+                size = s.getsockopt(socket.IPPROTO_IP, IP_MTU) - 28
+        mtu = s.getsockopt(socket.IPPROTO_IP, IP_MTU)
+    print(f"path_mtu={mtu} size={size} echoed={echoed}")
+    return 0 if echoed >= args.count else 1
+
+
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -122,9 +157,14 @@ def main():
     u.add_argument("host")
     u.add_argument("port", type=int)
     u.add_argument("--timeout", type=float, default=2)
+    m = sub.add_parser("udp-pmtu")
+    m.add_argument("host")
+    m.add_argument("port", type=int)
+    m.add_argument("--size", type=int, default=1472)
+    m.add_argument("--count", type=int, default=20)
     args = p.parse_args()
     try:
-        return {"serve": serve, "tcp": tcp, "udp": udp}[args.cmd](args) or 0
+        return {"serve": serve, "tcp": tcp, "udp": udp, "udp-pmtu": udp_pmtu}[args.cmd](args) or 0
     except OSError as e:
         print(f"{args.cmd}: {e}")
         return 1

@@ -54,6 +54,28 @@ class FakeBackend : public dataplane::DataplaneBackend {
   std::vector<dataplane::WorkerStats> workerStats() const override {
     return std::vector<dataplane::WorkerStats>(workers);
   }
+  size_t drainPunted(dataplane::PuntedPacket* out, size_t max) override {
+    size_t n = 0;
+    while (n < max && !punted.empty()) {
+      out[n++] = punted.front();
+      punted.erase(punted.begin());
+    }
+    return n;
+  }
+  bool inject(uint16_t port, rte_mbuf* m) override {
+    if (injectFull) return false;
+    injected.push_back({port, m});
+    return true;
+  }
+  rte_mempool* mempool() override { return pool; }
+  dataplane::WorkerCounters& controlCounters() override { return control; }
+
+  // Slow-path fakes: what workers punted (the test fills it), what the control thread injected.
+  std::vector<dataplane::PuntedPacket> punted;
+  std::vector<std::pair<uint16_t, rte_mbuf*>> injected;
+  bool injectFull = false;
+  rte_mempool* pool = nullptr;
+  dataplane::WorkerCounters control;
 
   const dataplane::Snapshot* current() const { return current_.get(); }
 

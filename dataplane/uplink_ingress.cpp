@@ -1,0 +1,106 @@
+#include "dataplane/uplink_ingress.h"
+
+#include <netinet/in.h>
+#include <rte_arp.h>
+#include <rte_icmp.h>
+
+#include "dataplane/icmp.h"
+#include "dataplane/parse.h"
+#include "overlay/decap.h"
+#include "overlay/encap.h"
+
+namespace nodeplane::dataplane {
+
+namespace {
+
+void handleUplinkArp(rte_mbuf* m, PacketMeta& meta, const overlay::OverlayTable& table,
+                     WorkerContext& ctx) {
+  auto* arp = rte_pktmbuf_mtod_offset(m, const rte_arp_hdr*, meta.l3Offset);
+  const uint16_t op = rte_be_to_cpu_16(arp->arp_opcode);
+  if (op == RTE_ARP_OP_REQUEST && meta.dstIp == table.localIp() && meta.srcIp != meta.dstIp) {
+    buildArpReply(m, meta, table.uplinkMac());
+    ctx.counters->arpReplies.add();
+    return meta.setTransmit(m->port);
+  }
+  if (op == RTE_ARP_OP_REPLY || (op == RTE_ARP_OP_REQUEST && meta.srcIp == meta.dstIp))
+    return meta.setPunt(PuntReason::kArp);  // replies and announcements teach the neighbour table
+  meta.setDrop(DropReason::kArpNotAnswered);
+}
+
+// An ARP request inside the tunnel (a kernel VTEP without static neighbour entries asks for the
+// gateway of our pod CIDR): answered with our VTEP MAC and sent back through the tunnel.
+void handleInnerArp(rte_mbuf* m, PacketMeta& meta, const Snapshot& snapshot,
+                    const overlay::OverlayTable& table, int32_t node) {
+  auto* arp = rte_pktmbuf_mtod_offset(m, const rte_arp_hdr*, meta.l3Offset);
+  const uint32_t target = rte_be_to_cpu_32(meta.dstIp);
+  if (arp->arp_opcode != rte_cpu_to_be_16(RTE_ARP_OP_REQUEST) ||
+      (target & snapshot.settings.podCidrMask) != snapshot.settings.podCidr)
+    return meta.setDrop(DropReason::kVxlanInnerArpNotOurs);
+  buildArpReply(m, meta, table.vtepMac());
+  const overlay::RemoteNode& peer = table.node(static_cast<uint32_t>(node));
+  if (!overlay::encapsulate(m, peer, table, 0)) return meta.setDrop(DropReason::kEncapNoHeadroom);
+  if (!peer.resolved) return meta.setPunt(PuntReason::kAwaitNeighbor, peer.nextHopIp);
+  meta.setTransmit(table.uplinkPort());
+}
+
+void handleVxlan(rte_mbuf* m, PacketMeta& meta, const Snapshot& snapshot,
+                 const overlay::OverlayTable& table, WorkerContext& ctx) {
+  const overlay::DecapResult r =
+      overlay::decapsulate(m, meta, table, ctx.generation, ctx.decapCache);
+  if (r.drop != DropReason::kNone) return meta.setDrop(r.drop);
+  parsePacket(m, meta);  // the inner frame, bounded like any other
+  if (meta.action == Action::kDrop) return meta.setDrop(overlay::innerDropReason(meta.drop));
+  if (meta.flags & kFlagVlanTagged) return meta.setDrop(DropReason::kVxlanInnerNotIpv4);
+  auto* eth = rte_pktmbuf_mtod(m, const rte_ether_hdr*);
+  if (meta.l3 == L3Kind::kArp) {
+    if (!rte_is_broadcast_ether_addr(&eth->dst_addr) &&
+        !rte_is_same_ether_addr(&eth->dst_addr, &table.vtepMac()))
+      return meta.setDrop(DropReason::kVxlanInnerDstMac);
+    return handleInnerArp(m, meta, snapshot, table, r.node);
+  }
+  if (!rte_is_same_ether_addr(&eth->dst_addr, &table.vtepMac()))
+    return meta.setDrop(DropReason::kVxlanInnerDstMac);
+  meta.flags |= kFlagFromOverlay;  // the route stage takes it from here
+}
+
+}  // namespace
+
+void uplinkIngressStage(Burst& burst, const Snapshot& snapshot, WorkerContext& ctx) {
+  const overlay::OverlayTable* table = snapshot.overlay.get();
+  for (uint16_t i = 0; i < burst.count; ++i) {
+    PacketMeta& meta = burst.meta[i];
+    if (meta.action != Action::kContinue) continue;
+    rte_mbuf* m = burst.pkts[i];
+    if (table == nullptr) {
+      meta.setDrop(DropReason::kPortNotServed);
+      continue;
+    }
+    if (meta.flags & kFlagVlanTagged) {
+      meta.setDrop(DropReason::kUplinkVlanTagged);
+      continue;
+    }
+    if (meta.l3 == L3Kind::kArp) {
+      handleUplinkArp(m, meta, *table, ctx);
+      continue;
+    }
+    if (meta.dstIp != table->localIp()) {
+      meta.setDrop(DropReason::kUplinkNotForNode);
+      continue;
+    }
+    if (meta.ipProto == IPPROTO_UDP && !(meta.flags & kFlagLaterFragment) &&
+        meta.dstPort == table->udpPort()) {
+      handleVxlan(m, meta, snapshot, *table, ctx);
+      continue;
+    }
+    if (meta.ipProto == IPPROTO_ICMP && !(meta.flags & kFlagFragment) &&
+        rte_be_to_cpu_16(meta.dstPort) == (RTE_IP_ICMP_ECHO_REQUEST << 8)) {
+      buildEchoReply(m, meta, table->uplinkMac());  // the node answers ping on its address
+      ctx.counters->icmpEchoReplies.add();
+      meta.setTransmit(m->port);
+      continue;
+    }
+    meta.setDrop(DropReason::kHostPathUnavailable);
+  }
+}
+
+}  // namespace nodeplane::dataplane

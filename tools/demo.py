@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """make demo: the seed's cluster (configs/demo-cluster) on this machine.
 
-Brings up nodeplane as node-cpu (node address and pod CIDR from its Node object), creates every Pod
-scheduled on node-cpu as a network namespace wired by nodeplane-cni exactly as a container runtime
-would, starts an HTTP server (containerPort 8080) and a UDP echo server in each, then sends real
-traffic between every pair and prints the reachability table. Everything is removed on exit."""
+Every Node object becomes a node: its own network namespace on a shared underlay (a bridge), a
+nodeplane daemon inside it with its address and pod CIDR from the manifest, and the other nodes
+told to it over the control socket (as the agent will). Every Pod becomes a network namespace on
+its node, wired by nodeplane-cni exactly as a container runtime would; each serves HTTP on its
+containerPort and UDP echo. Then real traffic goes between every pair of pods and the
+reachability table is printed. Everything is removed on exit."""
 
 import sys
-import time
 from pathlib import Path
 
 import yaml
@@ -17,7 +18,7 @@ from nplab import Lab  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CLUSTER = REPO / "configs/demo-cluster"
-NODE = "node-cpu"
+CLUSTER_CIDR, SERVICE_CIDR = "10.244.0.0/16", "10.96.0.0/12"
 
 
 def load_objects(directory):
@@ -30,69 +31,87 @@ def load_objects(directory):
     return objects
 
 
+def internal_ip(node):
+    return next(a["address"] for a in node["status"]["addresses"] if a["type"] == "InternalIP")
+
+
+def check(a, b, dst_name):
+    ok_ping = a.ping(b.ip, count=1, timeout=2)
+    http = a.exec(["curl", "-sS", "--max-time", "3", f"http://{b.ip}:8080/"], check=False)
+    ok_http = http.returncode == 0 and http.stdout.strip() == dst_name
+    ok_udp = a.probe("udp", b.ip, "7001").returncode == 0
+    failed = [n for n, ok in (("ping", ok_ping), ("http", ok_http), ("udp", ok_udp)) if not ok]
+    return "ok" if not failed else "FAIL:" + ",".join(failed)
+
+
 def main():
     objects = load_objects(CLUSTER)
-    nodes = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Node"}
+    nodes = [o for o in objects if o["kind"] == "Node"]
     pods = [o for o in objects if o["kind"] == "Pod"]
-    node = nodes[NODE]
-    node_ip = next(a["address"] for a in node["status"]["addresses"] if a["type"] == "InternalIP")
-    pod_cidr = node["spec"]["podCIDR"]
-    local = [p for p in pods if p["spec"].get("nodeName") == NODE]
-    remote = [p for p in pods if p["spec"].get("nodeName") != NODE]
-
-    print(f"== nodeplane demo: cluster-gen, node {NODE} ({node_ip}, pods {pod_cidr})")
+    print(f"== nodeplane demo: cluster-gen, {len(nodes)} nodes, {len(pods)} pods")
     with Lab("demo") as lab:
-        daemon = lab.daemon(NODE, node_ip, pod_cidr, cluster_cidr="10.244.0.0/16",
-                            service_cidr="10.96.0.0/12")
-        print(f"   daemon up (pid {daemon.proc.pid}), control socket {daemon.socket}")
+        daemons = {}
+        for n in nodes:
+            name = n["metadata"]["name"]
+            d = lab.node(name, f"{internal_ip(n)}/24", n["spec"]["podCIDR"],
+                         cluster_cidr=CLUSTER_CIDR, service_cidr=SERVICE_CIDR)
+            daemons[name] = d
+            print(f"   node {name}: {internal_ip(n)}, pods {n['spec']['podCIDR']}, "
+                  f"nodeplane pid {d.proc.pid}")
+        for d in daemons.values():  # every daemon learns every node
+            for other in daemons.values():
+                d.set_node(other)
+
         started = {}
-        for p in local:
+        for p in pods:
             ns, name = p["metadata"]["namespace"], p["metadata"]["name"]
-            pod = lab.add_pod(daemon, ns, name)
+            node = p["spec"]["nodeName"]
+            pod = lab.add_pod(daemons[node], ns, name)
             ports = [c["containerPort"] for c in p["spec"]["containers"] for c in c.get("ports", [])]
             pod.serve(http=ports or [8080], udp=[7001])
+            pod.node = node
             started[f"{ns}/{name}"] = pod
-            print(f"   pod {ns}/{name:8s} {pod.ip:12s} via nodeplane-cni ADD")
+            containers = ",".join(c["name"] for c in p["spec"]["containers"])
+            print(f"   pod {ns + '/' + name:16s} {pod.ip:12s} on {node} (containers {containers})")
         print()
-        print(daemon.npctl("pods").stdout)
 
         names = list(started)
         width = max(len(n) for n in names) + 2
-        print("== reachability on node-cpu (row = client, column = server)")
-        print("   each cell: ping / HTTP GET :8080 / UDP echo, all over the data plane")
+        print("== reachability (row = client, column = server; ping / HTTP :8080 / UDP echo)")
+        print("   same node: through the node's data plane; other node: VXLAN between the two")
         print(" " * width + "".join(n.ljust(width) for n in names))
-        failures = 0
+        failures = total = 0
         for src in names:
             row = src.ljust(width)
             for dst in names:
                 if src == dst:
                     row += "-".ljust(width)
                     continue
-                a, b = started[src], started[dst]
-                ok_ping = a.ping(b.ip, count=1, timeout=2)
-                http = a.exec(["curl", "-sS", "--max-time", "3", f"http://{b.ip}:8080/"],
-                              check=False)
-                ok_http = http.returncode == 0 and http.stdout.strip() == dst
-                ok_udp = a.probe("udp", b.ip, "7001").returncode == 0
-                cell = "ok" if (ok_ping and ok_http and ok_udp) else \
-                    "FAIL:" + ",".join(n for n, ok in (("ping", ok_ping), ("http", ok_http),
-                                                       ("udp", ok_udp)) if not ok)
+                cell = check(started[src], started[dst], dst)
+                total += 1
                 failures += cell != "ok"
                 row += cell.ljust(width)
             print(row)
         print()
-        print("== not on this node yet (they need what later issues add):")
-        for p in remote:
-            print(f"   {p['metadata']['namespace']}/{p['metadata']['name']} on "
-                  f"{p['spec']['nodeName']}: cross-node VXLAN overlay")
-        print("   pod-poc.ns-stg.svc.cluster.local, backend-service.backend.svc.cluster.local: "
-              "Service VIPs")
+
+        # Intra-pod: containers of one pod share its network namespace (seed: c7 <-> c8).
+        peak = started.get("ns-ml/pod-peak")
+        if peak:
+            r = peak.exec(["curl", "-sS", "--max-time", "3", "http://127.0.0.1:8080/"],
+                          check=False)
+            intra = "ok" if r.stdout.strip() == "ns-ml/pod-peak" else "FAIL"
+            print(f"== intra-pod c8 -> c7 via localhost:8080 in ns-ml/pod-peak: {intra}")
+            failures += intra != "ok"
+        print("== not shown yet: pod-poc.ns-stg.svc.cluster.local and "
+              "backend-service.backend.svc.cluster.local (Service VIPs)")
         print()
-        print("== data plane counters")
-        print(daemon.npctl("workers").stdout)
-        print(daemon.npctl("drops").stdout or "   (no drops)")
-        print(f"== {len(names) * (len(names) - 1) - failures} of {len(names) * (len(names) - 1)} "
-              f"pod pairs reachable")
+        for name, d in daemons.items():
+            print(f"== {name}")
+            print(d.npctl("nodes").stdout)
+            print(d.npctl("workers").stdout)
+            print(d.npctl("drops").stdout or "   (no drops)\n")
+        checks = total + (1 if peak else 0)
+        print(f"== {checks - failures} of {checks} checks passed")
     return 1 if failures else 0
 
 

@@ -119,6 +119,10 @@ PacketBuilder& PacketBuilder::payload(size_t bytes, uint8_t fill) {
   fill_ = fill;
   return *this;
 }
+PacketBuilder& PacketBuilder::payloadBytes(const Bytes& bytes) {
+  payloadBytes_ = bytes;
+  return *this;
+}
 PacketBuilder& PacketBuilder::padTo(size_t frameBytes) {
   padTo_ = frameBytes;
   return *this;
@@ -177,6 +181,7 @@ Bytes PacketBuilder::build() const {
         break;
     }
     for (size_t i = 0; i < payload_; ++i) l4.push_back(fill_);
+    l4.insert(l4.end(), payloadBytes_.begin(), payloadBytes_.end());
     if (l4_ == L4::kUdp) put16(l4, 4, static_cast<uint16_t>(l4.size()));
     b.insert(b.end(), l4.begin(), l4.end());
     // IPv4 header.

@@ -36,6 +36,7 @@ class PacketBuilder {
   PacketBuilder& arp(uint16_t op, const char* senderMac, const char* senderIp,
                      const char* targetIp, const char* targetMac = "00:00:00:00:00:00");
   PacketBuilder& payload(size_t bytes, uint8_t fill = 0xab);
+  PacketBuilder& payloadBytes(const Bytes& bytes);  // exact L4 payload (e.g. a VXLAN frame)
   PacketBuilder& padTo(size_t frameBytes);  // Ethernet padding after the IP datagram
 
   Bytes build() const;
@@ -57,6 +58,7 @@ class PacketBuilder {
   uint8_t tcpFlags_ = 0;
   bool echoRequest_ = true;
   size_t payload_ = 0;
+  Bytes payloadBytes_;
   uint8_t fill_ = 0xab;
   size_t padTo_ = 0;
 };

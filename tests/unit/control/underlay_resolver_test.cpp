@@ -1,0 +1,136 @@
+// The overlay's slow path through NodeController: ARP requests out, replies in, packets held and
+// released, given up on, and oversized packets fragmented.
+#include "control/underlay_resolver.h"
+
+#include <gtest/gtest.h>
+#include <rte_arp.h>
+
+#include "tests/unit/support/overlay_fixture.h"
+
+namespace nodeplane::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::array<uint8_t, 6> macAt(const Bytes& b, size_t at) {
+  return {b[at], b[at + 1], b[at + 2], b[at + 3], b[at + 4], b[at + 5]};
+}
+
+class ResolverTest : public OverlayFixture {
+ protected:
+  void service(std::chrono::steady_clock::time_point at) { node->serviceSlowPath(at); }
+  size_t counted(dataplane::DropReason r) {
+    return backend.control.drops[static_cast<size_t>(r)].read();
+  }
+};
+
+TEST_F(ResolverTest, SendsArpRequestsForTunnelEndpoints) {
+  service(std::chrono::steady_clock::now());
+  ASSERT_FALSE(backend.injected.empty());
+  Bytes arp = mbufBytes(backend.injected.back().second);
+  EXPECT_EQ(backend.injected.back().first, kUplinkPort);
+  EXPECT_EQ(macAt(arp, 0), mac("ff:ff:ff:ff:ff:ff").bytes);
+  EXPECT_EQ(arp[12], 0x08);
+  EXPECT_EQ(arp[13], 0x06);
+  EXPECT_EQ(arp[21], 1);  // request
+  EXPECT_EQ(macAt(arp, 22), mac(kUplinkMac).bytes);
+  EXPECT_EQ(arp[38], 192);
+  EXPECT_EQ(arp[41], 11);  // who has 192.168.50.11
+  EXPECT_GE(arp.size(), 60u) << "padded to the Ethernet minimum";
+}
+
+TEST_F(ResolverTest, AReplyPublishesResolvedTemplates) {
+  const auto generation = node->generation();
+  EXPECT_FALSE(snapshot().overlay->node(0).resolved);
+  resolvePeer();
+  EXPECT_GT(node->generation(), generation);
+  EXPECT_TRUE(snapshot().overlay->node(0).resolved);
+  EXPECT_EQ(snapshot().routes.get(), snapshot().routes.get());
+  Bytes templ(snapshot().overlay->node(0).outer, snapshot().overlay->node(0).outer + 6);
+  EXPECT_EQ(macAt(templ, 0), mac(kPeerMac).bytes);
+}
+
+TEST_F(ResolverTest, HeldPacketsLeaveWithTheLearnedMac) {
+  rte_mbuf* m;
+  auto meta = run(fromPod().ipv4(kPodIp, "10.244.2.7").udp(1, 2).build(), kPodPort, &m);
+  ASSERT_EQ(meta.action, dataplane::Action::kPunt);
+  backend.punted.push_back({m, static_cast<uint8_t>(meta.punt), 0, kPodPort, meta.aux});
+  service(std::chrono::steady_clock::now());
+  clearInjected();  // the ARP request
+  resolvePeer();
+  ASSERT_EQ(backend.injected.size(), 1u) << "the held packet, now complete";
+  Bytes out = mbufBytes(backend.injected[0].second);
+  EXPECT_EQ(macAt(out, 0), mac(kPeerMac).bytes);
+  EXPECT_EQ(out[36] << 8 | out[37], 4789);
+}
+
+TEST_F(ResolverTest, GivesUpAfterUnansweredProbes) {
+  const auto t0 = std::chrono::steady_clock::now();
+  rte_mbuf* m;
+  auto meta = run(fromPod().ipv4(kPodIp, "10.244.2.7").udp(1, 2).build(), kPodPort, &m);
+  backend.punted.push_back({m, static_cast<uint8_t>(meta.punt), 0, kPodPort, meta.aux});
+  for (auto at : {0s, 1s, 2s}) service(t0 + at);
+  EXPECT_EQ(counted(dataplane::DropReason::kNeighborUnresolved), 0u);
+  service(t0 + 3s);
+  EXPECT_EQ(counted(dataplane::DropReason::kNeighborUnresolved), 1u);
+}
+
+TEST_F(ResolverTest, FragmentsOversizedPacketsWithoutDf) {
+  resolvePeer();
+  clearInjected();
+  Bytes big = fromPod().ipv4(kPodIp, "10.244.2.7", 64).udp(5, 6).payload(3000).build();
+  backend.punted.push_back({makeChainedMbuf(big, 1500, kPodPort),
+                            static_cast<uint8_t>(dataplane::PuntReason::kFragment), 0, kPodPort, 0});
+  service(std::chrono::steady_clock::now());
+  ASSERT_EQ(backend.injected.size(), 3u) << "3008 bytes of UDP in 1450-byte inner packets";
+  size_t carried = 0;
+  for (auto& [port, f] : backend.injected) {
+    EXPECT_EQ(port, kUplinkPort);
+    Bytes out = mbufBytes(f);
+    EXPECT_EQ(f->nb_segs, 1);
+    EXPECT_LE(out.size() - 14, 1500u) << "fits the underlay MTU";
+    EXPECT_EQ(macAt(out, 0), mac(kPeerMac).bytes);
+    const size_t innerIp = 50 + 14;
+    EXPECT_EQ(internetChecksum(&out[14], 20), 0) << "outer checksum";
+    EXPECT_EQ(internetChecksum(&out[innerIp], 20), 0) << "inner fragment checksum";
+    EXPECT_EQ(out[innerIp + 8], 63) << "TTL decremented once";
+    carried += (out[innerIp + 2] << 8 | out[innerIp + 3]) - 20;
+  }
+  EXPECT_EQ(carried, 8u + 3000);
+  EXPECT_EQ(backend.control.fragmentsSent.read(), 3u);
+}
+
+TEST_F(ResolverTest, NodeTableValidationNamesNodeAndField) {
+  struct Case {
+    control::NodeSpec spec;
+    const char* expect;
+  } cases[] = {
+      {{"x", ip("192.168.50.20"), {*Ipv4Prefix::parse("10.244.1.128/25")}, {}}, "overlaps this node"},
+      {{"x", ip("192.168.50.11"), {*Ipv4Prefix::parse("10.244.9.0/24")}, {}}, "already belongs"},
+      {{"x", ip("192.168.50.20"), {*Ipv4Prefix::parse("10.245.0.0/24")}, {}}, "cluster CIDR"},
+      {{"x", ip("192.168.50.20"), {*Ipv4Prefix::parse("10.244.2.0/25")}, {}}, "node-gpu"},
+      {{"x", ip("192.168.50.20"), {}, {}}, "'podCidrs': empty"},
+      {{"x", ip("192.168.50.10"), {*Ipv4Prefix::parse("10.244.9.0/24")}, {}}, "this node's address"},
+      {{"x", ip("224.0.0.1"), {*Ipv4Prefix::parse("10.244.9.0/24")}, {}}, "'ip'"},
+      {{"x", ip("192.168.50.20"), {*Ipv4Prefix::parse("10.244.9.0/24")}, mac("01:00:5e:00:00:01")},
+       "'vtepMac'"},
+      {{"Bad_Name", ip("192.168.50.20"), {*Ipv4Prefix::parse("10.244.9.0/24")}, {}}, "'name'"},
+      {{"node-cpu", ip("192.168.50.99"), {*Ipv4Prefix::parse("10.244.1.0/24")}, {}}, "--node-ip"},
+      {{"node-cpu", ip(kNodeIp), {*Ipv4Prefix::parse("10.244.7.0/24")}, {}}, "--pod-cidr"},
+  };
+  const auto generation = node->generation();
+  for (const auto& c : cases) {
+    auto st = node->setNode(c.spec);
+    ASSERT_FALSE(st.ok()) << c.expect;
+    EXPECT_NE(st.error().message.find(c.expect), std::string::npos) << st.error().message;
+  }
+  EXPECT_EQ(node->generation(), generation) << "nothing published for a rejected node";
+  EXPECT_TRUE(node->setNode({"node-cpu", ip(kNodeIp), {*Ipv4Prefix::parse("10.244.1.0/24")}, {}})
+                  .ok());
+  EXPECT_EQ(node->nodes().size(), 2u);
+  EXPECT_TRUE(node->deleteNode("node-gpu").ok());
+  EXPECT_EQ(node->deleteNode("node-gpu").error().code, ErrorCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace nodeplane::testing

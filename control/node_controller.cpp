@@ -382,6 +382,7 @@ Result<std::shared_ptr<const overlay::OverlayTable>> NodeController::buildOverla
   o.uplinkPort = uplink_->id;
   o.uplinkMac = uplink_->mac;
   o.mtu = settings_.mtu;
+  o.txIpChecksumOffload = uplink_->txIpv4ChecksumOffload;
   std::vector<overlay::RemoteNodeSpec> remotes;
   for (const auto& [name, n] : nodes) {
     if (name == settings_.nodeName) continue;

@@ -23,6 +23,7 @@ struct PortInfo {
   MacAddress mac;
   uint16_t rxQueues = 0;  // polled by workers 0 .. rxQueues-1 (one each)
   uint16_t txQueues = 0;  // one per worker
+  bool txIpv4ChecksumOffload = false;  // enabled: the NIC fills in IPv4 header checksums
 };
 
 struct PortStats {

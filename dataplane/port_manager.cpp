@@ -84,6 +84,9 @@ Result<PortInfo> PortManager::configure(uint16_t port) {
       conf.rx_adv_conf.rss_conf.rss_key_len = devInfo.hash_key_size;
     }
   }
+  // Encapsulated packets get their outer IPv4 checksum from the NIC where it can.
+  const bool ipv4ChecksumOffload = devInfo.tx_offload_capa & RTE_ETH_TX_OFFLOAD_IPV4_CKSUM;
+  if (ipv4ChecksumOffload) conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_IPV4_CKSUM;
   if (int rc = rte_eth_dev_configure(port, rxQueues, workers_, &conf); rc != 0)
     return portError("rte_eth_dev_configure", name, rc);
   uint16_t rxDesc = settings_.rxDescriptors, txDesc = settings_.txDescriptors;
@@ -106,6 +109,7 @@ Result<PortInfo> PortManager::configure(uint16_t port) {
   std::memcpy(info.mac.bytes.data(), mac.addr_bytes, 6);
   info.rxQueues = rxQueues;
   info.txQueues = workers_;
+  info.txIpv4ChecksumOffload = ipv4ChecksumOffload;
   spdlog::info("port {} ({}, {}): started, mac {}, {} rx / {} tx queues", port, name, info.driver,
                info.mac.toString(), rxQueues, workers_);
   return info;

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 #include <rte_arp.h>
 
+#include <set>
+
 #include "tests/unit/support/overlay_fixture.h"
 
 namespace nodeplane::testing {
@@ -130,6 +132,96 @@ TEST_F(ResolverTest, NodeTableValidationNamesNodeAndField) {
   EXPECT_EQ(node->nodes().size(), 2u);
   EXPECT_TRUE(node->deleteNode("node-gpu").ok());
   EXPECT_EQ(node->deleteNode("node-gpu").error().code, ErrorCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace nodeplane::testing
+
+namespace nodeplane::testing {
+namespace {
+
+// A node whose uplink NIC computes IPv4 checksums, and whose peer sits behind an underlay router.
+class RoutedUnderlayTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    backend.pool = testPool();
+    backend.ipv4ChecksumOffload = true;
+    control::NodeSettings s;
+    s.nodeName = "node-cpu";
+    s.nodeIp = ip(kNodeIp);
+    s.underlayPrefixLength = 24;
+    s.underlayGateway = ip("192.168.50.1");
+    s.podCidr = *Ipv4Prefix::parse("10.244.1.0/24");
+    s.uplinkDevargs = "net_fake_uplink";
+    node = std::make_unique<control::NodeController>(s, backend);
+    ASSERT_TRUE(node->start().ok());
+    control::PodAttachment a;
+    a.namespaceName = "ns-dev";
+    a.name = a.containerId = "c1";
+    a.hostInterface = "veth-c1";
+    a.ip = ip(kPodIp);
+    a.mac = mac(kPodMac);
+    ASSERT_TRUE(node->attachPod(a).ok());
+    // One peer on the uplink's subnet, one behind the router.
+    ASSERT_TRUE(node->setNode({"near", ip("192.168.50.11"), {*Ipv4Prefix::parse("10.244.2.0/24")}, {}}).ok());
+    ASSERT_TRUE(node->setNode({"far", ip("10.200.0.5"), {*Ipv4Prefix::parse("10.244.3.0/24")}, {}}).ok());
+  }
+  void TearDown() override {
+    for (auto& [port, m] : backend.injected) rte_pktmbuf_free(m);
+  }
+  FakeBackend backend;
+  std::unique_ptr<control::NodeController> node;
+};
+
+TEST_F(RoutedUnderlayTest, EndpointsOffTheSubnetGoThroughTheGateway) {
+  EXPECT_EQ(node->nextHopFor(ip("10.200.0.5")).toString(), "192.168.50.1");
+  EXPECT_EQ(node->nextHopFor(ip("192.168.50.11")).toString(), "192.168.50.11");
+  std::set<std::string> wanted;
+  for (const auto& v : node->neighbors(std::chrono::steady_clock::now()))
+    wanted.insert(v.ip.toString());
+  EXPECT_EQ(wanted, (std::set<std::string>{"192.168.50.1", "192.168.50.11"}));
+
+  // The router answers: the far node's template gets the router's MAC, the near one stays open.
+  Bytes reply = PacketBuilder().eth(kUplinkMac, "52:54:00:00:00:01")
+                    .arp(2, "52:54:00:00:00:01", "192.168.50.1", kNodeIp, kUplinkMac).build();
+  backend.punted.push_back({makeMbuf(reply, kUplinkPort),
+                            static_cast<uint8_t>(dataplane::PuntReason::kArp), 0, kUplinkPort, 0});
+  node->serviceSlowPath(std::chrono::steady_clock::now());
+  const auto& table = *backend.current()->overlay;
+  for (size_t i = 0; i < table.nodeCount(); ++i) {
+    const auto& n = table.node(i);
+    const bool far = n.ip == rte_cpu_to_be_32(ip("10.200.0.5").value);
+    EXPECT_EQ(n.resolved, far);
+    if (far) EXPECT_EQ(0, memcmp(n.outer, mac("52:54:00:00:00:01").bytes.data(), 6));
+  }
+}
+
+TEST_F(RoutedUnderlayTest, OuterChecksumIsLeftToTheNicWhenItCan) {
+  Bytes reply = PacketBuilder().eth(kUplinkMac, "52:54:00:00:00:01")
+                    .arp(2, "52:54:00:00:00:01", "192.168.50.1", kNodeIp, kUplinkMac).build();
+  backend.punted.push_back({makeMbuf(reply, kUplinkPort),
+                            static_cast<uint8_t>(dataplane::PuntReason::kArp), 0, kUplinkPort, 0});
+  node->serviceSlowPath(std::chrono::steady_clock::now());
+  ASSERT_TRUE(backend.current()->overlay->txIpChecksumOffload());
+  dataplane::WorkerCounters counters;
+  dataplane::WorkerContext ctx;
+  ctx.counters = &counters;
+  dataplane::Burst burst;
+  burst.count = 1;
+  burst.inPort = 1;
+  burst.pkts[0] = makeMbuf(PacketBuilder().eth("02:fe:00:00:00:01", kPodMac)
+                               .ipv4(kPodIp, "10.244.3.9").udp(1, 2).build(), 1);
+  dataplane::runStages(burst, *backend.current(), ctx);
+  ASSERT_EQ(burst.meta[0].action, dataplane::Action::kTransmit);
+  rte_mbuf* m = burst.pkts[0];
+  EXPECT_TRUE(m->ol_flags & RTE_MBUF_F_TX_IP_CKSUM);
+  EXPECT_TRUE(m->ol_flags & RTE_MBUF_F_TX_IPV4);
+  EXPECT_EQ(m->l2_len, 14u);
+  EXPECT_EQ(m->l3_len, 20u);
+  Bytes out = mbufBytes(m);
+  EXPECT_EQ(out[24], 0);
+  EXPECT_EQ(out[25], 0) << "the NIC writes the checksum";
+  rte_pktmbuf_free(m);
 }
 
 }  // namespace

@@ -20,6 +20,7 @@ class FakeBackend : public dataplane::DataplaneBackend {
   int synchronizations = 0;
   int publications = 0;
   bool failNextOpen = false;
+  bool ipv4ChecksumOffload = false;  // what the fake ports claim
 
   unsigned workerCount() const override { return workers; }
   int socketId() const override { return 0; }
@@ -35,6 +36,7 @@ class FakeBackend : public dataplane::DataplaneBackend {
     info.mac.bytes = {0x02, 0xfe, 0, 0, 0, static_cast<uint8_t>(info.id)};
     info.rxQueues = static_cast<uint16_t>(workers);
     info.txQueues = static_cast<uint16_t>(workers);
+    info.txIpv4ChecksumOffload = ipv4ChecksumOffload;
     opened.push_back(devargs);
     live.insert(info.id);
     return info;

@@ -1,0 +1,87 @@
+#include "lb/maglev.h"
+
+#include <limits>
+
+namespace nodeplane::lb {
+
+namespace {
+
+// FNV-1a over the identity, then a splitmix64 finaliser with a seed: cheap, deterministic and
+// well mixed. Two seeds give the independent offset and skip hashes the paper asks for.
+uint64_t hashId(const std::string& id, uint64_t seed) {
+  uint64_t h = 0xcbf29ce484222325ull ^ seed;
+  for (unsigned char c : id) {
+    h ^= c;
+    h *= 0x100000001b3ull;
+  }
+  h += 0x9e3779b97f4a7c15ull;
+  h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ull;
+  h = (h ^ (h >> 27)) * 0x94d049bb133111ebull;
+  return h ^ (h >> 31);
+}
+
+constexpr uint64_t kOffsetSeed = 0x6e6f6465706c616eull;  // "nodeplan"
+constexpr uint64_t kSkipSeed = 0x6d61676c65760001ull;    // "maglev"
+
+}  // namespace
+
+bool isPrime(uint32_t n) {
+  if (n < 2) return false;
+  if (n % 2 == 0) return n == 2;
+  for (uint32_t d = 3; static_cast<uint64_t>(d) * d <= n; d += 2)
+    if (n % d == 0) return false;
+  return true;
+}
+
+MaglevPermutation maglevPermutation(const std::string& id, uint32_t size) {
+  return MaglevPermutation{hashId(id, kOffsetSeed) % size, hashId(id, kSkipSeed) % (size - 1) + 1};
+}
+
+std::vector<uint16_t> buildMaglevTable(const std::vector<MaglevBackend>& backends, uint32_t size) {
+  struct Candidate {
+    uint64_t offset, skip, next;
+    uint32_t weight, index;
+    uint64_t credit;  // weighted turns: a backend places an entry each time credit reaches max
+  };
+  std::vector<Candidate> cands;
+  uint32_t maxWeight = 0;
+  for (uint32_t i = 0; i < backends.size(); ++i) {
+    if (backends[i].weight == 0) continue;
+    const MaglevPermutation p = maglevPermutation(backends[i].id, size);
+    cands.push_back(Candidate{p.offset, p.skip, 0, backends[i].weight, i, 0});
+    maxWeight = std::max(maxWeight, backends[i].weight);
+  }
+  std::vector<uint16_t> table;
+  if (cands.empty()) return table;
+  constexpr uint16_t kEmpty = std::numeric_limits<uint16_t>::max();
+  table.assign(size, kEmpty);
+  uint32_t filled = 0;
+  // Each round every backend earns its weight in credit; one with at least maxWeight credit
+  // claims its next preferred empty slot. Equal weights reduce to the paper's round robin.
+  while (true) {
+    for (Candidate& c : cands) {
+      c.credit += c.weight;
+      if (c.credit < maxWeight) continue;
+      c.credit -= maxWeight;
+      uint64_t slot = (c.offset + c.next * c.skip) % size;
+      while (table[slot] != kEmpty) {
+        ++c.next;
+        slot = (c.offset + c.next * c.skip) % size;
+      }
+      table[slot] = static_cast<uint16_t>(c.index);
+      ++c.next;
+      if (++filled == size) return table;
+    }
+  }
+}
+
+uint32_t maglevDifferences(const std::vector<uint16_t>& a, const std::vector<uint16_t>& b,
+                           const std::vector<MaglevBackend>& backendsA,
+                           const std::vector<MaglevBackend>& backendsB) {
+  uint32_t moved = 0;
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i)
+    if (backendsA[a[i]].id != backendsB[b[i]].id) ++moved;
+  return moved;
+}
+
+}  // namespace nodeplane::lb

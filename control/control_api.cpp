@@ -2,6 +2,8 @@
 
 #include "control/model_json.h"
 #include "dataplane/drop_reason.h"
+#include "lb/conntrack.h"
+#include <netinet/in.h>
 #include "overlay/vxlan.h"
 
 #include <cstring>
@@ -64,6 +66,22 @@ ControlApi::ControlApi(NodeController& node, dp::DataplaneBackend& backend)
                        [this](const ArgReader&, const Json&) { return nodeList(); }};
   ops_["neighbors"] = {"the underlay ARP table",
                        [this](const ArgReader&, const Json&) { return neighbors(); }};
+  ops_["service.set"] = {"add or replace a service with its endpoints (see control/README.md)",
+                         [this](const ArgReader&, const Json& raw) { return serviceSet(raw); }};
+  ops_["service.endpoints"] = {"replace a service's endpoints: namespace, name, endpoints",
+                               [this](const ArgReader& a, const Json& raw) {
+                                 return serviceEndpoints(a, raw);
+                               }};
+  ops_["service.delete"] = {"remove a service: namespace, name",
+                            [this](const ArgReader& a, const Json&) { return serviceDelete(a); }};
+  ops_["service.list"] = {"services with their backends and Maglev shares",
+                          [this](const ArgReader&, const Json&) { return serviceList(); }};
+  ops_["flows"] = {"tracked flows; args: service (ns/name), address, port, limit (default 1000)",
+                   [this](const ArgReader& a, const Json& raw) { return flows(a, raw); }};
+  ops_["flows.flush"] = {"end the flows of a service (service: ns/name) or backend (backend: ip:port)",
+                         [this](const ArgReader& a, const Json&) { return flowsFlush(a); }};
+  ops_["conntrack"] = {"connection table statistics",
+                       [this](const ArgReader&, const Json&) { return conntrackStats(); }};
   ops_["ops"] = {"this list", [this](const ArgReader&, const Json&) -> Result<Json> {
                    Json out = Json::object();
                    for (const auto& [name, op] : ops_) out[name] = op.help;
@@ -97,6 +115,8 @@ Result<Json> ControlApi::status() const {
   j["clusterCidr"] = s.clusterCidr ? Json(s.clusterCidr->toString()) : Json(nullptr);
   j["serviceCidr"] = s.serviceCidr ? Json(s.serviceCidr->toString()) : Json(nullptr);
   j["uplink"] = node_.uplink() ? Json(node_.uplink()->name) : Json(nullptr);
+  j["services"] = node_.serviceRegistry().services().size();
+  if (auto* ct = backend_.conntrack()) j["flows"] = ct->live();
   j["overlay"] = {{"vni", s.vni},
                   {"udpPort", s.vxlanPort},
                   {"vtepMac", node_.vtepMac().toString()},
@@ -253,6 +273,254 @@ Result<Json> ControlApi::neighbors() const {
                     {"probes", v.probesSent},
                     {"confirmedMsAgo", v.mac ? Json(v.sinceConfirmed.count()) : Json(nullptr)}});
   return Json{{"neighbors", list}};
+}
+
+Result<Json> ControlApi::serviceSet(const Json& raw) {
+  auto spec = serviceSpecFromJson("service.set", raw);
+  if (!spec) return spec.error();
+  if (auto st = node_.setService(*spec); !st) return st.error();
+  return Json{{"service", spec->key()}, {"generation", node_.generation()}};
+}
+
+Result<Json> ControlApi::serviceEndpoints(const ArgReader& args, const Json& raw) {
+  if (auto st = args.onlyFields({"namespace", "name", "endpoints"}); !st) return st.error();
+  auto ns = args.string("namespace");
+  if (!ns) return ns.error();
+  auto name = args.string("name");
+  if (!name) return name.error();
+  if (!args.has("endpoints")) return args.error("endpoints", "missing");
+  auto eps = endpointsFromJson("service.endpoints", raw["endpoints"], "endpoints");
+  if (!eps) return eps.error();
+  if (auto st = node_.setEndpoints(*ns, *name, *eps); !st) return st.error();
+  return Json{{"service", *ns + "/" + *name}, {"endpoints", eps->size()},
+              {"generation", node_.generation()}};
+}
+
+Result<Json> ControlApi::serviceDelete(const ArgReader& args) {
+  if (auto st = args.onlyFields({"namespace", "name"}); !st) return st.error();
+  auto ns = args.string("namespace");
+  if (!ns) return ns.error();
+  auto name = args.string("name");
+  if (!name) return name.error();
+  if (auto st = node_.deleteService(*ns, *name); !st) return st.error();
+  return Json{{"deleted", *ns + "/" + *name}, {"generation", node_.generation()}};
+}
+
+Result<Json> ControlApi::serviceList() const {
+  const ServiceRegistry& reg = node_.serviceRegistry();
+  const dp::Snapshot* snap = node_.current();
+  const lb::ServiceTable* table = snap ? snap->services.get() : nullptr;
+  Json list = Json::array();
+  for (const auto& [key, s] : reg.services()) {
+    Json j = serviceSpecToJson(s);
+    j.erase("endpoints");
+    Json ports = Json::array();
+    for (const auto& p : s.ports) {
+      Json pj = {{"port", p.port}, {"protocol", p.protocol == IPPROTO_UDP ? "UDP" : "TCP"},
+                 {"name", p.name}};
+      if (p.nodePort) pj["nodePort"] = p.nodePort;
+      // The data plane's view: backends, and how many Maglev entries each holds.
+      uint32_t index = 0;
+      lb::ServiceAccess access;
+      const bool found =
+          table && !s.clusterIps.empty() &&
+          table->find(rte_cpu_to_be_32(s.clusterIps[0].value), rte_cpu_to_be_16(p.port), p.protocol,
+                      &index, &access);
+      Json backends = Json::array();
+      bool anyReady = false;
+      for (const auto& e : s.endpoints)
+        anyReady |= e.ready && ServiceRegistry::backendPort(p, e).has_value();
+      for (const auto& e : s.endpoints) {
+        auto bport = ServiceRegistry::backendPort(p, e);
+        if (!bport) continue;
+        Json b = {{"ip", e.ip.toString()},
+                  {"port", *bport},
+                  {"local", ServiceRegistry::isLocal(e, node_.settings())},
+                  {"ready", e.ready},
+                  {"usable", anyReady ? e.ready : (e.serving && e.terminating)},
+                  {"weight", e.weight},
+                  {"maglevEntries", 0}};
+        backends.push_back(b);
+      }
+      if (found) {
+        const lb::ServicePortEntry& sp = table->port(index);
+        pj["maglevTableSize"] = table->maglevSize();
+        if (sp.tableAll >= 0) {
+          std::vector<uint32_t> counts(sp.backendCount, 0);
+          for (uint16_t e : table->maglevTable(sp.tableAll)) ++counts[e];
+          for (uint32_t i = 0; i < sp.backendCount; ++i) {
+            const lb::ServiceBackend& b = table->backend(sp, i);
+            for (auto& bj : backends)
+              if (bj["ip"] == Ipv4Address{rte_be_to_cpu_32(b.ip)}.toString() &&
+                  bj["port"] == rte_be_to_cpu_16(b.port))
+                bj["maglevEntries"] = counts[i];
+          }
+        }
+      }
+      pj["backends"] = backends;
+      ports.push_back(pj);
+    }
+    j["ports"] = ports;
+    list.push_back(j);
+  }
+  return Json{{"services", list}, {"maglevTablesCached", reg.maglevTables()}};
+}
+
+namespace {
+
+std::string endpointText(rte_be32_t ip, rte_be16_t port) {
+  return Ipv4Address{rte_be_to_cpu_32(ip)}.toString() + ":" + std::to_string(rte_be_to_cpu_16(port));
+}
+
+const char* protoText(uint8_t p) {
+  switch (p) {
+    case IPPROTO_TCP: return "tcp";
+    case IPPROTO_UDP: return "udp";
+    case IPPROTO_ICMP: return "icmp";
+    default: return "?";
+  }
+}
+
+}  // namespace
+
+Result<Json> ControlApi::flows(const ArgReader& args, const Json& raw) const {
+  if (auto st = args.onlyFields({"service", "address", "port", "limit"}); !st) return st.error();
+  lb::ConnTracker* ct = backend_.conntrack();
+  if (ct == nullptr) return Json{{"flows", Json::array()}, {"total", 0}};
+  std::string service;
+  if (args.has("service")) {
+    auto v = args.string("service");
+    if (!v) return v.error();
+    service = *v;
+  }
+  std::optional<rte_be32_t> address;
+  if (args.has("address")) {
+    auto v = args.string("address");
+    if (!v) return v.error();
+    auto a = Ipv4Address::parse(*v);
+    if (!a) return args.error("address", "'" + *v + "' is not an IPv4 address");
+    address = rte_cpu_to_be_32(a->value);
+  }
+  std::optional<rte_be16_t> port;
+  if (args.has("port")) {
+    auto v = args.integer("port", 1, 65535);
+    if (!v) return v.error();
+    port = rte_cpu_to_be_16(static_cast<uint16_t>(*v));
+  }
+  int64_t limit = 1000;
+  if (args.has("limit")) {
+    auto v = args.integer("limit", 1, 1000000);
+    if (!v) return v.error();
+    limit = *v;
+  }
+  (void)raw;
+  const ServiceRegistry& reg = node_.serviceRegistry();
+  const uint32_t now = static_cast<uint32_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::steady_clock::now() - started_).count());
+  (void)now;
+  Json list = Json::array();
+  size_t total = 0;
+  for (unsigned s = 0; s < ct->shardCount(); ++s) {
+    const lb::ConnShard& shard = ct->shard(s);
+    for (uint32_t i = 0; i < shard.slots(); ++i) {
+      const lb::ConnEntry e = shard.entry(i);  // a copy: the owner may be changing it
+      const lb::ConnState state = static_cast<lb::ConnState>(e.stateWord & 0xff);
+      if (state == lb::ConnState::kFree || state == lb::ConnState::kAffinity) continue;
+      const std::string svc = e.servicePort ? reg.portName(e.servicePort) : "";
+      if (!service.empty() && svc.rfind(service + ":", 0) != 0) continue;
+      if (address && e.orig.src != *address && e.orig.dst != *address && e.reply.src != *address &&
+          e.reply.dst != *address)
+        continue;
+      if (port && e.orig.sport != *port && e.orig.dport != *port && e.reply.sport != *port &&
+          e.reply.dport != *port)
+        continue;
+      ++total;
+      if (static_cast<int64_t>(list.size()) >= limit) continue;
+      const uint8_t flags = static_cast<uint8_t>(e.stateWord >> 8);
+      list.push_back({{"protocol", protoText(e.orig.proto)},
+                      {"state", lb::connStateName(state)},
+                      {"orig", endpointText(e.orig.src, e.orig.sport) + " -> " +
+                                   endpointText(e.orig.dst, e.orig.dport)},
+                      {"reply", endpointText(e.reply.src, e.reply.sport) + " -> " +
+                                    endpointText(e.reply.dst, e.reply.dport)},
+                      {"service", svc},
+                      {"dnat", (flags & lb::kConnDnat) != 0},
+                      {"snat", (flags & lb::kConnSnat) != 0},
+                      {"worker", s}});
+    }
+  }
+  return Json{{"flows", list}, {"total", total}};
+}
+
+Result<Json> ControlApi::flowsFlush(const ArgReader& args) {
+  if (auto st = args.onlyFields({"service", "backend"}); !st) return st.error();
+  std::optional<std::string> service;
+  std::optional<std::pair<Ipv4Address, uint16_t>> backend;
+  if (args.has("service")) {
+    auto v = args.string("service");
+    if (!v) return v.error();
+    service = *v;
+  }
+  if (args.has("backend")) {
+    auto v = args.string("backend");
+    if (!v) return v.error();
+    const size_t colon = v->rfind(':');
+    auto ip = Ipv4Address::parse(v->substr(0, colon));
+    unsigned long port = 0;
+    try {
+      port = colon == std::string::npos ? 0 : std::stoul(v->substr(colon + 1));
+    } catch (const std::exception&) {
+    }
+    if (!ip || port == 0 || port > 65535) return args.error("backend", "'" + *v + "' is not ip:port");
+    backend = std::make_pair(*ip, static_cast<uint16_t>(port));
+  }
+  if (!service && !backend) return invalidArgument("flows.flush: give 'service' or 'backend'");
+  auto n = node_.flushFlows(service, backend);
+  if (!n) return n.error();
+  return Json{{"backendsFlushed", *n}, {"generation", node_.generation()}};
+}
+
+Result<Json> ControlApi::conntrackStats() const {
+  lb::ConnTracker* ct = backend_.conntrack();
+  if (ct == nullptr) return Json{{"entries", 0}, {"capacity", 0}};
+  Json shards = Json::array();
+  uint64_t inserts = 0, evictions = 0, fullDrops = 0, expired = 0, deletes = 0;
+  for (unsigned s = 0; s < ct->shardCount(); ++s) {
+    const lb::ConnShard& shard = ct->shard(s);
+    const auto& st = shard.stats();
+    shards.push_back({{"worker", s},
+                      {"entries", shard.live()},
+                      {"capacity", shard.capacity()},
+                      {"inserts", st.inserts.read()},
+                      {"evictions", st.evictions.read()},
+                      {"fullDrops", st.fullDrops.read()},
+                      {"expired", st.expired.read()}});
+    inserts += st.inserts.read();
+    evictions += st.evictions.read();
+    fullDrops += st.fullDrops.read();
+    expired += st.expired.read();
+    deletes += st.deletes.read();
+  }
+  const auto& t = ct->timeouts();
+  return Json{{"entries", ct->live()},
+              {"capacity", ct->capacity()},
+              {"bytesPerFlow", sizeof(lb::ConnEntry)},
+              {"inserts", inserts},
+              {"evictions", evictions},
+              {"fullDrops", fullDrops},
+              {"expired", expired},
+              {"removed", deletes},
+              {"timeoutsSeconds",
+               {{"tcpSyn", t.tcpSyn / 1000},
+                {"tcpEstablished", t.tcpEstablished / 1000},
+                {"tcpFin", t.tcpFin / 1000},
+                {"tcpTimeWait", t.tcpTimeWait / 1000},
+                {"tcpClose", t.tcpClose / 1000},
+                {"udp", t.udp / 1000},
+                {"udpStream", t.udpReplied / 1000},
+                {"icmp", t.icmp / 1000}}},
+              {"shards", shards}};
 }
 
 Result<Json> ControlApi::podList() const {

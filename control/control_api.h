@@ -37,6 +37,13 @@ class ControlApi {
   Result<Json> nodeDelete(const ArgReader& args);
   Result<Json> nodeList() const;
   Result<Json> neighbors() const;
+  Result<Json> serviceSet(const Json& raw);
+  Result<Json> serviceEndpoints(const ArgReader& args, const Json& raw);
+  Result<Json> serviceDelete(const ArgReader& args);
+  Result<Json> serviceList() const;
+  Result<Json> flows(const ArgReader& args, const Json& raw) const;
+  Result<Json> flowsFlush(const ArgReader& args);
+  Result<Json> conntrackStats() const;
 
   NodeController& node_;
   dataplane::DataplaneBackend& backend_;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -27,6 +28,7 @@ struct NodeSettings {
   uint32_t icmpErrorsPerSecond = 1000;
   std::string uplinkDevargs;  // empty: no uplink
   std::string stateFile;      // attachments survive a daemon restart here; empty: not kept
+  uint32_t maglevSize = 16381;  // prime
 };
 
 // A pod network interface as the CNI plugin (or an operator) describes it.
@@ -56,6 +58,48 @@ struct NodeSpec {
   std::vector<Ipv4Prefix> podCidrs;
   std::optional<MacAddress> vtepMac;   // its VTEP's MAC; default derived from ip
   bool operator==(const NodeSpec&) const = default;
+};
+
+// A Service as nodeplane needs it (the agent fills it from Service and EndpointSlice objects).
+struct ServicePortSpec {
+  std::string name;               // may be empty for a single-port service
+  uint8_t protocol = 6;           // IPPROTO_TCP or IPPROTO_UDP
+  uint16_t port = 0;              // on the cluster, external and load-balancer IPs
+  uint16_t targetPort = 0;        // a number (0: the same as port) ...
+  std::string targetPortName;     // ... or a name, resolved per endpoint
+  uint16_t nodePort = 0;          // NodePort / LoadBalancer services
+  bool operator==(const ServicePortSpec&) const = default;
+};
+
+struct EndpointSpec {
+  Ipv4Address ip;
+  std::string nodeName;           // empty: local if inside this node's pod CIDR
+  bool ready = true;              // EndpointSlice conditions
+  bool serving = true;
+  bool terminating = false;
+  // Port numbers by name: EndpointSlice ports (named as the service ports) or the pod's named
+  // container ports (for a targetPort given by name).
+  std::map<std::string, uint16_t> ports;
+  uint32_t weight = 1;            // Maglev weight
+  bool operator==(const EndpointSpec&) const = default;
+};
+
+struct ServiceSpec {
+  std::string namespaceName;
+  std::string name;
+  std::string type = "ClusterIP";  // ClusterIP, NodePort or LoadBalancer
+  std::vector<Ipv4Address> clusterIps;
+  std::vector<Ipv4Address> externalIps;
+  std::vector<Ipv4Address> loadBalancerIps;
+  std::vector<ServicePortSpec> ports;
+  bool affinityClientIp = false;
+  uint32_t affinityTimeoutSeconds = 10800;
+  bool externalTrafficLocal = false;
+  bool internalTrafficLocal = false;
+  std::vector<EndpointSpec> endpoints;
+  bool operator==(const ServiceSpec&) const = default;
+
+  std::string key() const { return namespaceName + "/" + name; }
 };
 
 // (containerId, interface) identifies an attachment, as CNI does.

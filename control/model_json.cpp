@@ -1,5 +1,9 @@
 #include "control/model_json.h"
 
+#include <netinet/in.h>
+
+#include <algorithm>
+
 namespace nodeplane::control {
 
 Json podAttachmentToJson(const PodAttachment& s) {
@@ -44,6 +48,221 @@ Result<PodAttachment> podAttachmentFromJson(const std::string& op, const Json& a
   auto mac = MacAddress::parse(*macText);
   if (!mac) return r.error("mac", "'" + *macText + "' is not a MAC address");
   s.mac = *mac;
+  return s;
+}
+
+namespace {
+
+Result<std::vector<Ipv4Address>> addressList(const ArgReader& r, const Json& args,
+                                             const char* field) {
+  std::vector<Ipv4Address> out;
+  if (!r.has(field)) return out;
+  if (!args[field].is_array()) return r.error(field, "not an array");
+  for (const Json& v : args[field]) {
+    auto a = v.is_string() ? Ipv4Address::parse(v.get<std::string>()) : std::nullopt;
+    if (!a) return r.error(field, v.dump() + " is not an IPv4 address");
+    out.push_back(*a);
+  }
+  return out;
+}
+
+Json addresses(const std::vector<Ipv4Address>& list) {
+  Json out = Json::array();
+  for (const auto& a : list) out.push_back(a.toString());
+  return out;
+}
+
+}  // namespace
+
+Json endpointToJson(const EndpointSpec& e) {
+  Json ports = Json::object();
+  for (const auto& [name, port] : e.ports) ports[name] = port;
+  return {{"ip", e.ip.toString()}, {"nodeName", e.nodeName}, {"ready", e.ready},
+          {"serving", e.serving},  {"terminating", e.terminating}, {"ports", ports},
+          {"weight", e.weight}};
+}
+
+Json serviceSpecToJson(const ServiceSpec& s) {
+  Json ports = Json::array();
+  for (const auto& p : s.ports) {
+    Json j = {{"name", p.name},
+              {"protocol", p.protocol == IPPROTO_UDP ? "UDP" : "TCP"},
+              {"port", p.port}};
+    if (!p.targetPortName.empty()) j["targetPort"] = p.targetPortName;
+    else j["targetPort"] = p.targetPort != 0 ? p.targetPort : p.port;
+    if (p.nodePort != 0) j["nodePort"] = p.nodePort;
+    ports.push_back(j);
+  }
+  Json endpoints = Json::array();
+  for (const auto& e : s.endpoints) endpoints.push_back(endpointToJson(e));
+  return {{"namespace", s.namespaceName},
+          {"name", s.name},
+          {"type", s.type},
+          {"clusterIPs", addresses(s.clusterIps)},
+          {"externalIPs", addresses(s.externalIps)},
+          {"loadBalancerIPs", addresses(s.loadBalancerIps)},
+          {"ports", ports},
+          {"sessionAffinity", s.affinityClientIp ? "ClientIP" : "None"},
+          {"sessionAffinityTimeoutSeconds", s.affinityTimeoutSeconds},
+          {"externalTrafficPolicy", s.externalTrafficLocal ? "Local" : "Cluster"},
+          {"internalTrafficPolicy", s.internalTrafficLocal ? "Local" : "Cluster"},
+          {"endpoints", endpoints}};
+}
+
+Result<std::vector<EndpointSpec>> endpointsFromJson(const std::string& op, const Json& list,
+                                                   const std::string& field) {
+  std::vector<EndpointSpec> out;
+  if (!list.is_array()) return invalidArgument(op + ": field '" + field + "': not an array");
+  for (size_t i = 0; i < list.size(); ++i) {
+    const std::string f = field + "[" + std::to_string(i) + "]";
+    const Json& j = list[i];
+    ArgReader r(op, j);
+    if (!j.is_object()) return invalidArgument(op + ": field '" + f + "': not an object");
+    if (auto st = r.onlyFields({"ip", "nodeName", "ready", "serving", "terminating", "ports",
+                                "weight", "targetRef"});
+        !st)
+      return invalidArgument(op + ": field '" + f + "': " + st.error().message);
+    EndpointSpec e;
+    auto ipText = r.string("ip");
+    if (!ipText) return invalidArgument(op + ": field '" + f + ".ip': missing or not a string");
+    auto ip = Ipv4Address::parse(*ipText);
+    if (!ip) return invalidArgument(op + ": field '" + f + ".ip': '" + *ipText + "' is not IPv4");
+    e.ip = *ip;
+    auto node = r.optionalString("nodeName", "");
+    if (!node) return invalidArgument(op + ": field '" + f + ".nodeName': not a string");
+    e.nodeName = *node;
+    for (auto [name, out] : {std::pair{"ready", &e.ready}, std::pair{"serving", &e.serving},
+                             std::pair{"terminating", &e.terminating}}) {
+      if (!r.has(name)) continue;
+      if (!j[name].is_boolean())
+        return invalidArgument(op + ": field '" + f + "." + name + "': not a boolean");
+      *out = j[name].get<bool>();
+    }
+    if (j.contains("ready") && !j.contains("serving")) e.serving = e.ready;
+    if (r.has("ports")) {
+      if (!j["ports"].is_object())
+        return invalidArgument(op + ": field '" + f + ".ports': not an object of name: port");
+      for (const auto& [name, port] : j["ports"].items()) {
+        if (!port.is_number_unsigned() || port.get<uint32_t>() == 0 || port.get<uint32_t>() > 65535)
+          return invalidArgument(op + ": field '" + f + ".ports." + name + "': not a port number");
+        e.ports[name] = port.get<uint16_t>();
+      }
+    }
+    if (r.has("weight")) {
+      if (!j["weight"].is_number_unsigned() || j["weight"].get<uint64_t>() > 65535)
+        return invalidArgument(op + ": field '" + f + ".weight': not 0-65535");
+      e.weight = j["weight"].get<uint32_t>();
+    }
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+Result<ServiceSpec> serviceSpecFromJson(const std::string& op, const Json& args) {
+  ArgReader r(op, args);
+  if (auto st = r.onlyFields({"namespace", "name", "type", "clusterIPs", "clusterIP",
+                              "externalIPs", "loadBalancerIPs", "ports", "sessionAffinity",
+                              "sessionAffinityTimeoutSeconds", "externalTrafficPolicy",
+                              "internalTrafficPolicy", "endpoints"});
+      !st)
+    return st.error();
+  ServiceSpec s;
+  auto ns = r.string("namespace");
+  if (!ns) return ns.error();
+  auto name = r.string("name");
+  if (!name) return name.error();
+  s.namespaceName = *ns;
+  s.name = *name;
+  auto type = r.optionalString("type", "ClusterIP");
+  if (!type) return type.error();
+  s.type = *type;
+  auto cluster = addressList(r, args, "clusterIPs");
+  if (!cluster) return cluster.error();
+  s.clusterIps = *cluster;
+  if (r.has("clusterIP")) {
+    auto one = r.string("clusterIP");
+    if (!one) return one.error();
+    if (*one != "None") {  // headless: no virtual IP
+      auto a = Ipv4Address::parse(*one);
+      if (!a) return r.error("clusterIP", "'" + *one + "' is not an IPv4 address");
+      if (std::find(s.clusterIps.begin(), s.clusterIps.end(), *a) == s.clusterIps.end())
+        s.clusterIps.push_back(*a);
+    }
+  }
+  auto external = addressList(r, args, "externalIPs");
+  if (!external) return external.error();
+  s.externalIps = *external;
+  auto lbIps = addressList(r, args, "loadBalancerIPs");
+  if (!lbIps) return lbIps.error();
+  s.loadBalancerIps = *lbIps;
+
+  if (!r.has("ports") || !args["ports"].is_array()) return r.error("ports", "missing or not an array");
+  for (size_t i = 0; i < args["ports"].size(); ++i) {
+    const Json& j = args["ports"][i];
+    const std::string f = "ports[" + std::to_string(i) + "]";
+    auto fail = [&](const std::string& sub, const std::string& why) {
+      return invalidArgument(op + ": service " + s.namespaceName + "/" + s.name + ": field '" + f +
+                             sub + "': " + why);
+    };
+    if (!j.is_object()) return fail("", "not an object");
+    ServicePortSpec p;
+    p.name = j.value("name", "");
+    const std::string proto = j.value("protocol", "TCP");
+    if (proto == "TCP") p.protocol = IPPROTO_TCP;
+    else if (proto == "UDP") p.protocol = IPPROTO_UDP;
+    else return fail(".protocol", "'" + proto + "': only TCP and UDP are supported");
+    if (!j.contains("port") || !j["port"].is_number_unsigned() || j["port"].get<uint32_t>() == 0 ||
+        j["port"].get<uint32_t>() > 65535)
+      return fail(".port", "missing or not 1-65535");
+    p.port = j["port"].get<uint16_t>();
+    if (j.contains("targetPort")) {
+      const Json& t = j["targetPort"];
+      if (t.is_string()) {
+        // Kubernetes allows a number written as a string ("8080").
+        const std::string text = t.get<std::string>();
+        if (!text.empty() && std::all_of(text.begin(), text.end(), ::isdigit)) {
+          const unsigned long v = std::stoul(text);
+          if (v == 0 || v > 65535) return fail(".targetPort", "not 1-65535");
+          p.targetPort = static_cast<uint16_t>(v);
+        } else if (!text.empty()) {
+          p.targetPortName = text;
+        }
+      } else if (t.is_number_unsigned() && t.get<uint32_t>() >= 1 && t.get<uint32_t>() <= 65535) {
+        p.targetPort = t.get<uint16_t>();
+      } else {
+        return fail(".targetPort", "neither a port number nor a port name");
+      }
+    }
+    if (j.contains("nodePort") && !j["nodePort"].is_null()) {
+      if (!j["nodePort"].is_number_unsigned() || j["nodePort"].get<uint32_t>() > 65535)
+        return fail(".nodePort", "not a port number");
+      p.nodePort = j["nodePort"].get<uint16_t>();
+    }
+    s.ports.push_back(p);
+  }
+  auto affinity = r.optionalString("sessionAffinity", "None");
+  if (!affinity) return affinity.error();
+  if (*affinity != "None" && *affinity != "ClientIP")
+    return r.error("sessionAffinity", "'" + *affinity + "' is not None or ClientIP");
+  s.affinityClientIp = *affinity == "ClientIP";
+  if (r.has("sessionAffinityTimeoutSeconds")) {
+    auto t = r.integer("sessionAffinityTimeoutSeconds", 1, 86400);
+    if (!t) return t.error();
+    s.affinityTimeoutSeconds = static_cast<uint32_t>(*t);
+  }
+  for (auto [field, out] : {std::pair{"externalTrafficPolicy", &s.externalTrafficLocal},
+                            std::pair{"internalTrafficPolicy", &s.internalTrafficLocal}}) {
+    auto v = r.optionalString(field, "Cluster");
+    if (!v) return v.error();
+    if (*v != "Cluster" && *v != "Local")
+      return r.error(field, "'" + *v + "' is not Cluster or Local");
+    *out = *v == "Local";
+  }
+  if (r.has("endpoints")) {
+    auto eps = endpointsFromJson(op, args["endpoints"], "endpoints");
+    if (!eps) return eps.error();
+    s.endpoints = std::move(*eps);
+  }
   return s;
 }
 

@@ -14,6 +14,13 @@ Json podAttachmentToJson(const PodAttachment& spec);
 // (NodeController::validate does).
 Result<PodAttachment> podAttachmentFromJson(const std::string& op, const Json& args);
 
+Json serviceSpecToJson(const ServiceSpec& service);
+// service.set arguments, in Kubernetes' own field names (see control/README.md).
+Result<ServiceSpec> serviceSpecFromJson(const std::string& op, const Json& args);
+Result<std::vector<EndpointSpec>> endpointsFromJson(const std::string& op, const Json& list,
+                                                   const std::string& field);
+Json endpointToJson(const EndpointSpec& e);
+
 Json nodeSpecToJson(const NodeSpec& node);
 // node.set arguments: name, ip, podCidrs (array of CIDRs) or podCidr, optional vtepMac.
 Result<NodeSpec> nodeSpecFromJson(const std::string& op, const Json& args);

@@ -87,6 +87,7 @@ Status NodeController::start() {
       return st;
     }
     resolver_.setUplink(UnderlayResolver::Uplink{port->id, port->mac, settings_.nodeIp});
+    updateWantedNeighbors();  // the underlay gateway, when there is one
   }
   restoreState();
   return okStatus();
@@ -357,10 +358,72 @@ std::vector<NodeSpec> NodeController::nodes() const {
   return out;
 }
 
+Status NodeController::applyServices(ServiceRegistry::Services next,
+                                     const std::set<uint32_t>& flushSlots) {
+  auto prepared = services_.prepare(std::move(next), settings_, backend_.socketId(), flushSlots);
+  if (!prepared) return prepared.error();
+  if (auto st = publish(pods_, nodes_, /*routesChanged=*/false, prepared->table); !st) return st;
+  services_.commit(std::move(*prepared));
+  return okStatus();
+}
+
+Status NodeController::setService(const ServiceSpec& spec) {
+  if (auto st = ServiceRegistry::validate(spec, settings_, services_.services()); !st) return st;
+  auto it = services_.services().find(spec.key());
+  if (it != services_.services().end() && it->second == spec) return okStatus();
+  auto next = services_.services();
+  next[spec.key()] = spec;
+  if (auto st = applyServices(std::move(next)); !st) return st;
+  spdlog::info("service {} set: {} port(s), {} endpoint(s), generation {}", spec.key(),
+               spec.ports.size(), spec.endpoints.size(), generation_);
+  return okStatus();
+}
+
+Status NodeController::setEndpoints(const std::string& ns, const std::string& name,
+                                    const std::vector<EndpointSpec>& endpoints) {
+  auto it = services_.services().find(ns + "/" + name);
+  if (it == services_.services().end())
+    return makeError(ErrorCode::kNotFound, "no service " + ns + "/" + name);
+  ServiceSpec spec = it->second;
+  spec.endpoints = endpoints;
+  return setService(spec);
+}
+
+Status NodeController::deleteService(const std::string& ns, const std::string& name) {
+  auto next = services_.services();
+  if (!next.erase(ns + "/" + name))
+    return makeError(ErrorCode::kNotFound, "no service " + ns + "/" + name);
+  if (auto st = applyServices(std::move(next)); !st) return st;
+  spdlog::info("service {}/{} deleted, generation {}", ns, name, generation_);
+  return okStatus();
+}
+
+Result<size_t> NodeController::flushFlows(
+    const std::optional<std::string>& service,
+    const std::optional<std::pair<Ipv4Address, uint16_t>>& backend) {
+  std::set<uint32_t> slots;
+  if (service) {
+    if (!services_.services().count(*service))
+      return makeError(ErrorCode::kNotFound, "no service " + *service);
+    slots = services_.slotsOf(*service);
+  }
+  if (backend) {
+    auto more = services_.slotsOf(backend->first, backend->second);
+    if (more.empty())
+      return makeError(ErrorCode::kNotFound, "no backend " + backend->first.toString() + ":" +
+                                                 std::to_string(backend->second));
+    slots.insert(more.begin(), more.end());
+  }
+  if (slots.empty()) return size_t{0};
+  if (auto st = applyServices(services_.services(), slots); !st) return st.error();
+  return slots.size();
+}
+
 void NodeController::updateWantedNeighbors() {
   std::set<Ipv4Address> wanted;
   for (const auto& [name, n] : nodes_)
     if (name != settings_.nodeName) wanted.insert(nextHopFor(n.ip));
+  if (uplink_ && settings_.underlayGateway) wanted.insert(*settings_.underlayGateway);
   if (resolver_.setWanted(wanted, UnderlayResolver::TimePoint::clock::now()))
     (void)publish(pods_, nodes_, /*routesChanged=*/false);
 }
@@ -398,7 +461,11 @@ Result<std::shared_ptr<const overlay::OverlayTable>> NodeController::buildOverla
     r.nextHopMac = resolver_.mac(r.nextHop);
     remotes.push_back(r);
   }
-  return overlay::OverlayTable::build(o, remotes, backend_.socketId());
+  std::optional<overlay::GatewaySpec> gateway;
+  if (settings_.underlayGateway)
+    gateway = overlay::GatewaySpec{*settings_.underlayGateway,
+                                   resolver_.mac(*settings_.underlayGateway)};
+  return overlay::OverlayTable::build(o, remotes, gateway, backend_.socketId());
 }
 
 Result<std::shared_ptr<const dp::RouteTable>> NodeController::buildRoutes(
@@ -411,6 +478,17 @@ Result<std::shared_ptr<const dp::RouteTable>> NodeController::buildRoutes(
   dp::NextHop gateway;
   gateway.kind = dp::NextHopKind::kGateway;
   routes.addRoute(Ipv4Prefix{settings_.gatewayIp, 32}, routes.addNextHop(gateway));
+  if (settings_.serviceCidr) {  // a service address no service answers on
+    dp::NextHop unknown;
+    unknown.drop = dp::DropReason::kServiceUnknown;
+    routes.addRoute(*settings_.serviceCidr, routes.addNextHop(unknown));
+  }
+  if (uplink_ && settings_.underlayGateway) {  // out of the cluster (masqueraded)
+    dp::NextHop out;
+    out.kind = dp::NextHopKind::kUplink;
+    out.drop = dp::DropReason::kNone;
+    routes.addRoute(Ipv4Prefix{Ipv4Address{0}, 0}, routes.addNextHop(out));
+  }
   for (const auto& [key, pod] : pods) {
     dp::NextHop nh;
     nh.kind = dp::NextHopKind::kLocalPod;
@@ -435,7 +513,8 @@ Result<std::shared_ptr<const dp::RouteTable>> NodeController::buildRoutes(
 }
 
 Status NodeController::publish(const std::map<PodKey, AttachedPod>& pods, const Nodes& nodes,
-                               bool routesChanged) {
+                               bool routesChanged,
+                               std::shared_ptr<const lb::ServiceTable> services) {
   auto snap = std::make_unique<dp::Snapshot>();
   snap->generation = generation_ + 1;
   snap->settings.podCidr = settings_.podCidr.address.value;
@@ -443,6 +522,16 @@ Status NodeController::publish(const std::map<PodKey, AttachedPod>& pods, const 
   snap->settings.gatewayIp = rte_cpu_to_be_32(settings_.gatewayIp.value);
   snap->settings.nodeIp = rte_cpu_to_be_32(settings_.nodeIp.value);
   snap->settings.icmpErrorsPerSecond = settings_.icmpErrorsPerSecond;
+  if (settings_.clusterCidr) {
+    snap->settings.clusterCidr = settings_.clusterCidr->address.value;
+    snap->settings.clusterCidrMask = settings_.clusterCidr->mask();
+  }
+  if (settings_.serviceCidr) {
+    snap->settings.serviceCidr = settings_.serviceCidr->address.value;
+    snap->settings.serviceCidrMask = settings_.serviceCidr->mask();
+  }
+  snap->settings.masquerade = uplink_.has_value() && settings_.underlayGateway.has_value();
+  snap->services = services ? services : serviceTable_;
   snap->workers.resize(backend_.workerCount());
 
   auto addPort = [&](const dp::PortInfo& port, dp::PortConfig config) {
@@ -468,6 +557,7 @@ Status NodeController::publish(const std::map<PodKey, AttachedPod>& pods, const 
     snap->routes = routes_;
   }
   routes_ = snap->routes;
+  serviceTable_ = snap->services;
   current_ = snap.get();
   backend_.publish(std::move(snap));
   ++generation_;

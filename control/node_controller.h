@@ -12,6 +12,7 @@
 
 #include "common/result.h"
 #include "control/model.h"
+#include "control/service_registry.h"
 #include "control/underlay_resolver.h"
 #include "dataplane/dataplane_backend.h"
 
@@ -32,6 +33,17 @@ class NodeController {
   Status setNode(const NodeSpec& spec);
   Status deleteNode(const std::string& name);
   std::vector<NodeSpec> nodes() const;
+  // Services: one whole service (with its endpoints) at a time; applied atomically, flows to
+  // backends that stay are not disturbed.
+  Status setService(const ServiceSpec& spec);
+  Status setEndpoints(const std::string& namespaceName, const std::string& name,
+                      const std::vector<EndpointSpec>& endpoints);
+  Status deleteService(const std::string& namespaceName, const std::string& name);
+  // Ends the tracked flows of a service (ns/name) or of a backend (address:port); returns how
+  // many backends' flows were flushed.
+  Result<size_t> flushFlows(const std::optional<std::string>& service,
+                            const std::optional<std::pair<Ipv4Address, uint16_t>>& backend);
+  const ServiceRegistry& serviceRegistry() const { return services_; }
   // The slow path: punted packets and ARP timers; republishes templates when MACs change.
   void serviceSlowPath(UnderlayResolver::TimePoint now);
   std::vector<overlay::NeighborTable::View> neighbors(UnderlayResolver::TimePoint now) const {
@@ -65,7 +77,9 @@ class NodeController {
   // Builds and publishes a snapshot for these pods and nodes. The route table is rebuilt when
   // `routesChanged`, else shared with the current snapshot.
   Status publish(const std::map<PodKey, AttachedPod>& pods, const Nodes& nodes,
-                 bool routesChanged = true);
+                 bool routesChanged = true,
+                 std::shared_ptr<const lb::ServiceTable> services = nullptr);
+  Status applyServices(ServiceRegistry::Services next, const std::set<uint32_t>& flushSlots = {});
   Result<std::shared_ptr<const dataplane::RouteTable>> buildRoutes(
       const std::map<PodKey, AttachedPod>& pods, const Nodes& nodes) const;
   Result<std::shared_ptr<const overlay::OverlayTable>> buildOverlay(const Nodes& nodes) const;
@@ -82,6 +96,8 @@ class NodeController {
   std::function<bool(const std::string&)> interfaceExists_;
   Nodes nodes_;
   UnderlayResolver resolver_;
+  ServiceRegistry services_;
+  std::shared_ptr<const lb::ServiceTable> serviceTable_;  // of the current snapshot
   std::shared_ptr<const dataplane::RouteTable> routes_;  // of the current snapshot
   const dataplane::Snapshot* current_ = nullptr;         // the last one published
 };

@@ -41,6 +41,10 @@ class Counter {
   X(injected, "injected", "packets the control thread gave this worker to send")            \
   X(arpRequests, "arp_requests", "underlay ARP requests sent (control thread)")              \
   X(fragmentsSent, "fragments_sent", "fragments made of oversized packets without DF")       \
+  X(serviceFlows, "service_flows", "new flows to a service, translated to a backend")         \
+  X(masqueradeFlows, "masquerade_flows", "new flows leaving the cluster, masqueraded")        \
+  X(resetsSent, "resets_sent", "TCP resets refusing connections to services without endpoints") \
+  X(icmpTranslated, "icmp_translated", "ICMP errors about translated flows, translated back")  \
   X(icmpEchoReplies, "icmp_echo_replies", "echo replies sent for the gateway address")      \
   X(icmpErrorsSent, "icmp_errors_sent", "ICMP errors generated (time exceeded, ...)")       \
   X(icmpRateLimited, "icmp_rate_limited", "ICMP errors suppressed by the rate limit")        \

@@ -14,6 +14,10 @@
 #include "dataplane/worker_context.h"
 #include "dataplane/snapshot.h"
 
+namespace nodeplane::lb {
+class ConnTracker;
+}
+
 namespace nodeplane::dataplane {
 
 struct PortInfo {
@@ -67,6 +71,8 @@ class DataplaneBackend {
   virtual rte_mempool* mempool() = 0;
   // Counters the control thread writes (and only it).
   virtual WorkerCounters& controlCounters() = 0;
+  // The connection table (read-only use on the control thread: listings, statistics).
+  virtual lb::ConnTracker* conntrack() = 0;
 };
 
 }  // namespace nodeplane::dataplane

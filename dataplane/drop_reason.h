@@ -71,6 +71,18 @@ namespace nodeplane::dataplane {
   X(kNeighborUnresolved, "neighbor_unresolved", "the underlay next hop did not answer ARP")     \
   X(kNeighborQueueFull, "neighbor_queue_full", "too many packets already waiting for ARP")      \
   X(kPuntQueueFull, "punt_queue_full", "the control thread's queue from this worker was full") \
+  X(kServiceNoEndpoints, "service_no_endpoints",                                               \
+    "service without a usable endpoint: refused (TCP RST / ICMP port-unreachable, rate-limited)") \
+  X(kServiceNoLocalEndpoint, "service_no_local_endpoint",                                      \
+    "traffic policy Local and no endpoint on this node")                                       \
+  X(kServiceUnknown, "service_unknown", "to a service-CIDR address and port no service has")   \
+  X(kConntrackFull, "conntrack_full", "connection table full, nothing evictable")             \
+  X(kConntrackInvalid, "conntrack_invalid", "a TCP segment that cannot open a tracked flow")   \
+  X(kMasqueradeNoPort, "masquerade_no_port", "no free source port to translate the flow to")   \
+  X(kMasqueradeUnsupported, "masquerade_unsupported",                                          \
+    "leaving the cluster but not TCP, UDP or ICMP echo (or a later fragment): not translatable") \
+  X(kFragmentUntracked, "fragment_untracked",                                                  \
+    "a later fragment to a service or the node: fragments are not reassembled yet")            \
   X(kTxQueueFull, "tx_queue_full", "the output queue did not accept the packet")             \
   X(kUnclaimed, "unclaimed", "no stage decided the packet's fate (a bug: please report)")
 

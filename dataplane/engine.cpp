@@ -51,6 +51,13 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineConfig& config) {
   if (engine->qsbr_ == nullptr || rte_rcu_qsbr_init(engine->qsbr_, workers) != 0)
     return makeError(ErrorCode::kResourceExhausted, "QSBR state: out of EAL memory");
   engine->publisher_ = std::make_unique<SnapshotPublisher>(engine->qsbr_);
+  auto conntrack = lb::ConnTracker::create(config.conntrackMax, workers, engine->socketId_,
+                                           engine->qsbr_);
+  if (!conntrack)
+    return makeError(conntrack.error().code,
+                     conntrack.error().message + " (lower --conntrack-max, or give EAL more memory)");
+  engine->conntrack_ = std::move(*conntrack);
+  engine->conntrack_->setTimeouts(config.conntrackTimeouts);
   engine->ports_ = std::make_unique<PortManager>(engine->pool_, workers, config.ports);
   for (uint16_t i = 0; i < workers; ++i) {
     auto makeRing = [&](const char* kind) {
@@ -65,15 +72,18 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineConfig& config) {
                        std::string("slow-path rings: ") + rte_strerror(rte_errno));
     engine->puntRings_.push_back(punt);
     engine->injectRings_.push_back(inject);
-    WorkerConfig wc{i, config.burstSize, config.idleSleepUs};
-    engine->workers_.push_back(std::make_unique<Worker>(
-        wc, *engine->publisher_, engine->qsbr_, engine->stopRequested_, punt, inject));
+    WorkerConfig wc{i, static_cast<uint16_t>(workers), config.burstSize, config.idleSleepUs};
+    engine->workers_.push_back(std::make_unique<Worker>(wc, *engine->publisher_, engine->qsbr_,
+                                                        engine->stopRequested_, punt, inject,
+                                                        engine->conntrack_.get()));
   }
   return engine;
 }
 
 Engine::~Engine() {
   stop();
+  workers_.clear();
+  conntrack_.reset();
   publisher_.reset();
   for (rte_ring* r : puntRings_) freeRing(r);
   for (rte_ring* r : injectRings_) freeRing(r);

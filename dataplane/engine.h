@@ -13,6 +13,7 @@
 #include "dataplane/dataplane_backend.h"
 #include "dataplane/port_manager.h"
 #include "dataplane/snapshot.h"
+#include "lb/conntrack.h"
 
 struct rte_rcu_qsbr;
 struct rte_ring;
@@ -25,6 +26,8 @@ struct EngineConfig {
   uint32_t mbufs = 32767;
   uint32_t idleSleepUs = 0;  // 0: busy-poll always; else sleep this long after an idle stretch
   PortSettings ports;
+  uint32_t conntrackMax = 1 << 20;  // tracked flows, all workers together
+  lb::ConnTimeouts conntrackTimeouts;
 };
 
 class Worker;
@@ -51,6 +54,7 @@ class Engine final : public DataplaneBackend {
   bool inject(uint16_t port, rte_mbuf* m) override;
   rte_mempool* mempool() override { return pool_; }
   WorkerCounters& controlCounters() override { return controlCounters_; }
+  lb::ConnTracker* conntrack() override { return conntrack_.get(); }
   void reclaim() { publisher_->reclaim(); }
 
   const Snapshot* current() const { return publisher_->current(); }
@@ -73,6 +77,7 @@ class Engine final : public DataplaneBackend {
   std::vector<rte_ring*> injectRings_; // per worker: control -> worker
   unsigned nextInject_ = 0;
   WorkerCounters controlCounters_;
+  std::unique_ptr<lb::ConnTracker> conntrack_;
   std::atomic<bool> stopRequested_{false};
   bool running_ = false;
 };

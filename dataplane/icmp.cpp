@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <rte_icmp.h>
 #include <rte_ip.h>
+#include <rte_tcp.h>
 
 #include <algorithm>
 #include <cstring>
@@ -138,6 +139,62 @@ IcmpErrorResult buildIcmpError(rte_mbuf* m, PacketMeta& meta, uint8_t type, uint
   meta.dstIp = senderIp;
   meta.flags = 0;
   return IcmpErrorResult::kBuilt;
+}
+
+bool buildTcpReset(rte_mbuf* m, PacketMeta& meta) {
+  auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, meta.l3Offset);
+  auto* tcp = rte_pktmbuf_mtod_offset(m, rte_tcp_hdr*, meta.l4Offset);
+  if (tcp->tcp_flags & RTE_TCP_RST_FLAG || m->nb_segs != 1) return false;
+  const uint32_t headerLength = (tcp->data_off >> 4) * 4u;
+  const uint32_t payload = meta.ipTotalLength - (meta.l4Offset - meta.l3Offset) - headerLength;
+  const uint8_t flags = tcp->tcp_flags;
+  const uint32_t seq = rte_be_to_cpu_32(tcp->sent_seq);
+  const uint32_t ack = rte_be_to_cpu_32(tcp->recv_ack);
+  const rte_be16_t sport = tcp->src_port, dport = tcp->dst_port;
+  const rte_be32_t src = ip->src_addr, dst = ip->dst_addr;
+
+  auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
+  std::swap(eth->src_addr, eth->dst_addr);
+  // A fresh 20-byte IPv4 header and 20-byte TCP header right after it.
+  ip->version_ihl = RTE_IPV4_VHL_DEF;
+  ip->type_of_service = 0;
+  ip->total_length = rte_cpu_to_be_16(sizeof(rte_ipv4_hdr) + sizeof(rte_tcp_hdr));
+  ip->packet_id = 0;
+  ip->fragment_offset = rte_cpu_to_be_16(RTE_IPV4_HDR_DF_FLAG);
+  ip->time_to_live = 64;
+  ip->next_proto_id = IPPROTO_TCP;
+  ip->src_addr = dst;
+  ip->dst_addr = src;
+  ip->hdr_checksum = 0;
+  ip->hdr_checksum = rte_ipv4_cksum(ip);
+  auto* rst = reinterpret_cast<rte_tcp_hdr*>(ip + 1);
+  rst->src_port = dport;
+  rst->dst_port = sport;
+  if (flags & RTE_TCP_ACK_FLAG) {
+    rst->sent_seq = rte_cpu_to_be_32(ack);
+    rst->recv_ack = 0;
+    rst->tcp_flags = RTE_TCP_RST_FLAG;
+  } else {
+    const uint32_t consumed = payload + ((flags & RTE_TCP_SYN_FLAG) ? 1 : 0) +
+                              ((flags & RTE_TCP_FIN_FLAG) ? 1 : 0);
+    rst->sent_seq = 0;
+    rst->recv_ack = rte_cpu_to_be_32(seq + consumed);
+    rst->tcp_flags = RTE_TCP_RST_FLAG | RTE_TCP_ACK_FLAG;
+  }
+  rst->data_off = 5 << 4;
+  rst->rx_win = 0;
+  rst->tcp_urp = 0;
+  rst->cksum = 0;
+  rst->cksum = rte_ipv4_udptcp_cksum(ip, rst);
+  const uint32_t length = meta.l3Offset + sizeof(rte_ipv4_hdr) + sizeof(rte_tcp_hdr);
+  m->data_len = static_cast<uint16_t>(length);
+  m->pkt_len = length;
+  meta.l4Offset = meta.l3Offset + sizeof(rte_ipv4_hdr);
+  meta.ipTotalLength = sizeof(rte_ipv4_hdr) + sizeof(rte_tcp_hdr);
+  std::swap(meta.srcIp, meta.dstIp);
+  std::swap(meta.srcPort, meta.dstPort);
+  meta.flags = 0;
+  return true;
 }
 
 }  // namespace nodeplane::dataplane

@@ -27,4 +27,9 @@ IcmpErrorResult buildIcmpError(rte_mbuf* m, PacketMeta& meta, uint8_t type, uint
                                rte_be32_t restOfHeader, rte_be32_t ourIp,
                                const rte_ether_addr& ourMac);
 
+// Turns a TCP segment into the reset that refuses it (RFC 9293 3.10.7.1): addressed back to its
+// sender, from the address and port it was sent to; ACKs the segment when it carried no ACK.
+// Options and payload are dropped. False for a segment that itself is a reset (never answered).
+bool buildTcpReset(rte_mbuf* m, PacketMeta& meta);
+
 }  // namespace nodeplane::dataplane

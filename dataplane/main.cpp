@@ -80,6 +80,11 @@ int main(int argc, char** argv) {
     engineConfig.mbufs = opts.mbufs;
     engineConfig.idleSleepUs = opts.idleSleepUs;
     engineConfig.ports = {opts.rxDescriptors, opts.txDescriptors};
+    engineConfig.conntrackMax = opts.conntrackMax;
+    engineConfig.conntrackTimeouts = lb::ConnTimeouts{
+        opts.ctTcpSyn * 1000,    opts.ctTcpEstablished * 1000, opts.ctTcpFin * 1000,
+        opts.ctTcpTimeWait * 1000, opts.ctTcpClose * 1000,     opts.ctUdp * 1000,
+        opts.ctUdpReplied * 1000, opts.ctIcmp * 1000};
     auto engine = dataplane::Engine::create(engineConfig);
     if (!engine) {
       rte_eal_cleanup();
@@ -95,6 +100,7 @@ int main(int argc, char** argv) {
     settings.vxlanPort = opts.vxlanPort;
     settings.vni = opts.vxlanVni;
     settings.vtepMac = opts.vtepMac;
+    settings.maglevSize = opts.maglevSize;
     settings.podCidr = opts.podCidr;
     settings.clusterCidr = opts.clusterCidr;
     settings.serviceCidr = opts.serviceCidr;

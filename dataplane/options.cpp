@@ -39,6 +39,13 @@ Result<T> parseWith(const po::variables_map& vm, const std::string& option,
   return *value;
 }
 
+bool isPrimeNumber(uint32_t n) {
+  if (n < 2) return false;
+  for (uint32_t d = 2; static_cast<uint64_t>(d) * d <= n; ++d)
+    if (n % d == 0) return false;
+  return true;
+}
+
 bool isValidNodeName(const std::string& name) {
   // A Kubernetes node name: DNS subdomain (RFC 1123), at most 253 characters.
   if (name.empty() || name.size() > 253) return false;
@@ -135,6 +142,20 @@ Result<ParsedOptions> parseDaemonOptions(int argc, const char* const* argv) {
           "sleep this long when a worker finds nothing to do (0: always busy-poll)")
       ("icmp-errors-per-second", po::value<uint32_t>()->default_value(1000),
           "ICMP errors a worker may generate per second")
+      ("conntrack-max", po::value<uint32_t>()->default_value(1u << 20),
+          "tracked flows at most (all workers together)")
+      ("maglev-table-size", po::value<uint32_t>()->default_value(16381),
+          "Maglev lookup table size per service port (a prime)")
+      ("ct-timeout-tcp-syn", po::value<uint32_t>()->default_value(60), "seconds, half-open TCP")
+      ("ct-timeout-tcp-established", po::value<uint32_t>()->default_value(21600),
+          "seconds, idle established TCP")
+      ("ct-timeout-tcp-fin", po::value<uint32_t>()->default_value(120), "seconds, closing TCP")
+      ("ct-timeout-tcp-time-wait", po::value<uint32_t>()->default_value(120), "seconds")
+      ("ct-timeout-tcp-close", po::value<uint32_t>()->default_value(10), "seconds, after RST")
+      ("ct-timeout-udp", po::value<uint32_t>()->default_value(30), "seconds, UDP never answered")
+      ("ct-timeout-udp-stream", po::value<uint32_t>()->default_value(120),
+          "seconds, UDP with replies")
+      ("ct-timeout-icmp", po::value<uint32_t>()->default_value(30), "seconds, ICMP echo")
       ("rx-descriptors", po::value<uint16_t>()->default_value(1024), "RX ring size per queue")
       ("tx-descriptors", po::value<uint16_t>()->default_value(1024), "TX ring size per queue");
   // clang-format on
@@ -285,6 +306,28 @@ Result<ParsedOptions> parseDaemonOptions(int argc, const char* const* argv) {
   o.idleSleepUs = vm["idle-sleep-us"].as<uint32_t>();
   if (o.idleSleepUs > 100000) return optionError("idle-sleep-us", "above 100000 (100 ms)");
   o.icmpErrorsPerSecond = vm["icmp-errors-per-second"].as<uint32_t>();
+  o.conntrackMax = vm["conntrack-max"].as<uint32_t>();
+  if (o.conntrackMax < 1024) return optionError("conntrack-max", "below the minimum of 1024");
+  o.maglevSize = vm["maglev-table-size"].as<uint32_t>();
+  if (o.maglevSize < 7 || o.maglevSize > 1000003 || !isPrimeNumber(o.maglevSize))
+    return optionError("maglev-table-size", std::to_string(o.maglevSize) +
+                                                " is not a prime between 7 and 1000003");
+  struct Timeout {
+    const char* name;
+    uint32_t* out;
+  } timeouts[] = {{"ct-timeout-tcp-syn", &o.ctTcpSyn},
+                  {"ct-timeout-tcp-established", &o.ctTcpEstablished},
+                  {"ct-timeout-tcp-fin", &o.ctTcpFin},
+                  {"ct-timeout-tcp-time-wait", &o.ctTcpTimeWait},
+                  {"ct-timeout-tcp-close", &o.ctTcpClose},
+                  {"ct-timeout-udp", &o.ctUdp},
+                  {"ct-timeout-udp-stream", &o.ctUdpReplied},
+                  {"ct-timeout-icmp", &o.ctIcmp}};
+  for (const Timeout& t : timeouts) {
+    *t.out = vm[t.name].as<uint32_t>();
+    if (*t.out == 0 || *t.out > 40 * 86400)  // the millisecond clock wraps after 49 days
+      return optionError(t.name, "must be 1 to 3456000 seconds");
+  }
   o.rxDescriptors = vm["rx-descriptors"].as<uint16_t>();
   o.txDescriptors = vm["tx-descriptors"].as<uint16_t>();
   if (o.rxDescriptors < 64) return optionError("rx-descriptors", "below the minimum of 64");

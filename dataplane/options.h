@@ -37,6 +37,11 @@ struct DaemonOptions {
   uint32_t mbufs = 32767;
   uint32_t idleSleepUs = 0;
   uint32_t icmpErrorsPerSecond = 1000;
+  uint32_t conntrackMax = 1 << 20;
+  uint32_t maglevSize = 16381;
+  // Connection-tracking idle timeouts, seconds.
+  uint32_t ctTcpSyn = 60, ctTcpEstablished = 21600, ctTcpFin = 120, ctTcpTimeWait = 120,
+           ctTcpClose = 10, ctUdp = 30, ctUdpReplied = 120, ctIcmp = 30;
   uint16_t rxDescriptors = 1024;
   uint16_t txDescriptors = 1024;
   std::vector<std::string> ealArgs;  // as given after "--"

@@ -38,6 +38,8 @@ inline constexpr uint8_t kFlagLaterFragment = 0x02;  // offset != 0: no L4 heade
 inline constexpr uint8_t kFlagVlanTagged = 0x04;     // at least one 802.1Q/802.1ad tag
 inline constexpr uint8_t kFlagDontFragment = 0x08;   // DF set
 inline constexpr uint8_t kFlagFromOverlay = 0x10;    // decapsulated: arrived from another node
+inline constexpr uint8_t kFlagFromUplink = 0x20;     // arrived on the uplink (not decapsulated)
+inline constexpr uint8_t kFlagTranslated = 0x40;     // a tracked flow's NAT was applied
 
 struct PacketMeta {
   rte_be32_t srcIp;  // IPv4 addresses as on the wire (network order)

@@ -4,6 +4,7 @@
 #include "dataplane/pod_ingress.h"
 #include "dataplane/route_stage.h"
 #include "dataplane/uplink_ingress.h"
+#include "lb/service_stage.h"
 
 namespace nodeplane::dataplane {
 
@@ -22,6 +23,7 @@ void runStages(Burst& burst, const Snapshot& snapshot, WorkerContext& ctx) {
           burst.meta[i].setDrop(DropReason::kPortNotServed);
       return;
   }
+  lb::serviceStage(burst, snapshot, ctx);
   routeStage(burst, snapshot, ctx);
 }
 

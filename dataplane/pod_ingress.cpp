@@ -34,9 +34,10 @@ void handleArp(rte_mbuf* m, PacketMeta& meta, const PortConfig& port, WorkerCont
 
 void handleToGateway(rte_mbuf* m, PacketMeta& meta, const PortConfig& port,
                      WorkerContext& ctx) {
+  // Not a ping: a reply of a tracked flow may be addressed here; the stages after decide.
   if (meta.ipProto != IPPROTO_ICMP || (meta.flags & kFlagFragment) ||
       rte_be_to_cpu_16(meta.dstPort) != (RTE_IP_ICMP_ECHO_REQUEST << 8))
-    return meta.setDrop(DropReason::kGatewayUnsupported);
+    return;
   buildEchoReply(m, meta, port.mac);
   ctx.counters->icmpEchoReplies.add();
   meta.setTransmit(m->port);

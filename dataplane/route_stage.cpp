@@ -7,6 +7,7 @@
 
 #include "dataplane/checksum.h"
 #include "dataplane/icmp.h"
+#include "lb/icmp_nat.h"
 #include "overlay/encap.h"
 #include "overlay/mss_clamp.h"
 
@@ -20,9 +21,10 @@ constexpr uint8_t kIcmpUnreachable = 3;
 constexpr uint8_t kIcmpFragmentationNeeded = 4;
 constexpr uint16_t kTcpIpHeaders = 40;  // IPv4 + TCP without options: MSS = MTU - 40
 
-// Writes a fresh untagged Ethernet header in front of the IPv4 header and drops any padding.
-inline void rewriteL2(rte_mbuf* m, PacketMeta& meta, const rte_ether_addr& dst,
-                      const rte_ether_addr& src) {
+}  // namespace
+
+void rewriteEthernet(rte_mbuf* m, PacketMeta& meta, const rte_ether_addr& dst,
+                     const rte_ether_addr& src) {
   const uint16_t l2Extra = meta.l3Offset - sizeof(rte_ether_hdr);
   if (l2Extra != 0) {  // 802.1Q tags: the next hop is untagged
     rte_pktmbuf_adj(m, l2Extra);
@@ -39,6 +41,8 @@ inline void rewriteL2(rte_mbuf* m, PacketMeta& meta, const rte_ether_addr& dst,
   eth->src_addr = src;
   eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
 }
+
+namespace {
 
 // To a pod on another node: TTL, MTU (ICMP fragmentation-needed with DF, else the control thread
 // fragments), MSS clamp, inner MACs as the kernel's vxlan driver expects (our VTEP -> theirs),
@@ -62,30 +66,50 @@ void toRemoteNode(rte_mbuf* m, PacketMeta& meta, const NextHop& nh, const Snapsh
   decrementTtl(ip);
   overlay::clampMss(m, meta, table.innerMtu() - kTcpIpHeaders);
   const overlay::RemoteNode& node = table.node(nh.remoteNode);
-  rewriteL2(m, meta, node.vtepMac, table.vtepMac());
+  rewriteEthernet(m, meta, node.vtepMac, table.vtepMac());
   if (!overlay::encapsulate(m, node, table, overlay::flowEntropy(meta)))
     return meta.setDrop(DropReason::kEncapNoHeadroom);
   if (unlikely(!node.resolved)) return meta.setPunt(PuntReason::kAwaitNeighbor, node.nextHopIp);
   meta.setTransmit(table.uplinkPort());
 }
 
+// Out of the cluster (masqueraded pod traffic): to the underlay gateway.
+void toUplink(rte_mbuf* m, PacketMeta& meta, const Snapshot& snapshot, WorkerContext& ctx) {
+  const overlay::OverlayTable& table = *snapshot.overlay;
+  auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, meta.l3Offset);
+  if (ip->time_to_live <= 1)
+    return rejectWithIcmp(m, meta, DropReason::kIpv4TtlExpired, kIcmpTimeExceeded,
+                          kIcmpTtlExceededInTransit, 0, snapshot, ctx);
+  decrementTtl(ip);
+  rewriteEthernet(m, meta, table.gatewayMac(), table.uplinkMac());
+  if (unlikely(!table.gatewayResolved()))
+    return meta.setPunt(PuntReason::kAwaitNeighbor, table.gatewayIp());
+  meta.setTransmit(table.uplinkPort());
+}
+
 }  // namespace
 
 void rejectWithIcmp(rte_mbuf* m, PacketMeta& meta, DropReason reason, uint8_t type, uint8_t code,
-                    rte_be32_t restOfHeader, const Snapshot& snapshot, WorkerContext& ctx) {
+                    rte_be32_t restOfHeader, const Snapshot& snapshot, WorkerContext& ctx,
+                    rte_be32_t source) {
   if (!ctx.icmpLimiter.allow(rte_rdtsc())) {
     ctx.counters->icmpRateLimited.add();
     return meta.setDrop(reason);
   }
-  const rte_be32_t source =
-      snapshot.settings.nodeIp != 0 ? snapshot.settings.nodeIp : snapshot.settings.gatewayIp;
+  if (source == 0)
+    source = snapshot.settings.nodeIp != 0 ? snapshot.settings.nodeIp : snapshot.settings.gatewayIp;
   const uint16_t inPort = m->port;
+  const bool translated = meta.flags & kFlagTranslated;
   switch (buildIcmpError(m, meta, type, code, restOfHeader, source,
                          snapshot.ports[inPort].mac)) {
     case IcmpErrorResult::kBuilt:
       // The original is dropped (counted here, as the dispatcher now sees the ICMP error).
       ctx.counters->drop(reason);
       ctx.counters->icmpErrorsSent.add();
+      // It quotes the packet as translated; the sender must see it about what it sent.
+      if (translated && ctx.conntrack != nullptr &&
+          lb::translateIcmpError(m, meta, *ctx.conntrack, ctx.workerIndex))
+        ctx.counters->icmpTranslated.add();
       return meta.setTransmit(inPort);
     case IcmpErrorResult::kNotAllowed:
       return meta.setDrop(reason);
@@ -101,8 +125,14 @@ void routeStage(Burst& burst, const Snapshot& snapshot, WorkerContext& ctx) {
   uint16_t index[kMaxBurst];
   unsigned n = 0;
   for (uint16_t i = 0; i < burst.count; ++i) {
-    const PacketMeta& meta = burst.meta[i];
+    PacketMeta& meta = burst.meta[i];
     if (meta.action != Action::kContinue || meta.l3 != L3Kind::kIpv4) continue;
+    // The node routes only what comes from pods or the overlay, and what a tracked flow claimed.
+    if ((meta.flags & kFlagFromUplink) && !(meta.flags & kFlagTranslated)) {
+      meta.setDrop(meta.dstIp == snapshot.settings.nodeIp ? DropReason::kHostPathUnavailable
+                                                          : DropReason::kUplinkNotForNode);
+      continue;
+    }
     ips[n] = rte_be_to_cpu_32(meta.dstIp);
     index[n++] = i;
   }
@@ -116,6 +146,13 @@ void routeStage(Burst& burst, const Snapshot& snapshot, WorkerContext& ctx) {
     const NextHop& nh = snapshot.routes->nextHop(nextHops[j]);
     if (nh.kind == NextHopKind::kRemoteNode) {
       toRemoteNode(m, meta, nh, snapshot, ctx);
+      continue;
+    }
+    if (nh.kind == NextHopKind::kUplink) {
+      if (snapshot.overlay && snapshot.overlay->hasGateway() && !(meta.flags & kFlagFromUplink))
+        toUplink(m, meta, snapshot, ctx);
+      else
+        meta.setDrop(DropReason::kNoRoute);
       continue;
     }
     if (nh.kind != NextHopKind::kLocalPod) {
@@ -132,7 +169,7 @@ void routeStage(Burst& burst, const Snapshot& snapshot, WorkerContext& ctx) {
     // Into the pod: a SYN from the overlay gets the same clamp as one going out.
     if ((meta.flags & kFlagFromOverlay) && snapshot.overlay)
       overlay::clampMss(m, meta, snapshot.overlay->innerMtu() - kTcpIpHeaders);
-    rewriteL2(m, meta, nh.dstMac, nh.srcMac);
+    rewriteEthernet(m, meta, nh.dstMac, nh.srcMac);
     meta.setTransmit(nh.port);
   }
 }

@@ -23,6 +23,7 @@ enum class NextHopKind : uint8_t {
   kLocalPod,  // a pod on this node: rewrite MACs, send on its port
   kGateway,   // the pods' link-local gateway address (answered by the data plane)
   kRemoteNode,  // a pod CIDR of another node: VXLAN to it (remoteNode: index in the overlay)
+  kUplink,      // out of the cluster: to the underlay gateway on the uplink
 };
 
 struct NextHop {

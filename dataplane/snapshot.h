@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "dataplane/route_table.h"
+#include "lb/service_table.h"
 #include "overlay/overlay_table.h"
 
 struct rte_rcu_qsbr;
@@ -44,7 +45,10 @@ struct DataplaneSettings {
   uint32_t podCidr = 0;      // this node's pod CIDR (host order), and its mask
   uint32_t podCidrMask = 0;
   rte_be32_t gatewayIp = 0;  // the pods' link-local default gateway
-  rte_be32_t nodeIp = 0;     // source address of ICMP errors we generate
+  rte_be32_t nodeIp = 0;     // source address of ICMP errors we generate; masquerade address
+  uint32_t clusterCidr = 0, clusterCidrMask = 0;  // host order; mask 0: not configured
+  uint32_t serviceCidr = 0, serviceCidrMask = 0;
+  bool masquerade = false;   // pod traffic leaving the cluster is SNATed to nodeIp
   uint32_t icmpErrorsPerSecond = 1000;  // per worker; token bucket refill rate
   uint32_t icmpErrorBurst = 50;         // per worker; token bucket depth
 };
@@ -55,6 +59,7 @@ struct Snapshot {
   std::array<PortConfig, kMaxPorts> ports{};
   std::shared_ptr<const RouteTable> routes;
   std::shared_ptr<const overlay::OverlayTable> overlay;  // null without an uplink
+  std::shared_ptr<const lb::ServiceTable> services;      // null: no services
   std::vector<WorkerPlan> workers;  // one per worker, by worker index
 };
 

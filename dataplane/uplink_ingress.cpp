@@ -83,12 +83,11 @@ void uplinkIngressStage(Burst& burst, const Snapshot& snapshot, WorkerContext& c
       handleUplinkArp(m, meta, *table, ctx);
       continue;
     }
-    if (meta.dstIp != table->localIp()) {
-      meta.setDrop(DropReason::kUplinkNotForNode);
-      continue;
-    }
+    meta.flags |= kFlagFromUplink;  // only a service or a tracked flow may claim it (service stage)
+    if (meta.dstIp != table->localIp()) continue;  // an external / load-balancer service IP?
     if (meta.ipProto == IPPROTO_UDP && !(meta.flags & kFlagLaterFragment) &&
         meta.dstPort == table->udpPort()) {
+      meta.flags &= ~kFlagFromUplink;
       handleVxlan(m, meta, snapshot, *table, ctx);
       continue;
     }
@@ -99,7 +98,8 @@ void uplinkIngressStage(Burst& burst, const Snapshot& snapshot, WorkerContext& c
       meta.setTransmit(m->port);
       continue;
     }
-    meta.setDrop(DropReason::kHostPathUnavailable);
+    // Anything else for the node's address: a NodePort or the reply of a masqueraded flow, or
+    // (the service stage decides) traffic with no host path.
   }
 }
 

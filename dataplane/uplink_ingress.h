@@ -2,7 +2,8 @@
 // is answered, ARP replies go to the control thread (neighbour learning), ping to the node is
 // answered, VXLAN to our port is decapsulated (overlay/decap.h) and the inner frame re-parsed:
 // inner ARP requests for our pod CIDR are answered back through the tunnel (as a kernel VTEP
-// would be by its neighbours), inner IPv4 continues to the route stage.
+// would be by its neighbours), inner IPv4 continues. Other IPv4 continues marked
+// kFlagFromUplink: only a service or a tracked flow may take it further.
 #pragma once
 
 #include "dataplane/packet.h"

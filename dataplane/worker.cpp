@@ -9,16 +9,21 @@
 #include <algorithm>
 
 #include "dataplane/pipeline.h"
+#include "lb/conntrack.h"
+#include "lb/service_table.h"
 
 namespace nodeplane::dataplane {
 
 namespace {
 // Empty loop iterations before an idle worker sleeps (when sleeping is enabled at all).
 constexpr uint32_t kIdleLoopsBeforeSleep = 1024;
+// Connection-table entries this worker ages per loop iteration (its own shard).
+constexpr uint32_t kAgingBudget = 64;
 }  // namespace
 
 Worker::Worker(const WorkerConfig& config, const SnapshotPublisher& publisher, rte_rcu_qsbr* qsbr,
-               const std::atomic<bool>& stop, rte_ring* puntRing, rte_ring* injectRing)
+               const std::atomic<bool>& stop, rte_ring* puntRing, rte_ring* injectRing,
+               lb::ConnTracker* conntrack)
     : config_(config),
       publisher_(publisher),
       qsbr_(qsbr),
@@ -28,6 +33,8 @@ Worker::Worker(const WorkerConfig& config, const SnapshotPublisher& publisher, r
   context_.workerIndex = config.index;
   context_.counters = &counters_;
   context_.puntRing = puntRing;
+  context_.conntrack = conntrack;
+  context_.workerCount = config.count;
   config_.burstSize = std::clamp<uint16_t>(config_.burstSize, 1, kMaxBurst);
 }
 
@@ -44,10 +51,14 @@ void Worker::run() {
   Burst burst;
   uint64_t configuredGeneration = ~uint64_t{0};
   uint64_t last = rte_rdtsc();
+  const uint64_t start = last;
+  const uint64_t tscPerMs = std::max<uint64_t>(1, rte_get_tsc_hz() / 1000);
+  lb::ConnShard* shard = context_.conntrack ? &context_.conntrack->shard(id) : nullptr;
   uint32_t idleLoops = 0;
   while (!stop_.load(std::memory_order_relaxed)) {
     const Snapshot* snapshot = publisher_.current();
     uint32_t received = 0;
+    context_.nowMs = static_cast<uint32_t>((rte_rdtsc() - start) / tscPerMs);
     if (snapshot->generation != configuredGeneration) {
       context_.icmpLimiter.configure(rte_get_tsc_hz(), snapshot->settings.icmpErrorsPerSecond,
                                      snapshot->settings.icmpErrorBurst);
@@ -75,6 +86,15 @@ void Worker::run() {
       received += n;
     }
     tx_.flushAll();
+    if (shard != nullptr) {
+      // Expired flows, and flows whose backend is gone, leave a little at a time.
+      const lb::ServiceTable* services = snapshot->services.get();
+      shard->age(context_.nowMs, kAgingBudget, context_.conntrack->timeouts(),
+                 [services](const lb::ConnEntry& e) {
+                   return e.backendSlot != 0 &&
+                          (services == nullptr || !services->alive(e.backendSlot, e.backendTag));
+                 });
+    }
     rte_rcu_qsbr_quiescent(qsbr_, id);
 
     const uint64_t now = rte_rdtsc();

@@ -19,6 +19,7 @@ namespace nodeplane::dataplane {
 
 struct WorkerConfig {
   uint16_t index = 0;
+  uint16_t count = 1;  // workers in all
   uint16_t burstSize = 32;
   uint32_t idleSleepUs = 0;
 };
@@ -26,7 +27,8 @@ struct WorkerConfig {
 class Worker {
  public:
   Worker(const WorkerConfig& config, const SnapshotPublisher& publisher, rte_rcu_qsbr* qsbr,
-         const std::atomic<bool>& stop, rte_ring* puntRing, rte_ring* injectRing);
+         const std::atomic<bool>& stop, rte_ring* puntRing, rte_ring* injectRing,
+         lb::ConnTracker* conntrack);
 
   // The lcore entry point (rte_eal_remote_launch).
   static int launch(void* worker);

@@ -10,6 +10,10 @@
 
 struct rte_ring;
 
+namespace nodeplane::lb {
+class ConnTracker;
+}
+
 namespace nodeplane::dataplane {
 
 // An element of a worker's punt ring (worker -> control thread).
@@ -32,9 +36,12 @@ static_assert(sizeof(InjectedPacket) == 16);
 
 struct WorkerContext {
   uint16_t workerIndex = 0;   // also the TX queue this worker uses on every port
+  uint16_t workerCount = 1;
+  uint32_t nowMs = 0;         // coarse clock for flow timestamps, updated once per loop
   uint64_t generation = 0;    // of the snapshot the current burst runs under
   WorkerCounters* counters = nullptr;
   rte_ring* puntRing = nullptr;  // null: punting drops (tests, benchmarks)
+  lb::ConnTracker* conntrack = nullptr;  // null: no tracking (no services, no masquerade)
   IcmpRateLimiter icmpLimiter;
   overlay::DecapCache decapCache;
 };

@@ -86,9 +86,13 @@ struct alignas(64) ConnEntry {
   uint16_t policyGeneration;
   uint8_t policyVerdict;
   uint8_t owner;           // shard (worker) index
-  uint16_t returnPort;     // with kConnReturnMac: the port replies leave on
-  rte_ether_addr returnMac;
-  uint8_t pad[2];
+  union {
+    struct {
+      uint16_t returnPort;       // with kConnReturnMac: the port replies leave on
+      rte_ether_addr returnMac;  // and the MAC they go to (the client's, or its router's)
+    };
+    uint32_t affinityTimeoutMs;  // kAffinity records
+  };
 
   ConnState state() const {
     return static_cast<ConnState>(std::atomic_ref<const uint16_t>(stateWord).load(std::memory_order_relaxed) & 0xff);
@@ -219,7 +223,7 @@ uint32_t ConnShard::age(uint32_t nowMs, uint32_t budget, const ConnTimeouts& t, 
     ConnEntry& e = entries_[index];
     const ConnState s = e.state();
     if (s == ConnState::kFree) continue;
-    const uint32_t affinityMs = s == ConnState::kAffinity ? e.reply.src : 0;
+    const uint32_t affinityMs = s == ConnState::kAffinity ? e.affinityTimeoutMs : 0;
     const bool expired = nowMs - e.seen() > connTimeout(t, s, affinityMs);
     if (expired || dead(e)) {
       remove(index);

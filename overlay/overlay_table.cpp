@@ -54,7 +54,8 @@ void writeTemplate(RemoteNode& n, const OverlaySettings& s, rte_be32_t vniField)
 OverlayTable::~OverlayTable() { rte_hash_free(bySource_); }
 
 Result<std::shared_ptr<const OverlayTable>> OverlayTable::build(
-    const OverlaySettings& s, const std::vector<RemoteNodeSpec>& specs, int socketId) {
+    const OverlaySettings& s, const std::vector<RemoteNodeSpec>& specs,
+    const std::optional<GatewaySpec>& gateway, int socketId) {
   std::shared_ptr<OverlayTable> t(new OverlayTable());
   t->localIp_ = rte_cpu_to_be_32(s.localIp.value);
   t->udpPort_ = rte_cpu_to_be_16(s.udpPort);
@@ -64,6 +65,12 @@ Result<std::shared_ptr<const OverlayTable>> OverlayTable::build(
   t->uplinkPort_ = s.uplinkPort;
   t->innerMtu_ = static_cast<uint16_t>(s.mtu - kOverhead);
   t->txIpChecksumOffload_ = s.txIpChecksumOffload;
+  if (gateway) {
+    t->hasGateway_ = true;
+    t->gatewayIp_ = rte_cpu_to_be_32(gateway->ip.value);
+    t->gatewayResolved_ = gateway->mac.has_value();
+    if (gateway->mac) t->gatewayMac_ = toEther(*gateway->mac);
+  }
 
   t->nodes_.resize(specs.size());
   for (size_t i = 0; i < specs.size(); ++i) {

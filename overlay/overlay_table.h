@@ -39,6 +39,12 @@ struct OverlaySettings {
   bool txIpChecksumOffload = false;
 };
 
+// The underlay default gateway (traffic leaving the cluster), when one is configured.
+struct GatewaySpec {
+  Ipv4Address ip;
+  std::optional<MacAddress> mac;
+};
+
 struct RemoteNodeSpec {
   Ipv4Address ip;
   MacAddress vtepMac;
@@ -52,9 +58,9 @@ class OverlayTable {
   OverlayTable(const OverlayTable&) = delete;
   OverlayTable& operator=(const OverlayTable&) = delete;
 
-  static Result<std::shared_ptr<const OverlayTable>> build(const OverlaySettings& settings,
-                                                           const std::vector<RemoteNodeSpec>& nodes,
-                                                           int socketId);
+  static Result<std::shared_ptr<const OverlayTable>> build(
+      const OverlaySettings& settings, const std::vector<RemoteNodeSpec>& nodes,
+      const std::optional<GatewaySpec>& gateway, int socketId);
 
   const RemoteNode& node(uint32_t index) const { return nodes_[index]; }
   size_t nodeCount() const { return nodes_.size(); }
@@ -69,6 +75,10 @@ class OverlayTable {
   uint16_t uplinkPort() const { return uplinkPort_; }
   uint16_t innerMtu() const { return innerMtu_; }     // largest inner IPv4 packet that fits
   bool txIpChecksumOffload() const { return txIpChecksumOffload_; }
+  bool hasGateway() const { return hasGateway_; }
+  rte_be32_t gatewayIp() const { return gatewayIp_; }
+  bool gatewayResolved() const { return gatewayResolved_; }
+  const rte_ether_addr& gatewayMac() const { return gatewayMac_; }
 
  private:
   OverlayTable() = default;
@@ -82,6 +92,10 @@ class OverlayTable {
   uint16_t uplinkPort_ = 0;
   uint16_t innerMtu_ = 0;
   bool txIpChecksumOffload_ = false;
+  bool hasGateway_ = false;
+  bool gatewayResolved_ = false;
+  rte_be32_t gatewayIp_ = 0;
+  rte_ether_addr gatewayMac_{};
 };
 
 }  // namespace nodeplane::overlay

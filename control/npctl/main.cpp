@@ -33,6 +33,10 @@ commands:
   node set --name N --ip IP --pod-cidr CIDR [--vtep-mac MAC]
   node delete --name N
   neighbors                   the underlay ARP table
+  services                    services, backends and their Maglev shares
+  flows [--service NS/NAME] [--address IP] [--port N] [--limit N]
+  flows flush (--service NS/NAME | --backend IP:PORT)
+  conntrack                   connection table statistics
   pod attach --namespace NS --name NAME --container-id ID --ip IP --mac MAC
              (--host-interface IF | --devargs DEVARGS) [--interface eth0] [--netns PATH]
   pod detach (--container-id ID [--interface eth0] | --namespace NS --name NAME)
@@ -120,6 +124,47 @@ void printNeighbors(const Json& r) {
   std::cout << t.render();
 }
 
+void printServices(const Json& r) {
+  TextTable t({"SERVICE", "TYPE", "CLUSTER-IP", "PORT", "NODE-PORT", "BACKEND", "LOCAL", "USABLE",
+               "MAGLEV"});
+  for (const Json& s : r["services"]) {
+    const std::string name = str(s, "namespace") + "/" + str(s, "name");
+    const std::string vip = s["clusterIPs"].empty() ? "-" : s["clusterIPs"][0].get<std::string>();
+    for (const Json& p : s["ports"]) {
+      const std::string port = num(p["port"]) + "/" + str(p, "protocol");
+      if (p["backends"].empty())
+        t.addRow({name, str(s, "type"), vip, port, str(p, "nodePort"), "(none)", "-", "-", "-"});
+      for (const Json& b : p["backends"])
+        t.addRow({name, str(s, "type"), vip, port, str(p, "nodePort"),
+                  str(b, "ip") + ":" + num(b["port"]), b.value("local", false) ? "yes" : "no",
+                  b.value("usable", false) ? "yes" : "no", num(b["maglevEntries"])});
+    }
+  }
+  std::cout << t.render();
+}
+
+void printFlows(const Json& r) {
+  TextTable t({"PROTO", "STATE", "ORIGINAL", "REPLY", "SERVICE", "NAT", "WORKER"});
+  for (const Json& f : r["flows"]) {
+    std::string nat = f.value("dnat", false) ? "dnat" : "";
+    if (f.value("snat", false)) nat += nat.empty() ? "snat" : "+snat";
+    t.addRow({str(f, "protocol"), str(f, "state"), str(f, "orig"), str(f, "reply"),
+              f.value("service", "").empty() ? "-" : str(f, "service"), nat.empty() ? "-" : nat,
+              num(f["worker"])});
+  }
+  std::cout << t.render() << num(r["total"]) << " flow(s) matched\n";
+}
+
+void printConntrack(const Json& r) {
+  TextTable t({"FIELD", "VALUE"});
+  t.leftAlignNumbers();
+  for (const char* k : {"entries", "capacity", "bytesPerFlow", "inserts", "evictions", "fullDrops",
+                        "expired", "removed"})
+    t.addRow({k, num(r[k])});
+  for (const auto& [k, v] : r["timeoutsSeconds"].items()) t.addRow({"timeout." + k, num(v)});
+  std::cout << t.render();
+}
+
 void printPods(const Json& r) {
   TextTable t({"NAMESPACE", "NAME", "IP", "MAC", "PORT", "HOST-IF", "CONTAINER"});
   for (const Json& p : r["pods"]) {
@@ -180,6 +225,31 @@ int main(int argc, char** argv) {
   } else if (cmd == "pods") op = "pod.list", printer = printPods;
   else if (cmd == "nodes") op = "node.list", printer = printNodes;
   else if (cmd == "neighbors" || cmd == "neigh") op = "neighbors", printer = printNeighbors;
+  else if (cmd == "services" || cmd == "svc") op = "service.list", printer = printServices;
+  else if (cmd == "conntrack" || cmd == "ct") op = "conntrack", printer = printConntrack;
+  else if (cmd == "flows") {
+    const bool flush = words.size() >= 2 && words[1] == "flush";
+    op = flush ? "flows.flush" : "flows";
+    printer = flush ? nullptr : printFlows;
+    auto parsed = flagsToArgs(words, flush ? 2 : 1,
+                              {{"--service", "service"}, {"--address", "address"},
+                               {"--port", "port"}, {"--limit", "limit"},
+                               {"--backend", "backend"}});
+    if (!parsed) {
+      std::cerr << "npctl: " << parsed.error().message << "\n";
+      return 2;
+    }
+    args = *parsed;
+    for (const char* numeric : {"port", "limit"})
+      if (args.contains(numeric)) {
+        try {
+          args[numeric] = std::stoi(args[numeric].get<std::string>());
+        } catch (const std::exception&) {
+          std::cerr << "npctl: --" << numeric << " needs a number\n";
+          return 2;
+        }
+      }
+  }
   else if (cmd == "node" && words.size() >= 2 && (words[1] == "set" || words[1] == "delete")) {
     op = "node." + words[1];
     auto parsed = flagsToArgs(words, 2,

@@ -97,7 +97,8 @@ class Daemon:
                 "--node-name", node_name, "--node-ip", node_ip, "--pod-cidr", pod_cidr,
                 "--control-socket", self.socket, "--workers", workers,
                 "--state-dir", str(lab.tmp / f"{node_name}"),
-                "--idle-sleep-us", "100", "--mbufs", "8191", "--log-level", "info"]
+                "--idle-sleep-us", "100", "--mbufs", "8191", "--log-level", "info",
+                "--conntrack-max", "32768"]
         if uplink:
             args += ["--uplink", uplink]
         if cluster_cidr:
@@ -154,6 +155,21 @@ class Daemon:
 
     def drops(self):
         return {d["reason"]: d["packets"] for d in self.call("drops")["drops"]}
+
+    def set_service(self, namespace, name, cluster_ip, ports, endpoints, **fields):
+        """A Service with its endpoints, as the agent will push it. `ports`: dicts as in
+        control/README.md; `endpoints`: (pod, node daemon) pairs or dicts."""
+        eps = []
+        for e in endpoints:
+            if isinstance(e, dict):
+                eps.append(e)
+            else:
+                pod = e
+                eps.append({"ip": pod.ip, "nodeName": pod.daemon.node_name})
+        args = {"namespace": namespace, "name": name, "clusterIPs": [cluster_ip] if cluster_ip else [],
+                "ports": ports, "endpoints": eps}
+        args.update(fields)
+        return self.call("service.set", args)
 
     def set_node(self, other):
         """Tells this daemon where another node's pods are (what the agent will do)."""

@@ -71,6 +71,8 @@ class FakeBackend : public dataplane::DataplaneBackend {
   }
   rte_mempool* mempool() override { return pool; }
   dataplane::WorkerCounters& controlCounters() override { return control; }
+  lb::ConnTracker* conntrack() override { return tracker; }
+  lb::ConnTracker* tracker = nullptr;
 
   // Slow-path fakes: what workers punted (the test fills it), what the control thread injected.
   std::vector<dataplane::PuntedPacket> punted;

@@ -1,0 +1,247 @@
+#include "control/service_registry.h"
+
+#include <netinet/in.h>
+
+#include <algorithm>
+
+namespace nodeplane::control {
+
+namespace {
+
+bool isDnsLabel(const std::string& s) {
+  if (s.empty() || s.size() > 63) return false;
+  for (char c : s)
+    if (!(std::islower(static_cast<unsigned char>(c)) ||
+          std::isdigit(static_cast<unsigned char>(c)) || c == '-'))
+      return false;
+  return std::isalnum(static_cast<unsigned char>(s.front())) &&
+         std::isalnum(static_cast<unsigned char>(s.back()));
+}
+
+bool isUnicast(Ipv4Address a) { return a.value != 0 && (a.value >> 28) < 0xe; }
+
+const char* protoName(uint8_t p) { return p == IPPROTO_UDP ? "UDP" : "TCP"; }
+
+// Every (address, port, protocol) a service answers on, for conflict checks.
+std::vector<std::string> endpointsOf(const ServiceSpec& s, const NodeSettings& settings) {
+  std::vector<std::string> out;
+  for (const auto& p : s.ports) {
+    const std::string suffix = ":" + std::to_string(p.port) + "/" + protoName(p.protocol);
+    for (const auto& ip : s.clusterIps) out.push_back(ip.toString() + suffix);
+    for (const auto& ip : s.externalIps) out.push_back(ip.toString() + suffix);
+    for (const auto& ip : s.loadBalancerIps) out.push_back(ip.toString() + suffix);
+    if (p.nodePort != 0)
+      out.push_back(settings.nodeIp.toString() + ":" + std::to_string(p.nodePort) + "/" +
+                    protoName(p.protocol));
+  }
+  return out;
+}
+
+}  // namespace
+
+Status ServiceRegistry::validate(const ServiceSpec& s, const NodeSettings& settings,
+                                 const Services& others) {
+  const std::string what = "service " + s.namespaceName + "/" + s.name;
+  auto bad = [&](const std::string& field, const std::string& why) {
+    return invalidArgument(what + ": field '" + field + "': " + why);
+  };
+  if (!isDnsLabel(s.namespaceName)) return bad("namespace", "not a valid namespace name");
+  if (!isDnsLabel(s.name)) return bad("name", "not a valid service name");
+  if (s.type != "ClusterIP" && s.type != "NodePort" && s.type != "LoadBalancer")
+    return bad("type", "'" + s.type + "' is not ClusterIP, NodePort or LoadBalancer");
+  for (const auto& ip : s.clusterIps) {
+    if (!isUnicast(ip)) return bad("clusterIPs", ip.toString() + " is not a unicast address");
+    if (settings.serviceCidr && !settings.serviceCidr->contains(ip))
+      return bad("clusterIPs", ip.toString() + " is outside the service CIDR " +
+                                   settings.serviceCidr->toString());
+  }
+  for (const auto* list : {&s.externalIps, &s.loadBalancerIps})
+    for (const auto& ip : *list)
+      if (!isUnicast(ip))
+        return bad(list == &s.externalIps ? "externalIPs" : "loadBalancerIPs",
+                   ip.toString() + " is not a unicast address");
+  if (s.ports.empty()) return bad("ports", "empty");
+  std::set<std::pair<uint16_t, uint8_t>> seen;
+  std::set<std::string> names;
+  for (size_t i = 0; i < s.ports.size(); ++i) {
+    const auto& p = s.ports[i];
+    const std::string f = "ports[" + std::to_string(i) + "]";
+    if (p.protocol != IPPROTO_TCP && p.protocol != IPPROTO_UDP)
+      return bad(f + ".protocol", "only TCP and UDP are supported");
+    if (p.port == 0) return bad(f + ".port", "must be 1-65535");
+    if (!seen.insert({p.port, p.protocol}).second)
+      return bad(f + ".port", std::to_string(p.port) + "/" + protoName(p.protocol) + " twice");
+    if (!names.insert(p.name).second) return bad(f + ".name", "'" + p.name + "' twice");
+    if (p.nodePort != 0 && s.type == "ClusterIP")
+      return bad(f + ".nodePort", "only NodePort and LoadBalancer services have node ports");
+    if (!p.targetPortName.empty() && p.targetPort != 0)
+      return bad(f + ".targetPort", "either a number or a name");
+  }
+  if (s.affinityClientIp && (s.affinityTimeoutSeconds == 0 || s.affinityTimeoutSeconds > 86400))
+    return bad("sessionAffinityConfig.clientIP.timeoutSeconds", "must be 1-86400");
+  for (size_t i = 0; i < s.endpoints.size(); ++i) {
+    const auto& e = s.endpoints[i];
+    const std::string f = "endpoints[" + std::to_string(i) + "]";
+    if (!isUnicast(e.ip)) return bad(f + ".ip", e.ip.toString() + " is not a unicast address");
+    if (e.weight > 65535) return bad(f + ".weight", "must be 0-65535");
+    for (const auto& [name, port] : e.ports)
+      if (port == 0) return bad(f + ".ports." + name, "must be 1-65535");
+  }
+  // Nothing may answer on an address and port another service answers on.
+  const auto mine = endpointsOf(s, settings);
+  const std::set<std::string> mineSet(mine.begin(), mine.end());
+  for (const auto& [key, other] : others) {
+    if (key == s.key()) continue;
+    for (const auto& e : endpointsOf(other, settings))
+      if (mineSet.count(e))
+        return makeError(ErrorCode::kAlreadyExists, what + ": " + e + " is already service " + key);
+  }
+  return okStatus();
+}
+
+bool ServiceRegistry::isLocal(const EndpointSpec& e, const NodeSettings& settings) {
+  return e.nodeName.empty() ? settings.podCidr.contains(e.ip) : e.nodeName == settings.nodeName;
+}
+
+std::optional<uint16_t> ServiceRegistry::backendPort(const ServicePortSpec& p,
+                                                      const EndpointSpec& e) {
+  if (!p.name.empty())
+    if (auto it = e.ports.find(p.name); it != e.ports.end()) return it->second;
+  if (!p.targetPortName.empty()) {
+    auto it = e.ports.find(p.targetPortName);
+    if (it == e.ports.end()) return std::nullopt;  // this endpoint does not serve that name
+    return it->second;
+  }
+  return p.targetPort != 0 ? p.targetPort : p.port;
+}
+
+std::string ServiceRegistry::portKey(const ServiceSpec& s, const ServicePortSpec& p) {
+  return s.key() + ":" + std::to_string(p.port) + "/" + protoName(p.protocol);
+}
+
+Result<ServiceRegistry::Prepared> ServiceRegistry::prepare(Services next,
+                                                           const NodeSettings& settings,
+                                                           int socketId,
+                                                           const std::set<uint32_t>& flushSlots) {
+  Prepared out;
+  out.tags = tags_;
+  for (uint32_t slot : flushSlots)
+    if (slot < out.tags.size()) ++out.tags[slot];
+  std::set<BackendKey> wanted;
+  std::vector<lb::ServicePortInput> inputs;
+  uint32_t newPortIds = 0;
+  uint32_t newSlotIndex = static_cast<uint32_t>(out.tags.size());
+
+  for (const auto& [key, s] : next) {
+    for (const auto& p : s.ports) {
+      lb::ServicePortInput in;
+      const std::string pk = portKey(s, p);
+      if (auto it = portIds_.find(pk); it != portIds_.end()) {
+        in.id = it->second;
+      } else {
+        in.id = nextPortId_ + newPortIds++;
+        out.newPortIds[pk] = in.id;
+      }
+      in.proto = p.protocol;
+      if (s.affinityClientIp) in.flags |= lb::kServiceAffinity;
+      if (s.externalTrafficLocal) in.flags |= lb::kServiceExternalLocal;
+      if (s.internalTrafficLocal) in.flags |= lb::kServiceInternalLocal;
+      in.affinityTimeoutMs = s.affinityTimeoutSeconds * 1000;
+      const rte_be16_t port = rte_cpu_to_be_16(p.port);
+      for (const auto& ip : s.clusterIps)
+        in.addresses.push_back({rte_cpu_to_be_32(ip.value), port, lb::ServiceAccess::kCluster});
+      for (const auto* list : {&s.externalIps, &s.loadBalancerIps})
+        for (const auto& ip : *list)
+          in.addresses.push_back({rte_cpu_to_be_32(ip.value), port, lb::ServiceAccess::kExternal});
+      if (p.nodePort != 0)
+        in.addresses.push_back({rte_cpu_to_be_32(settings.nodeIp.value),
+                                rte_cpu_to_be_16(p.nodePort), lb::ServiceAccess::kNodePort});
+
+      // EndpointSlice semantics: ready endpoints take new flows; when none is ready, the serving
+      // and terminating ones do. Every known endpoint stays alive for its existing flows.
+      bool anyReady = false;
+      for (const auto& e : s.endpoints) anyReady |= e.ready && backendPort(p, e).has_value();
+      for (const auto& e : s.endpoints) {
+        auto bport = backendPort(p, e);
+        if (!bport) continue;
+        const BackendKey bk{in.id, e.ip.value, *bport};
+        if (wanted.count(bk)) continue;  // listed twice
+        wanted.insert(bk);
+        uint32_t slot;
+        if (auto it = slotOf_.find(bk); it != slotOf_.end()) {
+          slot = it->second;
+        } else if (out.freeSlotsUsed < freeSlots_.size()) {
+          slot = freeSlots_[freeSlots_.size() - 1 - out.freeSlotsUsed++];
+          out.newSlots[bk] = slot;
+        } else {
+          slot = newSlotIndex++;
+          out.tags.push_back(1);
+          out.newSlots[bk] = slot;
+        }
+        lb::ServicePortInput::Backend b;
+        b.backend.ip = rte_cpu_to_be_32(e.ip.value);
+        b.backend.port = rte_cpu_to_be_16(*bport);
+        b.backend.local = isLocal(e, settings) ? 1 : 0;
+        b.backend.slot = slot;
+        b.backend.tag = out.tags[slot];
+        b.usable = anyReady ? e.ready : (e.serving && e.terminating);
+        b.weight = e.weight;
+        b.identity = e.ip.toString();
+        in.backends.push_back(b);
+      }
+      std::sort(in.backends.begin(), in.backends.end(),
+                [](const auto& a, const auto& b) { return a.identity < b.identity; });
+      inputs.push_back(std::move(in));
+    }
+  }
+  // Backends gone from the model: their slots' tags change, so their flows die at once.
+  for (const auto& [bk, slot] : slotOf_)
+    if (!wanted.count(bk)) {
+      out.released.insert(bk);
+      ++out.tags[slot];
+    }
+  auto table = lb::ServiceTable::build(inputs, out.tags, settings.maglevSize, maglev_, socketId);
+  if (!table) return table.error();
+  out.table = std::move(*table);
+  out.services = std::move(next);
+  return out;
+}
+
+void ServiceRegistry::commit(Prepared&& p) {
+  freeSlots_.resize(freeSlots_.size() - p.freeSlotsUsed);
+  for (const auto& bk : p.released) {
+    freeSlots_.push_back(slotOf_.at(bk));
+    slotOf_.erase(bk);
+  }
+  for (const auto& [bk, slot] : p.newSlots) slotOf_[bk] = slot;
+  for (const auto& [pk, id] : p.newPortIds) {
+    portIds_[pk] = id;
+    portNames_[id] = pk;
+    nextPortId_ = std::max(nextPortId_, id + 1);
+  }
+  tags_ = std::move(p.tags);
+  services_ = std::move(p.services);
+}
+
+std::set<uint32_t> ServiceRegistry::slotsOf(const std::string& serviceKey) const {
+  std::set<uint32_t> out;
+  for (const auto& [bk, slot] : slotOf_) {
+    auto it = portNames_.find(std::get<0>(bk));
+    if (it != portNames_.end() && it->second.rfind(serviceKey + ":", 0) == 0) out.insert(slot);
+  }
+  return out;
+}
+
+std::set<uint32_t> ServiceRegistry::slotsOf(Ipv4Address ip, uint16_t port) const {
+  std::set<uint32_t> out;
+  for (const auto& [bk, slot] : slotOf_)
+    if (std::get<1>(bk) == ip.value && std::get<2>(bk) == port) out.insert(slot);
+  return out;
+}
+
+std::string ServiceRegistry::portName(uint32_t id) const {
+  auto it = portNames_.find(id);
+  return it == portNames_.end() ? "" : it->second;
+}
+
+}  // namespace nodeplane::control

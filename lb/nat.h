@@ -1,0 +1,68 @@
+// Address/port translation of a parsed IPv4 packet in place, with incremental checksum updates
+// (RFC 1624): the IPv4 header, the TCP/UDP checksum (pseudo-header and port), or the ICMP
+// checksum for an echo identifier. Used per packet: inline, no branches beyond the protocol.
+#pragma once
+
+#include <netinet/in.h>
+#include <rte_icmp.h>
+#include <rte_ip.h>
+#include <rte_mbuf.h>
+#include <rte_tcp.h>
+#include <rte_udp.h>
+
+#include "dataplane/checksum.h"
+#include "dataplane/packet.h"
+
+namespace nodeplane::lb {
+
+// Rewrites the source (`source` true) or destination address and port. For ICMP echo the "port"
+// is the identifier, whichever side is rewritten.
+inline void natRewrite(rte_mbuf* m, dataplane::PacketMeta& meta, bool source, rte_be32_t ip,
+                       rte_be16_t port) {
+  using dataplane::checksumUpdate16;
+  using dataplane::checksumUpdate32;
+  auto* iph = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, meta.l3Offset);
+  const rte_be32_t oldIp = source ? iph->src_addr : iph->dst_addr;
+  if (source) iph->src_addr = ip;
+  else iph->dst_addr = ip;
+  iph->hdr_checksum = checksumUpdate32(iph->hdr_checksum, oldIp, ip);
+  (source ? meta.srcIp : meta.dstIp) = ip;
+  if (meta.flags & dataplane::kFlagLaterFragment) return;  // no L4 header here
+  rte_be16_t& metaPort = source ? meta.srcPort : meta.dstPort;
+  const rte_be16_t oldPort = metaPort;
+  switch (meta.ipProto) {
+    case IPPROTO_TCP: {
+      auto* tcp = rte_pktmbuf_mtod_offset(m, rte_tcp_hdr*, meta.l4Offset);
+      tcp->cksum = checksumUpdate16(checksumUpdate32(tcp->cksum, oldIp, ip), oldPort, port);
+      if (source) tcp->src_port = port;
+      else tcp->dst_port = port;
+      metaPort = port;
+      return;
+    }
+    case IPPROTO_UDP: {
+      auto* udp = rte_pktmbuf_mtod_offset(m, rte_udp_hdr*, meta.l4Offset);
+      if (udp->dgram_cksum != 0) {  // 0: no checksum, and it stays that way
+        rte_be16_t c = checksumUpdate16(checksumUpdate32(udp->dgram_cksum, oldIp, ip), oldPort, port);
+        udp->dgram_cksum = c == 0 ? 0xffff : c;
+      }
+      if (source) udp->src_port = port;
+      else udp->dst_port = port;
+      metaPort = port;
+      return;
+    }
+    case IPPROTO_ICMP: {
+      // Echo: the identifier is the one "port" of both directions (the parser keeps it in
+      // srcPort and type/code in dstPort).
+      auto* icmp = rte_pktmbuf_mtod_offset(m, rte_icmp_hdr*, meta.l4Offset);
+      if (icmp->icmp_ident == port) return;
+      icmp->icmp_cksum = checksumUpdate16(icmp->icmp_cksum, icmp->icmp_ident, port);
+      icmp->icmp_ident = port;
+      meta.srcPort = port;
+      return;
+    }
+    default:
+      return;
+  }
+}
+
+}  // namespace nodeplane::lb

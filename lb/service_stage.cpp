@@ -1,0 +1,355 @@
+#include "lb/service_stage.h"
+
+#include <netinet/in.h>
+#include <rte_hash_crc.h>
+#include <rte_icmp.h>
+#include <rte_ip.h>
+#include <rte_tcp.h>
+
+#include "dataplane/checksum.h"
+#include "dataplane/icmp.h"
+#include "dataplane/route_stage.h"
+#include "lb/conntrack.h"
+#include "lb/icmp_nat.h"
+#include "lb/nat.h"
+
+namespace nodeplane::lb {
+
+namespace dp = dataplane;
+using dp::Action;
+using dp::DropReason;
+using dp::PacketMeta;
+
+namespace {
+
+constexpr uint8_t kProtoAffinity = 0xff;  // affinity records in the flow table
+constexpr uint16_t kPortFirst = 32768;    // source ports for SNAT: Linux's ephemeral range
+constexpr uint16_t kPortLast = 60999;
+constexpr uint32_t kPortAttempts = 64;
+constexpr uint8_t kIcmpUnreachable = 3, kIcmpPortUnreachable = 3;
+
+struct Stage {
+  const dp::Snapshot& snap;
+  const ServiceTable* services;
+  dp::WorkerContext& ctx;
+  ConnTracker& ct;
+  ConnShard& own;
+};
+
+inline uint32_t flowHash(const FlowKey& k) { return rte_hash_crc(&k, sizeof(k), 0x6e70u); }
+
+inline bool inPrefix(rte_be32_t ip, uint32_t net, uint32_t mask) {
+  return mask != 0 && (rte_be_to_cpu_32(ip) & mask) == net;
+}
+
+// The tuple as FlowKey spells it. False for what is not tracked (non-echo ICMP, other protocols).
+inline bool keyOf(const PacketMeta& meta, FlowKey* k) {
+  k->src = meta.srcIp;
+  k->dst = meta.dstIp;
+  k->proto = meta.ipProto;
+  switch (meta.ipProto) {
+    case IPPROTO_TCP:
+    case IPPROTO_UDP:
+      k->sport = meta.srcPort;
+      k->dport = meta.dstPort;
+      return true;
+    case IPPROTO_ICMP: {
+      const uint8_t type = static_cast<uint8_t>(rte_be_to_cpu_16(meta.dstPort) >> 8);
+      if (type == RTE_IP_ICMP_ECHO_REQUEST) k->sport = meta.srcPort, k->dport = 0;
+      else if (type == RTE_IP_ICMP_ECHO_REPLY) k->sport = 0, k->dport = meta.srcPort;
+      else return false;
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+bool alive(const Stage& st, const ConnEntry& e) {
+  return e.backendSlot == 0 || (st.services != nullptr && st.services->alive(e.backendSlot, e.backendTag));
+}
+
+// The live entry for `key` in any shard (the rare path: after a dead hit, for affinity).
+bool findLive(Stage& st, const FlowKey& key, ConnRef* out) {
+  for (unsigned s = 0; s < st.ct.shardCount(); ++s) {
+    ConnRef r;
+    if (st.ct.shard(s).lookup(key, &r) && alive(st, st.ct.entry(r)) &&
+        st.ct.entry(r).state() != ConnState::kFree) {
+      *out = r;
+      return true;
+    }
+  }
+  return false;
+}
+
+void updateState(ConnEntry& e, const PacketMeta& meta, bool reply, uint32_t now) {
+  e.touch(now);
+  std::atomic_ref<uint16_t> word(e.stateWord);
+  uint16_t old = word.load(std::memory_order_relaxed);
+  while (true) {
+    const auto s = static_cast<ConnState>(old & 0xff);
+    uint8_t flags = static_cast<uint8_t>(old >> 8);
+    ConnState next = s;
+    if (meta.ipProto == IPPROTO_TCP && !(meta.flags & dp::kFlagLaterFragment))
+      next = nextTcpState(s, !reply, meta.tcpFlags, &flags);
+    else if (s == ConnState::kUdpUnreplied && reply)
+      next = ConnState::kUdpReplied;
+    const uint16_t desired = static_cast<uint16_t>(static_cast<uint16_t>(next) | flags << 8);
+    if (desired == old || word.compare_exchange_weak(old, desired, std::memory_order_relaxed))
+      return;
+  }
+}
+
+void applyNat(rte_mbuf* m, PacketMeta& meta, const ConnEntry& e, bool reply) {
+  const uint8_t f = e.flags();
+  if (!reply) {
+    if (f & kConnDnat) natRewrite(m, meta, false, e.reply.src, e.reply.sport);
+    if (f & kConnSnat) natRewrite(m, meta, true, e.reply.dst, e.reply.dport);
+  } else {
+    if (f & kConnDnat) natRewrite(m, meta, true, e.orig.dst, e.orig.dport);
+    if (f & kConnSnat) natRewrite(m, meta, false, e.orig.src, e.orig.sport);
+  }
+  if (f & (kConnDnat | kConnSnat)) meta.flags |= dp::kFlagTranslated;
+}
+
+// A reply to a client that came in on the uplink goes straight back to where it came from.
+void returnToClient(rte_mbuf* m, PacketMeta& meta, const ConnEntry& e, Stage& st) {
+  auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, meta.l3Offset);
+  if (ip->time_to_live <= 1) return meta.setDrop(DropReason::kIpv4TtlExpired);
+  dp::decrementTtl(ip);
+  dp::rewriteEthernet(m, meta, e.returnMac, st.snap.ports[e.returnPort].mac);
+  meta.setTransmit(e.returnPort);
+}
+
+// Finds a source port in this worker's share of the range for which the reply tuple is free.
+// Workers own disjoint ports (port % workers == worker), so two never pick the same one.
+bool allocatePort(Stage& st, FlowKey& reply, uint32_t hash) {
+  const unsigned workers = std::max<unsigned>(1, st.ctx.workerCount);
+  const uint32_t span = (kPortLast - kPortFirst + 1) / workers;
+  for (uint32_t attempt = 0; attempt < kPortAttempts; ++attempt) {
+    const uint32_t k = (hash + attempt * 40503u) % span;
+    reply.dport = rte_cpu_to_be_16(static_cast<uint16_t>(kPortFirst + k * workers + st.ctx.workerIndex));
+    ConnRef r;
+    if (!st.own.lookup(reply, &r)) return true;
+  }
+  return false;
+}
+
+ConnState initialState(const PacketMeta& meta) {
+  switch (meta.ipProto) {
+    case IPPROTO_TCP: return initialTcpState(meta.tcpFlags);
+    case IPPROTO_UDP: return ConnState::kUdpUnreplied;
+    default: return ConnState::kIcmp;
+  }
+}
+
+void reject(rte_mbuf* m, PacketMeta& meta, Stage& st) {
+  if (meta.ipProto == IPPROTO_TCP) {
+    if (dp::buildTcpReset(m, meta)) {
+      st.ctx.counters->drop(DropReason::kServiceNoEndpoints);
+      st.ctx.counters->resetsSent.add();
+      return meta.setTransmit(m->port);
+    }
+    return meta.setDrop(DropReason::kServiceNoEndpoints);
+  }
+  dp::rejectWithIcmp(m, meta, DropReason::kServiceNoEndpoints, kIcmpUnreachable,
+                     kIcmpPortUnreachable, 0, st.snap, st.ctx, meta.dstIp);
+}
+
+// Session affinity: the backend this client was last sent to on this service port, if alive.
+int64_t affinityBackend(Stage& st, const ServicePortEntry& sp, rte_be32_t client,
+                        FlowKey* recordKey) {
+  recordKey->src = client;
+  recordKey->dst = rte_cpu_to_be_32(sp.id);
+  recordKey->proto = kProtoAffinity;
+  ConnRef r;
+  if (!findLive(st, *recordKey, &r)) return -1;
+  ConnEntry& rec = st.ct.entry(r);
+  for (uint32_t i = 0; i < sp.backendCount; ++i) {
+    const ServiceBackend& b = st.services->backend(sp, i);
+    if (b.slot == rec.backendSlot && b.tag == rec.backendTag) {
+      rec.touch(st.ctx.nowMs);
+      return i;
+    }
+  }
+  return -1;
+}
+
+void newServiceFlow(rte_mbuf* m, PacketMeta& meta, const FlowKey& key, uint32_t portIndex,
+                    ServiceAccess access, Stage& st) {
+  const ServicePortEntry& sp = st.services->port(portIndex);
+  const ConnState initial = initialState(meta);
+  if (initial == ConnState::kFree) return meta.setDrop(DropReason::kConntrackInvalid);
+  const bool external = access != ServiceAccess::kCluster || (meta.flags & dp::kFlagFromUplink);
+  const bool localOnly = external ? (sp.flags & kServiceExternalLocal)
+                                  : (sp.flags & kServiceInternalLocal);
+  const int32_t table = localOnly ? sp.tableLocal : sp.tableAll;
+  if (table < 0) {
+    if (localOnly && sp.tableAll >= 0) return meta.setDrop(DropReason::kServiceNoLocalEndpoint);
+    return reject(m, meta, st);
+  }
+
+  // Backend: the affinity record's while it lasts, else Maglev (on the client address alone for
+  // affinity services, so workers racing on a client's first flows still agree).
+  FlowKey recordKey;
+  int64_t chosen = -1;
+  const bool affinity = sp.flags & kServiceAffinity;
+  if (affinity) chosen = affinityBackend(st, sp, meta.srcIp, &recordKey);
+  if (chosen >= 0 && (localOnly && !st.services->backend(sp, static_cast<uint32_t>(chosen)).local))
+    chosen = -1;
+  if (chosen < 0) {
+    const uint32_t hash = affinity ? rte_hash_crc_4byte(meta.srcIp, 0x6e70u) : flowHash(key);
+    chosen = st.services->pick(table, hash);
+  }
+  const ServiceBackend& b = st.services->backend(sp, static_cast<uint32_t>(chosen));
+
+  ConnEntry e{};
+  e.orig = key;
+  e.reply.src = b.ip;
+  e.reply.sport = b.port;
+  e.reply.dst = key.src;
+  e.reply.dport = key.sport;
+  e.reply.proto = key.proto;
+  uint8_t flags = kConnDnat;
+  // Replies must come back through this node: SNAT when they would not (a pod reaching itself
+  // through its service; external traffic sent on to another node's backend). The address is
+  // this node's overlay address (the network address of its pod CIDR), routed to it by every
+  // pod and every node.
+  const bool hairpin = b.ip == meta.srcIp;
+  if (hairpin || (external && !b.local)) {
+    e.reply.dst = rte_cpu_to_be_32(st.snap.settings.podCidr);
+    if (!allocatePort(st, e.reply, flowHash(key))) return meta.setDrop(DropReason::kMasqueradeNoPort);
+    flags |= kConnSnat;
+  }
+  if (meta.flags & dp::kFlagFromUplink) {
+    flags |= kConnReturnMac;
+    e.returnPort = m->port;
+    e.returnMac = rte_pktmbuf_mtod(m, const rte_ether_hdr*)->src_addr;
+  }
+  e.stateWord = static_cast<uint16_t>(static_cast<uint16_t>(initial) | flags << 8);
+  e.servicePort = sp.id;
+  e.backendSlot = b.slot;
+  e.backendTag = b.tag;
+  if (st.own.insert(e, st.ctx.nowMs) < 0) return meta.setDrop(DropReason::kConntrackFull);
+  if (affinity) {
+    ConnEntry rec{};
+    rec.orig = rec.reply = recordKey;
+    rec.stateWord = static_cast<uint16_t>(ConnState::kAffinity);
+    rec.servicePort = sp.id;
+    rec.backendSlot = b.slot;
+    rec.backendTag = b.tag;
+    rec.affinityTimeoutMs = sp.affinityTimeoutMs;
+    ConnRef existing;
+    if (!findLive(st, recordKey, &existing)) (void)st.own.insert(rec, st.ctx.nowMs);
+  }
+  st.ctx.counters->serviceFlows.add();
+  natRewrite(m, meta, false, b.ip, b.port);
+  if (flags & kConnSnat) natRewrite(m, meta, true, e.reply.dst, e.reply.dport);
+  meta.flags |= dp::kFlagTranslated;
+}
+
+void newMasqueradeFlow(rte_mbuf* m, PacketMeta& meta, const FlowKey& key, Stage& st) {
+  const ConnState initial = initialState(meta);
+  if (initial == ConnState::kFree) return meta.setDrop(DropReason::kConntrackInvalid);
+  ConnEntry e{};
+  e.orig = key;
+  e.reply = key.reversed();
+  e.reply.dst = st.snap.settings.nodeIp;
+  if (!allocatePort(st, e.reply, flowHash(key))) return meta.setDrop(DropReason::kMasqueradeNoPort);
+  e.stateWord = static_cast<uint16_t>(static_cast<uint16_t>(initial) | kConnSnat << 8);
+  if (st.own.insert(e, st.ctx.nowMs) < 0) return meta.setDrop(DropReason::kConntrackFull);
+  st.ctx.counters->masqueradeFlows.add();
+  natRewrite(m, meta, true, e.reply.dst, e.reply.dport);
+  meta.flags |= dp::kFlagTranslated;
+}
+
+// Not a tracked flow: a service, a masquerade, an ICMP error about a tracked flow, or traffic that
+// needs none of this (pod to pod) — or traffic this node cannot take.
+void untracked(rte_mbuf* m, PacketMeta& meta, const FlowKey* key, Stage& st) {
+  const dp::DataplaneSettings& s = st.snap.settings;
+  const bool fromUplink = meta.flags & dp::kFlagFromUplink;
+  if (meta.ipProto == IPPROTO_ICMP && !key) {
+    if (translateIcmpError(m, meta, st.ct, st.ctx.workerIndex)) {
+      st.ctx.counters->icmpTranslated.add();
+      return;
+    }
+  } else if (key && st.services != nullptr && meta.ipProto != IPPROTO_ICMP) {
+    uint32_t portIndex;
+    ServiceAccess access;
+    if (st.services->find(meta.dstIp, meta.dstPort, meta.ipProto, &portIndex, &access))
+      return newServiceFlow(m, meta, *key, portIndex, access, st);
+  }
+  if (inPrefix(meta.dstIp, s.serviceCidr, s.serviceCidrMask))
+    return meta.setDrop(DropReason::kServiceUnknown);
+  if (meta.dstIp == s.nodeIp) return meta.setDrop(DropReason::kHostPathUnavailable);
+  if (fromUplink) return meta.setDrop(DropReason::kUplinkNotForNode);
+  if (meta.dstIp == s.gatewayIp) return meta.setDrop(DropReason::kGatewayUnsupported);
+  // Leaving the cluster from a pod: masquerade.
+  if (s.masquerade && !(meta.flags & dp::kFlagFromOverlay) &&
+      !inPrefix(meta.dstIp, s.clusterCidr, s.clusterCidrMask) &&
+      !inPrefix(meta.dstIp, s.podCidr, s.podCidrMask)) {
+    if (!key) return meta.setDrop(DropReason::kMasqueradeUnsupported);
+    return newMasqueradeFlow(m, meta, *key, st);
+  }
+}
+
+}  // namespace
+
+void serviceStage(dp::Burst& burst, const dp::Snapshot& snapshot, dp::WorkerContext& ctx) {
+  if (ctx.conntrack == nullptr) return;
+  Stage st{snapshot, snapshot.services.get(), ctx, *ctx.conntrack,
+           ctx.conntrack->shard(ctx.workerIndex)};
+  FlowKey keys[dp::kMaxBurst];
+  const FlowKey* lookup[dp::kMaxBurst];
+  uint16_t position[dp::kMaxBurst];
+  bool keyed[dp::kMaxBurst];
+  unsigned n = 0;
+  for (uint16_t i = 0; i < burst.count; ++i) {
+    PacketMeta& meta = burst.meta[i];
+    keyed[i] = false;
+    if (meta.action != Action::kContinue || meta.l3 != dp::L3Kind::kIpv4) continue;
+    if (meta.flags & dp::kFlagLaterFragment) continue;  // decided below, without a tuple
+    if (!keyOf(meta, &keys[i])) continue;
+    keyed[i] = true;
+    lookup[n] = &keys[i];
+    position[n++] = i;
+  }
+  ConnRef refs[dp::kMaxBurst];
+  const uint64_t hits = n == 0 ? 0 : st.ct.lookupBulk(ctx.workerIndex, lookup, n, refs);
+
+  unsigned j = 0;
+  for (uint16_t i = 0; i < burst.count; ++i) {
+    PacketMeta& meta = burst.meta[i];
+    if (meta.action != Action::kContinue || meta.l3 != dp::L3Kind::kIpv4) continue;
+    rte_mbuf* m = burst.pkts[i];
+    if (!keyed[i]) {
+      if (meta.flags & dp::kFlagLaterFragment) {
+        const dp::DataplaneSettings& s = snapshot.settings;
+        if ((meta.flags & dp::kFlagFromUplink) || meta.dstIp == s.nodeIp ||
+            inPrefix(meta.dstIp, s.serviceCidr, s.serviceCidrMask))
+          meta.setDrop(DropReason::kFragmentUntracked);
+        continue;
+      }
+      untracked(m, meta, nullptr, st);
+      continue;
+    }
+    const unsigned k = j++;
+    ConnRef ref = refs[k];
+    bool hit = hits & (uint64_t{1} << k);
+    if (hit && !alive(st, st.ct.entry(ref))) {
+      // Its backend went away (or was flushed): forget it and treat the packet as new.
+      if (ref.shard == ctx.workerIndex) st.own.remove(ref.index);
+      hit = findLive(st, keys[i], &ref);
+    }
+    if (!hit) {
+      untracked(m, meta, &keys[i], st);
+      continue;
+    }
+    ConnEntry& e = st.ct.entry(ref);
+    updateState(e, meta, ref.reply, ctx.nowMs);
+    applyNat(m, meta, e, ref.reply);
+    if (ref.reply && (e.flags() & kConnReturnMac)) returnToClient(m, meta, e, st);
+  }
+}
+
+}  // namespace nodeplane::lb

@@ -1,0 +1,130 @@
+// The services part of a snapshot: which (address, port, protocol) is a service, its backends and
+// their Maglev tables, and whether each backend is still the one a tracked flow was sent to.
+// Built whole by the control thread from the model; immutable once published.
+#pragma once
+
+#include <rte_byteorder.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+
+struct rte_hash;
+
+namespace nodeplane::lb {
+
+// How a packet reached a service: traffic policies differ for in-cluster and external traffic.
+enum class ServiceAccess : uint8_t { kCluster = 0, kExternal = 1, kNodePort = 2 };
+
+inline constexpr uint8_t kServiceAffinity = 0x01;       // sessionAffinity: ClientIP
+inline constexpr uint8_t kServiceExternalLocal = 0x02;  // externalTrafficPolicy: Local
+inline constexpr uint8_t kServiceInternalLocal = 0x04;  // internalTrafficPolicy: Local
+
+struct ServiceBackend {
+  rte_be32_t ip;
+  rte_be16_t port;
+  uint8_t local;   // a pod on this node
+  uint8_t pad;
+  uint32_t slot;   // liveness slot: alive while tags[slot] == tag
+  uint32_t tag;
+};
+static_assert(sizeof(ServiceBackend) == 16);
+
+struct ServicePortEntry {
+  uint32_t id;               // stable service-port id (flows refer to it)
+  uint8_t proto;
+  uint8_t flags;
+  uint16_t reserved;
+  uint32_t affinityTimeoutMs;
+  uint32_t backendsOffset;   // into the backend array
+  uint32_t backendCount;
+  int32_t tableAll;          // Maglev table over the usable backends, -1: none usable
+  int32_t tableLocal;        // over the usable local backends, -1: none
+};
+
+// What the control plane hands the builder for one service port.
+struct ServicePortInput {
+  uint32_t id = 0;
+  uint8_t proto = 6;
+  uint8_t flags = 0;
+  uint32_t affinityTimeoutMs = 0;
+  struct Address {
+    rte_be32_t ip;
+    rte_be16_t port;
+    ServiceAccess access;
+  };
+  std::vector<Address> addresses;  // cluster IPs, external/LB IPs, node address:nodePort
+  struct Backend {
+    ServiceBackend backend;
+    bool usable;          // ready, or serving-and-terminating when none is ready
+    uint32_t weight;
+    std::string identity; // Maglev identity: the same on every node
+  };
+  std::vector<Backend> backends;  // sorted by identity
+};
+
+// Maglev tables by backend identities and weights, kept by the control plane across builds so a
+// change rebuilds only the tables of the services it touched. Control thread only.
+class MaglevCache {
+ public:
+  using Table = std::shared_ptr<const std::vector<uint16_t>>;
+  using Key = std::vector<std::pair<std::string, uint32_t>>;
+  Table get(const Key& key, uint32_t size);
+  // Drops tables not asked for since the last sweep.
+  void sweep();
+  size_t size() const { return tables_.size(); }
+
+ private:
+  struct Slot {
+    Table table;
+    bool used = false;
+  };
+  std::map<Key, Slot> tables_;
+  uint32_t size_ = 0;
+};
+
+class ServiceTable {
+ public:
+  ~ServiceTable();
+  ServiceTable(const ServiceTable&) = delete;
+  ServiceTable& operator=(const ServiceTable&) = delete;
+
+  // `tags` has one entry per backend slot (index 0: no backend).
+  static Result<std::shared_ptr<const ServiceTable>> build(
+      const std::vector<ServicePortInput>& ports, std::vector<uint32_t> tags, uint32_t maglevSize,
+      MaglevCache& cache, int socketId);
+
+  // The service port behind (ip, port, proto), and how it was reached. False when none.
+  bool find(rte_be32_t ip, rte_be16_t port, uint8_t proto, uint32_t* portIndex,
+            ServiceAccess* access) const;
+  const ServicePortEntry& port(uint32_t index) const { return ports_[index]; }
+  const ServiceBackend& backend(const ServicePortEntry& p, uint32_t i) const {
+    return backends_[p.backendsOffset + i];
+  }
+  // Maglev pick: a backend index of `p` for `hash` in table `table` (>= 0).
+  uint32_t pick(int32_t table, uint32_t hash) const {
+    return (*tables_[static_cast<size_t>(table)])[hash % maglevSize_];
+  }
+  const std::vector<uint16_t>& maglevTable(int32_t table) const { return *tables_[table]; }
+  bool alive(uint32_t slot, uint32_t tag) const {
+    return slot < tags_.size() && tags_[slot] == tag;
+  }
+  size_t portCount() const { return ports_.size(); }
+  size_t tableCount() const { return tables_.size(); }
+  uint32_t maglevSize() const { return maglevSize_; }
+
+ private:
+  ServiceTable() = default;
+  rte_hash* lookup_ = nullptr;
+  std::vector<ServicePortEntry> ports_;
+  std::vector<ServiceBackend> backends_;
+  std::vector<MaglevCache::Table> tables_;  // shared with the cache and later snapshots
+  uint32_t maglevSize_ = 0;
+  std::vector<uint32_t> tags_;
+};
+
+}  // namespace nodeplane::lb

@@ -80,6 +80,8 @@ ControlApi::ControlApi(NodeController& node, dp::DataplaneBackend& backend)
                    [this](const ArgReader& a, const Json& raw) { return flows(a, raw); }};
   ops_["flows.flush"] = {"end the flows of a service (service: ns/name) or backend (backend: ip:port)",
                          [this](const ArgReader& a, const Json&) { return flowsFlush(a); }};
+  ops_["affinity"] = {"session-affinity records: client, service, backend slot, idle time",
+                      [this](const ArgReader&, const Json&) { return affinity(); }};
   ops_["conntrack"] = {"connection table statistics",
                        [this](const ArgReader&, const Json&) { return conntrackStats(); }};
   ops_["ops"] = {"this list", [this](const ArgReader&, const Json&) -> Result<Json> {
@@ -479,6 +481,28 @@ Result<Json> ControlApi::flowsFlush(const ArgReader& args) {
   auto n = node_.flushFlows(service, backend);
   if (!n) return n.error();
   return Json{{"backendsFlushed", *n}, {"generation", node_.generation()}};
+}
+
+Result<Json> ControlApi::affinity() const {
+  lb::ConnTracker* ct = backend_.conntrack();
+  Json list = Json::array();
+  if (ct == nullptr) return Json{{"records", list}};
+  const dp::Snapshot* snap = node_.current();
+  const lb::ServiceTable* table = snap ? snap->services.get() : nullptr;
+  for (unsigned s = 0; s < ct->shardCount(); ++s) {
+    const lb::ConnShard& shard = ct->shard(s);
+    for (uint32_t i = 0; i < shard.slots(); ++i) {
+      const lb::ConnEntry e = shard.entry(i);
+      if (static_cast<lb::ConnState>(e.stateWord & 0xff) != lb::ConnState::kAffinity) continue;
+      Json j = {{"client", Ipv4Address{rte_be_to_cpu_32(e.orig.src)}.toString()},
+                {"service", node_.serviceRegistry().portName(e.servicePort)},
+                {"timeoutMs", e.affinityTimeoutMs},
+                {"backendAlive", table != nullptr && table->alive(e.backendSlot, e.backendTag)},
+                {"worker", s}};
+      list.push_back(j);
+    }
+  }
+  return Json{{"records", list}};
 }
 
 Result<Json> ControlApi::conntrackStats() const {

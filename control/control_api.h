@@ -44,6 +44,7 @@ class ControlApi {
   Result<Json> flows(const ArgReader& args, const Json& raw) const;
   Result<Json> flowsFlush(const ArgReader& args);
   Result<Json> conntrackStats() const;
+  Result<Json> affinity() const;
 
   NodeController& node_;
   dataplane::DataplaneBackend& backend_;

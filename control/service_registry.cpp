@@ -185,6 +185,7 @@ Result<ServiceRegistry::Prepared> ServiceRegistry::prepare(Services next,
         b.backend.slot = slot;
         b.backend.tag = out.tags[slot];
         b.usable = anyReady ? e.ready : (e.serving && e.terminating);
+        b.backend.usable = b.usable ? 1 : 0;
         b.weight = e.weight;
         b.identity = e.ip.toString();
         in.backends.push_back(b);

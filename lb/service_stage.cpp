@@ -167,7 +167,9 @@ int64_t affinityBackend(Stage& st, const ServicePortEntry& sp, rte_be32_t client
   ConnEntry& rec = st.ct.entry(r);
   for (uint32_t i = 0; i < sp.backendCount; ++i) {
     const ServiceBackend& b = st.services->backend(sp, i);
-    if (b.slot == rec.backendSlot && b.tag == rec.backendTag) {
+    // Only while that backend may still take new flows (as kube-proxy: affinity never
+    // outlives readiness).
+    if (b.slot == rec.backendSlot && b.tag == rec.backendTag && b.usable) {
       rec.touch(st.ctx.nowMs);
       return i;
     }

@@ -28,7 +28,7 @@ struct ServiceBackend {
   rte_be32_t ip;
   rte_be16_t port;
   uint8_t local;   // a pod on this node
-  uint8_t pad;
+  uint8_t usable;  // may take new flows (ready, or the serving-terminating fallback)
   uint32_t slot;   // liveness slot: alive while tags[slot] == tag
   uint32_t tag;
 };

@@ -19,6 +19,12 @@ def build_dir() -> Path:
     return Path(os.environ.get("NODEPLANE_BUILD_DIR", REPO / "build")).resolve()
 
 
+def no_checksum_offload(netns, ifname):
+    """A kernel host in the lab sends over veth: nothing would finish the checksums it leaves to
+    "hardware", and nodeplane (like any device on a real wire) expects complete ones."""
+    run(["ip", "netns", "exec", netns, "ethtool", "-K", ifname, "tx", "off"], check=False)
+
+
 def require_root():
     if os.geteuid() != 0:
         raise PermissionError("network namespaces need root: run as root (sudo make test)")
@@ -315,7 +321,27 @@ class Lab:
         run(["ip", "-n", ns, "link", "set", "ul0", "up"])
         if address:
             run(["ip", "-n", ns, "addr", "add", address, "dev", "ul0"])
+            no_checksum_offload(ns, "ul0")
         return ns
+
+    def router(self, underlay_ip="192.168.50.1/24", outside_ip="203.0.113.1/24",
+               host_ip="203.0.113.10/24"):
+        """The underlay's gateway: a router namespace on the underlay with a second link to an
+        "outside" host namespace (the world beyond the cluster). Returns the outside host's
+        namespace."""
+        r = self.add_node_netns("router", underlay_ip)
+        outside = self.add_netns("outside")
+        run(["ip", "link", "add", "wan0", "netns", r, "type", "veth", "peer", "name", "eth0",
+             "netns", outside])
+        run(["ip", "-n", r, "addr", "add", outside_ip, "dev", "wan0"])
+        run(["ip", "-n", r, "link", "set", "wan0", "up"])
+        no_checksum_offload(r, "wan0")
+        no_checksum_offload(outside, "eth0")
+        run(["ip", "netns", "exec", r, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
+        run(["ip", "-n", outside, "addr", "add", host_ip, "dev", "eth0"])
+        run(["ip", "-n", outside, "link", "set", "eth0", "up"])
+        run(["ip", "-n", outside, "route", "add", "default", "via", outside_ip.split("/")[0]])
+        return outside
 
     def node(self, name, node_ip_cidr, pod_cidr, **kw):
         """A nodeplane node: its own namespace on the underlay, the daemon inside it with ul0 as

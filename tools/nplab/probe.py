@@ -31,11 +31,15 @@ def serve(args):
     class UdpEcho(socketserver.BaseRequestHandler):
         def handle(self):
             data, sock = self.request
+            if data == b"whoami":
+                data = f"{name} {self.client_address[0]}".encode()
             sock.sendto(data, self.client_address)
 
     class Http(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
-            body = f"{name}\n".encode()
+            # "/whoami": the server's name and the client address it sees (source-IP checks).
+            who = f"{name} {self.client_address[0]}" if self.path == "/whoami" else name
+            body = f"{who}\n".encode()
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -90,18 +94,28 @@ def tcp(args):
 
 
 def udp(args):
-    payload = os.urandom(64)
+    payload = b"whoami" if args.whoami else os.urandom(64)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if args.sport:
+            s.bind(("0.0.0.0", args.sport))
         s.settimeout(args.timeout)
+        s.connect((args.host, args.port))  # connected: ICMP port-unreachable is reported
         for _ in range(3):
-            s.sendto(payload, (args.host, args.port))
+            s.send(payload)
             try:
-                data, _ = s.recvfrom(65536)
+                data = s.recv(65536)
             except socket.timeout:
                 continue
-            if data == payload:
+            except ConnectionRefusedError:
+                print("refused")
+                return 0 if args.expect_refused else 1
+            if args.whoami:
+                print(data.decode())
                 return 0
-    print("udp echo: no reply")
+            if data == payload:
+                return 0 if not args.expect_refused else 1
+    print("udp: no reply")
     return 1
 
 
@@ -157,6 +171,10 @@ def main():
     u.add_argument("host")
     u.add_argument("port", type=int)
     u.add_argument("--timeout", type=float, default=2)
+    u.add_argument("--sport", type=int, default=0, help="fixed source port (one flow across runs)")
+    u.add_argument("--whoami", action="store_true", help="print which server answered")
+    u.add_argument("--expect-refused", action="store_true",
+                   help="succeed on ICMP port-unreachable (connection refused)")
     m = sub.add_parser("udp-pmtu")
     m.add_argument("host")
     m.add_argument("port", type=int)

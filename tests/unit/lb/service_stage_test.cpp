@@ -1,0 +1,256 @@
+// The service stage on synthetic bursts, with the real NodeController building the service table
+// and a real (single-threaded) connection table.
+#include "lb/service_stage.h"
+
+#include <gtest/gtest.h>
+#include <rte_icmp.h>
+
+#include "control/node_controller.h"
+#include "dataplane/pipeline.h"
+#include "lb/conntrack.h"
+#include "tests/unit/support/fake_backend.h"
+#include "tests/unit/support/packet_builder.h"
+
+namespace nodeplane::testing {
+namespace {
+
+using dataplane::Action;
+using dataplane::DropReason;
+
+constexpr const char* kClientMac = "0a:00:00:00:00:0a";
+constexpr const char* kBackendMac = "0a:00:00:00:00:0b";
+constexpr const char* kClientPortMac = "02:fe:00:00:00:00";  // fake port 0
+constexpr const char* kBackendPortMac = "02:fe:00:00:00:01"; // fake port 1
+
+uint16_t get16(const Bytes& b, size_t at) { return static_cast<uint16_t>(b[at] << 8 | b[at + 1]); }
+uint32_t get32(const Bytes& b, size_t at) { return uint32_t{get16(b, at)} << 16 | get16(b, at + 2); }
+
+class ServiceStageTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto t = lb::ConnTracker::create(4096, 1, 0, nullptr);
+    ASSERT_TRUE(t.ok());
+    tracker = std::move(*t);
+    backend.tracker = tracker.get();
+    backend.pool = testPool();
+    control::NodeSettings s;
+    s.nodeName = "node-cpu";
+    s.nodeIp = ip("192.168.50.10");
+    s.podCidr = *Ipv4Prefix::parse("10.244.1.0/24");
+    s.clusterCidr = *Ipv4Prefix::parse("10.244.0.0/16");
+    s.serviceCidr = *Ipv4Prefix::parse("10.96.0.0/12");
+    s.maglevSize = 251;
+    node = std::make_unique<control::NodeController>(s, backend);
+    ASSERT_TRUE(node->start().ok());
+    attach("c1", "10.244.1.2", kClientMac);   // port 0
+    attach("w1", "10.244.1.3", kBackendMac);  // port 1
+    ctx.counters = &counters;
+    ctx.conntrack = tracker.get();
+    ctx.icmpLimiter.configure(1'000'000, 1000, 50);
+  }
+
+  void attach(const char* name, const char* ipText, const char* macText) {
+    control::PodAttachment a;
+    a.namespaceName = "ns";
+    a.name = a.containerId = name;
+    a.hostInterface = std::string("veth-") + name;
+    a.ip = ip(ipText);
+    a.mac = mac(macText);
+    ASSERT_TRUE(node->attachPod(a).ok());
+  }
+
+  void service(const char* name, const char* vip, std::vector<const char*> backends,
+               uint8_t proto = 6, bool localPolicy = false) {
+    control::ServiceSpec s;
+    s.namespaceName = "ns";
+    s.name = name;
+    s.clusterIps = {ip(vip)};
+    s.ports = {control::ServicePortSpec{"p", proto, 80, 8080, "", 0}};
+    s.internalTrafficLocal = localPolicy;
+    for (const char* b : backends) {
+      control::EndpointSpec e;
+      e.ip = ip(b);
+      s.endpoints.push_back(e);
+    }
+    auto st = node->setService(s);
+    ASSERT_TRUE(st.ok()) << st.error().message;
+  }
+
+  dataplane::PacketMeta run(const Bytes& frame, uint16_t port, rte_mbuf** out) {
+    dataplane::Burst burst;
+    burst.count = 1;
+    burst.inPort = port;
+    burst.pkts[0] = makeMbuf(frame, port);
+    ctx.generation = backend.current()->generation;
+    dataplane::runStages(burst, *backend.current(), ctx);
+    *out = burst.pkts[0];
+    return burst.meta[0];
+  }
+
+  PacketBuilder fromClient() { return PacketBuilder().eth(kClientPortMac, kClientMac); }
+  PacketBuilder fromBackend() { return PacketBuilder().eth(kBackendPortMac, kBackendMac); }
+
+  FakeBackend backend;
+  std::unique_ptr<lb::ConnTracker> tracker;
+  std::unique_ptr<control::NodeController> node;
+  dataplane::WorkerCounters counters;
+  dataplane::WorkerContext ctx;
+};
+
+TEST_F(ServiceStageTest, TranslatesToTheBackendAndBack) {
+  service("web", "10.96.0.30", {"10.244.1.3"});
+  rte_mbuf* m;
+  auto meta = run(fromClient().ipv4("10.244.1.2", "10.96.0.30").tcp(40000, 80, 0x02).build(), 0, &m);
+  ASSERT_EQ(meta.action, Action::kTransmit);
+  EXPECT_EQ(meta.outPort, 1);
+  Bytes out = mbufBytes(m);
+  EXPECT_EQ(get32(out, 30), ip("10.244.1.3").value);  // DNAT to the backend
+  EXPECT_EQ(get16(out, 36), 8080);
+  EXPECT_EQ(get32(out, 26), ip("10.244.1.2").value);  // client address kept
+  rte_pktmbuf_free(m);
+  EXPECT_EQ(tracker->live(), 1u);
+
+  meta = run(fromBackend().ipv4("10.244.1.3", "10.244.1.2").tcp(8080, 40000, 0x12).build(), 1, &m);
+  ASSERT_EQ(meta.action, Action::kTransmit);
+  EXPECT_EQ(meta.outPort, 0);
+  out = mbufBytes(m);
+  EXPECT_EQ(get32(out, 26), ip("10.96.0.30").value);  // the reply comes from the VIP
+  EXPECT_EQ(get16(out, 34), 80);
+  rte_pktmbuf_free(m);
+  const lb::ConnEntry& e = tracker->shard(0).entry(0);
+  EXPECT_EQ(e.state(), lb::ConnState::kTcpSynRecv);
+  EXPECT_EQ(counters.serviceFlows.read(), 1u);
+}
+
+TEST_F(ServiceStageTest, NoEndpointsRefusesTcpWithAReset) {
+  service("empty", "10.96.0.34", {});
+  rte_mbuf* m;
+  auto meta = run(fromClient().ipv4("10.244.1.2", "10.96.0.34").tcp(40001, 80, 0x02).build(), 0, &m);
+  ASSERT_EQ(meta.action, Action::kTransmit);
+  EXPECT_EQ(meta.outPort, 0);
+  Bytes out = mbufBytes(m);
+  ASSERT_EQ(out.size(), 54u);
+  EXPECT_EQ(get32(out, 26), ip("10.96.0.34").value) << "from the VIP";
+  EXPECT_EQ(get32(out, 30), ip("10.244.1.2").value);
+  EXPECT_EQ(get16(out, 34), 80);
+  EXPECT_EQ(get16(out, 36), 40001);
+  EXPECT_EQ(out[47], 0x14) << "RST|ACK";
+  EXPECT_EQ(get32(out, 42), 1000u + 1) << "acknowledges the SYN";
+  EXPECT_EQ(testing::internetChecksum(&out[14], 20), 0);
+  rte_pktmbuf_free(m);
+  EXPECT_EQ(counters.resetsSent.read(), 1u);
+  EXPECT_EQ(counters.drops[static_cast<size_t>(DropReason::kServiceNoEndpoints)].read(), 1u);
+  EXPECT_EQ(tracker->live(), 0u) << "nothing tracked for a refused flow";
+}
+
+TEST_F(ServiceStageTest, NoEndpointsRefusesUdpWithPortUnreachableFromTheVip) {
+  service("empty", "10.96.0.34", {}, 17);
+  rte_mbuf* m;
+  auto meta = run(fromClient().ipv4("10.244.1.2", "10.96.0.34").udp(5000, 80).payload(8).build(), 0, &m);
+  ASSERT_EQ(meta.action, Action::kTransmit);
+  Bytes out = mbufBytes(m);
+  EXPECT_EQ(get32(out, 26), ip("10.96.0.34").value);
+  EXPECT_EQ(out[34], 3);
+  EXPECT_EQ(out[35], 3);
+  rte_pktmbuf_free(m);
+}
+
+TEST_F(ServiceStageTest, InternalTrafficPolicyLocalWithoutLocalEndpointDrops) {
+  service("remote-only", "10.96.0.40", {"10.244.2.9"}, 6, /*localPolicy=*/true);
+  rte_mbuf* m;
+  auto meta = run(fromClient().ipv4("10.244.1.2", "10.96.0.40").tcp(1, 80, 0x02).build(), 0, &m);
+  EXPECT_EQ(meta.drop, DropReason::kServiceNoLocalEndpoint);
+  rte_pktmbuf_free(m);
+}
+
+TEST_F(ServiceStageTest, HairpinIsSourceNatedToTheOverlayAddress) {
+  service("self", "10.96.0.33", {"10.244.1.3"});
+  rte_mbuf* m;
+  auto meta = run(fromBackend().ipv4("10.244.1.3", "10.96.0.33").tcp(40000, 80, 0x02).build(), 1, &m);
+  ASSERT_EQ(meta.action, Action::kTransmit);
+  Bytes out = mbufBytes(m);
+  EXPECT_EQ(get32(out, 26), ip("10.244.1.0").value) << "source: the node's overlay address";
+  EXPECT_EQ(get32(out, 30), ip("10.244.1.3").value);
+  const uint16_t snatPort = get16(out, 34);
+  EXPECT_GE(snatPort, 32768);
+  rte_pktmbuf_free(m);
+  // The pod answers the overlay address; the reply is translated back to the pod itself.
+  meta = run(fromBackend().ipv4("10.244.1.3", "10.244.1.0").tcp(8080, snatPort, 0x12).build(), 1, &m);
+  ASSERT_EQ(meta.action, Action::kTransmit);
+  out = mbufBytes(m);
+  EXPECT_EQ(get32(out, 26), ip("10.96.0.33").value);
+  EXPECT_EQ(get32(out, 30), ip("10.244.1.3").value);
+  EXPECT_EQ(get16(out, 36), 40000);
+  rte_pktmbuf_free(m);
+}
+
+TEST_F(ServiceStageTest, AFlowWhoseBackendWentAwayIsPickedAgain) {
+  service("udp", "10.96.0.35", {"10.244.1.3", "10.244.2.4"}, 17);
+  const Bytes probe = fromClient().ipv4("10.244.1.2", "10.96.0.35").udp(41000, 80).build();
+  rte_mbuf* m;
+  run(probe, 0, &m);
+  const uint32_t first = get32(mbufBytes(m), 30);
+  rte_pktmbuf_free(m);
+  const char* keep = first == ip("10.244.1.3").value ? "10.244.2.4" : "10.244.1.3";
+  service("udp", "10.96.0.35", {keep}, 17);
+  run(probe, 0, &m);
+  EXPECT_EQ(get32(mbufBytes(m), 30), ip(keep).value) << "same 5-tuple, the remaining backend";
+  rte_pktmbuf_free(m);
+  EXPECT_EQ(counters.serviceFlows.read(), 2u);
+}
+
+TEST_F(ServiceStageTest, AnUnchangedBackendKeepsItsFlowsAcrossChanges) {
+  service("web", "10.96.0.30", {"10.244.1.3"});
+  rte_mbuf* m;
+  run(fromClient().ipv4("10.244.1.2", "10.96.0.30").tcp(40000, 80, 0x02).build(), 0, &m);
+  rte_pktmbuf_free(m);
+  service("web", "10.96.0.30", {"10.244.1.3", "10.244.2.4", "10.244.2.5"});
+  auto meta = run(fromClient().ipv4("10.244.1.2", "10.96.0.30").tcp(40000, 80, 0x10).build(), 0, &m);
+  ASSERT_EQ(meta.action, Action::kTransmit);
+  EXPECT_EQ(get32(mbufBytes(m), 30), ip("10.244.1.3").value);
+  rte_pktmbuf_free(m);
+  EXPECT_EQ(counters.serviceFlows.read(), 1u) << "the flow kept its entry";
+}
+
+TEST_F(ServiceStageTest, UnknownServiceAddressesAreDropped) {
+  rte_mbuf* m;
+  auto meta = run(fromClient().ipv4("10.244.1.2", "10.96.9.9").tcp(1, 80, 0x02).build(), 0, &m);
+  EXPECT_EQ(meta.drop, DropReason::kServiceUnknown);
+  rte_pktmbuf_free(m);
+}
+
+TEST_F(ServiceStageTest, IcmpErrorsFromTheBackendAreAboutWhatTheClientSent) {
+  // The backend answers port-unreachable quoting the translated packet; the client must get it
+  // about the packet it sent: to the VIP and service port.
+  service("web", "10.96.0.30", {"10.244.1.3"}, 17);
+  rte_mbuf* m;
+  Bytes req = fromClient().ipv4("10.244.1.2", "10.96.0.30").udp(5000, 80).payload(10).build();
+  run(req, 0, &m);
+  Bytes translated = mbufBytes(m);  // what the backend received
+  rte_pktmbuf_free(m);
+  // The backend's kernel answers port-unreachable quoting the packet it got.
+  Bytes quote(translated.begin() + 14, translated.end());
+  Bytes icmpErr = fromBackend().ipv4("10.244.1.3", "10.244.1.2").ipProto(1).payloadBytes(
+      [&] {
+        Bytes b = {3, 3, 0, 0, 0, 0, 0, 0};
+        b.insert(b.end(), quote.begin(), quote.end());
+        uint16_t c = testing::internetChecksum(b.data(), b.size());
+        b[2] = static_cast<uint8_t>(c >> 8);
+        b[3] = static_cast<uint8_t>(c);
+        return b;
+      }()).build();
+  auto meta = run(icmpErr, 1, &m);
+  ASSERT_EQ(meta.action, Action::kTransmit);
+  EXPECT_EQ(meta.outPort, 0);
+  Bytes out = mbufBytes(m);
+  EXPECT_EQ(get32(out, 26), ip("10.96.0.30").value) << "from the VIP the client sent to";
+  EXPECT_EQ(get32(out, 42 + 16), ip("10.96.0.30").value) << "quoted destination: the VIP";
+  EXPECT_EQ(get16(out, 42 + 20 + 2), 80) << "quoted destination port: the service port";
+  EXPECT_EQ(testing::internetChecksum(&out[34], out.size() - 34), 0) << "ICMP checksum";
+  EXPECT_EQ(testing::internetChecksum(&out[42], 20), 0) << "quoted IPv4 checksum";
+  rte_pktmbuf_free(m);
+  EXPECT_EQ(counters.icmpTranslated.read(), 1u);
+}
+
+}  // namespace
+}  // namespace nodeplane::testing

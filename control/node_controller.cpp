@@ -379,6 +379,19 @@ Status NodeController::setService(const ServiceSpec& spec) {
   return okStatus();
 }
 
+Status NodeController::replaceServices(const std::vector<ServiceSpec>& services) {
+  ServiceRegistry::Services next;
+  for (const auto& s : services) {
+    if (auto st = ServiceRegistry::validate(s, settings_, {}); !st) return st;
+    if (!next.emplace(s.key(), s).second)
+      return makeError(ErrorCode::kAlreadyExists, "service " + s.key() + " given twice");
+  }
+  if (auto st = ServiceRegistry::checkConflicts(next, settings_); !st) return st;
+  if (auto st = applyServices(std::move(next)); !st) return st;
+  spdlog::info("{} services applied, generation {}", services.size(), generation_);
+  return okStatus();
+}
+
 Status NodeController::setEndpoints(const std::string& ns, const std::string& name,
                                     const std::vector<EndpointSpec>& endpoints) {
   auto it = services_.services().find(ns + "/" + name);

@@ -36,6 +36,9 @@ class NodeController {
   // Services: one whole service (with its endpoints) at a time; applied atomically, flows to
   // backends that stay are not disturbed.
   Status setService(const ServiceSpec& spec);
+  // Replaces every service at once (a full apply): all are validated first, conflicts included;
+  // nothing changes on any error.
+  Status replaceServices(const std::vector<ServiceSpec>& services);
   Status setEndpoints(const std::string& namespaceName, const std::string& name,
                       const std::vector<EndpointSpec>& endpoints);
   Status deleteService(const std::string& namespaceName, const std::string& name);

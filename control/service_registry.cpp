@@ -99,6 +99,18 @@ Status ServiceRegistry::validate(const ServiceSpec& s, const NodeSettings& setti
   return okStatus();
 }
 
+Status ServiceRegistry::checkConflicts(const Services& all, const NodeSettings& settings) {
+  std::map<std::string, std::string> owner;
+  for (const auto& [key, s] : all)
+    for (const auto& e : endpointsOf(s, settings)) {
+      auto [it, inserted] = owner.emplace(e, key);
+      if (!inserted)
+        return makeError(ErrorCode::kAlreadyExists,
+                         "service " + key + ": " + e + " is already service " + it->second);
+    }
+  return okStatus();
+}
+
 bool ServiceRegistry::isLocal(const EndpointSpec& e, const NodeSettings& settings) {
   return e.nodeName.empty() ? settings.podCidr.contains(e.ip) : e.nodeName == settings.nodeName;
 }

@@ -23,6 +23,8 @@ class ServiceRegistry {
 
   // Checks one service on its own and against `others` (which must not contain it).
   static Status validate(const ServiceSpec& s, const NodeSettings& settings, const Services& others);
+  // Address/port conflicts within a whole set of services, in one pass.
+  static Status checkConflicts(const Services& all, const NodeSettings& settings);
 
   struct Prepared {
     std::shared_ptr<const lb::ServiceTable> table;

@@ -103,6 +103,13 @@ struct alignas(64) ConnEntry {
   void touch(uint32_t nowMs) {
     std::atomic_ref<uint32_t>(lastSeen).store(nowMs, std::memory_order_relaxed);
   }
+  // Refreshes lastSeen when it is a second or more old: timeouts are seconds long, and not
+  // writing the line on every packet keeps it clean and unshared between the workers that see
+  // the two directions of a flow.
+  void refresh(uint32_t nowMs) {
+    if (nowMs - seen() >= kRefreshMs) touch(nowMs);
+  }
+  static constexpr uint32_t kRefreshMs = 1000;
   uint32_t seen() const {
     return std::atomic_ref<const uint32_t>(lastSeen).load(std::memory_order_relaxed);
   }

@@ -4,6 +4,7 @@
 #include <rte_hash_crc.h>
 #include <rte_icmp.h>
 #include <rte_ip.h>
+#include <rte_prefetch.h>
 #include <rte_tcp.h>
 
 #include "dataplane/checksum.h"
@@ -83,7 +84,7 @@ bool findLive(Stage& st, const FlowKey& key, ConnRef* out) {
 }
 
 void updateState(ConnEntry& e, const PacketMeta& meta, bool reply, uint32_t now) {
-  e.touch(now);
+  e.refresh(now);
   std::atomic_ref<uint16_t> word(e.stateWord);
   uint16_t old = word.load(std::memory_order_relaxed);
   while (true) {
@@ -177,32 +178,48 @@ int64_t affinityBackend(Stage& st, const ServicePortEntry& sp, rte_be32_t client
   return -1;
 }
 
+// Which Maglev table a new flow picks from, and with which hash (pass 1 prefetches the entry).
+struct Choice {
+  bool external;
+  bool localOnly;
+  int32_t table;
+  uint32_t hash;
+};
+
+inline Choice choose(const ServicePortEntry& sp, ServiceAccess access, const PacketMeta& meta,
+                     const FlowKey& key) {
+  Choice c;
+  c.external = access != ServiceAccess::kCluster || (meta.flags & dp::kFlagFromUplink);
+  c.localOnly = c.external ? (sp.flags & kServiceExternalLocal) : (sp.flags & kServiceInternalLocal);
+  c.table = c.localOnly ? sp.tableLocal : sp.tableAll;
+  // Affinity services hash the client address alone, so workers racing on a client's first
+  // flows still agree.
+  c.hash = (sp.flags & kServiceAffinity) ? rte_hash_crc_4byte(meta.srcIp, 0x6e70u) : flowHash(key);
+  return c;
+}
+
 void newServiceFlow(rte_mbuf* m, PacketMeta& meta, const FlowKey& key, uint32_t portIndex,
                     ServiceAccess access, Stage& st) {
   const ServicePortEntry& sp = st.services->port(portIndex);
   const ConnState initial = initialState(meta);
   if (initial == ConnState::kFree) return meta.setDrop(DropReason::kConntrackInvalid);
-  const bool external = access != ServiceAccess::kCluster || (meta.flags & dp::kFlagFromUplink);
-  const bool localOnly = external ? (sp.flags & kServiceExternalLocal)
-                                  : (sp.flags & kServiceInternalLocal);
-  const int32_t table = localOnly ? sp.tableLocal : sp.tableAll;
+  const Choice c = choose(sp, access, meta, key);
+  const bool external = c.external;
+  const bool localOnly = c.localOnly;
+  const int32_t table = c.table;
   if (table < 0) {
     if (localOnly && sp.tableAll >= 0) return meta.setDrop(DropReason::kServiceNoLocalEndpoint);
     return reject(m, meta, st);
   }
 
-  // Backend: the affinity record's while it lasts, else Maglev (on the client address alone for
-  // affinity services, so workers racing on a client's first flows still agree).
+  // Backend: the affinity record's while it lasts, else Maglev.
   FlowKey recordKey;
   int64_t chosen = -1;
   const bool affinity = sp.flags & kServiceAffinity;
   if (affinity) chosen = affinityBackend(st, sp, meta.srcIp, &recordKey);
   if (chosen >= 0 && (localOnly && !st.services->backend(sp, static_cast<uint32_t>(chosen)).local))
     chosen = -1;
-  if (chosen < 0) {
-    const uint32_t hash = affinity ? rte_hash_crc_4byte(meta.srcIp, 0x6e70u) : flowHash(key);
-    chosen = st.services->pick(table, hash);
-  }
+  if (chosen < 0) chosen = st.services->pick(table, c.hash);
   const ServiceBackend& b = st.services->backend(sp, static_cast<uint32_t>(chosen));
 
   ConnEntry e{};
@@ -267,7 +284,15 @@ void newMasqueradeFlow(rte_mbuf* m, PacketMeta& meta, const FlowKey& key, Stage&
 
 // Not a tracked flow: a service, a masquerade, an ICMP error about a tracked flow, or traffic that
 // needs none of this (pod to pod) — or traffic this node cannot take.
-void untracked(rte_mbuf* m, PacketMeta& meta, const FlowKey* key, Stage& st) {
+// `service` is the service port pass 1 found for this packet, if any.
+struct Found {
+  bool found = false;
+  uint32_t portIndex = 0;
+  ServiceAccess access = ServiceAccess::kCluster;
+};
+
+void untracked(rte_mbuf* m, PacketMeta& meta, const FlowKey* key, const Found& service,
+               Stage& st) {
   const dp::DataplaneSettings& s = st.snap.settings;
   const bool fromUplink = meta.flags & dp::kFlagFromUplink;
   if (meta.ipProto == IPPROTO_ICMP && !key) {
@@ -275,11 +300,8 @@ void untracked(rte_mbuf* m, PacketMeta& meta, const FlowKey* key, Stage& st) {
       st.ctx.counters->icmpTranslated.add();
       return;
     }
-  } else if (key && st.services != nullptr && meta.ipProto != IPPROTO_ICMP) {
-    uint32_t portIndex;
-    ServiceAccess access;
-    if (st.services->find(meta.dstIp, meta.dstPort, meta.ipProto, &portIndex, &access))
-      return newServiceFlow(m, meta, *key, portIndex, access, st);
+  } else if (service.found) {
+    return newServiceFlow(m, meta, *key, service.portIndex, service.access, st);
   }
   if (inPrefix(meta.dstIp, s.serviceCidr, s.serviceCidrMask))
     return meta.setDrop(DropReason::kServiceUnknown);
@@ -318,6 +340,42 @@ void serviceStage(dp::Burst& burst, const dp::Snapshot& snapshot, dp::WorkerCont
   }
   ConnRef refs[dp::kMaxBurst];
   const uint64_t hits = n == 0 ? 0 : st.ct.lookupBulk(ctx.workerIndex, lookup, n, refs);
+  // The entries are in a table far bigger than the caches: ask for all of them before using any.
+  for (uint64_t m = hits; m; m &= m - 1)
+    rte_prefetch0(&st.ct.entry(refs[__builtin_ctzll(m)]));
+
+  // Pass 1 for the misses: which are services (one bulk lookup), and prefetch the Maglev entry
+  // each will pick, so a burst of new connections waits for memory once, not once per flow.
+  Found found[dp::kMaxBurst];
+  const uint64_t allKeyed = n == 64 ? ~uint64_t{0} : (uint64_t{1} << n) - 1;
+  if (st.services != nullptr && (allKeyed & ~hits) != 0) {
+    ServiceTable::Query queries[dp::kMaxBurst];
+    unsigned position2[dp::kMaxBurst];
+    unsigned q = 0;
+    for (uint64_t m = allKeyed & ~hits; m; m &= m - 1) {
+      const unsigned k = static_cast<unsigned>(__builtin_ctzll(m));
+      const PacketMeta& meta = burst.meta[position[k]];
+      if (meta.ipProto == IPPROTO_ICMP) continue;
+      queries[q] = ServiceTable::Query{meta.dstIp, meta.dstPort, meta.ipProto};
+      position2[q++] = k;
+    }
+    uint32_t portIndex[dp::kMaxBurst];
+    ServiceAccess access[dp::kMaxBurst];
+    const uint64_t services = q == 0 ? 0 : st.services->findBulk(queries, q, portIndex, access);
+    for (uint64_t m = services; m; m &= m - 1) {
+      const unsigned i = static_cast<unsigned>(__builtin_ctzll(m));
+      const unsigned k = position2[i];
+      found[k] = Found{true, portIndex[i], access[i]};
+      const ServicePortEntry& sp = st.services->port(portIndex[i]);
+      const Choice c = choose(sp, access[i], burst.meta[position[k]], keys[position[k]]);
+      if (c.table >= 0) rte_prefetch0(st.services->pickAddress(c.table, c.hash));
+    }
+  }
+
+  // By now the entries have arrived: fetch their backends' liveness tags the same way.
+  if (st.services != nullptr)
+    for (uint64_t m = hits; m; m &= m - 1)
+      st.services->prefetchTag(st.ct.entry(refs[__builtin_ctzll(m)]).backendSlot);
 
   unsigned j = 0;
   for (uint16_t i = 0; i < burst.count; ++i) {
@@ -332,19 +390,23 @@ void serviceStage(dp::Burst& burst, const dp::Snapshot& snapshot, dp::WorkerCont
           meta.setDrop(DropReason::kFragmentUntracked);
         continue;
       }
-      untracked(m, meta, nullptr, st);
+      untracked(m, meta, nullptr, Found{}, st);
       continue;
     }
     const unsigned k = j++;
     ConnRef ref = refs[k];
     bool hit = hits & (uint64_t{1} << k);
+    Found service = found[k];
     if (hit && !alive(st, st.ct.entry(ref))) {
       // Its backend went away (or was flushed): forget it and treat the packet as new.
       if (ref.shard == ctx.workerIndex) st.own.remove(ref.index);
       hit = findLive(st, keys[i], &ref);
+      if (!hit && st.services != nullptr)
+        service.found = st.services->find(meta.dstIp, meta.dstPort, meta.ipProto,
+                                          &service.portIndex, &service.access);
     }
     if (!hit) {
-      untracked(m, meta, &keys[i], st);
+      untracked(m, meta, &keys[i], service, st);
       continue;
     }
     ConnEntry& e = st.ct.entry(ref);

@@ -3,6 +3,9 @@
 #include <rte_errno.h>
 #include <rte_hash.h>
 #include <rte_hash_crc.h>
+#include <rte_malloc.h>
+
+#include <algorithm>
 
 #include <atomic>
 #include <map>
@@ -25,6 +28,27 @@ std::atomic<uint64_t> tableSequence{0};
 
 }  // namespace
 
+// Tables live in EAL memory (hugepages in production): a new flow reads one random entry of one
+// of possibly thousands of tables, and a TLB miss per new flow is what 4 KiB pages would cost.
+MaglevCache::Table MaglevCache::makeTable(const std::vector<uint16_t>& entries) {
+  if (entries.empty()) return std::make_shared<const Entries>();
+  void* raw = rte_malloc("np_maglev", sizeof(uint16_t) * entries.size(), RTE_CACHE_LINE_SIZE);
+  if (raw == nullptr) {  // out of EAL memory: ordinary memory still works, only slower
+    auto* plain = new uint16_t[entries.size()];
+    std::copy(entries.begin(), entries.end(), plain);
+    return std::shared_ptr<const Entries>(new Entries{plain, entries.size()}, [](const Entries* e) {
+      delete[] e->data;
+      delete e;
+    });
+  }
+  std::copy(entries.begin(), entries.end(), static_cast<uint16_t*>(raw));
+  return std::shared_ptr<const Entries>(
+      new Entries{static_cast<uint16_t*>(raw), entries.size()}, [](const Entries* e) {
+        rte_free(const_cast<uint16_t*>(e->data));
+        delete e;
+      });
+}
+
 MaglevCache::Table MaglevCache::get(const Key& key, uint32_t size) {
   if (size != size_) {  // a new table size invalidates everything
     tables_.clear();
@@ -34,10 +58,7 @@ MaglevCache::Table MaglevCache::get(const Key& key, uint32_t size) {
   if (it == tables_.end()) {
     std::vector<MaglevBackend> backends;
     for (const auto& [id, weight] : key) backends.push_back({id, weight});
-    it = tables_.emplace(key, Slot{std::make_shared<const std::vector<uint16_t>>(
-                                       buildMaglevTable(backends, size)),
-                                   false})
-             .first;
+    it = tables_.emplace(key, Slot{makeTable(buildMaglevTable(backends, size)), false}).first;
   }
   it->second.used = true;
   return it->second.table;
@@ -86,7 +107,7 @@ Result<std::shared_ptr<const ServiceTable>> ServiceTable::build(
     auto it = tables.find(identity);
     if (it != tables.end()) return it->second;
     MaglevCache::Table table = cache.get(identity, maglevSize);
-    if (table->empty()) return -1;
+    if (table->size == 0) return -1;
     const auto index = static_cast<int32_t>(t->tables_.size());
     t->tables_.push_back(std::move(table));
     tables.emplace(std::move(identity), index);
@@ -128,6 +149,26 @@ Result<std::shared_ptr<const ServiceTable>> ServiceTable::build(
   }
   cache.sweep();
   return std::shared_ptr<const ServiceTable>(std::move(t));
+}
+
+uint64_t ServiceTable::findBulk(const Query* queries, unsigned n, uint32_t* portIndex,
+                                ServiceAccess* access) const {
+  LookupKey keys[RTE_HASH_LOOKUP_BULK_MAX];
+  const void* keyPtrs[RTE_HASH_LOOKUP_BULK_MAX];
+  void* data[RTE_HASH_LOOKUP_BULK_MAX];
+  for (unsigned i = 0; i < n; ++i) {
+    keys[i] = LookupKey{queries[i].ip, queries[i].port, queries[i].proto, 0};
+    keyPtrs[i] = &keys[i];
+  }
+  uint64_t mask = 0;
+  rte_hash_lookup_bulk_data(lookup_, keyPtrs, n, &mask, data);
+  for (uint64_t m = mask; m; m &= m - 1) {
+    const unsigned i = static_cast<unsigned>(__builtin_ctzll(m));
+    const auto v = reinterpret_cast<uintptr_t>(data[i]);
+    portIndex[i] = static_cast<uint32_t>(v >> 2);
+    access[i] = static_cast<ServiceAccess>(v & 3);
+  }
+  return mask;
 }
 
 bool ServiceTable::find(rte_be32_t ip, rte_be16_t port, uint8_t proto, uint32_t* portIndex,

@@ -71,7 +71,14 @@ struct ServicePortInput {
 // change rebuilds only the tables of the services it touched. Control thread only.
 class MaglevCache {
  public:
-  using Table = std::shared_ptr<const std::vector<uint16_t>>;
+  struct Entries {
+    const uint16_t* data = nullptr;
+    size_t size = 0;
+    uint16_t operator[](size_t i) const { return data[i]; }
+    const uint16_t* begin() const { return data; }
+    const uint16_t* end() const { return data + size; }
+  };
+  using Table = std::shared_ptr<const Entries>;
   using Key = std::vector<std::pair<std::string, uint32_t>>;
   Table get(const Key& key, uint32_t size);
   // Drops tables not asked for since the last sweep.
@@ -83,6 +90,7 @@ class MaglevCache {
     Table table;
     bool used = false;
   };
+  static Table makeTable(const std::vector<uint16_t>& entries);
   std::map<Key, Slot> tables_;
   uint32_t size_ = 0;
 };
@@ -101,6 +109,18 @@ class ServiceTable {
   // The service port behind (ip, port, proto), and how it was reached. False when none.
   bool find(rte_be32_t ip, rte_be16_t port, uint8_t proto, uint32_t* portIndex,
             ServiceAccess* access) const;
+  struct Query {
+    rte_be32_t ip;
+    rte_be16_t port;
+    uint8_t proto;
+  };
+  // Up to 64 queries at once; bit i of the result set when query i is a service.
+  uint64_t findBulk(const Query* queries, unsigned n, uint32_t* portIndex,
+                    ServiceAccess* access) const;
+  // Where pick(table, hash) will read: prefetch it before picking.
+  const void* pickAddress(int32_t table, uint32_t hash) const {
+    return tables_[static_cast<size_t>(table)]->data + hash % maglevSize_;
+  }
   const ServicePortEntry& port(uint32_t index) const { return ports_[index]; }
   const ServiceBackend& backend(const ServicePortEntry& p, uint32_t i) const {
     return backends_[p.backendsOffset + i];
@@ -109,9 +129,12 @@ class ServiceTable {
   uint32_t pick(int32_t table, uint32_t hash) const {
     return (*tables_[static_cast<size_t>(table)])[hash % maglevSize_];
   }
-  const std::vector<uint16_t>& maglevTable(int32_t table) const { return *tables_[table]; }
+  const MaglevCache::Entries& maglevTable(int32_t table) const { return *tables_[table]; }
   bool alive(uint32_t slot, uint32_t tag) const {
     return slot < tags_.size() && tags_[slot] == tag;
+  }
+  void prefetchTag(uint32_t slot) const {
+    if (slot < tags_.size()) __builtin_prefetch(&tags_[slot]);
   }
   size_t portCount() const { return ports_.size(); }
   size_t tableCount() const { return tables_.size(); }

@@ -19,11 +19,12 @@
 namespace nodeplane::perf {
 
 // EAL on one lcore; --no-huge unless NP_BENCH_HUGE=1 (then hugepages are used).
-inline bool initEal(const char* program) {
+inline bool initEal(const char* program, unsigned memoryMb = 1024) {
   std::string prefix = "np-bench-" + std::to_string(getpid());
   std::vector<std::string> args = {program, "-l", "0", "--no-pci", "--no-telemetry",
                                    "--log-level=error", "--file-prefix", prefix};
-  if (!getenv("NP_BENCH_HUGE")) args.insert(args.end(), {"--no-huge", "-m", "1024"});
+  if (!getenv("NP_BENCH_HUGE"))
+    args.insert(args.end(), {"--no-huge", "-m", std::to_string(memoryMb)});
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   return rte_eal_init(static_cast<int>(argv.size()), argv.data()) >= 0;

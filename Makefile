@@ -1,7 +1,8 @@
 # Thin wrapper over meson (DESIGN.md §5). Each target installs what is missing first.
 #   make demo   build, then run the demo cluster (configs/demo-cluster) on this machine
 #   make test   build, then every test: unit, scenario, e2e; unit again under ASan+UBSan
-#   make bench  build, then the perf/ benchmarks
+#   make bench  build, then the perf/ benchmarks (lb_bench at a size that fits --no-huge; the
+#               full-size figures in perf/RESULTS.md need hugepages, see there)
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 MESON_OPTS ?=
@@ -39,6 +40,8 @@ demo: build
 
 bench: build
 	./$(BUILD)/perf/dataplane_bench
+	./$(BUILD)/perf/overlay_bench
+	./$(BUILD)/perf/lb_bench --flows 200000 --services 2000
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -8,7 +8,9 @@ its node, wired by nodeplane-cni exactly as a container runtime would; each serv
 containerPort and UDP echo. Then real traffic goes between every pair of pods and the
 reachability table is printed. Everything is removed on exit."""
 
+import json
 import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -19,6 +21,7 @@ from nplab import Lab  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 CLUSTER = REPO / "configs/demo-cluster"
 CLUSTER_CIDR, SERVICE_CIDR = "10.244.0.0/16", "10.96.0.0/12"
+DNS_IP = "10.96.0.10"  # the kube-dns Service
 
 
 def load_objects(directory):
@@ -35,6 +38,36 @@ def internal_ip(node):
     return next(a["address"] for a in node["status"]["addresses"] if a["type"] == "InternalIP")
 
 
+def service_args(svc, pods, started):
+    """A Service manifest with its endpoints (pods of its namespace matching its selector, their
+    named container ports), as service.set takes it — what the EndpointSlice controller and the
+    agent will do in a cluster."""
+    meta, spec = svc["metadata"], svc["spec"]
+    selector = spec.get("selector", {})
+    endpoints = []
+    for p in pods:
+        if p["metadata"]["namespace"] != meta["namespace"]:
+            continue
+        labels = p["metadata"].get("labels", {})
+        if not selector or any(labels.get(k) != v for k, v in selector.items()):
+            continue
+        pod = started[f"{meta['namespace']}/{p['metadata']['name']}"]
+        named = {cp["name"]: cp["containerPort"]
+                 for c in p["spec"]["containers"] for cp in c.get("ports", []) if "name" in cp}
+        endpoints.append({"ip": pod.ip, "nodeName": p["spec"]["nodeName"], "ready": True,
+                          "ports": named})
+    ports = []
+    for port in spec["ports"]:
+        entry = {"name": port.get("name", ""), "protocol": port.get("protocol", "TCP"),
+                 "port": port["port"], "targetPort": port.get("targetPort", port["port"])}
+        if "nodePort" in port:
+            entry["nodePort"] = port["nodePort"]
+        ports.append(entry)
+    return {"namespace": meta["namespace"], "name": meta["name"],
+            "type": spec.get("type", "ClusterIP"), "clusterIPs": [spec["clusterIP"]],
+            "ports": ports, "endpoints": endpoints}
+
+
 def check(a, b, dst_name):
     ok_ping = a.ping(b.ip, count=1, timeout=2)
     http = a.exec(["curl", "-sS", "--max-time", "3", f"http://{b.ip}:8080/"], check=False)
@@ -48,6 +81,7 @@ def main():
     objects = load_objects(CLUSTER)
     nodes = [o for o in objects if o["kind"] == "Node"]
     pods = [o for o in objects if o["kind"] == "Pod"]
+    services = [o for o in objects if o["kind"] == "Service"]
     print(f"== nodeplane demo: cluster-gen, {len(nodes)} nodes, {len(pods)} pods")
     with Lab("demo") as lab:
         daemons = {}
@@ -67,15 +101,37 @@ def main():
             ns, name = p["metadata"]["namespace"], p["metadata"]["name"]
             node = p["spec"]["nodeName"]
             pod = lab.add_pod(daemons[node], ns, name)
-            ports = [c["containerPort"] for c in p["spec"]["containers"] for c in c.get("ports", [])]
-            pod.serve(http=ports or [8080], udp=[7001])
             pod.node = node
+            pod.dns = p["metadata"].get("labels", {}).get("k8s-app") == "kube-dns"
+            if not pod.dns:
+                ports = [c["containerPort"] for c in p["spec"]["containers"]
+                         for c in c.get("ports", [])]
+                pod.serve(http=ports or [8080], udp=[7001])
+            pod.set_resolv_conf(ns, DNS_IP)
             started[f"{ns}/{name}"] = pod
             containers = ",".join(c["name"] for c in p["spec"]["containers"])
-            print(f"   pod {ns + '/' + name:16s} {pod.ip:12s} on {node} (containers {containers})")
+            print(f"   pod {ns + '/' + name:18s} {pod.ip:12s} on {node} (containers {containers})")
+
+        # Services, on every node (what the agent will push), and the cluster DNS behind kube-dns.
+        zone = {}
+        for svc in services:
+            args = service_args(svc, pods, started)
+            for d in daemons.values():
+                d.call("service.set", args)
+            name = f"{args['name']}.{args['namespace']}.svc.cluster.local."
+            zone[name] = args["clusterIPs"][0]
+            print(f"   service {args['namespace']}/{args['name']}: {args['clusterIPs'][0]} -> "
+                  + (", ".join(e["ip"] for e in args["endpoints"]) or "(no endpoints)"))
+        zone_file = lab.tmp / "zone.json"
+        zone_file.write_text(json.dumps(zone))
+        for pod in started.values():
+            if pod.dns:
+                pod.popen(["/usr/bin/python3", str(REPO / "tools/nplab/dns.py"), "--zone",
+                           str(zone_file)])
+        time.sleep(0.5)
         print()
 
-        names = list(started)
+        names = [n for n, p in started.items() if not p.dns]
         width = max(len(n) for n in names) + 2
         print("== reachability (row = client, column = server; ping / HTTP :8080 / UDP echo)")
         print("   same node: through the node's data plane; other node: VXLAN between the two")
@@ -102,12 +158,31 @@ def main():
             intra = "ok" if r.stdout.strip() == "ns-ml/pod-peak" else "FAIL"
             print(f"== intra-pod c8 -> c7 via localhost:8080 in ns-ml/pod-peak: {intra}")
             failures += intra != "ok"
-        print("== not shown yet: pod-poc.ns-stg.svc.cluster.local and "
-              "backend-service.backend.svc.cluster.local (Service VIPs)")
+        print()
+        print("== services by name (cluster DNS through the kube-dns VIP, then the service VIP)")
+        service_checks = [
+            ("ns-dev/c3", "pod-poc.ns-stg.svc.cluster.local", "ns-stg/c4"),
+            ("ns-dev/c1", "pod-poc.ns-stg", "ns-stg/c4"),
+            ("ns-stg/c4", "pod-poc", "ns-stg/c4"),
+            ("ns-ml/c5", "pod-poc.ns-stg.svc.cluster.local", "ns-stg/c4"),
+            ("frontend/pod-a", "backend-service.backend.svc.cluster.local", "backend/pod-b"),
+        ]
+        for client, host, expected in service_checks:
+            if client not in started:
+                continue
+            pod = started[client]
+            r = pod.exec(["curl", "-sS", "--max-time", "3", f"http://{host}/"], check=False)
+            answered = r.stdout.strip() if r.returncode == 0 else f"error: {r.stderr.strip()}"
+            ok = answered == expected
+            failures += not ok
+            total += 1
+            print(f"   {client:16s} curl http://{host + '/':45s} -> {answered:14s}"
+                  f" {'ok' if ok else 'FAIL'}")
         print()
         for name, d in daemons.items():
             print(f"== {name}")
             print(d.npctl("nodes").stdout)
+            print(d.npctl("services").stdout)
             print(d.npctl("workers").stdout)
             print(d.npctl("drops").stdout or "   (no drops)\n")
         checks = total + (1 if peak else 0)

@@ -54,6 +54,16 @@ class Pod:
     def popen(self, cmd, **kw):
         return self.lab.popen(["ip", "netns", "exec", self.netns] + list(cmd), **kw)
 
+    def set_resolv_conf(self, namespace_search, nameserver):
+        """The pod's /etc/resolv.conf as the kubelet writes it (ip netns exec bind-mounts
+        /etc/netns/<netns>/resolv.conf over /etc/resolv.conf)."""
+        d = Path("/etc/netns") / self.netns
+        d.mkdir(parents=True, exist_ok=True)
+        self.lab.files.append(d)
+        (d / "resolv.conf").write_text(
+            f"search {namespace_search}.svc.cluster.local svc.cluster.local cluster.local\n"
+            f"nameserver {nameserver}\noptions ndots:5\n")
+
     def ping(self, address, count=2, timeout=2):
         r = self.exec(["ping", "-n", "-q", "-c", str(count), "-i", "0.2", "-W", str(timeout),
                        address], check=False, timeout=count * (timeout + 1) + 5)
@@ -220,6 +230,7 @@ class Lab:
         self.procs = []
         self.daemons = []
         self.pods = []
+        self.files = []  # directories to remove (e.g. /etc/netns/<netns>)
         self.closed = False
         Lab._active.append(self)
         if len(Lab._active) == 1:
@@ -272,6 +283,8 @@ class Lab:
         for ns in reversed(self.netns):
             run(["ip", "netns", "pids", ns], check=False)
             run(["ip", "netns", "del", ns], check=False)
+        for d in self.files:
+            shutil.rmtree(d, ignore_errors=True)
         if os.environ.get("NPLAB_KEEP_TMP") is None:
             shutil.rmtree(self.tmp, ignore_errors=True)
         if self in Lab._active:

@@ -5,6 +5,8 @@
 #include "lb/conntrack.h"
 #include <netinet/in.h>
 #include "overlay/vxlan.h"
+#include "policy/model_json.h"
+#include "policy/reference.h"
 
 #include <cstring>
 
@@ -84,6 +86,17 @@ ControlApi::ControlApi(NodeController& node, dp::DataplaneBackend& backend)
                       [this](const ArgReader&, const Json&) { return affinity(); }};
   ops_["conntrack"] = {"connection table statistics",
                        [this](const ArgReader&, const Json&) { return conntrackStats(); }};
+  ops_["policy.apply"] = {
+      "replace the node's policy state: namespaces, pods, networkPolicies, l7Rules, audit "
+      "(see control/README.md)",
+      [this](const ArgReader&, const Json& raw) { return policyApply(raw); }};
+  ops_["policy.list"] = {"NetworkPolicies with their counters, L7 rules with their matches",
+                         [this](const ArgReader&, const Json&) { return policyList(); }};
+  ops_["policy.log"] = {"recent denied flows and L7 events; args: limit (default 100)",
+                        [this](const ArgReader& a, const Json&) { return policyLog(a); }};
+  ops_["policy.check"] = {
+      "how the policies judge a flow: src, dst (addresses), protocol (TCP/UDP/SCTP/ICMP), port",
+      [this](const ArgReader& a, const Json&) { return policyCheck(a); }};
   ops_["ops"] = {"this list", [this](const ArgReader&, const Json&) -> Result<Json> {
                    Json out = Json::object();
                    for (const auto& [name, op] : ops_) out[name] = op.help;
@@ -551,6 +564,146 @@ Result<Json> ControlApi::podList() const {
   Json list = Json::array();
   for (const AttachedPod& pod : node_.pods()) list.push_back(podToJson(pod));
   return Json{{"pods", list}};
+}
+
+Result<Json> ControlApi::policyApply(const Json& raw) {
+  auto state = policy::policyStateFromJson(raw);
+  if (!state) return state.error();
+  if (auto st = node_.applyPolicy(std::move(*state)); !st) return st.error();
+  const policy::PolicyTable* t = node_.policyTable();
+  return Json{{"generation", t->generation()},
+              {"classifierRules", t->compiled().rules.size()},
+              {"isolatedIngress", t->compiled().isolatedIngress},
+              {"isolatedEgress", t->compiled().isolatedEgress},
+              {"l7Attachments", t->l7() ? t->l7()->attachments().size() : 0}};
+}
+
+Result<Json> ControlApi::policyList() const {
+  const policy::PolicyTable* t = node_.policyTable();
+  if (t == nullptr) return Json{{"applied", false}, {"policies", Json::array()}};
+  Json list = Json::array();
+  const auto& summaries = t->compiled().policies;
+  for (size_t i = 0; i < summaries.size(); ++i) {
+    const policy::NetworkPolicy& p = t->state().policies[i];
+    const auto& sum = summaries[i];
+    const auto totals = t->runtime().totals(t->counterSlot(static_cast<uint32_t>(i)));
+    Json types = Json::array();
+    if (p.ingress) types.push_back("Ingress");
+    if (p.egress) types.push_back("Egress");
+    list.push_back({{"namespace", p.namespaceName},
+                    {"name", p.name},
+                    {"podSelector", p.podSelector.toString()},
+                    {"policyTypes", types},
+                    {"audit", sum.audit},
+                    {"localPods", sum.localPods},
+                    {"classifierRules", sum.rules},
+                    {"allowed", totals.allowed},
+                    {"denied", totals.denied},
+                    {"auditDenied", totals.auditDenied},
+                    {"spec", policy::networkPolicyToJson(p)}});
+  }
+  Json out = {{"applied", true},
+              {"generation", t->generation()},
+              {"audit", t->state().audit},
+              {"classifierRules", t->compiled().rules.size()},
+              {"isolatedIngress", t->compiled().isolatedIngress},
+              {"isolatedEgress", t->compiled().isolatedEgress},
+              {"namespaces", t->state().namespaces.size()},
+              {"pods", t->state().pods.size()},
+              {"policies", list}};
+  Json l7 = {{"attachments", Json::array()}, {"rules", Json::array()}};
+  if (const policy::L7Database* db = t->l7()) {
+    for (const auto& a : db->attachments())
+      l7["attachments"].push_back({{"pod", a.pods},
+                                   {"ip", a.pod.toString()},
+                                   {"port", a.port},
+                                   {"ruleset", a.ruleset}});
+    for (size_t i = 0; i < db->matches().size(); ++i) {
+      const auto& m = db->matches()[i];
+      l7["rules"].push_back({{"source", m.source},
+                             {"action", policy::l7ActionName(m.action)},
+                             {"expression", m.expression},
+                             {"matches", db->matchCount(i)}});
+    }
+    unsigned inUse = 0;
+    for (unsigned w = 0; w < backend_.workerCount(); ++w) inUse += db->inUse(w);
+    l7["streamBytes"] = db->streamBytes();
+    l7["flowsPerWorker"] = db->flowsPerWorker();
+    l7["flowsInUse"] = inUse;
+  }
+  out["l7"] = l7;
+  return out;
+}
+
+Result<Json> ControlApi::policyLog(const ArgReader& args) const {
+  const policy::PolicyRuntime* rt = node_.policyRuntime();
+  size_t limit = 100;
+  if (args.has("limit")) {
+    auto l = args.integer("limit", 1, 1000);
+    if (!l) return l.error();
+    limit = static_cast<size_t>(*l);
+  }
+  Json records = Json::array();
+  if (rt != nullptr) {
+    const auto& recent = rt->recent();
+    const size_t first = recent.size() > limit ? recent.size() - limit : 0;
+    const policy::PolicyTable* t = node_.policyTable();
+    for (size_t i = first; i < recent.size(); ++i) {
+      const auto& e = recent[i];
+      const auto& r = e.record;
+      Json j = {{"unixMs", e.unixMs},
+                {"event", policy::policyEventName(r.event)},
+                {"protocol", policy::protocolName(r.protocol)},
+                {"src", Ipv4Address{rte_be_to_cpu_32(r.src)}.toString()},
+                {"sport", rte_be_to_cpu_16(r.sport)},
+                {"dst", Ipv4Address{rte_be_to_cpu_32(r.dst)}.toString()},
+                {"dport", rte_be_to_cpu_16(r.dport)},
+                {"worker", r.worker}};
+      if (!e.policy.empty()) j["policy"] = e.policy;
+      if (r.event == policy::PolicyEvent::kL7Deny || r.event == policy::PolicyEvent::kL7Log) {
+        const policy::L7Database* db = t ? t->l7() : nullptr;
+        if (r.slot == 0) j["l7"] = "no allow rule matched the request";
+        else if (db && db->serial() == r.l7Serial && r.slot <= db->matches().size())
+          j["l7"] = db->matches()[r.slot - 1].source;
+      }
+      records.push_back(j);
+    }
+  }
+  return Json{{"records", records}, {"suppressed", rt ? rt->suppressed() : 0}};
+}
+
+Result<Json> ControlApi::policyCheck(const ArgReader& args) const {
+  const policy::PolicyTable* t = node_.policyTable();
+  if (t == nullptr) return makeError(ErrorCode::kNotFound, "policy.check: no policy applied yet");
+  auto src = args.string("src");
+  if (!src) return src.error();
+  auto dst = args.string("dst");
+  if (!dst) return dst.error();
+  auto s = Ipv4Address::parse(*src);
+  auto d = Ipv4Address::parse(*dst);
+  if (!s) return invalidArgument("policy.check: field 'src': '" + *src + "' is not an IPv4 address");
+  if (!d) return invalidArgument("policy.check: field 'dst': '" + *dst + "' is not an IPv4 address");
+  auto proto = args.optionalString("protocol", "TCP");
+  if (!proto) return proto.error();
+  policy::FlowQuery q{*s, *d, 0, 0};
+  if (*proto == "TCP") q.protocol = policy::kProtoTcp;
+  else if (*proto == "UDP") q.protocol = policy::kProtoUdp;
+  else if (*proto == "SCTP") q.protocol = policy::kProtoSctp;
+  else if (*proto == "ICMP") q.protocol = 1;
+  else return invalidArgument("policy.check: field 'protocol': '" + *proto + "' is not TCP, UDP, SCTP or ICMP");
+  if (args.has("port")) {
+    auto port = args.integer("port", 0, 65535);
+    if (!port) return port.error();
+    q.dport = static_cast<uint16_t>(*port);
+  }
+  const auto effective = policy::referenceVerdict(t->state(), q, false);
+  const auto audit = policy::referenceVerdict(t->state(), q, true);
+  return Json{{"allowed", effective.allowed()},
+              {"egressAllowed", effective.egressAllowed},
+              {"ingressAllowed", effective.ingressAllowed},
+              {"auditAllowed", audit.allowed()},
+              {"srcLocal", t->localPods().contains(*s)},
+              {"dstLocal", t->localPods().contains(*d)}};
 }
 
 }  // namespace nodeplane::control

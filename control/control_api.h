@@ -45,6 +45,10 @@ class ControlApi {
   Result<Json> flowsFlush(const ArgReader& args);
   Result<Json> conntrackStats() const;
   Result<Json> affinity() const;
+  Result<Json> policyApply(const Json& raw);
+  Result<Json> policyList() const;
+  Result<Json> policyLog(const ArgReader& args) const;
+  Result<Json> policyCheck(const ArgReader& args) const;
 
   NodeController& node_;
   dataplane::DataplaneBackend& backend_;

@@ -29,6 +29,9 @@ struct NodeSettings {
   std::string uplinkDevargs;  // empty: no uplink
   std::string stateFile;      // attachments survive a daemon restart here; empty: not kept
   uint32_t maglevSize = 16381;  // prime
+  bool policyAudit = false;       // every NetworkPolicy in audit mode
+  uint32_t maxPolicies = 4096;
+  uint32_t l7FlowsPerWorker = 4096;
 };
 
 // A pod network interface as the CNI plugin (or an operator) describes it.

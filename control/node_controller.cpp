@@ -10,6 +10,7 @@
 #include <set>
 
 #include "control/model_json.h"
+#include "lb/conntrack.h"
 #include "overlay/vxlan.h"
 
 namespace nodeplane::control {
@@ -411,6 +412,68 @@ Status NodeController::deleteService(const std::string& ns, const std::string& n
   return okStatus();
 }
 
+Status NodeController::applyPolicy(policy::PolicyState state) {
+  if (!policyRuntime_) {
+    const lb::ConnTracker* ct = backend_.conntrack();
+    auto runtime = policy::PolicyRuntime::create(backend_.workerCount(), settings_.maxPolicies,
+                                                 ct ? ct->shard(0).slots() : 0,
+                                                 backend_.socketId());
+    if (!runtime) return runtime.error();
+    policyRuntime_ = std::move(*runtime);
+  }
+  state.audit = state.audit || settings_.policyAudit;
+  const size_t policies = state.policies.size(), rules = state.l7Rules.size();
+  std::set<std::string> keys;
+  for (const auto& p : state.policies) keys.insert(p.key());
+  auto shared = std::make_shared<const policy::PolicyState>(std::move(state));
+  policy::PolicyTableOptions options{backend_.workerCount(), settings_.l7FlowsPerWorker,
+                                     backend_.socketId()};
+  auto table = policy::PolicyTable::build(shared, settings_.podCidr, policyGeneration_ + 1,
+                                          policyRuntime_, options);
+  if (!table) {
+    policyRuntime_->retain(currentPolicyKeys());
+    return table.error();
+  }
+  auto previous = policyTable_;
+  policyTable_ = *table;
+  if (auto st = publish(pods_, nodes_, /*routesChanged=*/false); !st) {
+    policyTable_ = previous;
+    policyRuntime_->retain(currentPolicyKeys());
+    return st;
+  }
+  policyGeneration_ = (*table)->generation();
+  policyRuntime_->retain(keys);
+  const auto& c = (*table)->compiled();
+  spdlog::info("policy applied: {} NetworkPolicies, {} L7 rule objects; {} classifier rules, "
+               "{} pods isolated for ingress, {} for egress; policy generation {}",
+               policies, rules, c.rules.size(), c.isolatedIngress, c.isolatedEgress,
+               policyGeneration_);
+  return okStatus();
+}
+
+std::set<std::string> NodeController::currentPolicyKeys() const {
+  std::set<std::string> keys;
+  if (policyTable_)
+    for (const auto& p : policyTable_->state().policies) keys.insert(p.key());
+  return keys;
+}
+
+size_t NodeController::drainPolicyLog() {
+  if (!policyRuntime_) return 0;
+  const size_t n = policyRuntime_->drain();
+  const auto& recent = policyRuntime_->recent();
+  for (size_t i = recent.size() - std::min(n, recent.size()); i < recent.size(); ++i) {
+    const auto& e = recent[i];
+    const auto& r = e.record;
+    spdlog::info("policy {}: {} {}:{} -> {}:{}{}", policy::policyEventName(r.event),
+                 policy::protocolName(r.protocol),
+                 Ipv4Address{rte_be_to_cpu_32(r.src)}.toString(), rte_be_to_cpu_16(r.sport),
+                 Ipv4Address{rte_be_to_cpu_32(r.dst)}.toString(), rte_be_to_cpu_16(r.dport),
+                 e.policy.empty() ? "" : " (networkpolicy " + e.policy + ")");
+  }
+  return n;
+}
+
 Result<size_t> NodeController::flushFlows(
     const std::optional<std::string>& service,
     const std::optional<std::pair<Ipv4Address, uint16_t>>& backend) {
@@ -545,6 +608,7 @@ Status NodeController::publish(const std::map<PodKey, AttachedPod>& pods, const 
   }
   snap->settings.masquerade = uplink_.has_value() && settings_.underlayGateway.has_value();
   snap->services = services ? services : serviceTable_;
+  snap->policy = policyTable_;
   snap->workers.resize(backend_.workerCount());
 
   auto addPort = [&](const dp::PortInfo& port, dp::PortConfig config) {

@@ -15,6 +15,8 @@
 #include "control/service_registry.h"
 #include "control/underlay_resolver.h"
 #include "dataplane/dataplane_backend.h"
+#include "policy/model.h"
+#include "policy/policy_table.h"
 
 namespace nodeplane::control {
 
@@ -47,6 +49,15 @@ class NodeController {
   Result<size_t> flushFlows(const std::optional<std::string>& service,
                             const std::optional<std::pair<Ipv4Address, uint16_t>>& backend);
   const ServiceRegistry& serviceRegistry() const { return services_; }
+  // NetworkPolicy and L7 rules: the node's whole policy state at once (namespaces and pods as
+  // identities, policies, L7 rules). Compiled off the hot path and published with one snapshot;
+  // on any error nothing changes. Tracked flows are judged again on their next packet.
+  Status applyPolicy(policy::PolicyState state);
+  // The policy table in force (null before the first apply).
+  const policy::PolicyTable* policyTable() const { return policyTable_.get(); }
+  policy::PolicyRuntime* policyRuntime() const { return policyRuntime_.get(); }
+  // Moves denied-flow records from the workers' rings to the recent list, logging each.
+  size_t drainPolicyLog();
   // The slow path: punted packets and ARP timers; republishes templates when MACs change.
   void serviceSlowPath(UnderlayResolver::TimePoint now);
   std::vector<overlay::NeighborTable::View> neighbors(UnderlayResolver::TimePoint now) const {
@@ -87,6 +98,7 @@ class NodeController {
       const std::map<PodKey, AttachedPod>& pods, const Nodes& nodes) const;
   Result<std::shared_ptr<const overlay::OverlayTable>> buildOverlay(const Nodes& nodes) const;
   void updateWantedNeighbors();
+  std::set<std::string> currentPolicyKeys() const;
   void saveState() const;
   void restoreState();
 
@@ -102,6 +114,9 @@ class NodeController {
   ServiceRegistry services_;
   std::shared_ptr<const lb::ServiceTable> serviceTable_;  // of the current snapshot
   std::shared_ptr<const dataplane::RouteTable> routes_;  // of the current snapshot
+  std::shared_ptr<const policy::PolicyTable> policyTable_;  // of the current snapshot
+  std::shared_ptr<policy::PolicyRuntime> policyRuntime_;
+  uint32_t policyGeneration_ = 0;
   const dataplane::Snapshot* current_ = nullptr;         // the last one published
 };
 

@@ -43,7 +43,15 @@ class Counter {
   X(fragmentsSent, "fragments_sent", "fragments made of oversized packets without DF")       \
   X(serviceFlows, "service_flows", "new flows to a service, translated to a backend")         \
   X(masqueradeFlows, "masquerade_flows", "new flows leaving the cluster, masqueraded")        \
-  X(resetsSent, "resets_sent", "TCP resets refusing connections to services without endpoints") \
+  X(resetsSent, "resets_sent", "TCP resets sent: services without endpoints, flows L7 rules reset") \
+  X(podFlows, "pod_flows", "new pod flows tracked for NetworkPolicy (no translation)")         \
+  X(policyAllowed, "policy_flows_allowed", "flows a NetworkPolicy rule allowed (isolated pods)") \
+  X(policyDenied, "policy_flows_denied", "flows NetworkPolicy denied")                          \
+  X(policyAuditDenied, "policy_flows_audit_denied", "flows audit mode would deny, passed")      \
+  X(policyReevaluated, "policy_reevaluated", "tracked flows evaluated again after a policy change") \
+  X(l7Bytes, "l7_bytes_scanned", "client bytes scanned by L7 rules")                            \
+  X(l7Resets, "l7_resets", "flows an L7 rule reset")                                           \
+  X(l7Logged, "l7_logged", "L7 log rule matches")                                               \
   X(icmpTranslated, "icmp_translated", "ICMP errors about translated flows, translated back")  \
   X(icmpEchoReplies, "icmp_echo_replies", "echo replies sent for the gateway address")      \
   X(icmpErrorsSent, "icmp_errors_sent", "ICMP errors generated (time exceeded, ...)")       \

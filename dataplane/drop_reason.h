@@ -83,6 +83,16 @@ namespace nodeplane::dataplane {
     "leaving the cluster but not TCP, UDP or ICMP echo (or a later fragment): not translatable") \
   X(kFragmentUntracked, "fragment_untracked",                                                  \
     "a later fragment to a service or the node: fragments are not reassembled yet")            \
+  X(kPolicyDeniedEgress, "policy_denied_egress",                                              \
+    "the source pod's NetworkPolicies allow no such egress")                                    \
+  X(kPolicyDeniedIngress, "policy_denied_ingress",                                            \
+    "the destination pod's NetworkPolicies allow no such ingress")                              \
+  X(kL7Denied, "l7_denied", "an L7 rule reset the flow (TCP RST both ways); later segments too") \
+  X(kL7OutOfOrder, "l7_out_of_order",                                                          \
+    "client segment beyond the next byte the L7 scanner expects: dropped so it is resent in order") \
+  X(kL7NoState, "l7_no_flow_state", "no free L7 stream state for a flow L7 rules cover (--l7-flows)") \
+  X(kL7WrongWorker, "l7_wrong_worker",                                                         \
+    "client segment of an L7-scanned flow seen by a worker other than the flow's owner")        \
   X(kTxQueueFull, "tx_queue_full", "the output queue did not accept the packet")             \
   X(kUnclaimed, "unclaimed", "no stage decided the packet's fate (a bug: please report)")
 

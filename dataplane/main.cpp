@@ -101,6 +101,9 @@ int main(int argc, char** argv) {
     settings.vni = opts.vxlanVni;
     settings.vtepMac = opts.vtepMac;
     settings.maglevSize = opts.maglevSize;
+    settings.policyAudit = opts.policyAudit;
+    settings.maxPolicies = opts.maxPolicies;
+    settings.l7FlowsPerWorker = opts.l7FlowsPerWorker;
     settings.podCidr = opts.podCidr;
     settings.clusterCidr = opts.clusterCidr;
     settings.serviceCidr = opts.serviceCidr;
@@ -141,6 +144,7 @@ int main(int argc, char** argv) {
           (*server)->pollOnce(10);
           const auto now = std::chrono::steady_clock::now();
           node.serviceSlowPath(now);
+          node.drainPolicyLog();
           (*engine)->reclaim();
           if (now - lastCheck >= std::chrono::seconds(1)) {
             node.detachVanishedPods();

@@ -146,6 +146,12 @@ Result<ParsedOptions> parseDaemonOptions(int argc, const char* const* argv) {
           "tracked flows at most (all workers together)")
       ("maglev-table-size", po::value<uint32_t>()->default_value(16381),
           "Maglev lookup table size per service port (a prime)")
+      ("policy-audit", po::bool_switch(),
+          "NetworkPolicy audit mode: verdicts are counted and logged, nothing is dropped")
+      ("max-policies", po::value<uint32_t>()->default_value(4096),
+          "NetworkPolicies this node keeps counters for")
+      ("l7-flows", po::value<uint32_t>()->default_value(4096),
+          "flows each worker can scan with L7 rules at once (Hyperscan stream states)")
       ("ct-timeout-tcp-syn", po::value<uint32_t>()->default_value(60), "seconds, half-open TCP")
       ("ct-timeout-tcp-established", po::value<uint32_t>()->default_value(21600),
           "seconds, idle established TCP")
@@ -308,6 +314,13 @@ Result<ParsedOptions> parseDaemonOptions(int argc, const char* const* argv) {
   o.icmpErrorsPerSecond = vm["icmp-errors-per-second"].as<uint32_t>();
   o.conntrackMax = vm["conntrack-max"].as<uint32_t>();
   if (o.conntrackMax < 1024) return optionError("conntrack-max", "below the minimum of 1024");
+  o.policyAudit = vm["policy-audit"].as<bool>();
+  o.maxPolicies = vm["max-policies"].as<uint32_t>();
+  if (o.maxPolicies < 1 || o.maxPolicies > (1u << 20))
+    return optionError("max-policies", "must be 1 to 1048576");
+  o.l7FlowsPerWorker = vm["l7-flows"].as<uint32_t>();
+  if (o.l7FlowsPerWorker < 16 || o.l7FlowsPerWorker > (1u << 20))
+    return optionError("l7-flows", "must be 16 to 1048576");
   o.maglevSize = vm["maglev-table-size"].as<uint32_t>();
   if (o.maglevSize < 7 || o.maglevSize > 1000003 || !isPrimeNumber(o.maglevSize))
     return optionError("maglev-table-size", std::to_string(o.maglevSize) +

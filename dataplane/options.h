@@ -39,6 +39,9 @@ struct DaemonOptions {
   uint32_t icmpErrorsPerSecond = 1000;
   uint32_t conntrackMax = 1 << 20;
   uint32_t maglevSize = 16381;
+  bool policyAudit = false;          // every NetworkPolicy in audit mode
+  uint32_t maxPolicies = 4096;       // NetworkPolicies with counters on this node
+  uint32_t l7FlowsPerWorker = 4096;  // L7-scanned flows a worker can follow at once
   // Connection-tracking idle timeouts, seconds.
   uint32_t ctTcpSyn = 60, ctTcpEstablished = 21600, ctTcpFin = 120, ctTcpTimeWait = 120,
            ctTcpClose = 10, ctUdp = 30, ctUdpReplied = 120, ctIcmp = 30;

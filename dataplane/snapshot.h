@@ -16,6 +16,7 @@
 #include "dataplane/route_table.h"
 #include "lb/service_table.h"
 #include "overlay/overlay_table.h"
+#include "policy/policy_table.h"
 
 struct rte_rcu_qsbr;
 struct rte_rcu_qsbr_dq;
@@ -60,6 +61,9 @@ struct Snapshot {
   std::shared_ptr<const RouteTable> routes;
   std::shared_ptr<const overlay::OverlayTable> overlay;  // null without an uplink
   std::shared_ptr<const lb::ServiceTable> services;      // null: no services
+  // null: no policy applied yet (pod flows are not tracked); else every pod flow of this node is
+  // tracked and carries its verdict.
+  std::shared_ptr<const policy::PolicyTable> policy;
   std::vector<WorkerPlan> workers;  // one per worker, by worker index
 };
 

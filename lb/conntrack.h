@@ -15,6 +15,7 @@
 #include <rte_ether.h>
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -74,6 +75,7 @@ inline constexpr uint8_t kConnSnat = 0x02;        // source translated (masquera
 inline constexpr uint8_t kConnReturnMac = 0x04;   // arrived on the uplink: replies go to returnMac
 inline constexpr uint8_t kConnFinOrig = 0x08;     // TCP FIN seen from the original side
 inline constexpr uint8_t kConnFinReply = 0x10;    // TCP FIN seen from the reply side
+inline constexpr uint8_t kConnReset = 0x20;       // reset by an L7 rule: every packet is refused
 
 struct alignas(64) ConnEntry {
   FlowKey orig;            // as the client sent it (client -> VIP / destination)
@@ -83,9 +85,9 @@ struct alignas(64) ConnEntry {
   uint32_t servicePort;    // stable service-port id (0: none)
   uint32_t lastSeen;       // ms, written by any worker (relaxed); modulo 2^32
   uint16_t stateWord;      // ConnState | flags << 8, updated by CAS from any worker
-  uint16_t policyGeneration;
-  uint8_t policyVerdict;
   uint8_t owner;           // shard (worker) index
+  uint8_t reserved;
+  uint32_t policyWord;     // cached policy verdict (policy/policy_table.h), written by any worker
   union {
     struct {
       uint16_t returnPort;       // with kConnReturnMac: the port replies leave on
@@ -110,11 +112,18 @@ struct alignas(64) ConnEntry {
     if (nowMs - seen() >= kRefreshMs) touch(nowMs);
   }
   static constexpr uint32_t kRefreshMs = 1000;
+  uint32_t policy() const {
+    return std::atomic_ref<const uint32_t>(policyWord).load(std::memory_order_relaxed);
+  }
+  void setPolicy(uint32_t word) {
+    std::atomic_ref<uint32_t>(policyWord).store(word, std::memory_order_relaxed);
+  }
   uint32_t seen() const {
     return std::atomic_ref<const uint32_t>(lastSeen).load(std::memory_order_relaxed);
   }
 };
 static_assert(sizeof(ConnEntry) == 64, "one cache line per tracked flow");
+static_assert(offsetof(ConnEntry, policyWord) % 4 == 0, "policyWord is read and written atomically");
 
 // Idle timeouts per state, milliseconds. Defaults are documented in the README.
 struct ConnTimeouts {

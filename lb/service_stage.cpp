@@ -13,6 +13,7 @@
 #include "lb/conntrack.h"
 #include "lb/icmp_nat.h"
 #include "lb/nat.h"
+#include "policy/enforce.h"
 
 namespace nodeplane::lb {
 
@@ -29,12 +30,21 @@ constexpr uint16_t kPortLast = 60999;
 constexpr uint32_t kPortAttempts = 64;
 constexpr uint8_t kIcmpUnreachable = 3, kIcmpPortUnreachable = 3;
 
+// Packets a stage made (TCP resets to clients) that still need routing: appended to the burst.
+struct Extras {
+  unsigned count = 0;
+  rte_mbuf* pkts[dp::kMaxBurst];
+  PacketMeta meta[dp::kMaxBurst];
+};
+
 struct Stage {
   const dp::Snapshot& snap;
   const ServiceTable* services;
+  const policy::PolicyTable* policy;  // null: no policy applied, pod flows not tracked
   dp::WorkerContext& ctx;
   ConnTracker& ct;
   ConnShard& own;
+  Extras& extras;
 };
 
 inline uint32_t flowHash(const FlowKey& k) { return rte_hash_crc(&k, sizeof(k), 0x6e70u); }
@@ -120,6 +130,117 @@ void returnToClient(rte_mbuf* m, PacketMeta& meta, const ConnEntry& e, Stage& st
   dp::decrementTtl(ip);
   dp::rewriteEthernet(m, meta, e.returnMac, st.snap.ports[e.returnPort].mac);
   meta.setTransmit(e.returnPort);
+}
+
+// The verdict for a new flow (client `key`, reaching `server`:`serverPort` after DNAT), as the
+// word its entry caches. Sets *bits.
+uint32_t newFlowVerdict(Stage& st, const FlowKey& key, rte_be32_t server, rte_be16_t serverPort,
+                        uint8_t* bits) {
+  *bits = 0;
+  if (st.policy == nullptr) return 0;
+  if (!st.policy->permissive())
+    *bits = policy::evaluate(*st.policy,
+                             policy::FlowTuple{key.src, server, key.sport, serverPort, key.proto},
+                             st.ctx.workerIndex, *st.ctx.counters, st.ctx.nowMs);
+  return policy::verdictWord(st.policy->generation(), *bits);
+}
+
+inline DropReason denyReason(uint8_t bits) {
+  return (bits & policy::kVerdictDenyEgress) ? DropReason::kPolicyDeniedEgress
+                                             : DropReason::kPolicyDeniedIngress;
+}
+
+// The cached verdict of a tracked flow, evaluated again when the policy changed since.
+uint8_t trackedVerdict(Stage& st, ConnEntry& e) {
+  uint32_t word = e.policy();
+  const uint32_t generation = st.policy->generation();
+  if (policy::verdictGeneration(word) != generation) {
+    const uint8_t bits = st.policy->permissive()
+                             ? 0
+                             : policy::evaluate(*st.policy, policy::flowTupleOf(e),
+                                                st.ctx.workerIndex, *st.ctx.counters, st.ctx.nowMs);
+    word = policy::verdictWord(generation, bits);
+    e.setPolicy(word);
+    st.ctx.counters->policyReevaluated.add();
+  }
+  return policy::verdictBits(word);
+}
+
+void markReset(ConnEntry& e) {
+  std::atomic_ref<uint16_t> word(e.stateWord);
+  uint16_t old = word.load(std::memory_order_relaxed);
+  uint16_t desired;
+  do {
+    desired = static_cast<uint16_t>(static_cast<uint16_t>(ConnState::kTcpClose) |
+                                    ((old >> 8) | kConnReset) << 8);
+  } while (!word.compare_exchange_weak(old, desired, std::memory_order_relaxed));
+}
+
+// Sends `m` (already turned into a RST to the client, in the client's view) back the way the
+// client's traffic came: to its router for uplink clients, else through the route stage.
+void resetToClient(rte_mbuf* m, PacketMeta& meta, const ConnEntry& e, Stage& st);
+
+// A client segment of an L7-scanned flow, before translation. False: the packet's fate is
+// decided (dropped); true: it goes on (possibly turned into a RST to the server).
+bool inspectL7(rte_mbuf* m, PacketMeta& meta, ConnEntry& e, const ConnRef& ref, Stage& st) {
+  if (ref.shard != st.ctx.workerIndex) {
+    meta.setDrop(DropReason::kL7WrongWorker);
+    return false;
+  }
+  switch (policy::inspectClientSegment(*st.policy, st.ctx.workerIndex, st.own, ref.index, m, meta,
+                                       e.reply.src, e.reply.sport, *st.ctx.counters,
+                                       st.ctx.nowMs)) {
+    case policy::L7Outcome::kPass:
+      return true;
+    case policy::L7Outcome::kOutOfOrder:
+      meta.setDrop(DropReason::kL7OutOfOrder);
+      return false;
+    case policy::L7Outcome::kNoState:
+      meta.setDrop(DropReason::kL7NoState);
+      return false;
+    case policy::L7Outcome::kDeny:
+      break;
+  }
+  markReset(e);
+  // Both ends learn at once: a RST to the client made from a copy, and the segment itself,
+  // emptied, as a RST to the server.
+  if (st.extras.count < dp::kMaxBurst) {
+    rte_mbuf* copy = rte_pktmbuf_copy(m, m->pool, 0, UINT32_MAX);
+    PacketMeta copyMeta = meta;
+    if (copy != nullptr && dp::buildTcpReset(copy, copyMeta)) {
+      st.ctx.counters->resetsSent.add();
+      resetToClient(copy, copyMeta, e, st);
+      if (copyMeta.action == Action::kDrop) {
+        rte_pktmbuf_free(copy);
+      } else {
+        st.extras.pkts[st.extras.count] = copy;
+        st.extras.meta[st.extras.count++] = copyMeta;
+      }
+    } else if (copy != nullptr) {
+      rte_pktmbuf_free(copy);
+    }
+  }
+  if (!policy::rewriteAsReset(m, meta)) {
+    meta.setDrop(DropReason::kL7Denied);
+    return false;
+  }
+  return true;
+}
+
+// A packet of a flow an L7 rule reset: the client's segments get another RST back (it may have
+// missed ours); everything else is dropped.
+void refuseResetFlow(rte_mbuf* m, PacketMeta& meta, const ConnEntry& e, bool reply, Stage& st) {
+  if (!reply && meta.ipProto == IPPROTO_TCP && !(meta.tcpFlags & RTE_TCP_RST_FLAG) &&
+      !(meta.flags & dp::kFlagLaterFragment) && dp::buildTcpReset(m, meta)) {
+    st.ctx.counters->resetsSent.add();
+    return resetToClient(m, meta, e, st);
+  }
+  meta.setDrop(DropReason::kL7Denied);
+}
+
+void resetToClient(rte_mbuf* m, PacketMeta& meta, const ConnEntry& e, Stage& st) {
+  if (e.flags() & kConnReturnMac) return returnToClient(m, meta, e, st);
+  meta.action = Action::kContinue;  // routed to the client like any packet
 }
 
 // Finds a source port in this worker's share of the range for which the reply tuple is free.
@@ -222,8 +343,15 @@ void newServiceFlow(rte_mbuf* m, PacketMeta& meta, const FlowKey& key, uint32_t 
   if (chosen < 0) chosen = st.services->pick(table, c.hash);
   const ServiceBackend& b = st.services->backend(sp, static_cast<uint32_t>(chosen));
 
+  // Policy judges the flow as it reaches the backend (egress of the client, ingress of the
+  // backend), as Kubernetes requires.
+  uint8_t verdict;
+  const uint32_t policyWord = newFlowVerdict(st, key, b.ip, b.port, &verdict);
+  if (verdict & policy::kVerdictDeny) return meta.setDrop(denyReason(verdict));
+
   ConnEntry e{};
   e.orig = key;
+  e.policyWord = policyWord;
   e.reply.src = b.ip;
   e.reply.sport = b.port;
   e.reply.dst = key.src;
@@ -249,7 +377,15 @@ void newServiceFlow(rte_mbuf* m, PacketMeta& meta, const FlowKey& key, uint32_t 
   e.servicePort = sp.id;
   e.backendSlot = b.slot;
   e.backendTag = b.tag;
-  if (st.own.insert(e, st.ctx.nowMs) < 0) return meta.setDrop(DropReason::kConntrackFull);
+  const int64_t index = st.own.insert(e, st.ctx.nowMs);
+  if (index < 0) return meta.setDrop(DropReason::kConntrackFull);
+  if (st.policy != nullptr) {
+    policy::forgetL7(*st.policy, st.ctx.workerIndex, static_cast<uint32_t>(index));
+    if ((verdict & policy::kVerdictL7) && meta.ipProto == IPPROTO_TCP &&
+        !inspectL7(m, meta, st.own.entry(static_cast<uint32_t>(index)),
+                   ConnRef{static_cast<uint32_t>(index), st.ctx.workerIndex, false}, st))
+      return;
+  }
   if (affinity) {
     ConnEntry rec{};
     rec.orig = rec.reply = recordKey;
@@ -270,8 +406,12 @@ void newServiceFlow(rte_mbuf* m, PacketMeta& meta, const FlowKey& key, uint32_t 
 void newMasqueradeFlow(rte_mbuf* m, PacketMeta& meta, const FlowKey& key, Stage& st) {
   const ConnState initial = initialState(meta);
   if (initial == ConnState::kFree) return meta.setDrop(DropReason::kConntrackInvalid);
+  uint8_t verdict;
+  const uint32_t policyWord = newFlowVerdict(st, key, key.dst, key.dport, &verdict);
+  if (verdict & policy::kVerdictDeny) return meta.setDrop(denyReason(verdict));
   ConnEntry e{};
   e.orig = key;
+  e.policyWord = policyWord;
   e.reply = key.reversed();
   e.reply.dst = st.snap.settings.nodeIp;
   if (!allocatePort(st, e.reply, flowHash(key))) return meta.setDrop(DropReason::kMasqueradeNoPort);
@@ -280,6 +420,45 @@ void newMasqueradeFlow(rte_mbuf* m, PacketMeta& meta, const FlowKey& key, Stage&
   st.ctx.counters->masqueradeFlows.add();
   natRewrite(m, meta, true, e.reply.dst, e.reply.dport);
   meta.flags |= dp::kFlagTranslated;
+}
+
+// A flow between pods, one of them on this node, once policy is in force: judged, then tracked
+// so that its replies pass (and its verdict is kept). What cannot open a tracked flow (a stray
+// RST, a protocol without ports) is judged on its own and passes untracked when allowed.
+void newPodFlow(rte_mbuf* m, PacketMeta& meta, const FlowKey* key, Stage& st) {
+  const dp::DataplaneSettings& s = st.snap.settings;
+  if (!inPrefix(meta.srcIp, s.podCidr, s.podCidrMask) &&
+      !inPrefix(meta.dstIp, s.podCidr, s.podCidrMask))
+    return;
+  if (key == nullptr) {
+    if (meta.ipProto == IPPROTO_ICMP) return;  // ICMP errors: related to a flow, passed
+    FlowKey bare;
+    bare.src = meta.srcIp;
+    bare.dst = meta.dstIp;
+    bare.proto = meta.ipProto;
+    uint8_t verdict;
+    (void)newFlowVerdict(st, bare, bare.dst, 0, &verdict);
+    if (verdict & policy::kVerdictDeny) meta.setDrop(denyReason(verdict));
+    return;
+  }
+  uint8_t verdict;
+  const uint32_t policyWord = newFlowVerdict(st, *key, key->dst, key->dport, &verdict);
+  if (verdict & policy::kVerdictDeny) return meta.setDrop(denyReason(verdict));
+  const ConnState initial = initialState(meta);
+  if (initial == ConnState::kFree) return;  // allowed, not a flow opener: passes untracked
+  ConnEntry e{};
+  e.orig = *key;
+  e.reply = key->reversed();
+  e.policyWord = policyWord;
+  e.stateWord = static_cast<uint16_t>(initial);
+  const int64_t index = st.own.insert(e, st.ctx.nowMs);
+  if (index == -EEXIST) return;  // another worker's packet of the same flow won the race
+  if (index < 0) return meta.setDrop(DropReason::kConntrackFull);
+  st.ctx.counters->podFlows.add();
+  policy::forgetL7(*st.policy, st.ctx.workerIndex, static_cast<uint32_t>(index));
+  if ((verdict & policy::kVerdictL7) && meta.ipProto == IPPROTO_TCP)
+    (void)inspectL7(m, meta, st.own.entry(static_cast<uint32_t>(index)),
+                    ConnRef{static_cast<uint32_t>(index), st.ctx.workerIndex, false}, st);
 }
 
 // Not a tracked flow: a service, a masquerade, an ICMP error about a tracked flow, or traffic that
@@ -315,14 +494,16 @@ void untracked(rte_mbuf* m, PacketMeta& meta, const FlowKey* key, const Found& s
     if (!key) return meta.setDrop(DropReason::kMasqueradeUnsupported);
     return newMasqueradeFlow(m, meta, *key, st);
   }
+  if (st.policy != nullptr) return newPodFlow(m, meta, key, st);
 }
 
 }  // namespace
 
 void serviceStage(dp::Burst& burst, const dp::Snapshot& snapshot, dp::WorkerContext& ctx) {
   if (ctx.conntrack == nullptr) return;
-  Stage st{snapshot, snapshot.services.get(), ctx, *ctx.conntrack,
-           ctx.conntrack->shard(ctx.workerIndex)};
+  Extras extras;
+  Stage st{snapshot, snapshot.services.get(), snapshot.policy.get(), ctx, *ctx.conntrack,
+           ctx.conntrack->shard(ctx.workerIndex), extras};
   FlowKey keys[dp::kMaxBurst];
   const FlowKey* lookup[dp::kMaxBurst];
   uint16_t position[dp::kMaxBurst];
@@ -410,9 +591,33 @@ void serviceStage(dp::Burst& burst, const dp::Snapshot& snapshot, dp::WorkerCont
       continue;
     }
     ConnEntry& e = st.ct.entry(ref);
+    uint8_t verdict = 0;
+    if (st.policy != nullptr) {
+      if (e.flags() & kConnReset) {
+        refuseResetFlow(m, meta, e, ref.reply, st);
+        continue;
+      }
+      verdict = trackedVerdict(st, e);
+      if (verdict & policy::kVerdictDeny) {
+        meta.setDrop(denyReason(verdict));
+        continue;
+      }
+    }
     updateState(e, meta, ref.reply, ctx.nowMs);
+    if ((verdict & policy::kVerdictL7) && !ref.reply && meta.ipProto == IPPROTO_TCP &&
+        !inspectL7(m, meta, e, ref, st))
+      continue;
     applyNat(m, meta, e, ref.reply);
     if (ref.reply && (e.flags() & kConnReturnMac)) returnToClient(m, meta, e, st);
+  }
+  // Resets made for clients go on to the route stage with the rest.
+  for (unsigned x = 0; x < extras.count; ++x) {
+    if (burst.count < dp::kMaxBurst) {
+      burst.pkts[burst.count] = extras.pkts[x];
+      burst.meta[burst.count++] = extras.meta[x];
+    } else {
+      rte_pktmbuf_free(extras.pkts[x]);
+    }
   }
 }
 

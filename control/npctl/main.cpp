@@ -5,7 +5,10 @@
 
 #include <boost/program_options.hpp>
 #include <cstdio>
+#include <ctime>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 #include <map>
 #include <string>
 #include <vector>
@@ -40,6 +43,11 @@ commands:
   pod attach --namespace NS --name NAME --container-id ID --ip IP --mac MAC
              (--host-interface IF | --devargs DEVARGS) [--interface eth0] [--netns PATH]
   pod detach (--container-id ID [--interface eth0] | --namespace NS --name NAME)
+  policies                    NetworkPolicies (counters) and L7 rules (matches) in force
+  policy log [--limit N]      recent denied flows, audit-mode verdicts and L7 events
+  policy check --src IP --dst IP [--protocol TCP|UDP|SCTP|ICMP] [--port N]
+                              how the policies in force judge a flow
+  policy apply FILE           replace the policy state with FILE's JSON ("-": stdin)
   call OP [JSON-ARGS]         send any op with raw JSON args (op "ops" lists them)
 
 options:
@@ -190,6 +198,64 @@ Result<Json> flagsToArgs(const std::vector<std::string>& words, size_t from,
   return args;
 }
 
+void printPolicies(const Json& r) {
+  if (!r.value("applied", false)) {
+    std::cout << "no policy applied: pod flows are not tracked or filtered\n";
+    return;
+  }
+  std::cout << "generation " << num(r["generation"]) << ", " << num(r["classifierRules"])
+            << " classifier rules, " << num(r["isolatedIngress"]) << " pod(s) isolated for ingress, "
+            << num(r["isolatedEgress"]) << " for egress" << (r.value("audit", false) ? ", AUDIT MODE" : "")
+            << "\n\n";
+  TextTable t({"NAMESPACE", "NAME", "POD-SELECTOR", "TYPES", "MODE", "LOCAL-PODS", "RULES",
+               "ALLOWED", "DENIED", "AUDIT-DENIED"});
+  for (const Json& p : r["policies"]) {
+    std::string types;
+    for (const Json& ty : p["policyTypes"]) types += (types.empty() ? "" : ",") + ty.get<std::string>();
+    t.addRow({str(p, "namespace"), str(p, "name"), str(p, "podSelector"), types,
+              p.value("audit", false) ? "audit" : "enforce", num(p["localPods"]),
+              num(p["classifierRules"]), num(p["allowed"]), num(p["denied"]),
+              num(p["auditDenied"])});
+  }
+  std::cout << t.render();
+  const Json& l7 = r["l7"];
+  if (!l7["rules"].empty()) {
+    std::cout << "\n";
+    TextTable a({"L7 RULE", "ACTION", "MATCHES"});
+    for (const Json& m : l7["rules"]) a.addRow({str(m, "source"), str(m, "action"), num(m["matches"])});
+    std::cout << a.render() << "\n";
+    TextTable b({"POD", "IP", "PORT", "RULESET"});
+    for (const Json& m : l7["attachments"])
+      b.addRow({str(m, "pod"), str(m, "ip"), m.value("port", 0) == 0 ? "all" : num(m["port"]),
+                num(m["ruleset"])});
+    std::cout << b.render();
+  }
+}
+
+void printPolicyLog(const Json& r) {
+  TextTable t({"TIME", "EVENT", "PROTO", "SOURCE", "DESTINATION", "WHY"});
+  for (const Json& e : r["records"]) {
+    const std::time_t secs = e.value("unixMs", int64_t{0}) / 1000;
+    char when[32];
+    std::strftime(when, sizeof(when), "%H:%M:%S", std::localtime(&secs));
+    std::string why = e.contains("policy") ? "networkpolicy " + str(e, "policy")
+                      : e.contains("l7")   ? str(e, "l7")
+                                           : "-";
+    t.addRow({when, str(e, "event"), str(e, "protocol"), str(e, "src") + ":" + num(e["sport"]),
+              str(e, "dst") + ":" + num(e["dport"]), why});
+  }
+  std::cout << t.render();
+  if (r.value("suppressed", 0) > 0)
+    std::cout << num(r["suppressed"]) << " record(s) suppressed by the per-worker rate limit\n";
+}
+
+void printPolicyCheck(const Json& r) {
+  std::cout << (r.value("allowed", false) ? "allowed" : "denied") << " (egress "
+            << (r.value("egressAllowed", false) ? "allowed" : "denied") << ", ingress "
+            << (r.value("ingressAllowed", false) ? "allowed" : "denied") << "; with audit-mode policies: "
+            << (r.value("auditAllowed", false) ? "allowed" : "denied") << ")\n";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -279,6 +345,60 @@ int main(int argc, char** argv) {
       return 2;
     }
     args = *parsed;
+    json = true;
+  } else if (cmd == "policies") {
+    op = "policy.list", printer = printPolicies;
+  } else if (cmd == "policy" && words.size() >= 2 && words[1] == "log") {
+    op = "policy.log", printer = printPolicyLog;
+    auto parsed = flagsToArgs(words, 2, {{"--limit", "limit"}});
+    if (!parsed) {
+      std::cerr << "npctl: " << parsed.error().message << "\n";
+      return 2;
+    }
+    args = *parsed;
+    if (args.contains("limit")) {
+      try {
+        args["limit"] = std::stoi(args["limit"].get<std::string>());
+      } catch (const std::exception&) {
+        std::cerr << "npctl: --limit needs a number\n";
+        return 2;
+      }
+    }
+  } else if (cmd == "policy" && words.size() >= 2 && words[1] == "check") {
+    op = "policy.check", printer = printPolicyCheck;
+    auto parsed = flagsToArgs(words, 2, {{"--src", "src"}, {"--dst", "dst"},
+                                         {"--protocol", "protocol"}, {"--port", "port"}});
+    if (!parsed) {
+      std::cerr << "npctl: " << parsed.error().message << "\n";
+      return 2;
+    }
+    args = *parsed;
+    if (args.contains("port")) {
+      try {
+        args["port"] = std::stoi(args["port"].get<std::string>());
+      } catch (const std::exception&) {
+        std::cerr << "npctl: --port needs a number\n";
+        return 2;
+      }
+    }
+  } else if (cmd == "policy" && words.size() == 3 && words[1] == "apply") {
+    op = "policy.apply";
+    std::stringstream text;
+    if (words[2] == "-") {
+      text << std::cin.rdbuf();
+    } else {
+      std::ifstream in(words[2]);
+      if (!in) {
+        std::cerr << "npctl: policy apply: cannot read " << words[2] << "\n";
+        return 2;
+      }
+      text << in.rdbuf();
+    }
+    args = Json::parse(text.str(), nullptr, false);
+    if (args.is_discarded() || !args.is_object()) {
+      std::cerr << "npctl: policy apply: " << words[2] << " is not a JSON object\n";
+      return 2;
+    }
     json = true;
   } else if (cmd == "call" && words.size() >= 2) {
     op = words[1];

@@ -81,6 +81,12 @@ PacketBuilder& PacketBuilder::tcp(uint16_t s, uint16_t d, uint8_t flags) {
   tcpFlags_ = flags;
   return *this;
 }
+PacketBuilder& PacketBuilder::tcpSeq(uint32_t seq, uint32_t ack) {
+  seq_ = seq;
+  ack_ = ack;
+  return *this;
+}
+
 PacketBuilder& PacketBuilder::udp(uint16_t s, uint16_t d) {
   l4_ = L4::kUdp;
   sport_ = s;
@@ -155,7 +161,8 @@ Bytes PacketBuilder::build() const {
         l4.assign(20, 0);
         put16(l4, 0, sport_);
         put16(l4, 2, dport_);
-        put32(l4, 4, 1000);
+        put32(l4, 4, seq_);
+        put32(l4, 8, ack_);
         l4[12] = 5 << 4;
         l4[13] = tcpFlags_;
         put16(l4, 14, 65535);

@@ -30,6 +30,7 @@ class PacketBuilder {
   // Fragment offset in 8-byte units, and the more-fragments flag.
   PacketBuilder& fragment(uint16_t offsetUnits, bool moreFragments);
   PacketBuilder& tcp(uint16_t srcPort, uint16_t dstPort, uint8_t flags = 0x02);
+  PacketBuilder& tcpSeq(uint32_t seq, uint32_t ack = 0);  // default 1000, 0
   PacketBuilder& udp(uint16_t srcPort, uint16_t dstPort);
   PacketBuilder& icmpEcho(uint16_t id, uint16_t seq, bool request = true);
   PacketBuilder& ipProto(uint8_t proto);  // an L4 we do not parse, e.g. GRE
@@ -56,6 +57,7 @@ class PacketBuilder {
   uint8_t rawProto_ = 0;
   uint16_t sport_ = 0, dport_ = 0;
   uint8_t tcpFlags_ = 0;
+  uint32_t seq_ = 1000, ack_ = 0;
   bool echoRequest_ = true;
   size_t payload_ = 0;
   Bytes payloadBytes_;

@@ -1,0 +1,55 @@
+// The hot-path side of policy, called by the connection-tracking stage (lb/service_stage.cpp):
+// a verdict for each new flow (one classifier lookup, on the tuple after DNAT), cached in the
+// flow's entry; and the L7 scan of client segments of flows L7 rules cover.
+// No allocation, locks or logging: counters are per worker, denials go to the worker's ring.
+#pragma once
+
+#include <rte_byteorder.h>
+#include <rte_mbuf.h>
+
+#include <cstdint>
+
+#include "dataplane/counters.h"
+#include "dataplane/packet.h"
+#include "lb/conntrack.h"
+#include "policy/policy_table.h"
+
+namespace nodeplane::policy {
+
+// A flow as policy sees it: the client's address and the backend it reaches (after DNAT).
+struct FlowTuple {
+  rte_be32_t src = 0, dst = 0;
+  rte_be16_t sport = 0, dport = 0;
+  uint8_t protocol = 0;
+};
+
+// The tuple of a tracked flow (its client, and its destination after translation).
+inline FlowTuple flowTupleOf(const lb::ConnEntry& e) {
+  return FlowTuple{e.orig.src, e.reply.src, e.orig.sport, e.reply.sport, e.orig.proto};
+}
+
+// Verdict bits (kVerdict*) for a flow: counted against the deciding policies, denials (and
+// audit-mode would-be denials) logged, rate-limited.
+uint8_t evaluate(const PolicyTable& table, const FlowTuple& flow, unsigned worker,
+                 dataplane::WorkerCounters& counters, uint32_t nowMs);
+
+enum class L7Outcome : uint8_t { kPass, kOutOfOrder, kNoState, kDeny };
+
+// Every new entry of the worker's shard: forget what an earlier flow at this index scanned.
+inline void forgetL7(const PolicyTable& table, unsigned worker, uint32_t entryIndex) {
+  if (table.l7() != nullptr) table.runtime().l7Refs(worker)[entryIndex] = L7Ref{};
+}
+
+// Scans a client-to-server segment of an L7-covered flow whose entry is `entryIndex` in the
+// worker's own shard `own`. `server`/`serverPort`: the pod and port after DNAT.
+L7Outcome inspectClientSegment(const PolicyTable& table, unsigned worker, const lb::ConnShard& own,
+                               uint32_t entryIndex, const rte_mbuf* m,
+                               const dataplane::PacketMeta& meta, rte_be32_t server,
+                               rte_be16_t serverPort, dataplane::WorkerCounters& counters,
+                               uint32_t nowMs);
+
+// Turns a client segment into a RST to the server: same addresses and sequence number, no
+// payload. False for a multi-segment mbuf (left unchanged).
+bool rewriteAsReset(rte_mbuf* m, dataplane::PacketMeta& meta);
+
+}  // namespace nodeplane::policy

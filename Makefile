@@ -42,6 +42,7 @@ bench: build
 	./$(BUILD)/perf/dataplane_bench
 	./$(BUILD)/perf/overlay_bench
 	./$(BUILD)/perf/lb_bench --flows 200000 --services 2000
+	./$(BUILD)/perf/policy_bench
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

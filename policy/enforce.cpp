@@ -29,6 +29,9 @@ void logEvent(const PolicyTable& table, const FlowTuple& f, PolicyEvent event, u
 uint8_t evaluate(const PolicyTable& table, const FlowTuple& f, unsigned worker,
                  dataplane::WorkerCounters& counters, uint32_t nowMs) {
   uint8_t bits = 0;
+  // A pod reaching itself (through its own Service, hairpinned) is never isolated from itself,
+  // as it is not over loopback.
+  if (f.src == f.dst) return 0;
   if (!table.classifier().empty()) {
     const AclKey key{f.protocol, {0, 0, 0}, f.src, f.dst, f.sport, f.dport};
     const AclKey* keys[1] = {&key};

@@ -29,7 +29,8 @@ inline FlowTuple flowTupleOf(const lb::ConnEntry& e) {
 }
 
 // Verdict bits (kVerdict*) for a flow: counted against the deciding policies, denials (and
-// audit-mode would-be denials) logged, rate-limited.
+// audit-mode would-be denials) logged, rate-limited. A pod's flows to itself (hairpinned
+// through a Service) are always allowed.
 uint8_t evaluate(const PolicyTable& table, const FlowTuple& flow, unsigned worker,
                  dataplane::WorkerCounters& counters, uint32_t nowMs);
 

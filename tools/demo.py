@@ -82,6 +82,9 @@ def main():
     nodes = [o for o in objects if o["kind"] == "Node"]
     pods = [o for o in objects if o["kind"] == "Pod"]
     services = [o for o in objects if o["kind"] == "Service"]
+    namespaces = [o for o in objects if o["kind"] == "Namespace"]
+    policies = [o for o in objects if o["kind"] == "NetworkPolicy"]
+    l7_rules = [o for o in objects if o["kind"] == "L7Rule"]
     print(f"== nodeplane demo: cluster-gen, {len(nodes)} nodes, {len(pods)} pods")
     with Lab("demo") as lab:
         daemons = {}
@@ -179,6 +182,52 @@ def main():
             print(f"   {client:16s} curl http://{host + '/':45s} -> {answered:14s}"
                   f" {'ok' if ok else 'FAIL'}")
         print()
+
+        # NetworkPolicy and L7 rules from the manifests, with the identities selectors pick from
+        # (what the agent will push), on every node.
+        identities = []
+        for p in pods:
+            ns, name = p["metadata"]["namespace"], p["metadata"]["name"]
+            identities.append({
+                "namespace": ns, "name": name, "ip": started[f"{ns}/{name}"].ip,
+                "labels": p["metadata"].get("labels", {}),
+                "ports": [{k: port[k] for k in ("name", "containerPort", "protocol") if k in port}
+                          for c in p["spec"]["containers"] for port in c.get("ports", [])]})
+        policy_state = {"namespaces": namespaces, "pods": identities,
+                        "networkPolicies": policies, "l7Rules": l7_rules}
+        for d in daemons.values():
+            d.call("policy.apply", policy_state)
+        print(f"== network policy ({len(policies)} NetworkPolicy, {len(l7_rules)} L7Rule from "
+              f"{CLUSTER.name}/04-network-policies.yaml)")
+        policy_checks = [
+            ("frontend/pod-a", "http://backend-service.backend.svc.cluster.local/", "backend/pod-b"),
+            ("frontend/pod-a", "http://backend-service.backend.svc.cluster.local/api/orders",
+             "backend/pod-b"),
+            ("ns-dev/c1", "http://backend-service.backend.svc.cluster.local/", "timeout"),
+            ("ns-ml/c5", f"http://{started['backend/pod-b'].ip}:8080/", "timeout"),
+            ("frontend/pod-a", "http://backend-service.backend.svc.cluster.local/admin", "reset"),
+            ("ns-dev/c3", "http://pod-poc.ns-stg.svc.cluster.local/", "ns-stg/c4"),
+        ]
+        for client, url, expected in policy_checks:
+            r = started[client].exec(["curl", "-sS", "--max-time", "2", url], check=False)
+            if r.returncode == 0:
+                answered = r.stdout.strip()
+            elif r.returncode == 28:
+                answered = "timeout"
+            elif r.returncode == 56:
+                answered = "reset"
+            else:
+                answered = f"error {r.returncode}"
+            ok = answered == expected
+            failures += not ok
+            total += 1
+            print(f"   {client:16s} curl {url:58s} -> {answered:14s} {'ok' if ok else 'FAIL'}")
+        print()
+        gpu = daemons.get("node-gpu")
+        if gpu:
+            print("== node-gpu: npctl policies; npctl policy log")
+            print(gpu.npctl("policies").stdout)
+            print(gpu.npctl("policy", "log").stdout)
         for name, d in daemons.items():
             print(f"== {name}")
             print(d.npctl("nodes").stdout)

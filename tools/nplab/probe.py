@@ -5,6 +5,7 @@
       TCP/UDP echo servers; HTTP servers answering "<name>\n" to any GET.
   probe.py tcp HOST PORT [--bytes N] [--timeout S]   connect, send, expect the echo back
   probe.py udp HOST PORT [--timeout S]                send a datagram, expect the echo back
+  probe.py matrix NAME=HOST:PORT/PROTO... [--timeout S] probe all at once; print {NAME: bool}
 Exit 0 on success; on failure, exit 1 and print why.
 """
 
@@ -119,6 +120,51 @@ def udp(args):
     return 1
 
 
+def matrix(args):
+    """Probes every target concurrently (one row of a reachability matrix): TCP connects and
+    expects its bytes echoed, UDP expects the datagram echoed. Prints a JSON object."""
+    import json
+
+    results = {}
+
+    def one(name, host, port, proto):
+        ok = False
+        try:
+            if proto == "tcp":
+                with socket.create_connection((host, port), timeout=args.timeout) as s:
+                    s.settimeout(args.timeout)
+                    s.sendall(b"probe")
+                    ok = s.recv(16) == b"probe"
+            else:
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                    s.settimeout(args.timeout / 2)
+                    s.connect((host, port))
+                    for _ in range(2):
+                        s.send(b"probe")
+                        try:
+                            if s.recv(16) == b"probe":
+                                ok = True
+                                break
+                        except socket.timeout:
+                            continue
+        except OSError:
+            ok = False
+        results[name] = ok
+
+    threads = []
+    for target in args.targets:
+        name, rest = target.split("=", 1)
+        hostport, proto = rest.rsplit("/", 1)
+        host, port = hostport.rsplit(":", 1)
+        t = threading.Thread(target=one, args=(name, host, int(port), proto))
+        t.start()
+        threads.append(t)
+    for t in threads:
+        t.join()
+    print(json.dumps(results))
+    return 0
+
+
 def udp_pmtu(args):
     """Sends --count datagrams of --size bytes with DF (IP_PMTUDISC_DO) to a UDP echo server,
     shrinking to the discovered path MTU when the kernel reports EMSGSIZE; prints the MTU used."""
@@ -175,6 +221,9 @@ def main():
     u.add_argument("--whoami", action="store_true", help="print which server answered")
     u.add_argument("--expect-refused", action="store_true",
                    help="succeed on ICMP port-unreachable (connection refused)")
+    x = sub.add_parser("matrix")
+    x.add_argument("targets", nargs="+")
+    x.add_argument("--timeout", type=float, default=1.0)
     m = sub.add_parser("udp-pmtu")
     m.add_argument("host")
     m.add_argument("port", type=int)
@@ -182,7 +231,8 @@ def main():
     m.add_argument("--count", type=int, default=20)
     args = p.parse_args()
     try:
-        return {"serve": serve, "tcp": tcp, "udp": udp, "udp-pmtu": udp_pmtu}[args.cmd](args) or 0
+        return {"serve": serve, "tcp": tcp, "udp": udp, "udp-pmtu": udp_pmtu,
+                "matrix": matrix}[args.cmd](args) or 0
     except OSError as e:
         print(f"{args.cmd}: {e}")
         return 1

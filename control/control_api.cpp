@@ -86,6 +86,10 @@ ControlApi::ControlApi(NodeController& node, dp::DataplaneBackend& backend)
                       [this](const ArgReader&, const Json&) { return affinity(); }};
   ops_["conntrack"] = {"connection table statistics",
                        [this](const ArgReader&, const Json&) { return conntrackStats(); }};
+  ops_["apply"] = {
+      "the node's whole desired state at once: generation, nodes, services, policy (see "
+      "control/README.md); sections left out are kept, sections given are replaced",
+      [this](const ArgReader&, const Json& raw) { return apply(raw); }};
   ops_["policy.apply"] = {
       "replace the node's policy state: namespaces, pods, networkPolicies, l7Rules, audit "
       "(see control/README.md)",
@@ -122,6 +126,7 @@ Result<Json> ControlApi::status() const {
             {"podCidr", s.podCidr.toString()},
             {"gatewayIp", s.gatewayIp.toString()},
             {"generation", node_.generation()},
+            {"appliedGeneration", node_.appliedGeneration()},
             {"workers", backend_.workerCount()},
             {"pods", node_.pods().size()},
             {"uptimeSeconds", std::chrono::duration_cast<std::chrono::seconds>(
@@ -564,6 +569,18 @@ Result<Json> ControlApi::podList() const {
   Json list = Json::array();
   for (const AttachedPod& pod : node_.pods()) list.push_back(podToJson(pod));
   return Json{{"pods", list}};
+}
+
+Result<Json> ControlApi::apply(const Json& raw) {
+  auto state = desiredStateFromJson(raw);
+  if (!state) return state.error();
+  auto result = node_.applyDesired(std::move(*state));
+  if (!result) return result.error();
+  return Json{{"generation", result->generation},
+              {"snapshot", result->snapshot},
+              {"nodesChanged", result->nodesChanged},
+              {"servicesChanged", result->servicesChanged},
+              {"policyChanged", result->policyChanged}};
 }
 
 Result<Json> ControlApi::policyApply(const Json& raw) {

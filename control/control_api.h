@@ -45,6 +45,7 @@ class ControlApi {
   Result<Json> flowsFlush(const ArgReader& args);
   Result<Json> conntrackStats() const;
   Result<Json> affinity() const;
+  Result<Json> apply(const Json& raw);
   Result<Json> policyApply(const Json& raw);
   Result<Json> policyList() const;
   Result<Json> policyLog(const ArgReader& args) const;

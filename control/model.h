@@ -9,6 +9,7 @@
 
 #include "common/ipv4.h"
 #include "dataplane/dataplane_backend.h"
+#include "policy/model.h"
 
 namespace nodeplane::control {
 
@@ -110,6 +111,23 @@ struct PodKey {
   std::string containerId;
   std::string interface;
   auto operator<=>(const PodKey&) const = default;
+};
+
+// The node's whole desired state, as the agent computes it from cluster state (op `apply`).
+// A section that is absent is left as it is; a present one replaces what the node has (mark and
+// sweep: what it does not list is removed).
+struct DesiredState {
+  uint64_t generation = 0;  // the agent's, echoed by status; 0: not given
+  std::optional<std::vector<NodeSpec>> nodes;
+  std::optional<std::vector<ServiceSpec>> services;
+  std::optional<policy::PolicyState> policy;
+};
+
+// What an apply changed.
+struct ApplyResult {
+  uint64_t generation = 0;      // the agent's generation now in force
+  uint64_t snapshot = 0;        // the data plane snapshot generation
+  bool nodesChanged = false, servicesChanged = false, policyChanged = false;
 };
 
 }  // namespace nodeplane::control

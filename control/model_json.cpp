@@ -1,5 +1,7 @@
 #include "control/model_json.h"
 
+#include "policy/model_json.h"
+
 #include <netinet/in.h>
 
 #include <algorithm>
@@ -312,6 +314,59 @@ Result<NodeSpec> nodeSpecFromJson(const std::string& op, const Json& args) {
     n.vtepMac = *mac;
   }
   return n;
+}
+
+Result<DesiredState> desiredStateFromJson(const Json& args) {
+  std::vector<std::string> problems;
+  DesiredState state;
+  if (!args.is_object()) return invalidArgument("apply: arguments must be an object");
+  for (auto it = args.begin(); it != args.end(); ++it)
+    if (it.key() != "generation" && it.key() != "nodes" && it.key() != "services" &&
+        it.key() != "policy")
+      problems.push_back("apply: field '" + it.key() + "': unknown field");
+  if (args.contains("generation")) {
+    if (!args["generation"].is_number_unsigned()) problems.push_back("apply: field 'generation': not a non-negative integer");
+    else state.generation = args["generation"].get<uint64_t>();
+  }
+  auto list = [&](const char* key) -> const Json* {
+    if (!args.contains(key) || args[key].is_null()) return nullptr;
+    if (!args[key].is_array()) {
+      problems.push_back(std::string("apply: field '") + key + "': not a list");
+      return nullptr;
+    }
+    return &args[key];
+  };
+  if (const Json* nodes = list("nodes")) {
+    state.nodes.emplace();
+    for (size_t i = 0; i < nodes->size(); ++i) {
+      const Json& j = (*nodes)[i];
+      const std::string who = "node " + (j.is_object() && j.contains("name") && j["name"].is_string()
+                                             ? j["name"].get<std::string>()
+                                             : "nodes[" + std::to_string(i) + "]");
+      auto n = nodeSpecFromJson(who, j);
+      if (!n) problems.push_back(n.error().message);
+      else state.nodes->push_back(std::move(*n));
+    }
+  }
+  if (const Json* services = list("services")) {
+    state.services.emplace();
+    for (const Json& j : *services) {
+      auto sv = serviceSpecFromJson("apply", j);
+      if (!sv) problems.push_back(sv.error().message);
+      else state.services->push_back(std::move(*sv));
+    }
+  }
+  if (args.contains("policy") && !args["policy"].is_null()) {
+    auto p = policy::policyStateFromJson(args["policy"]);
+    if (!p) problems.push_back(p.error().message);
+    else state.policy = std::move(*p);
+  }
+  if (!problems.empty()) {
+    std::string message;
+    for (const std::string& p : problems) message += (message.empty() ? "" : "; ") + p;
+    return invalidArgument(message);
+  }
+  return state;
 }
 
 }  // namespace nodeplane::control

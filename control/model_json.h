@@ -25,4 +25,8 @@ Json nodeSpecToJson(const NodeSpec& node);
 // node.set arguments: name, ip, podCidrs (array of CIDRs) or podCidr, optional vtepMac.
 Result<NodeSpec> nodeSpecFromJson(const std::string& op, const Json& args);
 
+// apply arguments: {"generation", "nodes": [node.set args], "services": [service.set args],
+// "policy": {policy.apply args}}. Every problem of every object is reported, joined by "; ".
+Result<DesiredState> desiredStateFromJson(const Json& args);
+
 }  // namespace nodeplane::control

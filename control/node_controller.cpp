@@ -276,7 +276,7 @@ std::vector<AttachedPod> NodeController::pods() const {
   return out;
 }
 
-Status NodeController::validateNode(const NodeSpec& n) const {
+Status NodeController::validateNode(const NodeSpec& n, const Nodes& among) const {
   const std::string what = "node " + n.name;
   if (!isDnsLabel(n.name, 253))
     return invalidArgument(what + ": field 'name': not a valid Kubernetes node name");
@@ -313,7 +313,7 @@ Status NodeController::validateNode(const NodeSpec& n) const {
       return invalidArgument(field + " contains the pods' gateway " +
                              settings_.gatewayIp.toString());
   }
-  for (const auto& [name, other] : nodes_) {
+  for (const auto& [name, other] : among) {
     if (name == n.name || name == settings_.nodeName) continue;
     if (other.ip == n.ip)
       return makeError(ErrorCode::kAlreadyExists, what + ": field 'ip': " + n.ip.toString() +
@@ -329,7 +329,7 @@ Status NodeController::validateNode(const NodeSpec& n) const {
 }
 
 Status NodeController::setNode(const NodeSpec& spec) {
-  if (auto st = validateNode(spec); !st) return st;
+  if (auto st = validateNode(spec, nodes_); !st) return st;
   if (auto it = nodes_.find(spec.name); it != nodes_.end() && it->second == spec) return okStatus();
   Nodes next = nodes_;
   next[spec.name] = spec;
@@ -412,7 +412,8 @@ Status NodeController::deleteService(const std::string& ns, const std::string& n
   return okStatus();
 }
 
-Status NodeController::applyPolicy(policy::PolicyState state) {
+Result<std::shared_ptr<const policy::PolicyTable>> NodeController::buildPolicyTable(
+    policy::PolicyState state) {
   if (!policyRuntime_) {
     const lb::ConnTracker* ct = backend_.conntrack();
     auto runtime = policy::PolicyRuntime::create(backend_.workerCount(), settings_.maxPolicies,
@@ -422,18 +423,31 @@ Status NodeController::applyPolicy(policy::PolicyState state) {
     policyRuntime_ = std::move(*runtime);
   }
   state.audit = state.audit || settings_.policyAudit;
-  const size_t policies = state.policies.size(), rules = state.l7Rules.size();
-  std::set<std::string> keys;
-  for (const auto& p : state.policies) keys.insert(p.key());
   auto shared = std::make_shared<const policy::PolicyState>(std::move(state));
   policy::PolicyTableOptions options{backend_.workerCount(), settings_.l7FlowsPerWorker,
                                      backend_.socketId()};
   auto table = policy::PolicyTable::build(shared, settings_.podCidr, policyGeneration_ + 1,
                                           policyRuntime_, options);
   if (!table) {
-    policyRuntime_->retain(currentPolicyKeys());
+    policyRuntime_->retain(currentPolicyKeys());  // slots the failed build assigned
     return table.error();
   }
+  return std::shared_ptr<const policy::PolicyTable>(std::move(*table));
+}
+
+void NodeController::commitPolicyTable() {
+  policyGeneration_ = policyTable_->generation();
+  policyRuntime_->retain(currentPolicyKeys());
+  const auto& c = policyTable_->compiled();
+  spdlog::info("policy applied: {} NetworkPolicies, {} L7 rule objects; {} classifier rules, "
+               "{} pods isolated for ingress, {} for egress; policy generation {}",
+               policyTable_->state().policies.size(), policyTable_->state().l7Rules.size(),
+               c.rules.size(), c.isolatedIngress, c.isolatedEgress, policyGeneration_);
+}
+
+Status NodeController::applyPolicy(policy::PolicyState state) {
+  auto table = buildPolicyTable(std::move(state));
+  if (!table) return table.error();
   auto previous = policyTable_;
   policyTable_ = *table;
   if (auto st = publish(pods_, nodes_, /*routesChanged=*/false); !st) {
@@ -441,14 +455,92 @@ Status NodeController::applyPolicy(policy::PolicyState state) {
     policyRuntime_->retain(currentPolicyKeys());
     return st;
   }
-  policyGeneration_ = (*table)->generation();
-  policyRuntime_->retain(keys);
-  const auto& c = (*table)->compiled();
-  spdlog::info("policy applied: {} NetworkPolicies, {} L7 rule objects; {} classifier rules, "
-               "{} pods isolated for ingress, {} for egress; policy generation {}",
-               policies, rules, c.rules.size(), c.isolatedIngress, c.isolatedEgress,
-               policyGeneration_);
+  commitPolicyTable();
   return okStatus();
+}
+
+Result<ApplyResult> NodeController::applyDesired(DesiredState state) {
+  std::vector<std::string> problems;
+  auto note = [&](const Error& e) { problems.push_back(e.message); };
+
+  // Nodes: the list replaces the table.
+  Nodes nextNodes = nodes_;
+  if (state.nodes) {
+    nextNodes.clear();
+    for (const NodeSpec& n : *state.nodes)
+      if (!nextNodes.emplace(n.name, n).second) note(invalidArgument("node " + n.name + ": listed twice"));
+    for (const auto& [name, n] : nextNodes)
+      if (auto st = validateNode(n, nextNodes); !st) note(st.error());
+  }
+  const bool nodesChanged = state.nodes && nextNodes != nodes_;
+
+  // Services: every one validated, then conflicts between them.
+  ServiceRegistry::Services nextServices = services_.services();
+  if (state.services) {
+    nextServices.clear();
+    for (const ServiceSpec& sv : *state.services) {
+      if (auto st = ServiceRegistry::validate(sv, settings_, {}); !st) note(st.error());
+      else if (!nextServices.emplace(sv.key(), sv).second)
+        note(invalidArgument("service " + sv.key() + ": listed twice"));
+    }
+    if (problems.empty())
+      if (auto st = ServiceRegistry::checkConflicts(nextServices, settings_); !st) note(st.error());
+  }
+  const bool servicesChanged = state.services && nextServices != services_.services();
+
+  // Policy: rebuilt only when it changed (a rebuild makes every flow be judged again and restarts
+  // L7 scanning).
+  const bool policyChanged =
+      state.policy && (!policyTable_ || !(policyTable_->state() == [&] {
+        policy::PolicyState p = *state.policy;
+        p.audit = p.audit || settings_.policyAudit;
+        return p;
+      }()));
+  std::shared_ptr<const policy::PolicyTable> nextPolicy = policyTable_;
+  if (policyChanged && problems.empty()) {
+    auto table = buildPolicyTable(std::move(*state.policy));
+    if (!table) note(table.error());
+    else nextPolicy = *table;
+  }
+  if (!problems.empty()) {
+    std::string message;
+    for (const std::string& p : problems) message += (message.empty() ? "" : "; ") + p;
+    return invalidArgument("apply: " + message);
+  }
+
+  ApplyResult result;
+  result.nodesChanged = nodesChanged;
+  result.servicesChanged = servicesChanged;
+  result.policyChanged = policyChanged;
+  if (nodesChanged || servicesChanged || policyChanged) {
+    std::optional<ServiceRegistry::Prepared> prepared;
+    if (servicesChanged) {
+      auto p = services_.prepare(std::move(nextServices), settings_, backend_.socketId());
+      if (!p) return p.error();
+      prepared = std::move(*p);
+    }
+    auto previousPolicy = policyTable_;
+    policyTable_ = nextPolicy;
+    if (auto st = publish(pods_, nextNodes, nodesChanged, prepared ? prepared->table : nullptr);
+        !st) {
+      policyTable_ = previousPolicy;
+      if (policyRuntime_) policyRuntime_->retain(currentPolicyKeys());
+      return st.error();
+    }
+    if (prepared) services_.commit(std::move(*prepared));
+    if (nodesChanged) {
+      nodes_ = std::move(nextNodes);
+      updateWantedNeighbors();
+    }
+    if (policyChanged) commitPolicyTable();
+  }
+  if (state.generation != 0) appliedGeneration_ = state.generation;
+  result.generation = appliedGeneration_;
+  result.snapshot = generation_;
+  spdlog::info("apply {}: nodes {}, services {}, policy {}; snapshot {}", appliedGeneration_,
+               nodesChanged ? "changed" : "unchanged", servicesChanged ? "changed" : "unchanged",
+               policyChanged ? "changed" : "unchanged", generation_);
+  return result;
 }
 
 std::set<std::string> NodeController::currentPolicyKeys() const {

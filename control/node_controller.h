@@ -56,6 +56,12 @@ class NodeController {
   // The policy table in force (null before the first apply).
   const policy::PolicyTable* policyTable() const { return policyTable_.get(); }
   policy::PolicyRuntime* policyRuntime() const { return policyRuntime_.get(); }
+  // The whole desired state (or the sections given) at once: everything is validated first and
+  // every problem returned (each naming its object and field); then one snapshot with all of it
+  // is built and published. Nothing changes on any error. Re-applying the same state changes
+  // nothing (flows in progress are untouched).
+  Result<ApplyResult> applyDesired(DesiredState state);
+  uint64_t appliedGeneration() const { return appliedGeneration_; }
   // Moves denied-flow records from the workers' rings to the recent list, logging each.
   size_t drainPolicyLog();
   // The slow path: punted packets and ARP timers; republishes templates when MACs change.
@@ -87,7 +93,7 @@ class NodeController {
 
  private:
   using Nodes = std::map<std::string, NodeSpec>;
-  Status validateNode(const NodeSpec& spec) const;
+  Status validateNode(const NodeSpec& spec, const Nodes& among) const;
   // Builds and publishes a snapshot for these pods and nodes. The route table is rebuilt when
   // `routesChanged`, else shared with the current snapshot.
   Status publish(const std::map<PodKey, AttachedPod>& pods, const Nodes& nodes,
@@ -99,6 +105,8 @@ class NodeController {
   Result<std::shared_ptr<const overlay::OverlayTable>> buildOverlay(const Nodes& nodes) const;
   void updateWantedNeighbors();
   std::set<std::string> currentPolicyKeys() const;
+  Result<std::shared_ptr<const policy::PolicyTable>> buildPolicyTable(policy::PolicyState state);
+  void commitPolicyTable();  // after publishing policyTable_
   void saveState() const;
   void restoreState();
 
@@ -117,6 +125,7 @@ class NodeController {
   std::shared_ptr<const policy::PolicyTable> policyTable_;  // of the current snapshot
   std::shared_ptr<policy::PolicyRuntime> policyRuntime_;
   uint32_t policyGeneration_ = 0;
+  uint64_t appliedGeneration_ = 0;  // the agent's, from the last apply
   const dataplane::Snapshot* current_ = nullptr;         // the last one published
 };
 

@@ -20,6 +20,7 @@ const char* protocolName(uint8_t protocol);  // "TCP", "UDP", "SCTP"
 struct NamespaceIdentity {
   std::string name;
   Labels labels;  // kubernetes.io/metadata.name is added when missing, as the API server does
+  bool operator==(const NamespaceIdentity&) const = default;
 };
 
 struct ContainerPort {
@@ -38,6 +39,7 @@ struct PodIdentity {
   std::string key() const { return namespaceName + "/" + name; }
   // The port number a named port has on this pod for `protocol`, or 0.
   uint16_t namedPort(const std::string& portName, uint8_t protocol) const;
+  bool operator==(const PodIdentity&) const = default;
 };
 
 // NetworkPolicyPort: all ports of `protocol` (port 0, no name), one port or a range
@@ -97,6 +99,7 @@ struct L7Match {
   std::string method, path, host;
   // or a Hyperscan regex matched anywhere in the client's byte stream.
   std::string pattern;
+  bool operator==(const L7Match&) const = default;
 };
 
 struct L7Rule {
@@ -106,6 +109,7 @@ struct L7Rule {
   std::vector<PortMatch> ports;  // TCP only; empty: every TCP port of the selected pods
   std::vector<L7Match> rules;
   std::string key() const { return namespaceName + "/" + name; }
+  bool operator==(const L7Rule&) const = default;
 };
 
 // The whole policy input of a node (policy.apply replaces it at once).
@@ -115,6 +119,7 @@ struct PolicyState {
   std::vector<NetworkPolicy> policies;
   std::vector<L7Rule> l7Rules;
   bool audit = false;  // every policy in audit mode
+  bool operator==(const PolicyState&) const = default;
 };
 
 }  // namespace nodeplane::policy

@@ -1,14 +1,19 @@
 #!/usr/bin/env python3
 """make demo: the seed's cluster (configs/demo-cluster) on this machine.
 
-Every Node object becomes a node: its own network namespace on a shared underlay (a bridge), a
-nodeplane daemon inside it with its address and pod CIDR from the manifest, and the other nodes
-told to it over the control socket (as the agent will). Every Pod becomes a network namespace on
-its node, wired by nodeplane-cni exactly as a container runtime would; each serves HTTP on its
-containerPort and UDP echo. Then real traffic goes between every pair of pods and the
-reachability table is printed. Everything is removed on exit."""
+Every Node object becomes a node: its own network namespace on a shared underlay (a bridge) with
+a nodeplane daemon inside, its address and pod CIDR from the manifest. Every Pod becomes a network
+namespace on its node, wired by nodeplane-cni exactly as a container runtime would; each serves
+HTTP on its containerPort and UDP echo. The pods' addresses are written back as Pod status (the
+kubelet's part), and one nodeplane-agent per node reads the manifests and that status and pushes
+its node's whole desired state: the other nodes, the Services with their endpoints, and later the
+NetworkPolicy and L7 rule, when their manifest appears in the directory the agents watch. Real
+traffic goes between every pair of pods, to Services by name, and against the policy. Everything
+is removed on exit."""
 
 import json
+import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -17,6 +22,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from nplab import Lab  # noqa: E402
+from nplab.lab import build_dir  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CLUSTER = REPO / "configs/demo-cluster"
@@ -38,34 +44,26 @@ def internal_ip(node):
     return next(a["address"] for a in node["status"]["addresses"] if a["type"] == "InternalIP")
 
 
-def service_args(svc, pods, started):
-    """A Service manifest with its endpoints (pods of its namespace matching its selector, their
-    named container ports), as service.set takes it — what the EndpointSlice controller and the
-    agent will do in a cluster."""
-    meta, spec = svc["metadata"], svc["spec"]
-    selector = spec.get("selector", {})
-    endpoints = []
-    for p in pods:
-        if p["metadata"]["namespace"] != meta["namespace"]:
-            continue
-        labels = p["metadata"].get("labels", {})
-        if not selector or any(labels.get(k) != v for k, v in selector.items()):
-            continue
-        pod = started[f"{meta['namespace']}/{p['metadata']['name']}"]
-        named = {cp["name"]: cp["containerPort"]
-                 for c in p["spec"]["containers"] for cp in c.get("ports", []) if "name" in cp}
-        endpoints.append({"ip": pod.ip, "nodeName": p["spec"]["nodeName"], "ready": True,
-                          "ports": named})
-    ports = []
-    for port in spec["ports"]:
-        entry = {"name": port.get("name", ""), "protocol": port.get("protocol", "TCP"),
-                 "port": port["port"], "targetPort": port.get("targetPort", port["port"])}
-        if "nodePort" in port:
-            entry["nodePort"] = port["nodePort"]
-        ports.append(entry)
-    return {"namespace": meta["namespace"], "name": meta["name"],
-            "type": spec.get("type", "ClusterIP"), "clusterIPs": [spec["clusterIP"]],
-            "ports": ports, "endpoints": endpoints}
+def pod_with_status(manifest, pod):
+    """The Pod as the API server shows it once the kubelet has started it."""
+    p = json.loads(json.dumps(manifest))
+    p.setdefault("apiVersion", "v1")
+    p.setdefault("kind", "Pod")
+    p["status"] = {"phase": "Running", "podIP": pod.ip, "podIPs": [{"ip": pod.ip}],
+                   "conditions": [{"type": "Ready", "status": "True"}]}
+    return p
+
+
+def wait_for(what, condition, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if condition():
+                return
+        except RuntimeError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"demo: timed out waiting for {what}")
 
 
 def check(a, b, dst_name):
@@ -82,7 +80,6 @@ def main():
     nodes = [o for o in objects if o["kind"] == "Node"]
     pods = [o for o in objects if o["kind"] == "Pod"]
     services = [o for o in objects if o["kind"] == "Service"]
-    namespaces = [o for o in objects if o["kind"] == "Namespace"]
     policies = [o for o in objects if o["kind"] == "NetworkPolicy"]
     l7_rules = [o for o in objects if o["kind"] == "L7Rule"]
     print(f"== nodeplane demo: cluster-gen, {len(nodes)} nodes, {len(pods)} pods")
@@ -95,10 +92,6 @@ def main():
             daemons[name] = d
             print(f"   node {name}: {internal_ip(n)}, pods {n['spec']['podCIDR']}, "
                   f"nodeplane pid {d.proc.pid}")
-        for d in daemons.values():  # every daemon learns every node
-            for other in daemons.values():
-                d.set_node(other)
-
         started = {}
         for p in pods:
             ns, name = p["metadata"]["namespace"], p["metadata"]["name"]
@@ -115,16 +108,36 @@ def main():
             containers = ",".join(c["name"] for c in p["spec"]["containers"])
             print(f"   pod {ns + '/' + name:18s} {pod.ip:12s} on {node} (containers {containers})")
 
-        # Services, on every node (what the agent will push), and the cluster DNS behind kube-dns.
+        # The kubelet's part: pod status with the addresses the CNI plugin gave them, in a
+        # directory the agents watch beside the manifests.
+        watched = lab.tmp / "cluster"
+        watched.mkdir()
+        (watched / "pods-status.yaml").write_text(yaml.safe_dump_all(
+            [pod_with_status(p, started[f"{p['metadata']['namespace']}/{p['metadata']['name']}"])
+             for p in pods]))
+        manifests = [str(CLUSTER / f) for f in ("00-nodes.yaml", "01-namespaces.yaml",
+                                                "02-pods.yaml", "03-services.yaml")]
+        agent = str(build_dir() / "control/nodeplane-agent")
+        for name, d in daemons.items():
+            log = open(lab.tmp / f"agent-{name}.log", "w")
+            proc = lab.popen([agent, "--node-name", name, "--socket", d.socket, "--manifests",
+                              *manifests, str(watched)], stderr=log)
+            print(f"   nodeplane-agent for {name}: pid {proc.pid}, manifests "
+                  f"{CLUSTER.name}/0[0-3]-*.yaml + pod status")
+        for name, d in daemons.items():
+            wait_for(f"{name}'s agent", lambda d=d: d.call("status")["appliedGeneration"] > 0 and
+                     len(d.call("service.list")["services"]) == len(services) and
+                     len(d.call("node.list")["nodes"]) == len(nodes))
+        for svc in daemons[nodes[0]["metadata"]["name"]].call("service.list")["services"]:
+            backends = sorted({b["ip"] for port in svc["ports"] for b in port["backends"]})
+            print(f"   service {svc['namespace']}/{svc['name']}: {svc['clusterIPs'][0]} -> "
+                  + (", ".join(backends) or "(no endpoints)"))
+
+        # The cluster DNS (kube-dns behind its Service), answering for every Service.
         zone = {}
         for svc in services:
-            args = service_args(svc, pods, started)
-            for d in daemons.values():
-                d.call("service.set", args)
-            name = f"{args['name']}.{args['namespace']}.svc.cluster.local."
-            zone[name] = args["clusterIPs"][0]
-            print(f"   service {args['namespace']}/{args['name']}: {args['clusterIPs'][0]} -> "
-                  + (", ".join(e["ip"] for e in args["endpoints"]) or "(no endpoints)"))
+            zone[f"{svc['metadata']['name']}.{svc['metadata']['namespace']}.svc.cluster.local."] = \
+                svc["spec"]["clusterIP"]
         zone_file = lab.tmp / "zone.json"
         zone_file.write_text(json.dumps(zone))
         for pod in started.values():
@@ -183,22 +196,15 @@ def main():
                   f" {'ok' if ok else 'FAIL'}")
         print()
 
-        # NetworkPolicy and L7 rules from the manifests, with the identities selectors pick from
-        # (what the agent will push), on every node.
-        identities = []
-        for p in pods:
-            ns, name = p["metadata"]["namespace"], p["metadata"]["name"]
-            identities.append({
-                "namespace": ns, "name": name, "ip": started[f"{ns}/{name}"].ip,
-                "labels": p["metadata"].get("labels", {}),
-                "ports": [{k: port[k] for k in ("name", "containerPort", "protocol") if k in port}
-                          for c in p["spec"]["containers"] for port in c.get("ports", [])]})
-        policy_state = {"namespaces": namespaces, "pods": identities,
-                        "networkPolicies": policies, "l7Rules": l7_rules}
-        for d in daemons.values():
-            d.call("policy.apply", policy_state)
-        print(f"== network policy ({len(policies)} NetworkPolicy, {len(l7_rules)} L7Rule from "
-              f"{CLUSTER.name}/04-network-policies.yaml)")
+        # NetworkPolicy and an L7 rule: their manifest appears in the directory the agents watch.
+        shutil.copy(CLUSTER / "04-network-policies.yaml", watched)
+        for name, d in daemons.items():
+            wait_for(f"{name}'s policy", lambda d=d: len(d.call("policy.list")["policies"]) ==
+                     len(policies) and len(d.call("policy.list")["l7"]["rules"]) ==
+                     sum(len(r["spec"]["rules"]) for r in l7_rules) if d.node_name == "node-gpu"
+                     else len(d.call("policy.list")["policies"]) == len(policies))
+        print(f"== network policy ({len(policies)} NetworkPolicy, {len(l7_rules)} L7Rule: "
+              f"04-network-policies.yaml copied where the agents watch, applied by them)")
         policy_checks = [
             ("frontend/pod-a", "http://backend-service.backend.svc.cluster.local/", "backend/pod-b"),
             ("frontend/pod-a", "http://backend-service.backend.svc.cluster.local/api/orders",

@@ -1,0 +1,229 @@
+// nodeplane-agent: reads the cluster's state (manifest files, a watch stream on stdin, or the API
+// server), computes what this node's nodeplane needs and pushes it over the control socket as one
+// `apply`, again whenever something changes (bursts of events coalesced into one apply), and in
+// full whenever the daemon does not hold the last state pushed (it restarted).
+//
+//   nodeplane-agent [--node-name N] [--socket PATH]
+//                   (--manifests PATH... | --stdin | --kubeconfig FILE | --in-cluster)
+//                   [--debounce-ms 100] [--once] [--print] [--log-level info]
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/program_options.hpp>
+#include <csignal>
+#include <cstdlib>
+#include <iostream>
+
+#include "control/agent/sources.h"
+#include "control/agent/translate.h"
+#include "control/client.h"
+
+namespace po = boost::program_options;
+using namespace nodeplane;
+using namespace nodeplane::agent;
+
+namespace {
+
+std::atomic<int> stopSignal{0};
+
+struct Options {
+  std::string nodeName;
+  std::string socket = "/run/nodeplane/control.sock";
+  std::vector<std::string> manifests;
+  bool stdinSource = false;
+  std::string kubeconfig;
+  bool inCluster = false;
+  int debounceMs = 100;
+  bool once = false;
+  bool print = false;
+};
+
+class Agent {
+ public:
+  explicit Agent(const Options& o) : opts_(o), client_(o.socket, std::chrono::seconds(60)) {}
+
+  int run() {
+    if (!opts_.manifests.empty()) sources_.push_back(std::make_unique<ManifestSource>(opts_.manifests, queue_));
+    if (opts_.stdinSource) sources_.push_back(std::make_unique<StreamSource>(std::cin, queue_));
+    if (!opts_.kubeconfig.empty() || opts_.inCluster) {
+      auto config = opts_.inCluster ? inClusterConfig() : loadKubeconfig(opts_.kubeconfig);
+      if (!config) {
+        spdlog::error("{}", config.error().message);
+        return 1;
+      }
+      sources_.push_back(std::make_unique<ApiSource>(*config, queue_));
+      expectedSyncs_ += watchedKinds().size() - 1;  // one per kind, the source counts as one below
+    }
+    expectedSyncs_ += sources_.size();
+    for (auto& s : sources_) {
+      spdlog::info("source: {}", s->name());
+      s->start();
+    }
+    bool dirty = false;
+    auto firstDirty = std::chrono::steady_clock::now(), lastEvent = firstDirty;
+    auto lastCheck = firstDirty;
+    int rc = 0;
+    while (stopSignal.load() == 0) {
+      for (SourceEvent& e : queue_.drain(std::chrono::milliseconds(50))) {
+        bool changed = false;
+        switch (e.type) {
+          case SourceEvent::Type::kReplaceKind: changed = state_.replaceKind(e.name, e.objects); break;
+          case SourceEvent::Type::kReplaceSource: changed = state_.replaceSource(e.name, e.objects); break;
+          case SourceEvent::Type::kWatch: changed = state_.apply(e.event); break;
+          case SourceEvent::Type::kSynced: ++syncs_; changed = true; break;
+          case SourceEvent::Type::kProblem: spdlog::warn("{}", e.message); break;
+        }
+        if (changed) {
+          const auto now = std::chrono::steady_clock::now();
+          if (!dirty) firstDirty = now;
+          dirty = true;
+          lastEvent = now;
+          excluded_.clear();  // what changed may have been fixed
+        }
+      }
+      const auto now = std::chrono::steady_clock::now();
+      const bool synced = syncs_ >= expectedSyncs_;
+      const auto quiet = std::chrono::milliseconds(opts_.debounceMs);
+      if (synced && dirty && (now - lastEvent >= quiet || now - firstDirty >= quiet * 10)) {
+        dirty = false;
+        if (!push()) {
+          dirty = true;  // the daemon is unreachable: try again
+          firstDirty = lastEvent = now;
+          std::this_thread::sleep_for(std::chrono::milliseconds(500));
+        } else if (opts_.once) {
+          break;
+        }
+      }
+      if (!opts_.print && synced && pushed_ && now - lastCheck >= std::chrono::seconds(1)) {
+        lastCheck = now;
+        // A daemon that restarted (or that someone else configured) gets the full state again.
+        auto status = client_.call("status");
+        if (status && status->value("appliedGeneration", uint64_t{0}) != generation_) {
+          spdlog::info("the daemon holds generation {}, not {}: pushing the whole state again",
+                       status->value("appliedGeneration", uint64_t{0}), generation_);
+          dirty = true;
+          firstDirty = lastEvent = now - quiet;
+        }
+      }
+    }
+    for (auto& s : sources_) s->stop();
+    return rc;
+  }
+
+ private:
+  bool push() {
+    for (int attempt = 0; attempt < 6; ++attempt) {
+      Translation t = translate(state_, excluded_);
+      for (const std::string& p : t.problems) spdlog::warn("skipped: {}", p);
+      Json args = t.args;
+      args["generation"] = generation_ + 1;
+      if (opts_.print) {
+        std::cout << args.dump() << std::endl;
+        ++generation_;
+        pushed_ = true;
+        return true;
+      }
+      auto r = client_.call("apply", args);
+      if (r) {
+        ++generation_;
+        pushed_ = true;
+        spdlog::info("applied generation {}: {} nodes, {} services ({} endpoints), {} pods, "
+                     "{} network policies, {} L7 rules{}",
+                     generation_, t.nodes, t.services, t.endpoints, t.pods, t.policies, t.l7Rules,
+                     excluded_.empty() ? "" : ", " + std::to_string(excluded_.size()) + " refused object(s) left out");
+        return true;
+      }
+      if (r.error().code == ErrorCode::kUnavailable) {
+        spdlog::warn("daemon at {}: {}", opts_.socket, r.error().message);
+        return false;
+      }
+      const auto named = objectsNamedIn(r.error().message);
+      spdlog::warn("the daemon refused the state: {}", r.error().message);
+      bool added = false;
+      for (const std::string& n : named) added |= excluded_.insert(n).second;
+      if (!added) {
+        spdlog::error("cannot tell which object the daemon refused; keeping its last good state");
+        return true;
+      }
+      spdlog::info("leaving out {} and applying the rest", [&] {
+        std::string s;
+        for (const std::string& n : named) s += (s.empty() ? "" : ", ") + n;
+        return s;
+      }());
+    }
+    return true;
+  }
+
+  Options opts_;
+  control::ControlClient client_;
+  EventQueue queue_;
+  ClusterState state_;
+  std::vector<std::unique_ptr<Source>> sources_;
+  std::set<std::string> excluded_;
+  size_t syncs_ = 0, expectedSyncs_ = 0;
+  uint64_t generation_ = 0;
+  bool pushed_ = false;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  po::options_description desc("nodeplane-agent options");
+  desc.add_options()
+      ("help,h", "this help")
+      ("node-name", po::value<std::string>(), "this node's name (default: $NODE_NAME, then the host name)")
+      ("socket", po::value<std::string>()->default_value("/run/nodeplane/control.sock"), "the daemon's control socket")
+      ("manifests", po::value<std::vector<std::string>>()->multitoken(),
+          "manifest files or directories (YAML or JSON), watched for changes")
+      ("stdin", po::bool_switch(), "read watch events (kubectl get --watch -o json) from stdin")
+      ("kubeconfig", po::value<std::string>(), "read the API server named by this kubeconfig")
+      ("in-cluster", po::bool_switch(), "read the API server with the pod's service account")
+      ("debounce-ms", po::value<int>()->default_value(100), "quiet time that ends a burst of events")
+      ("once", po::bool_switch(), "push once the sources are read, then exit")
+      ("print", po::bool_switch(), "print each desired state (one JSON line) instead of pushing it")
+      ("log-level", po::value<std::string>()->default_value("info"), "trace ... off");
+  po::variables_map vm;
+  try {
+    po::store(po::parse_command_line(argc, argv, desc), vm);
+    po::notify(vm);
+  } catch (const std::exception& e) {
+    std::cerr << "nodeplane-agent: " << e.what() << "\n";
+    return 2;
+  }
+  if (vm.count("help")) {
+    std::cout << desc << "\n";
+    return 0;
+  }
+  Options o;
+  if (vm.count("node-name")) o.nodeName = vm["node-name"].as<std::string>();
+  else if (const char* env = std::getenv("NODE_NAME")) o.nodeName = env;
+  o.socket = vm["socket"].as<std::string>();
+  if (vm.count("manifests")) o.manifests = vm["manifests"].as<std::vector<std::string>>();
+  o.stdinSource = vm["stdin"].as<bool>();
+  if (vm.count("kubeconfig")) o.kubeconfig = vm["kubeconfig"].as<std::string>();
+  o.inCluster = vm["in-cluster"].as<bool>();
+  o.debounceMs = vm["debounce-ms"].as<int>();
+  o.once = vm["once"].as<bool>();
+  o.print = vm["print"].as<bool>();
+  const int sources = (!o.manifests.empty()) + o.stdinSource + (!o.kubeconfig.empty()) + o.inCluster;
+  if (sources == 0) {
+    std::cerr << "nodeplane-agent: --manifests, --stdin, --kubeconfig or --in-cluster is required\n";
+    return 2;
+  }
+  if (!o.kubeconfig.empty() && o.inCluster) {
+    std::cerr << "nodeplane-agent: --kubeconfig and --in-cluster exclude each other\n";
+    return 2;
+  }
+  if (o.debounceMs < 0 || o.debounceMs > 60000) {
+    std::cerr << "nodeplane-agent: --debounce-ms: must be 0 to 60000\n";
+    return 2;
+  }
+  auto level = spdlog::level::from_str(vm["log-level"].as<std::string>());
+  spdlog::set_level(level);
+  spdlog::set_default_logger(spdlog::stderr_color_mt("agent"));
+  spdlog::set_level(level);
+  std::signal(SIGINT, [](int s) { stopSignal = s; });
+  std::signal(SIGTERM, [](int s) { stopSignal = s; });
+  if (!o.nodeName.empty()) spdlog::info("nodeplane-agent for node {}", o.nodeName);
+  return Agent(o).run();
+}

@@ -1,6 +1,7 @@
 #include "control/control_api.h"
 
 #include "control/model_json.h"
+#include "control/trace.h"
 #include "dataplane/drop_reason.h"
 #include "lb/conntrack.h"
 #include <netinet/in.h>
@@ -90,6 +91,10 @@ ControlApi::ControlApi(NodeController& node, dp::DataplaneBackend& backend)
       "the node's whole desired state at once: generation, nodes, services, policy (see "
       "control/README.md); sections left out are kept, sections given are replaced",
       [this](const ArgReader&, const Json& raw) { return apply(raw); }};
+  ops_["trace"] = {
+      "a described packet through the real stages, not transmitted: from (ns/name or uplink), "
+      "src, dst, protocol, sport, dport, flags, payload, ttl",
+      [this](const ArgReader&, const Json& raw) { return tracePacket(node_, backend_, raw); }};
   ops_["policy.apply"] = {
       "replace the node's policy state: namespaces, pods, networkPolicies, l7Rules, audit "
       "(see control/README.md)",

@@ -11,4 +11,44 @@ namespace nodeplane::dataplane {
 
 void runStages(Burst& burst, const Snapshot& snapshot, WorkerContext& ctx);
 
+// The same stages, calling `after(stageName, burst)` after each (npctl trace).
+template <typename After>
+void runStagesTraced(Burst& burst, const Snapshot& snapshot, WorkerContext& ctx, After&& after);
+
+}  // namespace nodeplane::dataplane
+
+#include "dataplane/parse.h"
+#include "dataplane/pod_ingress.h"
+#include "dataplane/route_stage.h"
+#include "dataplane/uplink_ingress.h"
+#include "lb/service_stage.h"
+
+namespace nodeplane::dataplane {
+
+template <typename After>
+void runStagesTraced(Burst& burst, const Snapshot& snapshot, WorkerContext& ctx, After&& after) {
+  parseBurst(burst);
+  after("parse", burst);
+  switch (snapshot.ports[burst.inPort].role) {
+    case PortRole::kPod:
+      podIngressStage(burst, snapshot, ctx);
+      after("pod-ingress", burst);
+      break;
+    case PortRole::kUplink:
+      uplinkIngressStage(burst, snapshot, ctx);
+      after("uplink-ingress", burst);
+      break;
+    case PortRole::kUnused:
+      for (uint16_t i = 0; i < burst.count; ++i)
+        if (burst.meta[i].action == Action::kContinue)
+          burst.meta[i].setDrop(DropReason::kPortNotServed);
+      after("port", burst);
+      return;
+  }
+  lb::serviceStage(burst, snapshot, ctx);
+  after("services+policy", burst);
+  routeStage(burst, snapshot, ctx);
+  after("route", burst);
+}
+
 }  // namespace nodeplane::dataplane

@@ -42,6 +42,9 @@ struct WorkerContext {
   WorkerCounters* counters = nullptr;
   rte_ring* puntRing = nullptr;  // null: punting drops (tests, benchmarks)
   lb::ConnTracker* conntrack = nullptr;  // null: no tracking (no services, no masquerade)
+  // A trace (npctl trace) on the control thread: stages decide as usual but change no shared
+  // state (no flow inserted, updated or removed, no L7 state, no policy counters or log).
+  bool dryRun = false;
   IcmpRateLimiter icmpLimiter;
   overlay::DecapCache decapCache;
 };

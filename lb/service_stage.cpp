@@ -141,7 +141,7 @@ uint32_t newFlowVerdict(Stage& st, const FlowKey& key, rte_be32_t server, rte_be
   if (!st.policy->permissive())
     *bits = policy::evaluate(*st.policy,
                              policy::FlowTuple{key.src, server, key.sport, serverPort, key.proto},
-                             st.ctx.workerIndex, *st.ctx.counters, st.ctx.nowMs);
+                             st.ctx.workerIndex, *st.ctx.counters, st.ctx.nowMs, !st.ctx.dryRun);
   return policy::verdictWord(st.policy->generation(), *bits);
 }
 
@@ -158,8 +158,10 @@ uint8_t trackedVerdict(Stage& st, ConnEntry& e) {
     const uint8_t bits = st.policy->permissive()
                              ? 0
                              : policy::evaluate(*st.policy, policy::flowTupleOf(e),
-                                                st.ctx.workerIndex, *st.ctx.counters, st.ctx.nowMs);
+                                                st.ctx.workerIndex, *st.ctx.counters, st.ctx.nowMs,
+                                                !st.ctx.dryRun);
     word = policy::verdictWord(generation, bits);
+    if (st.ctx.dryRun) return bits;
     e.setPolicy(word);
     st.ctx.counters->policyReevaluated.add();
   }
@@ -183,6 +185,7 @@ void resetToClient(rte_mbuf* m, PacketMeta& meta, const ConnEntry& e, Stage& st)
 // A client segment of an L7-scanned flow, before translation. False: the packet's fate is
 // decided (dropped); true: it goes on (possibly turned into a RST to the server).
 bool inspectL7(rte_mbuf* m, PacketMeta& meta, ConnEntry& e, const ConnRef& ref, Stage& st) {
+  if (st.ctx.dryRun) return true;  // a trace: L7 rules would scan this segment
   if (ref.shard != st.ctx.workerIndex) {
     meta.setDrop(DropReason::kL7WrongWorker);
     return false;
@@ -201,7 +204,7 @@ bool inspectL7(rte_mbuf* m, PacketMeta& meta, ConnEntry& e, const ConnRef& ref, 
     case policy::L7Outcome::kDeny:
       break;
   }
-  markReset(e);
+  if (!st.ctx.dryRun) markReset(e);
   // Both ends learn at once: a RST to the client made from a copy, and the segment itself,
   // emptied, as a RST to the server.
   if (st.extras.count < dp::kMaxBurst) {
@@ -241,6 +244,13 @@ void refuseResetFlow(rte_mbuf* m, PacketMeta& meta, const ConnEntry& e, bool rep
 void resetToClient(rte_mbuf* m, PacketMeta& meta, const ConnEntry& e, Stage& st) {
   if (e.flags() & kConnReturnMac) return returnToClient(m, meta, e, st);
   meta.action = Action::kContinue;  // routed to the client like any packet
+}
+
+// Inserts a new flow's entry into this worker's shard; in a trace, pretends to (index 0, never
+// used: the callers skip what follows an insert in a trace).
+int64_t track(Stage& st, const ConnEntry& e) {
+  if (st.ctx.dryRun) return 0;
+  return st.own.insert(e, st.ctx.nowMs);
 }
 
 // Finds a source port in this worker's share of the range for which the reply tuple is free.
@@ -292,7 +302,7 @@ int64_t affinityBackend(Stage& st, const ServicePortEntry& sp, rte_be32_t client
     // Only while that backend may still take new flows (as kube-proxy: affinity never
     // outlives readiness).
     if (b.slot == rec.backendSlot && b.tag == rec.backendTag && b.usable) {
-      rec.touch(st.ctx.nowMs);
+      if (!st.ctx.dryRun) rec.touch(st.ctx.nowMs);
       return i;
     }
   }
@@ -377,9 +387,9 @@ void newServiceFlow(rte_mbuf* m, PacketMeta& meta, const FlowKey& key, uint32_t 
   e.servicePort = sp.id;
   e.backendSlot = b.slot;
   e.backendTag = b.tag;
-  const int64_t index = st.own.insert(e, st.ctx.nowMs);
+  const int64_t index = track(st, e);
   if (index < 0) return meta.setDrop(DropReason::kConntrackFull);
-  if (st.policy != nullptr) {
+  if (st.policy != nullptr && !st.ctx.dryRun) {
     policy::forgetL7(*st.policy, st.ctx.workerIndex, static_cast<uint32_t>(index));
     if ((verdict & policy::kVerdictL7) && meta.ipProto == IPPROTO_TCP &&
         !inspectL7(m, meta, st.own.entry(static_cast<uint32_t>(index)),
@@ -395,7 +405,7 @@ void newServiceFlow(rte_mbuf* m, PacketMeta& meta, const FlowKey& key, uint32_t 
     rec.backendTag = b.tag;
     rec.affinityTimeoutMs = sp.affinityTimeoutMs;
     ConnRef existing;
-    if (!findLive(st, recordKey, &existing)) (void)st.own.insert(rec, st.ctx.nowMs);
+    if (!findLive(st, recordKey, &existing)) (void)track(st, rec);
   }
   st.ctx.counters->serviceFlows.add();
   natRewrite(m, meta, false, b.ip, b.port);
@@ -416,7 +426,7 @@ void newMasqueradeFlow(rte_mbuf* m, PacketMeta& meta, const FlowKey& key, Stage&
   e.reply.dst = st.snap.settings.nodeIp;
   if (!allocatePort(st, e.reply, flowHash(key))) return meta.setDrop(DropReason::kMasqueradeNoPort);
   e.stateWord = static_cast<uint16_t>(static_cast<uint16_t>(initial) | kConnSnat << 8);
-  if (st.own.insert(e, st.ctx.nowMs) < 0) return meta.setDrop(DropReason::kConntrackFull);
+  if (track(st, e) < 0) return meta.setDrop(DropReason::kConntrackFull);
   st.ctx.counters->masqueradeFlows.add();
   natRewrite(m, meta, true, e.reply.dst, e.reply.dport);
   meta.flags |= dp::kFlagTranslated;
@@ -451,10 +461,11 @@ void newPodFlow(rte_mbuf* m, PacketMeta& meta, const FlowKey* key, Stage& st) {
   e.reply = key->reversed();
   e.policyWord = policyWord;
   e.stateWord = static_cast<uint16_t>(initial);
-  const int64_t index = st.own.insert(e, st.ctx.nowMs);
+  const int64_t index = track(st, e);
   if (index == -EEXIST) return;  // another worker's packet of the same flow won the race
   if (index < 0) return meta.setDrop(DropReason::kConntrackFull);
   st.ctx.counters->podFlows.add();
+  if (st.ctx.dryRun) return;
   policy::forgetL7(*st.policy, st.ctx.workerIndex, static_cast<uint32_t>(index));
   if ((verdict & policy::kVerdictL7) && meta.ipProto == IPPROTO_TCP)
     (void)inspectL7(m, meta, st.own.entry(static_cast<uint32_t>(index)),
@@ -580,7 +591,7 @@ void serviceStage(dp::Burst& burst, const dp::Snapshot& snapshot, dp::WorkerCont
     Found service = found[k];
     if (hit && !alive(st, st.ct.entry(ref))) {
       // Its backend went away (or was flushed): forget it and treat the packet as new.
-      if (ref.shard == ctx.workerIndex) st.own.remove(ref.index);
+      if (ref.shard == ctx.workerIndex && !ctx.dryRun) st.own.remove(ref.index);
       hit = findLive(st, keys[i], &ref);
       if (!hit && st.services != nullptr)
         service.found = st.services->find(meta.dstIp, meta.dstPort, meta.ipProto,
@@ -603,7 +614,7 @@ void serviceStage(dp::Burst& burst, const dp::Snapshot& snapshot, dp::WorkerCont
         continue;
       }
     }
-    updateState(e, meta, ref.reply, ctx.nowMs);
+    if (!ctx.dryRun) updateState(e, meta, ref.reply, ctx.nowMs);
     if ((verdict & policy::kVerdictL7) && !ref.reply && meta.ipProto == IPPROTO_TCP &&
         !inspectL7(m, meta, e, ref, st))
       continue;

@@ -27,7 +27,7 @@ void logEvent(const PolicyTable& table, const FlowTuple& f, PolicyEvent event, u
 }  // namespace
 
 uint8_t evaluate(const PolicyTable& table, const FlowTuple& f, unsigned worker,
-                 dataplane::WorkerCounters& counters, uint32_t nowMs) {
+                 dataplane::WorkerCounters& counters, uint32_t nowMs, bool record) {
   uint8_t bits = 0;
   // A pod reaching itself (through its own Service, hairpinned) is never isolated from itself,
   // as it is not over loopback.
@@ -37,6 +37,15 @@ uint8_t evaluate(const PolicyTable& table, const FlowTuple& f, unsigned worker,
     const AclKey* keys[1] = {&key};
     uint32_t results[kCategories];
     table.classifier().classify(keys, 1, results);
+    if (!record) {
+      for (unsigned dir = 0; dir < 2; ++dir)
+        if (results[dir] != 0 && !(results[dir] & kResultAllow))
+          bits |= dir == 0 ? kVerdictDenyEgress : kVerdictDenyIngress;
+      if (!(bits & kVerdictDeny) && table.l7() != nullptr && f.protocol == IPPROTO_TCP &&
+          table.l7()->rulesetFor(f.dst, f.dport) >= 0)
+        bits |= kVerdictL7;
+      return bits;
+    }
     PolicyRuntime& rt = table.runtime();
     // Effective categories decide; the audit ones (every policy) count allows and report what
     // audit-mode policies would deny.

@@ -31,8 +31,9 @@ inline FlowTuple flowTupleOf(const lb::ConnEntry& e) {
 // Verdict bits (kVerdict*) for a flow: counted against the deciding policies, denials (and
 // audit-mode would-be denials) logged, rate-limited. A pod's flows to itself (hairpinned
 // through a Service) are always allowed.
+// `record` false (a trace): nothing is counted or logged.
 uint8_t evaluate(const PolicyTable& table, const FlowTuple& flow, unsigned worker,
-                 dataplane::WorkerCounters& counters, uint32_t nowMs);
+                 dataplane::WorkerCounters& counters, uint32_t nowMs, bool record = true);
 
 enum class L7Outcome : uint8_t { kPass, kOutOfOrder, kNoState, kDeny };
 

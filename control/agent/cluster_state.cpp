@@ -49,7 +49,8 @@ bool ClusterState::replaceKind(const std::string& kind, const std::vector<Json>&
   for (const Json& o : objects) {
     Json copy = o;
     if (!copy.contains("kind")) copy["kind"] = kind;  // list items omit it
-    next[keyOf(copy)] = std::move(copy);
+    const std::string key = keyOf(copy);  // before the move: Json's operator= takes its copy first
+    next[key] = std::move(copy);
   }
   auto& current = objects_[kind];
   if (current == next) return false;

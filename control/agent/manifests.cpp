@@ -79,7 +79,12 @@ LoadedObjects parseManifests(const std::string& text, const std::string& origin)
     // JSON: one value, or several concatenated (kubectl get -o json prints one).
     std::istringstream in(text);
     while (in >> std::ws && in.peek() != EOF) {
-      Json doc = Json::parse(in, nullptr, false);
+      Json doc;
+      try {
+        in >> doc;  // one value; several may follow
+      } catch (const Json::exception&) {
+        doc = Json(Json::value_t::discarded);
+      }
       if (doc.is_discarded()) {
         out.problems.push_back(origin + ": not valid JSON");
         break;

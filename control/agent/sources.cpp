@@ -106,8 +106,13 @@ void StreamSource::start() {
     queue_.push(SourceEvent{SourceEvent::Type::kSynced, name(), {}, {}, ""});
     uint64_t count = 0;
     while (in_ >> std::ws && in_.peek() != EOF) {
-      Json j = Json::parse(in_, nullptr, false, false);
+      Json j;
       ++count;
+      try {
+        in_ >> j;  // one value; the stream keeps the rest
+      } catch (const Json::exception&) {
+        j = Json(Json::value_t::discarded);
+      }
       if (j.is_discarded()) {
         queue_.push(SourceEvent{SourceEvent::Type::kProblem, name(), {}, {},
                                 "stdin: value " + std::to_string(count) +

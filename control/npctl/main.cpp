@@ -43,6 +43,10 @@ commands:
   pod attach --namespace NS --name NAME --container-id ID --ip IP --mac MAC
              (--host-interface IF | --devargs DEVARGS) [--interface eth0] [--netns PATH]
   pod detach (--container-id ID [--interface eth0] | --namespace NS --name NAME)
+  generation                  the desired-state generation in force (from the agent) and snapshot
+  trace --from NS/NAME|uplink --dst IP [--src IP] [--protocol TCP|UDP|ICMP] [--sport N]
+        [--dport N] [--flags SAFRP] [--payload TEXT] [--ttl N]
+                              send a described packet through the real stages (nothing is sent)
   policies                    NetworkPolicies (counters) and L7 rules (matches) in force
   policy log [--limit N]      recent denied flows, audit-mode verdicts and L7 events
   policy check --src IP --dst IP [--protocol TCP|UDP|SCTP|ICMP] [--port N]
@@ -256,6 +260,37 @@ void printPolicyCheck(const Json& r) {
             << (r.value("auditAllowed", false) ? "allowed" : "denied") << ")\n";
 }
 
+void printGeneration(const Json& r) {
+  std::cout << "applied generation " << num(r["appliedGeneration"]) << " (from the agent), snapshot "
+            << num(r["generation"]) << ", " << num(r["services"]) << " services, "
+            << num(r["overlay"]["nodes"]) << " nodes, " << num(r["pods"]) << " pods\n";
+}
+
+void printTrace(const Json& r) {
+  TextTable t({"STAGE", "ACTION", "DETAIL", "SRC", "DST", "VXLAN"});
+  for (const Json& s : r["stages"]) {
+    const Json& p = s.value("packet", Json::object());
+    std::string detail = s.contains("reason") ? str(s, "reason")
+                         : s.contains("to")   ? str(s, "to")
+                         : s.contains("punt") ? str(s, "punt")
+                                              : "";
+    if (p.value("translated", false)) detail += detail.empty() ? "translated" : ", translated";
+    if (s.contains("made")) detail += " (made by the stage)";
+    auto endpoint = [&](const char* a, const char* port) {
+      if (!p.contains(a)) return std::string("-");
+      return str(p, a) + (p.contains(port) ? ":" + num(p[port]) : "");
+    };
+    const std::string vx = p.contains("vxlan")
+                               ? str(p["vxlan"], "outerSrc") + " -> " + str(p["vxlan"], "outerDst")
+                               : "-";
+    t.addRow({str(s, "stage"), str(s, "action"), detail.empty() ? "-" : detail,
+              endpoint("src", "sport"), endpoint("dst", "dport"), vx});
+  }
+  std::cout << t.render() << "verdict: " << str(r, "verdict") << "\n";
+  for (const Json& s : r["stages"])
+    if (s.contains("meaning")) std::cout << "  " << str(s, "reason") << ": " << str(s, "meaning") << "\n";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -346,6 +381,28 @@ int main(int argc, char** argv) {
     }
     args = *parsed;
     json = true;
+  } else if (cmd == "generation") {
+    op = "status", printer = printGeneration;
+  } else if (cmd == "trace") {
+    op = "trace", printer = printTrace;
+    auto parsed = flagsToArgs(words, 1, {{"--from", "from"}, {"--src", "src"}, {"--dst", "dst"},
+                                         {"--protocol", "protocol"}, {"--sport", "sport"},
+                                         {"--dport", "dport"}, {"--flags", "flags"},
+                                         {"--payload", "payload"}, {"--ttl", "ttl"}});
+    if (!parsed) {
+      std::cerr << "npctl: " << parsed.error().message << "\n";
+      return 2;
+    }
+    args = *parsed;
+    for (const char* numeric : {"sport", "dport", "ttl"})
+      if (args.contains(numeric)) {
+        try {
+          args[numeric] = std::stoi(args[numeric].get<std::string>());
+        } catch (const std::exception&) {
+          std::cerr << "npctl: --" << numeric << " needs a number\n";
+          return 2;
+        }
+      }
   } else if (cmd == "policies") {
     op = "policy.list", printer = printPolicies;
   } else if (cmd == "policy" && words.size() >= 2 && words[1] == "log") {

@@ -386,6 +386,17 @@ class Lab:
                                f"({r.returncode}): {r.stdout} {r.stderr}")
         return r.returncode, out
 
+    def agent(self, daemon, *source_args):
+        """A nodeplane-agent pushing to `daemon` (stopped by PID with the lab). `source_args`:
+        e.g. "--manifests", DIR. Its log is lab.tmp/agent-<node>.log."""
+        log_path = self.tmp / f"agent-{daemon.node_name}.log"
+        log = open(log_path, "a")
+        proc = self.popen([str(build_dir() / "control/nodeplane-agent"), "--node-name",
+                           daemon.node_name, "--socket", daemon.socket, "--debounce-ms", "50"]
+                          + list(source_args), stderr=log)
+        proc.log_path = log_path
+        return proc
+
     def add_pod(self, daemon, namespace, name):
         """A pod: a fresh network namespace, wired by the CNI plugin to `daemon`."""
         netns = self.add_netns(f"{namespace}-{name}"[:40])

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <set>
 
+#include "control/model_json.h"
 #include "tests/unit/support/fake_backend.h"
 #include "tests/unit/support/packet_builder.h"
 
@@ -235,6 +236,100 @@ TEST(NodeControllerState, ACorruptStateFileIsIgnored) {
   EXPECT_TRUE(node.start().ok());
   EXPECT_TRUE(node.pods().empty());
   std::filesystem::remove_all(dir);
+}
+
+
+// --- desired state (apply) -------------------------------------------------------------------
+
+class ApplyTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    NodeSettings s = settings();
+    s.serviceCidr = *Ipv4Prefix::parse("10.96.0.0/12");
+    node = std::make_unique<NodeController>(s, backend);
+    ASSERT_TRUE(node->start().ok());
+  }
+  Result<ApplyResult> apply(const std::string& json) {
+    auto state = desiredStateFromJson(Json::parse(json));
+    if (!state) return state.error();
+    return node->applyDesired(std::move(*state));
+  }
+  static std::string svc(const char* name, const char* ip) {
+    return std::string(R"({"namespace": "shop", "name": ")") + name + R"(", "clusterIPs": [")" + ip +
+           R"("], "ports": [{"name": "http", "port": 80, "targetPort": 8080}],
+              "endpoints": [{"ip": "10.244.1.5"}]})";
+  }
+  testing::FakeBackend backend;
+  std::unique_ptr<NodeController> node;
+};
+
+TEST_F(ApplyTest, SectionsGivenReplaceSectionsLeftOutStay) {
+  auto r = apply(R"({"generation": 1, "services": [)" + svc("a", "10.96.0.1") + "," +
+                 svc("b", "10.96.0.2") + "]}");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_TRUE(r->servicesChanged);
+  EXPECT_EQ(node->serviceRegistry().services().size(), 2u);
+  r = apply(R"({"generation": 2, "services": [)" + svc("a", "10.96.0.1") + "]}");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(node->serviceRegistry().services().size(), 1u) << "b is swept";
+  r = apply(R"({"generation": 3, "policy": {"namespaces": [{"name": "shop"}]}})");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_FALSE(r->servicesChanged);
+  EXPECT_TRUE(r->policyChanged);
+  EXPECT_EQ(node->serviceRegistry().services().size(), 1u) << "no services section: kept";
+  EXPECT_EQ(node->appliedGeneration(), 3u);
+}
+
+TEST_F(ApplyTest, ReapplyingTheSameStateChangesNothing) {
+  const std::string state = R"({"nodes": [{"name": "node-cpu", "ip": "192.168.50.10",
+      "podCidrs": ["10.244.1.0/24"]}], "services": [)" + svc("a", "10.96.0.1") +
+                            R"(], "policy": {"pods": [{"namespace": "shop", "name": "p",
+      "ip": "10.244.1.5"}], "networkPolicies": [{"metadata": {"namespace": "shop", "name": "d"},
+      "spec": {"podSelector": {}}}]}})";
+  ASSERT_TRUE(apply(state).ok());
+  const uint64_t snapshot = node->generation();
+  const uint32_t policyGeneration = node->policyTable()->generation();
+  auto r = apply(state);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_FALSE(r->nodesChanged || r->servicesChanged || r->policyChanged);
+  EXPECT_EQ(node->generation(), snapshot) << "no snapshot published";
+  EXPECT_EQ(node->policyTable()->generation(), policyGeneration) << "flows keep their verdicts";
+}
+
+TEST_F(ApplyTest, EveryProblemIsReportedAndNothingChanges) {
+  ASSERT_TRUE(apply(R"({"services": [)" + svc("a", "10.96.0.1") + "]}").ok());
+  const uint64_t snapshot = node->generation();
+  auto r = apply(R"({"generation": 9,
+      "nodes": [{"name": "node-cpu", "ip": "192.168.50.99", "podCidrs": ["10.244.1.0/24"]}],
+      "services": [)" + svc("inside", "10.96.0.3") + "," + svc("outside", "192.0.2.1") + R"(],
+      "policy": {"l7Rules": [{"metadata": {"namespace": "shop", "name": "r"}, "spec": {
+        "podSelector": {}, "rules": [{"action": "deny", "pattern": "(open"}]}}],
+        "pods": [{"namespace": "shop", "name": "p", "ip": "10.244.1.5"}]}})");
+  ASSERT_FALSE(r.ok());
+  const std::string& m = r.error().message;
+  EXPECT_NE(m.find("node node-cpu: field 'ip'"), std::string::npos) << m;
+  EXPECT_NE(m.find("service shop/outside"), std::string::npos) << m;
+  EXPECT_EQ(node->generation(), snapshot);
+  EXPECT_EQ(node->serviceRegistry().services().size(), 1u);
+  EXPECT_EQ(node->appliedGeneration(), 0u);
+  // The policy problem alone is reported too (policy is compiled once the rest is valid).
+  r = apply(R"({"policy": {"l7Rules": [{"metadata": {"namespace": "shop", "name": "r"}, "spec": {
+        "podSelector": {}, "rules": [{"action": "deny", "pattern": "(open"}]}}],
+        "pods": [{"namespace": "shop", "name": "p", "ip": "10.244.1.5"}]}})");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("l7rule shop/r: field 'spec.rules[0].pattern'"),
+            std::string::npos) << r.error().message;
+  EXPECT_EQ(node->policyTable(), nullptr);
+}
+
+TEST_F(ApplyTest, MalformedArgumentsAreAllReported) {
+  auto state = desiredStateFromJson(Json::parse(R"({"generation": -1, "nodez": [],
+      "services": [{"namespace": "shop"}], "nodes": [{"name": "n", "ip": "x"}]})"));
+  ASSERT_FALSE(state.ok());
+  const std::string& m = state.error().message;
+  for (const char* expected : {"field 'generation'", "field 'nodez': unknown field",
+                               "node n: field 'ip'", "field 'name'"})
+    EXPECT_NE(m.find(expected), std::string::npos) << expected << " in: " << m;
 }
 
 }  // namespace

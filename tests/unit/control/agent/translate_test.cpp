@@ -1,0 +1,199 @@
+// The agent's reading of Kubernetes objects: manifest files as kubectl prints them, watch events,
+// and their translation into one node's desired state; every bad-object class is reported with
+// kind, namespace/name and field, and the rest is translated.
+#include "control/agent/translate.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "control/agent/manifests.h"
+
+namespace nodeplane::agent {
+namespace {
+
+const std::string kFixtures = NP_FIXTURES_DIR;
+
+ClusterState load(const std::string& file, std::vector<std::string>* problems = nullptr) {
+  LoadedObjects loaded = loadManifests(kFixtures + "/" + file);
+  ClusterState state;
+  state.replaceSource("test", loaded.objects);
+  if (problems) *problems = loaded.problems;
+  return state;
+}
+
+const Json& byName(const Json& list, const std::string& name) {
+  for (const Json& j : list)
+    if (j.value("name", "") == name) return j;
+  static const Json none;
+  return none;
+}
+
+bool mentions(const std::vector<std::string>& problems, const std::string& text) {
+  return std::any_of(problems.begin(), problems.end(),
+                     [&](const std::string& p) { return p.find(text) != std::string::npos; });
+}
+
+TEST(Manifests, YamlKeepsScalarTypesAndExpandsLists) {
+  LoadedObjects o = parseManifests(R"(kind: List
+items:
+- {kind: Service, metadata: {name: a}, spec: {ports: [{port: 80, targetPort: "8080", name: http}]}}
+- {kind: Service, metadata: {name: b}, spec: {clusterIP: 10.96.0.1, x: true, y: null, z: 1.5}}
+---
+)",
+                                   "inline");
+  ASSERT_TRUE(o.problems.empty());
+  ASSERT_EQ(o.objects.size(), 2u);
+  EXPECT_TRUE(o.objects[0]["spec"]["ports"][0]["port"].is_number_integer());
+  EXPECT_TRUE(o.objects[0]["spec"]["ports"][0]["targetPort"].is_string()) << "quoted stays a string";
+  EXPECT_EQ(o.objects[1]["spec"]["clusterIP"], "10.96.0.1");
+  EXPECT_EQ(o.objects[1]["spec"]["x"], true);
+  EXPECT_TRUE(o.objects[1]["spec"]["y"].is_null());
+  EXPECT_EQ(o.objects[1]["spec"]["z"], 1.5);
+}
+
+TEST(Manifests, JsonDocumentsOneAfterAnother) {
+  LoadedObjects o = parseManifests(
+      "{\"kind\": \"Namespace\", \"metadata\": {\"name\": \"a\"}}\n"
+      "{\"kind\": \"List\", \"items\": [{\"kind\": \"Namespace\", \"metadata\": {\"name\": \"b\"}}]}",
+      "inline");
+  ASSERT_TRUE(o.problems.empty());
+  EXPECT_EQ(o.objects.size(), 2u);
+}
+
+TEST(Manifests, AYamlErrorNamesTheFileAndLineAndKeepsWhatCameBefore) {
+  LoadedObjects o = loadManifests(kFixtures + "/broken.yaml");
+  ASSERT_EQ(o.problems.size(), 1u);
+  EXPECT_NE(o.problems[0].find("broken.yaml:"), std::string::npos) << o.problems[0];
+  EXPECT_NE(o.problems[0].find("YAML error"), std::string::npos) << o.problems[0];
+}
+
+TEST(ClusterState, WatchEventsAndSourceReplacement) {
+  ClusterState s;
+  Json svc = {{"kind", "Service"}, {"metadata", {{"namespace", "a"}, {"name", "x"}}}};
+  EXPECT_TRUE(s.apply({WatchEvent::Type::kAdded, svc}));
+  EXPECT_FALSE(s.apply({WatchEvent::Type::kModified, svc})) << "no change";
+  EXPECT_FALSE(s.apply({WatchEvent::Type::kBookmark, svc}));
+  EXPECT_TRUE(s.apply({WatchEvent::Type::kDeleted, svc}));
+  EXPECT_EQ(s.size(), 0u);
+  Json other = {{"kind", "ConfigMap"}, {"metadata", {{"name", "c"}}}};
+  EXPECT_FALSE(s.apply({WatchEvent::Type::kAdded, other})) << "kinds nodeplane does not read";
+  EXPECT_TRUE(s.replaceSource("files", {svc}));
+  EXPECT_TRUE(s.replaceSource("files", {}));
+  EXPECT_EQ(s.size(), 0u) << "what a source no longer defines is gone";
+  EXPECT_TRUE(s.replaceKind("Service", {svc}));
+  EXPECT_FALSE(s.replaceKind("Service", {svc}));
+}
+
+class ClusterFixture : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    state = load("cluster.yaml", &problems);
+    ASSERT_TRUE(problems.empty());
+    t = translate(state);
+  }
+  std::vector<std::string> problems;
+  ClusterState state;
+  Translation t;
+};
+
+TEST_F(ClusterFixture, Nodes) {
+  const Json& nodes = t.args["nodes"];
+  ASSERT_EQ(nodes.size(), 2u);
+  EXPECT_EQ(byName(nodes, "node-gpu")["ip"], "192.168.50.11");
+  EXPECT_EQ(byName(nodes, "node-gpu")["podCidrs"], Json::array({"10.244.2.0/24"}));
+  EXPECT_EQ(byName(nodes, "node-gpu")["vtepMac"], "0e:4e:c0:a8:32:0b");
+  EXPECT_EQ(byName(nodes, "node-cpu")["ip"], "192.168.50.10") << "the IPv4 InternalIP";
+  EXPECT_EQ(byName(nodes, "node-cpu")["podCidrs"], Json::array({"10.244.1.0/24"})) << "podCIDR";
+}
+
+TEST_F(ClusterFixture, ServicesWithEndpointsFromSlicesAndEndpoints) {
+  const Json& services = t.args["services"];
+  ASSERT_EQ(services.size(), 3u) << "headless and ExternalName have no virtual address";
+  const Json& web = byName(services, "web");
+  EXPECT_EQ(web["clusterIPs"], Json::array({"10.96.0.50"}));
+  EXPECT_EQ(web["sessionAffinity"], "ClientIP");
+  EXPECT_EQ(web["sessionAffinityTimeoutSeconds"], 600);
+  EXPECT_EQ(web["ports"][0]["targetPort"], "http");
+  ASSERT_EQ(web["endpoints"].size(), 2u) << "the IPv6 slice is not read";
+  EXPECT_EQ(web["endpoints"][0]["ip"], "10.244.2.7");
+  EXPECT_EQ(web["endpoints"][0]["ports"]["http"], 8080);
+  EXPECT_EQ(web["endpoints"][0]["nodeName"], "node-gpu");
+  EXPECT_EQ(web["endpoints"][1]["ready"], false);
+  EXPECT_EQ(web["endpoints"][1]["serving"], true);
+  EXPECT_EQ(web["endpoints"][1]["terminating"], true);
+
+  const Json& lb = byName(services, "shop-lb");
+  EXPECT_EQ(lb["type"], "LoadBalancer");
+  EXPECT_EQ(lb["loadBalancerIPs"], Json::array({"203.0.113.10"}));
+  EXPECT_EQ(lb["externalTrafficPolicy"], "Local");
+  EXPECT_EQ(lb["ports"][0]["nodePort"], 30443);
+  // No slice for shop-lb: its selector's pods, as the EndpointSlice controller would list them.
+  EXPECT_EQ(lb["endpoints"].size(), 2u);
+
+  const Json& legacy = byName(services, "legacy");
+  ASSERT_EQ(legacy["endpoints"].size(), 2u) << "from v1 Endpoints";
+  EXPECT_EQ(legacy["endpoints"][0]["ready"], true);
+  EXPECT_EQ(legacy["endpoints"][1]["ready"], false);
+  EXPECT_EQ(t.endpoints, 6u);
+}
+
+TEST_F(ClusterFixture, PolicyIdentitiesAndObjects) {
+  const Json& policy = t.args["policy"];
+  ASSERT_EQ(policy["namespaces"].size(), 1u);
+  EXPECT_EQ(policy["namespaces"][0]["labels"]["team"], "retail");
+  const Json& pods = policy["pods"];
+  ASSERT_EQ(pods.size(), 2u) << "not the pending pod, not the host-network pod";
+  EXPECT_EQ(pods[0]["ip"], "10.244.2.7");
+  EXPECT_EQ(pods[0]["labels"]["app"], "web");
+  EXPECT_EQ(pods[0]["ports"][0]["name"], "http");
+  EXPECT_EQ(pods[0]["ports"][0]["containerPort"], 8080);
+  ASSERT_EQ(policy["networkPolicies"].size(), 1u);
+  const Json& np = policy["networkPolicies"][0];
+  EXPECT_EQ(np["metadata"], (Json{{"namespace", "shop"}, {"name", "web-from-shop"},
+                                  {"annotations", {{"nodeplane.io/audit", "true"}}}}))
+      << "only what the daemon reads of the metadata";
+  EXPECT_EQ(np["spec"]["ingress"][0]["ports"][0]["port"], "http");
+  ASSERT_EQ(policy["l7Rules"].size(), 1u);
+  EXPECT_EQ(policy["l7Rules"][0]["spec"]["rules"][0]["http"]["path"], "/api/.*");
+}
+
+TEST_F(ClusterFixture, LeavingOutRefusedObjects) {
+  Translation less = translate(state, {"service shop/web", "networkpolicy shop/web-from-shop"});
+  EXPECT_EQ(less.args["services"].size(), 2u);
+  EXPECT_TRUE(less.args["policy"]["networkPolicies"].empty());
+}
+
+TEST(Translate, EveryBadObjectIsNamedAndSkipped) {
+  ClusterState state = load("bad-objects.yaml");
+  Translation t = translate(state);
+  for (const char* expected : {
+           "node no-address: field 'status.addresses': no IPv4 InternalIP",
+           "service shop/bad-port: field 'spec.ports[0].port': must be a number, not string",
+           "service shop/bad-ports-type: field 'spec.ports': must be a list, not string",
+           "pod shop/bad-labels: field 'metadata.labels.app': label values are strings, not number",
+           "networkpolicy shop/bad-cidr: field 'spec.ingress[0].from[0].ipBlock.cidr': '10.0.0.0/40'",
+           "l7rule shop/bad-action: field 'spec.rules[0].action': 'block'",
+       })
+    EXPECT_TRUE(mentions(t.problems, expected)) << expected;
+  EXPECT_TRUE(t.args["nodes"].empty());
+  ASSERT_EQ(t.args["services"].size(), 1u);
+  EXPECT_EQ(t.args["services"][0]["name"], "good");
+  EXPECT_TRUE(t.args["policy"]["networkPolicies"].empty());
+  EXPECT_TRUE(t.args["policy"]["l7Rules"].empty());
+  EXPECT_TRUE(t.args["policy"]["pods"].empty());
+}
+
+TEST(Translate, ObjectsNamedInADaemonError) {
+  const auto named = objectsNamedIn(
+      "apply: service shop/a: field 'clusterIPs': 192.0.2.1 is outside the service CIDR; "
+      "node node-x: field 'podCidrs': 10.244.1.0/24 overlaps 10.244.1.0/24 of node node-cpu; "
+      "networkpolicy shop/p: field 'spec': bad; l7rule shop/r: field 'spec.rules[0].pattern': x");
+  EXPECT_EQ(named, (std::set<std::string>{"service shop/a", "node node-x", "networkpolicy shop/p",
+                                          "l7rule shop/r"}))
+      << "only the object each problem is about, not the ones it mentions";
+  EXPECT_TRUE(objectsNamedIn("L7 rules: Hyperscan cannot compile them together").empty());
+}
+
+}  // namespace
+}  // namespace nodeplane::agent

@@ -43,6 +43,7 @@ bench: build
 	./$(BUILD)/perf/overlay_bench
 	./$(BUILD)/perf/lb_bench --flows 200000 --services 2000
 	./$(BUILD)/perf/policy_bench
+	./$(BUILD)/perf/control_bench --services 2000
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

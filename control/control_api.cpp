@@ -369,7 +369,7 @@ Result<Json> ControlApi::serviceList() const {
       }
       if (found) {
         const lb::ServicePortEntry& sp = table->port(index);
-        pj["maglevTableSize"] = table->maglevSize();
+        pj["maglevTableSize"] = sp.tableAll >= 0 ? table->maglevTable(sp.tableAll).size : 0;
         if (sp.tableAll >= 0) {
           std::vector<uint32_t> counts(sp.backendCount, 0);
           for (uint16_t e : table->maglevTable(sp.tableAll)) ++counts[e];

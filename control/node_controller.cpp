@@ -359,24 +359,37 @@ std::vector<NodeSpec> NodeController::nodes() const {
   return out;
 }
 
-Status NodeController::applyServices(ServiceRegistry::Services next,
+Status NodeController::applyServices(ServiceRegistry::Changes changes,
                                      const std::set<uint32_t>& flushSlots) {
-  auto prepared = services_.prepare(std::move(next), settings_, backend_.socketId(), flushSlots);
+  auto prepared =
+      services_.prepareChanges(std::move(changes), settings_, backend_.socketId(), flushSlots);
   if (!prepared) return prepared.error();
   if (auto st = publish(pods_, nodes_, /*routesChanged=*/false, prepared->table); !st) return st;
   services_.commit(std::move(*prepared));
   return okStatus();
 }
 
+namespace {
+
+// Only the endpoints differ: no address, port or protocol changes, so no conflict is possible.
+bool sameFrontend(const ServiceSpec& a, const ServiceSpec& b) {
+  return a.type == b.type && a.clusterIps == b.clusterIps && a.externalIps == b.externalIps &&
+         a.loadBalancerIps == b.loadBalancerIps && a.ports == b.ports;
+}
+
+}  // namespace
+
 Status NodeController::setService(const ServiceSpec& spec) {
-  if (auto st = ServiceRegistry::validate(spec, settings_, services_.services()); !st) return st;
   auto it = services_.services().find(spec.key());
   if (it != services_.services().end() && it->second == spec) return okStatus();
-  auto next = services_.services();
-  next[spec.key()] = spec;
-  if (auto st = applyServices(std::move(next)); !st) return st;
-  spdlog::info("service {} set: {} port(s), {} endpoint(s), generation {}", spec.key(),
-               spec.ports.size(), spec.endpoints.size(), generation_);
+  const bool frontendKept = it != services_.services().end() && sameFrontend(it->second, spec);
+  if (auto st = ServiceRegistry::validate(
+          spec, settings_, frontendKept ? ServiceRegistry::Services{} : services_.services());
+      !st)
+    return st;
+  if (auto st = applyServices({{spec.key(), spec}}); !st) return st;
+  spdlog::debug("service {} set: {} port(s), {} endpoint(s), generation {}", spec.key(),
+                spec.ports.size(), spec.endpoints.size(), generation_);
   return okStatus();
 }
 
@@ -388,7 +401,10 @@ Status NodeController::replaceServices(const std::vector<ServiceSpec>& services)
       return makeError(ErrorCode::kAlreadyExists, "service " + s.key() + " given twice");
   }
   if (auto st = ServiceRegistry::checkConflicts(next, settings_); !st) return st;
-  if (auto st = applyServices(std::move(next)); !st) return st;
+  auto prepared = services_.prepare(std::move(next), settings_, backend_.socketId());
+  if (!prepared) return prepared.error();
+  if (auto st = publish(pods_, nodes_, /*routesChanged=*/false, prepared->table); !st) return st;
+  services_.commit(std::move(*prepared));
   spdlog::info("{} services applied, generation {}", services.size(), generation_);
   return okStatus();
 }
@@ -404,10 +420,9 @@ Status NodeController::setEndpoints(const std::string& ns, const std::string& na
 }
 
 Status NodeController::deleteService(const std::string& ns, const std::string& name) {
-  auto next = services_.services();
-  if (!next.erase(ns + "/" + name))
+  if (!services_.services().count(ns + "/" + name))
     return makeError(ErrorCode::kNotFound, "no service " + ns + "/" + name);
-  if (auto st = applyServices(std::move(next)); !st) return st;
+  if (auto st = applyServices({{ns + "/" + name, std::nullopt}}); !st) return st;
   spdlog::info("service {}/{} deleted, generation {}", ns, name, generation_);
   return okStatus();
 }
@@ -475,9 +490,8 @@ Result<ApplyResult> NodeController::applyDesired(DesiredState state) {
   const bool nodesChanged = state.nodes && nextNodes != nodes_;
 
   // Services: every one validated, then conflicts between them.
-  ServiceRegistry::Services nextServices = services_.services();
+  ServiceRegistry::Services nextServices;
   if (state.services) {
-    nextServices.clear();
     for (const ServiceSpec& sv : *state.services) {
       if (auto st = ServiceRegistry::validate(sv, settings_, {}); !st) note(st.error());
       else if (!nextServices.emplace(sv.key(), sv).second)
@@ -583,7 +597,7 @@ Result<size_t> NodeController::flushFlows(
     slots.insert(more.begin(), more.end());
   }
   if (slots.empty()) return size_t{0};
-  if (auto st = applyServices(services_.services(), slots); !st) return st.error();
+  if (auto st = applyServices({}, slots); !st) return st.error();
   return slots.size();
 }
 

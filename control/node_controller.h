@@ -99,7 +99,7 @@ class NodeController {
   Status publish(const std::map<PodKey, AttachedPod>& pods, const Nodes& nodes,
                  bool routesChanged = true,
                  std::shared_ptr<const lb::ServiceTable> services = nullptr);
-  Status applyServices(ServiceRegistry::Services next, const std::set<uint32_t>& flushSlots = {});
+  Status applyServices(ServiceRegistry::Changes changes, const std::set<uint32_t>& flushSlots = {});
   Result<std::shared_ptr<const dataplane::RouteTable>> buildRoutes(
       const std::map<PodKey, AttachedPod>& pods, const Nodes& nodes) const;
   Result<std::shared_ptr<const overlay::OverlayTable>> buildOverlay(const Nodes& nodes) const;

@@ -100,14 +100,26 @@ Status ServiceRegistry::validate(const ServiceSpec& s, const NodeSettings& setti
 }
 
 Status ServiceRegistry::checkConflicts(const Services& all, const NodeSettings& settings) {
-  std::map<std::string, std::string> owner;
-  for (const auto& [key, s] : all)
-    for (const auto& e : endpointsOf(s, settings)) {
-      auto [it, inserted] = owner.emplace(e, key);
-      if (!inserted)
-        return makeError(ErrorCode::kAlreadyExists,
-                         "service " + key + ": " + e + " is already service " + it->second);
+  // (address, port, protocol) packed in 64 bits -> the service answering there.
+  std::unordered_map<uint64_t, const std::string*> owner;
+  owner.reserve(all.size() * 2);
+  for (const auto& [key, s] : all) {
+    auto claim = [&](Ipv4Address ip, uint16_t port, uint8_t proto) -> Status {
+      const uint64_t k = uint64_t{ip.value} << 24 | uint64_t{port} << 8 | proto;
+      auto [it, inserted] = owner.emplace(k, &key);
+      if (inserted || *it->second == key) return okStatus();
+      return makeError(ErrorCode::kAlreadyExists,
+                       "service " + key + ": " + ip.toString() + ":" + std::to_string(port) + "/" +
+                           protoName(proto) + " is already service " + *it->second);
+    };
+    for (const auto& p : s.ports) {
+      for (const auto* list : {&s.clusterIps, &s.externalIps, &s.loadBalancerIps})
+        for (const auto& ip : *list)
+          if (auto st = claim(ip, p.port, p.protocol); !st) return st;
+      if (p.nodePort != 0)
+        if (auto st = claim(settings.nodeIp, p.nodePort, p.protocol); !st) return st;
     }
+  }
   return okStatus();
 }
 
@@ -131,92 +143,171 @@ std::string ServiceRegistry::portKey(const ServiceSpec& s, const ServicePortSpec
   return s.key() + ":" + std::to_string(p.port) + "/" + protoName(p.protocol);
 }
 
+Result<ServiceRegistry::Built> ServiceRegistry::build(const ServiceSpec& s,
+                                                       const NodeSettings& settings, Prepared& out,
+                                                       uint32_t& newPortIds,
+                                                       uint32_t& newSlotIndex) {
+  Built built;
+  for (const auto& p : s.ports) {
+    lb::ServicePortInput in;
+    const std::string pk = portKey(s, p);
+    if (auto it = portIds_.find(pk); it != portIds_.end()) {
+      in.id = it->second;
+    } else if (auto n = out.newPortIds.find(pk); n != out.newPortIds.end()) {
+      in.id = n->second;
+    } else {
+      in.id = nextPortId_ + newPortIds++;
+      out.newPortIds[pk] = in.id;
+    }
+    in.proto = p.protocol;
+    if (s.affinityClientIp) in.flags |= lb::kServiceAffinity;
+    if (s.externalTrafficLocal) in.flags |= lb::kServiceExternalLocal;
+    if (s.internalTrafficLocal) in.flags |= lb::kServiceInternalLocal;
+    in.affinityTimeoutMs = s.affinityTimeoutSeconds * 1000;
+    const rte_be16_t port = rte_cpu_to_be_16(p.port);
+    for (const auto& ip : s.clusterIps)
+      in.addresses.push_back({rte_cpu_to_be_32(ip.value), port, lb::ServiceAccess::kCluster});
+    for (const auto* list : {&s.externalIps, &s.loadBalancerIps})
+      for (const auto& ip : *list)
+        in.addresses.push_back({rte_cpu_to_be_32(ip.value), port, lb::ServiceAccess::kExternal});
+    if (p.nodePort != 0)
+      in.addresses.push_back({rte_cpu_to_be_32(settings.nodeIp.value),
+                              rte_cpu_to_be_16(p.nodePort), lb::ServiceAccess::kNodePort});
+
+    // EndpointSlice semantics: ready endpoints take new flows; when none is ready, the serving
+    // and terminating ones do. Every known endpoint stays alive for its existing flows.
+    bool anyReady = false;
+    for (const auto& e : s.endpoints) anyReady |= e.ready && backendPort(p, e).has_value();
+    const size_t first = built.keys.size();
+    for (const auto& e : s.endpoints) {
+      auto bport = backendPort(p, e);
+      if (!bport) continue;
+      const BackendKey bk{in.id, e.ip.value, *bport};
+      if (std::find(built.keys.begin() + static_cast<std::ptrdiff_t>(first), built.keys.end(), bk) !=
+          built.keys.end())
+        continue;  // listed twice
+      uint32_t slot;
+      if (auto it = slotOf_.find(bk); it != slotOf_.end()) {
+        slot = it->second;
+      } else if (auto n = out.newSlots.find(bk); n != out.newSlots.end()) {
+        slot = n->second;
+      } else if (out.freeSlotsUsed < freeSlots_.size()) {
+        slot = freeSlots_[freeSlots_.size() - 1 - out.freeSlotsUsed++];
+        out.newSlots[bk] = slot;
+      } else {
+        slot = newSlotIndex++;
+        out.tags.push_back(1);
+        out.newSlots[bk] = slot;
+      }
+      built.keys.push_back(bk);
+      lb::ServicePortInput::Backend b;
+      b.backend.ip = rte_cpu_to_be_32(e.ip.value);
+      b.backend.port = rte_cpu_to_be_16(*bport);
+      b.backend.local = isLocal(e, settings) ? 1 : 0;
+      b.backend.slot = slot;
+      b.backend.tag = out.tags[slot];
+      b.usable = anyReady ? e.ready : (e.serving && e.terminating);
+      b.backend.usable = b.usable ? 1 : 0;
+      b.weight = e.weight;
+      // The Maglev identity: the address's four bytes (the same on every node).
+      const uint32_t be = rte_cpu_to_be_32(e.ip.value);
+      b.identity.assign(reinterpret_cast<const char*>(&be), sizeof(be));
+      in.backends.push_back(std::move(b));
+    }
+    std::sort(in.backends.begin(), in.backends.end(),
+              [](const auto& a, const auto& b) { return a.identity < b.identity; });
+    in.resolve(maglev_, settings.maglevSize);
+    built.inputs.push_back(std::move(in));
+  }
+  return built;
+}
+
 Result<ServiceRegistry::Prepared> ServiceRegistry::prepare(Services next,
                                                            const NodeSettings& settings,
                                                            int socketId,
                                                            const std::set<uint32_t>& flushSlots) {
+  Changes changes;
+  for (auto& [key, s] : next) {
+    auto it = services_.find(key);
+    if (it == services_.end() || !(it->second == s)) changes[key] = std::move(s);
+  }
+  for (const auto& [key, s] : services_)
+    if (!next.count(key)) changes[key] = std::nullopt;
+  return prepareChanges(std::move(changes), settings, socketId, flushSlots);
+}
+
+Result<ServiceRegistry::Prepared> ServiceRegistry::prepareChanges(
+    Changes changes, const NodeSettings& settings, int socketId,
+    const std::set<uint32_t>& flushSlots) {
   Prepared out;
   out.tags = tags_;
-  for (uint32_t slot : flushSlots)
-    if (slot < out.tags.size()) ++out.tags[slot];
-  std::set<BackendKey> wanted;
-  std::vector<lb::ServicePortInput> inputs;
   uint32_t newPortIds = 0;
   uint32_t newSlotIndex = static_cast<uint32_t>(out.tags.size());
-
-  for (const auto& [key, s] : next) {
-    for (const auto& p : s.ports) {
-      lb::ServicePortInput in;
-      const std::string pk = portKey(s, p);
-      if (auto it = portIds_.find(pk); it != portIds_.end()) {
-        in.id = it->second;
-      } else {
-        in.id = nextPortId_ + newPortIds++;
-        out.newPortIds[pk] = in.id;
-      }
-      in.proto = p.protocol;
-      if (s.affinityClientIp) in.flags |= lb::kServiceAffinity;
-      if (s.externalTrafficLocal) in.flags |= lb::kServiceExternalLocal;
-      if (s.internalTrafficLocal) in.flags |= lb::kServiceInternalLocal;
-      in.affinityTimeoutMs = s.affinityTimeoutSeconds * 1000;
-      const rte_be16_t port = rte_cpu_to_be_16(p.port);
-      for (const auto& ip : s.clusterIps)
-        in.addresses.push_back({rte_cpu_to_be_32(ip.value), port, lb::ServiceAccess::kCluster});
-      for (const auto* list : {&s.externalIps, &s.loadBalancerIps})
-        for (const auto& ip : *list)
-          in.addresses.push_back({rte_cpu_to_be_32(ip.value), port, lb::ServiceAccess::kExternal});
-      if (p.nodePort != 0)
-        in.addresses.push_back({rte_cpu_to_be_32(settings.nodeIp.value),
-                                rte_cpu_to_be_16(p.nodePort), lb::ServiceAccess::kNodePort});
-
-      // EndpointSlice semantics: ready endpoints take new flows; when none is ready, the serving
-      // and terminating ones do. Every known endpoint stays alive for its existing flows.
-      bool anyReady = false;
-      for (const auto& e : s.endpoints) anyReady |= e.ready && backendPort(p, e).has_value();
-      for (const auto& e : s.endpoints) {
-        auto bport = backendPort(p, e);
-        if (!bport) continue;
-        const BackendKey bk{in.id, e.ip.value, *bport};
-        if (wanted.count(bk)) continue;  // listed twice
-        wanted.insert(bk);
-        uint32_t slot;
-        if (auto it = slotOf_.find(bk); it != slotOf_.end()) {
-          slot = it->second;
-        } else if (out.freeSlotsUsed < freeSlots_.size()) {
-          slot = freeSlots_[freeSlots_.size() - 1 - out.freeSlotsUsed++];
-          out.newSlots[bk] = slot;
-        } else {
-          slot = newSlotIndex++;
-          out.tags.push_back(1);
-          out.newSlots[bk] = slot;
-        }
-        lb::ServicePortInput::Backend b;
-        b.backend.ip = rte_cpu_to_be_32(e.ip.value);
-        b.backend.port = rte_cpu_to_be_16(*bport);
-        b.backend.local = isLocal(e, settings) ? 1 : 0;
-        b.backend.slot = slot;
-        b.backend.tag = out.tags[slot];
-        b.usable = anyReady ? e.ready : (e.serving && e.terminating);
-        b.backend.usable = b.usable ? 1 : 0;
-        b.weight = e.weight;
-        b.identity = e.ip.toString();
-        in.backends.push_back(b);
-      }
-      std::sort(in.backends.begin(), in.backends.end(),
-                [](const auto& a, const auto& b) { return a.identity < b.identity; });
-      inputs.push_back(std::move(in));
+  // Flushed backends: their tags change, and the services holding them carry the new tags.
+  std::set<std::string> rebuild;
+  if (!flushSlots.empty()) {
+    for (uint32_t slot : flushSlots)
+      if (slot < out.tags.size()) ++out.tags[slot];
+    for (const auto& [key, b] : built_)
+      for (const BackendKey& bk : b.keys)
+        if (flushSlots.count(slotOf_.at(bk))) rebuild.insert(key);
+  }
+  auto rebuildOne = [&](const std::string& key, const ServiceSpec& spec) -> Status {
+    auto b = build(spec, settings, out, newPortIds, newSlotIndex);
+    if (!b) return b.error();
+    // Backends the service no longer has: their slots' tags change, so their flows die at once.
+    if (auto old = built_.find(key); old != built_.end()) {
+      const std::set<BackendKey> now(b->keys.begin(), b->keys.end());
+      for (const BackendKey& bk : old->second.keys)
+        if (!now.count(bk) && out.released.insert(bk).second) ++out.tags[slotOf_.at(bk)];
+    }
+    out.rebuilt.emplace(key, std::move(*b));
+    return okStatus();
+  };
+  for (const auto& [key, spec] : changes) {
+    if (spec) {
+      if (auto st = rebuildOne(key, *spec); !st) return st.error();
+    } else if (auto old = built_.find(key); old != built_.end()) {
+      for (const BackendKey& bk : old->second.keys)
+        if (out.released.insert(bk).second) ++out.tags[slotOf_.at(bk)];
     }
   }
-  // Backends gone from the model: their slots' tags change, so their flows die at once.
-  for (const auto& [bk, slot] : slotOf_)
-    if (!wanted.count(bk)) {
-      out.released.insert(bk);
-      ++out.tags[slot];
+  for (const std::string& key : rebuild)
+    if (!changes.count(key))
+      if (auto st = rebuildOne(key, services_.at(key)); !st) return st.error();
+  // Tags of rebuilt services' inputs were read before later releases in this change: refresh.
+  for (auto& [key, b] : out.rebuilt)
+    for (auto& in : b.inputs)
+      for (auto& be : in.backends) be.backend.tag = out.tags[be.backend.slot];
+
+  // Every service port in key order: the rebuilt ones, and the others as they were (built_ has
+  // the same keys as services_, in the same order).
+  std::vector<const lb::ServicePortInput*> inputs;
+  inputs.reserve(table_ ? table_->portCount() + changes.size() : changes.size());
+  auto add = [&](const Built& b) {
+    for (const auto& in : b.inputs) inputs.push_back(&in);
+  };
+  auto addChanged = [&](const std::string& key) { add(out.rebuilt.at(key)); };
+  auto c = changes.begin();
+  for (auto b = built_.begin(); b != built_.end(); ++b) {
+    const std::string& key = b->first;
+    for (; c != changes.end() && c->first < key; ++c)
+      if (c->second) addChanged(c->first);
+    if (c != changes.end() && c->first == key) {
+      if (c->second) addChanged(key);
+      ++c;
+      continue;
     }
-  auto table = lb::ServiceTable::build(inputs, out.tags, settings.maglevSize, maglev_, socketId);
+    auto r = rebuild.count(key) ? out.rebuilt.find(key) : out.rebuilt.end();
+    add(r != out.rebuilt.end() ? r->second : b->second);
+  }
+  for (; c != changes.end(); ++c)
+    if (c->second) addChanged(c->first);
+
+  auto table = lb::ServiceTable::build(inputs, out.tags, table_.get(), socketId);
   if (!table) return table.error();
   out.table = std::move(*table);
-  out.services = std::move(next);
+  out.changes = std::move(changes);
   return out;
 }
 
@@ -233,7 +324,16 @@ void ServiceRegistry::commit(Prepared&& p) {
     nextPortId_ = std::max(nextPortId_, id + 1);
   }
   tags_ = std::move(p.tags);
-  services_ = std::move(p.services);
+  for (auto& [key, spec] : p.changes) {
+    if (spec) {
+      services_[key] = std::move(*spec);
+    } else {
+      services_.erase(key);
+      built_.erase(key);
+    }
+  }
+  for (auto& [key, b] : p.rebuilt) built_[key] = std::move(b);
+  table_ = std::move(p.table);
 }
 
 std::set<uint32_t> ServiceRegistry::slotsOf(const std::string& serviceKey) const {

@@ -9,6 +9,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "common/result.h"
@@ -26,21 +27,44 @@ class ServiceRegistry {
   // Address/port conflicts within a whole set of services, in one pass.
   static Status checkConflicts(const Services& all, const NodeSettings& settings);
 
+  // A set of changes: a key mapped to a service sets it, to nothing removes it.
+  using Changes = std::map<std::string, std::optional<ServiceSpec>>;
+
+  // A service as the committed table holds it: its ports' inputs (Maglev tables resolved) and its
+  // backends' keys.
+  using BackendKey = std::tuple<uint32_t, uint32_t, uint16_t>;  // port id, IPv4, port
+  struct BackendKeyHash {
+    size_t operator()(const BackendKey& k) const {
+      const uint64_t a = uint64_t{std::get<0>(k)} << 32 | std::get<1>(k);
+      return std::hash<uint64_t>()(a * 0x9e3779b97f4a7c15ull ^ std::get<2>(k));
+    }
+  };
+  struct Built {
+    std::vector<lb::ServicePortInput> inputs;
+    std::vector<BackendKey> keys;
+  };
+
   struct Prepared {
     std::shared_ptr<const lb::ServiceTable> table;
     // What commit() applies.
-    std::map<std::tuple<uint32_t, uint32_t, uint16_t>, uint32_t> newSlots;
-    std::set<std::tuple<uint32_t, uint32_t, uint16_t>> released;
+    std::unordered_map<BackendKey, uint32_t, BackendKeyHash> newSlots;
+    std::set<BackendKey> released;
     std::map<std::string, uint32_t> newPortIds;
     std::vector<uint32_t> tags;
     size_t freeSlotsUsed = 0;
-    Services services;
+    Changes changes;
+    std::map<std::string, Built> rebuilt;
   };
 
-  // Builds the service table for `next` (flushing `flush` backends' flows: their tags change).
+  // Builds the service table for `next` in place of every service (flushing the `flush` slots'
+  // flows: their tags change). Only services that differ are rebuilt.
   Result<Prepared> prepare(Services next, const NodeSettings& settings, int socketId,
                            const std::set<uint32_t>& flushSlots = {});
+  // The same for a few changes: unchanged services are not looked at beyond being listed.
+  Result<Prepared> prepareChanges(Changes changes, const NodeSettings& settings, int socketId,
+                                  const std::set<uint32_t>& flushSlots = {});
   void commit(Prepared&& p);
+  const std::shared_ptr<const lb::ServiceTable>& table() const { return table_; }
 
   const Services& services() const { return services_; }
   // Slots of a service's backends (all ports), or of one backend address:port.
@@ -55,14 +79,18 @@ class ServiceRegistry {
   static std::optional<uint16_t> backendPort(const ServicePortSpec& p, const EndpointSpec& e);
 
  private:
-  using BackendKey = std::tuple<uint32_t, uint32_t, uint16_t>;  // port id, IPv4, port
   static std::string portKey(const ServiceSpec& s, const ServicePortSpec& p);
 
+  Result<Built> build(const ServiceSpec& s, const NodeSettings& settings, Prepared& out,
+                      uint32_t& newPortIds, uint32_t& newSlotIndex);
+
   Services services_;
+  std::map<std::string, Built> built_;  // same keys as services_
+  std::shared_ptr<const lb::ServiceTable> table_;  // the last committed
   std::map<std::string, uint32_t> portIds_;   // portKey -> id (never reused)
   std::map<uint32_t, std::string> portNames_;
   uint32_t nextPortId_ = 1;
-  std::map<BackendKey, uint32_t> slotOf_;
+  std::unordered_map<BackendKey, uint32_t, BackendKeyHash> slotOf_;
   std::vector<uint32_t> tags_{0};             // slot 0: no backend
   std::vector<uint32_t> freeSlots_;
   lb::MaglevCache maglev_;

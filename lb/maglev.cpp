@@ -1,5 +1,6 @@
 #include "lb/maglev.h"
 
+#include <algorithm>
 #include <limits>
 
 namespace nodeplane::lb {
@@ -39,7 +40,7 @@ MaglevPermutation maglevPermutation(const std::string& id, uint32_t size) {
 
 std::vector<uint16_t> buildMaglevTable(const std::vector<MaglevBackend>& backends, uint32_t size) {
   struct Candidate {
-    uint64_t offset, skip, next;
+    uint32_t skip, position;  // position: (offset + next * skip) mod size, kept incrementally
     uint32_t weight, index;
     uint64_t credit;  // weighted turns: a backend places an entry each time credit reaches max
   };
@@ -48,7 +49,8 @@ std::vector<uint16_t> buildMaglevTable(const std::vector<MaglevBackend>& backend
   for (uint32_t i = 0; i < backends.size(); ++i) {
     if (backends[i].weight == 0) continue;
     const MaglevPermutation p = maglevPermutation(backends[i].id, size);
-    cands.push_back(Candidate{p.offset, p.skip, 0, backends[i].weight, i, 0});
+    cands.push_back(Candidate{static_cast<uint32_t>(p.skip), static_cast<uint32_t>(p.offset),
+                              backends[i].weight, i, 0});
     maxWeight = std::max(maxWeight, backends[i].weight);
   }
   std::vector<uint16_t> table;
@@ -57,22 +59,34 @@ std::vector<uint16_t> buildMaglevTable(const std::vector<MaglevBackend>& backend
   table.assign(size, kEmpty);
   uint32_t filled = 0;
   // Each round every backend earns its weight in credit; one with at least maxWeight credit
-  // claims its next preferred empty slot. Equal weights reduce to the paper's round robin.
+  // claims its next preferred empty slot. Equal weights reduce to the paper's round robin. The
+  // preference list is walked by adding skip modulo size (no division per probe).
+  auto advance = [size](Candidate& c) {
+    c.position += c.skip;
+    if (c.position >= size) c.position -= size;
+  };
   while (true) {
     for (Candidate& c : cands) {
       c.credit += c.weight;
       if (c.credit < maxWeight) continue;
       c.credit -= maxWeight;
-      uint64_t slot = (c.offset + c.next * c.skip) % size;
-      while (table[slot] != kEmpty) {
-        ++c.next;
-        slot = (c.offset + c.next * c.skip) % size;
-      }
-      table[slot] = static_cast<uint16_t>(c.index);
-      ++c.next;
+      while (table[c.position] != kEmpty) advance(c);
+      table[c.position] = static_cast<uint16_t>(c.index);
+      advance(c);
       if (++filled == size) return table;
     }
   }
+}
+
+uint32_t maglevSizeFor(size_t backends, uint32_t maxSize) {
+  // A ladder of primes, each about twice the last: a table grows or shrinks only when the backend
+  // count crosses a step, and at least 100 entries per backend keep Maglev's disruption small.
+  static constexpr uint32_t kLadder[] = {251,   509,   1021,  2039,   4093,   8191,  16381,
+                                         32749, 65521, 131071, 262139, 524287, 1000003};
+  for (uint32_t p : kLadder)
+    if (p >= maxSize || static_cast<uint64_t>(p) >= 100 * static_cast<uint64_t>(backends))
+      return std::min(p, maxSize);
+  return maxSize;
 }
 
 uint32_t maglevDifferences(const std::vector<uint16_t>& a, const std::vector<uint16_t>& b,

@@ -33,6 +33,11 @@ MaglevPermutation maglevPermutation(const std::string& id, uint32_t size);
 // Empty when no backend has a positive weight.
 std::vector<uint16_t> buildMaglevTable(const std::vector<MaglevBackend>& backends, uint32_t size);
 
+// The table size for a service port with `backends` backends: the smallest prime of a fixed ladder
+// (251, 509, 1021, ... 65521, ...) with at least 100 entries per backend, at most `maxSize`
+// (which wins when it is smaller). Every node computes the same size from the same backends.
+uint32_t maglevSizeFor(size_t backends, uint32_t maxSize);
+
 // Entries that differ between two tables of the same size (how many flows would move).
 uint32_t maglevDifferences(const std::vector<uint16_t>& a, const std::vector<uint16_t>& b,
                            const std::vector<MaglevBackend>& backendsA,

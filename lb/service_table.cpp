@@ -6,6 +6,7 @@
 #include <rte_malloc.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include <atomic>
 #include <map>
@@ -49,105 +50,112 @@ MaglevCache::Table MaglevCache::makeTable(const std::vector<uint16_t>& entries) 
       });
 }
 
+size_t MaglevCache::KeyHash::operator()(const std::pair<uint32_t, Key>& k) const {
+  uint64_t h = 0x9e3779b97f4a7c15ull ^ k.first;
+  for (const auto& [id, weight] : k.second) {
+    for (unsigned char c : id) h = (h ^ c) * 0x100000001b3ull;
+    h = (h ^ weight) * 0x100000001b3ull;
+  }
+  return static_cast<size_t>(h ^ (h >> 29));
+}
+
 MaglevCache::Table MaglevCache::get(const Key& key, uint32_t size) {
-  if (size != size_) {  // a new table size invalidates everything
-    tables_.clear();
-    size_ = size;
-  }
-  auto it = tables_.find(key);
-  if (it == tables_.end()) {
-    std::vector<MaglevBackend> backends;
-    for (const auto& [id, weight] : key) backends.push_back({id, weight});
-    it = tables_.emplace(key, Slot{makeTable(buildMaglevTable(backends, size)), false}).first;
-  }
-  it->second.used = true;
-  return it->second.table;
+  // Forget tables no snapshot uses any more, now and then.
+  if (++gets_ % 4096 == 0)
+    for (auto it = tables_.begin(); it != tables_.end();)
+      it = it->second.expired() ? tables_.erase(it) : std::next(it);
+  auto [it, added] = tables_.try_emplace({size, key});
+  if (Table live = it->second.lock()) return live;
+  std::vector<MaglevBackend> backends;
+  backends.reserve(key.size());
+  for (const auto& [id, weight] : key) backends.push_back({id, weight});
+  Table table = makeTable(buildMaglevTable(backends, size));
+  it->second = table;
+  return table;
 }
 
-void MaglevCache::sweep() {
-  for (auto it = tables_.begin(); it != tables_.end();) {
-    if (!it->second.used) {
-      it = tables_.erase(it);
-    } else {
-      it->second.used = false;
-      ++it;
-    }
+void ServicePortInput::resolve(MaglevCache& cache, uint32_t maxSize) {
+  // Maglev entries index the full backend list; unusable backends get no entries.
+  MaglevCache::Key all, local;
+  bool anyUsable = false, anyLocal = false;
+  for (const auto& b : backends) {
+    const uint32_t w = b.usable ? b.weight : 0;
+    const uint32_t lw = b.usable && b.backend.local ? b.weight : 0;
+    all.emplace_back(b.identity, w);
+    local.emplace_back(b.identity, lw);
+    anyUsable |= w > 0;
+    anyLocal |= lw > 0;
   }
+  const uint32_t size = maglevSizeFor(backends.size(), maxSize);
+  tableAll = anyUsable ? cache.get(all, size) : nullptr;
+  tableLocal = anyLocal ? cache.get(local, size) : nullptr;
 }
-
-ServiceTable::~ServiceTable() { rte_hash_free(lookup_); }
 
 Result<std::shared_ptr<const ServiceTable>> ServiceTable::build(
-    const std::vector<ServicePortInput>& inputs, std::vector<uint32_t> tags, uint32_t maglevSize,
-    MaglevCache& cache, int socketId) {
+    const std::vector<const ServicePortInput*>& inputs, std::vector<uint32_t> tags,
+    const ServiceTable* previous, int socketId) {
   std::shared_ptr<ServiceTable> t(new ServiceTable());
-  t->maglevSize_ = maglevSize;
   t->tags_ = std::move(tags);
-  size_t addresses = 0;
-  for (const auto& in : inputs) addresses += in.addresses.size();
-
+  size_t backendCount = 0, addressCount = 0;
+  for (const ServicePortInput* in : inputs) {
+    backendCount += in->backends.size();
+    addressCount += in->addresses.size();
+  }
+  t->ports_.reserve(inputs.size());
+  t->backends_.reserve(backendCount);
+  t->addresses_.reserve(addressCount);
+  // Ports with the same tables (the ports of a multi-port service, listed together) share an
+  // index; so do a port's two tables when every usable backend is local.
+  auto tableFor = [&](const MaglevCache::Table& table) -> int32_t {
+    if (!table || table->size == 0) return -1;
+    const size_t n = t->tables_.size();
+    for (size_t back = 1; back <= 4 && back <= n; ++back)
+      if (t->tables_[n - back] == table) return static_cast<int32_t>(n - back);
+    t->tables_.push_back(table);
+    return static_cast<int32_t>(n);
+  };
+  for (const ServicePortInput* in : inputs) {
+    if (in->backends.size() > 65535)
+      return invalidArgument("services: more than 65535 backends on one service port");
+    ServicePortEntry e{};
+    e.id = in->id;
+    e.proto = in->proto;
+    e.flags = in->flags;
+    e.affinityTimeoutMs = in->affinityTimeoutMs;
+    e.backendsOffset = static_cast<uint32_t>(t->backends_.size());
+    e.backendCount = static_cast<uint32_t>(in->backends.size());
+    for (const auto& b : in->backends) t->backends_.push_back(b.backend);
+    e.tableAll = tableFor(in->tableAll);
+    e.tableLocal = tableFor(in->tableLocal);
+    const auto index = static_cast<uint32_t>(t->ports_.size());
+    t->ports_.push_back(e);
+    for (const auto& a : in->addresses) {
+      const LookupKey key{a.ip, a.port, in->proto, 0};
+      uint64_t bits;
+      std::memcpy(&bits, &key, sizeof(bits));
+      t->addresses_.push_back(
+          AddressEntry{bits, static_cast<uintptr_t>(index) << 2 | static_cast<uintptr_t>(a.access)});
+    }
+  }
+  if (previous != nullptr && previous->addresses_ == t->addresses_) {
+    t->lookup_ = previous->lookup_;  // same addresses, same ports: the lookup is unchanged
+    return std::shared_ptr<const ServiceTable>(std::move(t));
+  }
   const std::string name = "np_svc_" + std::to_string(tableSequence.fetch_add(1));
   rte_hash_parameters params{};
   params.name = name.c_str();
-  params.entries = std::max<uint32_t>(64, static_cast<uint32_t>(addresses * 2));
+  params.entries = std::max<uint32_t>(64, static_cast<uint32_t>(addressCount * 2));
   params.key_len = sizeof(LookupKey);
   params.hash_func = rte_hash_crc;
   params.socket_id = socketId;
-  t->lookup_ = rte_hash_create(&params);
-  if (t->lookup_ == nullptr)
+  rte_hash* h = rte_hash_create(&params);
+  if (h == nullptr)
     return makeError(ErrorCode::kResourceExhausted,
                      std::string("services: rte_hash_create: ") + rte_strerror(rte_errno));
-
-  // Maglev tables are shared between service ports with the same backend identities and weights
-  // (every port of a multi-port service, typically), and taken from the cache when unchanged.
-  std::map<MaglevCache::Key, int32_t> tables;
-  auto tableFor = [&](const std::vector<MaglevBackend>& backends) -> int32_t {
-    MaglevCache::Key identity;
-    for (const auto& b : backends) identity.emplace_back(b.id, b.weight);
-    auto it = tables.find(identity);
-    if (it != tables.end()) return it->second;
-    MaglevCache::Table table = cache.get(identity, maglevSize);
-    if (table->size == 0) return -1;
-    const auto index = static_cast<int32_t>(t->tables_.size());
-    t->tables_.push_back(std::move(table));
-    tables.emplace(std::move(identity), index);
-    return index;
-  };
-
-  for (const auto& in : inputs) {
-    ServicePortEntry e{};
-    e.id = in.id;
-    e.proto = in.proto;
-    e.flags = in.flags;
-    e.affinityTimeoutMs = in.affinityTimeoutMs;
-    e.backendsOffset = static_cast<uint32_t>(t->backends_.size());
-    e.backendCount = static_cast<uint32_t>(in.backends.size());
-    if (in.backends.size() > 65535)
-      return invalidArgument("services: more than 65535 backends on one service port");
-    // Maglev entries index the full backend list; unusable backends get no entries.
-    std::vector<MaglevBackend> all, local;
-    for (const auto& b : in.backends) {
-      t->backends_.push_back(b.backend);
-      all.push_back({b.identity, b.usable ? b.weight : 0});
-      local.push_back({b.identity, b.usable && b.backend.local ? b.weight : 0});
-    }
-    bool anyUsable = false, anyLocal = false;
-    for (size_t i = 0; i < all.size(); ++i) {
-      anyUsable |= all[i].weight > 0;
-      anyLocal |= local[i].weight > 0;
-    }
-    e.tableAll = anyUsable ? tableFor(all) : -1;
-    e.tableLocal = anyLocal ? tableFor(local) : -1;
-    const auto index = static_cast<uint32_t>(t->ports_.size());
-    t->ports_.push_back(e);
-    for (const auto& a : in.addresses) {
-      const LookupKey key{a.ip, a.port, in.proto, 0};
-      const uintptr_t value = static_cast<uintptr_t>(index) << 2 | static_cast<uintptr_t>(a.access);
-      if (rte_hash_add_key_data(t->lookup_, &key, reinterpret_cast<void*>(value)) < 0)
-        return makeError(ErrorCode::kResourceExhausted, "services: lookup table full");
-    }
-  }
-  cache.sweep();
+  t->lookup_ = std::shared_ptr<rte_hash>(h, rte_hash_free);
+  for (const AddressEntry& a : t->addresses_)
+    if (rte_hash_add_key_data(h, &a.key, reinterpret_cast<void*>(a.value)) < 0)
+      return makeError(ErrorCode::kResourceExhausted, "services: lookup table full");
   return std::shared_ptr<const ServiceTable>(std::move(t));
 }
 
@@ -161,7 +169,7 @@ uint64_t ServiceTable::findBulk(const Query* queries, unsigned n, uint32_t* port
     keyPtrs[i] = &keys[i];
   }
   uint64_t mask = 0;
-  rte_hash_lookup_bulk_data(lookup_, keyPtrs, n, &mask, data);
+  rte_hash_lookup_bulk_data(lookup_.get(), keyPtrs, n, &mask, data);
   for (uint64_t m = mask; m; m &= m - 1) {
     const unsigned i = static_cast<unsigned>(__builtin_ctzll(m));
     const auto v = reinterpret_cast<uintptr_t>(data[i]);
@@ -175,7 +183,7 @@ bool ServiceTable::find(rte_be32_t ip, rte_be16_t port, uint8_t proto, uint32_t*
                         ServiceAccess* access) const {
   const LookupKey key{ip, port, proto, 0};
   void* data = nullptr;
-  if (rte_hash_lookup_data(lookup_, &key, &data) < 0) return false;
+  if (rte_hash_lookup_data(lookup_.get(), &key, &data) < 0) return false;
   const auto v = reinterpret_cast<uintptr_t>(data);
   *portIndex = static_cast<uint32_t>(v >> 2);
   *access = static_cast<ServiceAccess>(v & 3);

@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "common/result.h"
@@ -46,6 +47,33 @@ struct ServicePortEntry {
   int32_t tableLocal;        // over the usable local backends, -1: none
 };
 
+// Maglev tables by table size, backend identities and weights, shared by every service port and
+// snapshot that uses them and built only when no live table fits: a change rebuilds only the
+// tables of the services it touched. Control thread only.
+class MaglevCache {
+ public:
+  struct Entries {
+    const uint16_t* data = nullptr;
+    size_t size = 0;
+    uint16_t operator[](size_t i) const { return data[i]; }
+    const uint16_t* begin() const { return data; }
+    const uint16_t* end() const { return data + size; }
+  };
+  using Table = std::shared_ptr<const Entries>;
+  using Key = std::vector<std::pair<std::string, uint32_t>>;
+  Table get(const Key& key, uint32_t size);
+  size_t size() const { return tables_.size(); }
+
+ private:
+  struct KeyHash {
+    size_t operator()(const std::pair<uint32_t, Key>& k) const;
+  };
+  static Table makeTable(const std::vector<uint16_t>& entries);
+  // Weak: a table lives as long as some snapshot (or pending build) uses it.
+  std::unordered_map<std::pair<uint32_t, Key>, std::weak_ptr<const Entries>, KeyHash> tables_;
+  uint32_t gets_ = 0;
+};
+
 // What the control plane hands the builder for one service port.
 struct ServicePortInput {
   uint32_t id = 0;
@@ -65,46 +93,25 @@ struct ServicePortInput {
     std::string identity; // Maglev identity: the same on every node
   };
   std::vector<Backend> backends;  // sorted by identity
-};
+  // Its Maglev tables (over the usable backends, and the usable local ones): set by resolve().
+  MaglevCache::Table tableAll, tableLocal;
 
-// Maglev tables by backend identities and weights, kept by the control plane across builds so a
-// change rebuilds only the tables of the services it touched. Control thread only.
-class MaglevCache {
- public:
-  struct Entries {
-    const uint16_t* data = nullptr;
-    size_t size = 0;
-    uint16_t operator[](size_t i) const { return data[i]; }
-    const uint16_t* begin() const { return data; }
-    const uint16_t* end() const { return data + size; }
-  };
-  using Table = std::shared_ptr<const Entries>;
-  using Key = std::vector<std::pair<std::string, uint32_t>>;
-  Table get(const Key& key, uint32_t size);
-  // Drops tables not asked for since the last sweep.
-  void sweep();
-  size_t size() const { return tables_.size(); }
-
- private:
-  struct Slot {
-    Table table;
-    bool used = false;
-  };
-  static Table makeTable(const std::vector<uint16_t>& entries);
-  std::map<Key, Slot> tables_;
-  uint32_t size_ = 0;
+  // Looks up (or builds) this port's Maglev tables; the size follows the backend count
+  // (maglevSizeFor), at most `maxSize`.
+  void resolve(MaglevCache& cache, uint32_t maxSize);
 };
 
 class ServiceTable {
  public:
-  ~ServiceTable();
   ServiceTable(const ServiceTable&) = delete;
   ServiceTable& operator=(const ServiceTable&) = delete;
 
-  // `tags` has one entry per backend slot (index 0: no backend).
+  // `tags` has one entry per backend slot (index 0: no backend). Inputs must be resolved. The
+  // address lookup of `previous` is shared when the addresses and their ports are the same (an
+  // endpoint change): then nothing but arrays is built.
   static Result<std::shared_ptr<const ServiceTable>> build(
-      const std::vector<ServicePortInput>& ports, std::vector<uint32_t> tags, uint32_t maglevSize,
-      MaglevCache& cache, int socketId);
+      const std::vector<const ServicePortInput*>& ports, std::vector<uint32_t> tags,
+      const ServiceTable* previous, int socketId);
 
   // The service port behind (ip, port, proto), and how it was reached. False when none.
   bool find(rte_be32_t ip, rte_be16_t port, uint8_t proto, uint32_t* portIndex,
@@ -119,7 +126,8 @@ class ServiceTable {
                     ServiceAccess* access) const;
   // Where pick(table, hash) will read: prefetch it before picking.
   const void* pickAddress(int32_t table, uint32_t hash) const {
-    return tables_[static_cast<size_t>(table)]->data + hash % maglevSize_;
+    const MaglevCache::Entries& t = *tables_[static_cast<size_t>(table)];
+    return t.data + hash % t.size;
   }
   const ServicePortEntry& port(uint32_t index) const { return ports_[index]; }
   const ServiceBackend& backend(const ServicePortEntry& p, uint32_t i) const {
@@ -127,7 +135,8 @@ class ServiceTable {
   }
   // Maglev pick: a backend index of `p` for `hash` in table `table` (>= 0).
   uint32_t pick(int32_t table, uint32_t hash) const {
-    return (*tables_[static_cast<size_t>(table)])[hash % maglevSize_];
+    const MaglevCache::Entries& t = *tables_[static_cast<size_t>(table)];
+    return t[hash % t.size];
   }
   const MaglevCache::Entries& maglevTable(int32_t table) const { return *tables_[table]; }
   bool alive(uint32_t slot, uint32_t tag) const {
@@ -138,15 +147,20 @@ class ServiceTable {
   }
   size_t portCount() const { return ports_.size(); }
   size_t tableCount() const { return tables_.size(); }
-  uint32_t maglevSize() const { return maglevSize_; }
+  bool sharesLookupWith(const ServiceTable& other) const { return lookup_ == other.lookup_; }
 
  private:
   ServiceTable() = default;
-  rte_hash* lookup_ = nullptr;
+  struct AddressEntry {
+    uint64_t key;     // ip, port, protocol as the lookup key's bytes
+    uintptr_t value;  // port index << 2 | access
+    bool operator==(const AddressEntry&) const = default;
+  };
+  std::shared_ptr<rte_hash> lookup_;           // shared with snapshots that have the same addresses
+  std::vector<AddressEntry> addresses_;        // what lookup_ holds
   std::vector<ServicePortEntry> ports_;
   std::vector<ServiceBackend> backends_;
-  std::vector<MaglevCache::Table> tables_;  // shared with the cache and later snapshots
-  uint32_t maglevSize_ = 0;
+  std::vector<MaglevCache::Table> tables_;  // shared with the cache and other snapshots
   std::vector<uint32_t> tags_;
 };
 

@@ -253,7 +253,7 @@ int main(int argc, char** argv) {
               "slack, %.0f bytes of EAL memory per flow of capacity (%.1f MiB for %u flows)\n",
               sizeof(lb::ConnEntry), double(heapTracker) / tracker->get()->capacity(),
               heapTracker / 1048576.0, tracker->get()->capacity());
-  std::printf("service table for %u services: built in %.0f ms (Maglev %u entries, %zu tables)\n",
-              serviceCount, buildMs, snap.services->maglevSize(), snap.services->tableCount());
+  std::printf("service table for %u services: built in %.0f ms (Maglev %zu entries, %zu tables)\n",
+              serviceCount, buildMs, snap.services->maglevTable(0).size, snap.services->tableCount());
   return 0;
 }

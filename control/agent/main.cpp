@@ -12,7 +12,9 @@
 #include <boost/program_options.hpp>
 #include <csignal>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include "control/agent/sources.h"
 #include "control/agent/translate.h"
@@ -36,11 +38,73 @@ struct Options {
   int debounceMs = 100;
   bool once = false;
   bool print = false;
+  // Bootstrap (a DaemonSet's init container): write files from this node's Node object, exit.
+  std::string writeNodeConfig;     // the daemon's config: template + node-name/node-ip/pod-cidr
+  std::string nodeConfigTemplate;  // options common to all nodes (a ConfigMap)
+  std::string writeCniConfig;      // the CNI network config with this node's pod CIDR
+  int cniMtu = 1450;
 };
+
+// Writes `text` to `path` atomically (a temporary file renamed over it).
+bool writeAtomically(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << text;
+    if (!out) return false;
+  }
+  return std::rename(tmp.c_str(), path.c_str()) == 0;
+}
 
 class Agent {
  public:
   explicit Agent(const Options& o) : opts_(o), client_(o.socket, std::chrono::seconds(60)) {}
+
+  // The bootstrap: this node's Node object to the daemon's and the CNI plugin's configuration.
+  bool bootstrap() {
+    Translation t = translate(state_);
+    const Json* self = nullptr;
+    for (const Json& n : t.args["nodes"])
+      if (n.value("name", "") == opts_.nodeName) self = &n;
+    if (self == nullptr) {
+      spdlog::error("bootstrap: no usable Node object named '{}' (see the problems above)", opts_.nodeName);
+      return false;
+    }
+    const std::string cidr = (*self)["podCidrs"][0];
+    if (!opts_.writeNodeConfig.empty()) {
+      std::stringstream text;
+      if (!opts_.nodeConfigTemplate.empty()) {
+        std::ifstream in(opts_.nodeConfigTemplate);
+        if (!in) {
+          spdlog::error("bootstrap: cannot read {}", opts_.nodeConfigTemplate);
+          return false;
+        }
+        text << in.rdbuf() << "\n";
+      }
+      text << "# from Node " << opts_.nodeName << "\nnode-name = " << opts_.nodeName
+           << "\nnode-ip = " << (*self)["ip"].get<std::string>() << "\npod-cidr = " << cidr << "\n";
+      if (!writeAtomically(opts_.writeNodeConfig, text.str())) {
+        spdlog::error("bootstrap: cannot write {}", opts_.writeNodeConfig);
+        return false;
+      }
+      spdlog::info("bootstrap: wrote {}", opts_.writeNodeConfig);
+    }
+    if (!opts_.writeCniConfig.empty()) {
+      Json conf = {{"cniVersion", "1.0.0"}, {"name", "nodeplane"},
+                   {"plugins", Json::array({{{"type", "nodeplane-cni"}, {"mtu", opts_.cniMtu},
+                                             {"gateway", "169.254.1.1"},
+                                             {"controlSocket", opts_.socket},
+                                             {"ipam", {{"type", "host-local"},
+                                                       {"ranges", Json::array({Json::array({{{"subnet", cidr}}})})},
+                                                       {"dataDir", "/var/lib/cni/networks"}}}}})}};
+      if (!writeAtomically(opts_.writeCniConfig, conf.dump(2) + "\n")) {
+        spdlog::error("bootstrap: cannot write {}", opts_.writeCniConfig);
+        return false;
+      }
+      spdlog::info("bootstrap: wrote {} (pod CIDR {})", opts_.writeCniConfig, cidr);
+    }
+    return true;
+  }
 
   int run() {
     if (!opts_.manifests.empty()) sources_.push_back(std::make_unique<ManifestSource>(opts_.manifests, queue_));
@@ -83,6 +147,16 @@ class Agent {
       }
       const auto now = std::chrono::steady_clock::now();
       const bool synced = syncs_ >= expectedSyncs_;
+      if (bootstrapOnly() && synced) {
+        // Wait until the Node carries what we need (a pod CIDR may be assigned a moment later).
+        if (bootstrap()) break;
+        if (opts_.once) {
+          rc = 1;
+          break;
+        }
+        std::this_thread::sleep_for(std::chrono::seconds(1));
+        continue;
+      }
       const auto quiet = std::chrono::milliseconds(opts_.debounceMs);
       if (synced && dirty && (now - lastEvent >= quiet || now - firstDirty >= quiet * 10)) {
         dirty = false;
@@ -111,6 +185,8 @@ class Agent {
   }
 
  private:
+  bool bootstrapOnly() const { return !opts_.writeNodeConfig.empty() || !opts_.writeCniConfig.empty(); }
+
   bool push() {
     for (int attempt = 0; attempt < 6; ++attempt) {
       Translation t = translate(state_, excluded_);
@@ -181,6 +257,13 @@ int main(int argc, char** argv) {
       ("debounce-ms", po::value<int>()->default_value(100), "quiet time that ends a burst of events")
       ("once", po::bool_switch(), "push once the sources are read, then exit")
       ("print", po::bool_switch(), "print each desired state (one JSON line) instead of pushing it")
+      ("write-node-config", po::value<std::string>(),
+          "bootstrap: write the daemon's config file (the template, then node-name, node-ip and "
+          "pod-cidr from this node's Node object) and exit")
+      ("node-config-template", po::value<std::string>(), "bootstrap: options for every node")
+      ("write-cni-config", po::value<std::string>(),
+          "bootstrap: write the CNI network config with this node's pod CIDR and exit")
+      ("cni-mtu", po::value<int>()->default_value(1450), "bootstrap: the pods' MTU")
       ("log-level", po::value<std::string>()->default_value("info"), "trace ... off");
   po::variables_map vm;
   try {
@@ -205,6 +288,14 @@ int main(int argc, char** argv) {
   o.debounceMs = vm["debounce-ms"].as<int>();
   o.once = vm["once"].as<bool>();
   o.print = vm["print"].as<bool>();
+  if (vm.count("write-node-config")) o.writeNodeConfig = vm["write-node-config"].as<std::string>();
+  if (vm.count("node-config-template")) o.nodeConfigTemplate = vm["node-config-template"].as<std::string>();
+  if (vm.count("write-cni-config")) o.writeCniConfig = vm["write-cni-config"].as<std::string>();
+  o.cniMtu = vm["cni-mtu"].as<int>();
+  if ((!o.writeNodeConfig.empty() || !o.writeCniConfig.empty()) && o.nodeName.empty()) {
+    std::cerr << "nodeplane-agent: --node-name (or $NODE_NAME) is required to bootstrap\n";
+    return 2;
+  }
   const int sources = (!o.manifests.empty()) + o.stdinSource + (!o.kubeconfig.empty()) + o.inCluster;
   if (sources == 0) {
     std::cerr << "nodeplane-agent: --manifests, --stdin, --kubeconfig or --in-cluster is required\n";

@@ -1,0 +1,290 @@
+// Benchmark: desired state applied to the data plane, on the control thread, with a worker thread
+// forwarding at the same time (two cores: control on lcore 0, the worker on lcore 1).
+//
+//   build/perf/control_bench [--services N] [--endpoints-per-service M] [--churn-seconds S]
+//                            (defaults: 10000 services x 10 endpoints, 3 s)
+//
+//  1. full apply: `apply` arguments for N services with N x M endpoints, from the JSON text to the
+//     published snapshot (parse, validation, service table and Maglev tables, publish); then the
+//     same state again (what an agent restart sends);
+//  2. one endpoint change: service.endpoints on one service, request to published snapshot;
+//  3. churn: a worker forwards 64-byte pod -> ClusterIP packets through every stage (real snapshot
+//     publication with QSBR grace periods) while the control thread applies 1,000 endpoint changes
+//     a second; its rate is compared with the quiet rate.
+#include <rte_lcore.h>
+#include <rte_malloc.h>
+#include <rte_rcu_qsbr.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <pthread.h>
+
+#include <thread>
+
+#include "control/control_api.h"
+#include "control/model_json.h"
+#include "control/node_controller.h"
+#include "dataplane/pipeline.h"
+#include "lb/conntrack.h"
+#include "perf/bench_util.h"
+#include "tests/unit/support/packet_builder.h"
+
+using namespace nodeplane;
+namespace dp = nodeplane::dataplane;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+
+// A backend whose snapshots are published to a real worker thread and reclaimed after QSBR grace
+// periods, as dataplane::Engine does (ports are fake).
+class BenchBackend : public dp::DataplaneBackend {
+ public:
+  BenchBackend(rte_rcu_qsbr* qsbr, rte_mempool* pool, lb::ConnTracker* ct)
+      : publisher_(qsbr), pool_(pool), ct_(ct) {}
+  unsigned workerCount() const override { return 1; }
+  int socketId() const override { return 0; }
+  Result<dp::PortInfo> openPort(const std::string& devargs) override {
+    dp::PortInfo p;
+    p.id = next_++;
+    p.name = devargs;
+    p.mac = *MacAddress::parse(p.id == 0 ? "02:fe:00:00:00:00" : "02:fe:00:00:00:01");
+    p.rxQueues = p.txQueues = 1;
+    return p;
+  }
+  void closePort(uint16_t) override {}
+  void publish(std::unique_ptr<dp::Snapshot> s) override {
+    publisher_.publish(std::move(s));
+    published_.store(Clock::now().time_since_epoch().count(), std::memory_order_release);
+  }
+  void synchronize() override { publisher_.synchronize(); }
+  Result<dp::PortStats> portStats(uint16_t) const override { return dp::PortStats{}; }
+  std::vector<dp::WorkerStats> workerStats() const override { return {}; }
+  size_t drainPunted(dp::PuntedPacket*, size_t) override { return 0; }
+  bool inject(uint16_t, rte_mbuf*) override { return false; }
+  rte_mempool* mempool() override { return pool_; }
+  dp::WorkerCounters& controlCounters() override { return control_; }
+  lb::ConnTracker* conntrack() override { return ct_; }
+  dp::SnapshotPublisher& publisher() { return publisher_; }
+
+ private:
+  dp::SnapshotPublisher publisher_;
+  rte_mempool* pool_;
+  lb::ConnTracker* ct_;
+  dp::WorkerCounters control_;
+  uint16_t next_ = 0;
+  std::atomic<int64_t> published_{0};
+};
+
+control::Json serviceJson(uint32_t i, uint32_t endpoints, uint32_t variant = 0) {
+  control::Json eps = control::Json::array();
+  for (uint32_t k = 0; k < endpoints; ++k)
+    eps.push_back({{"ip", Ipv4Address{0x0af50000u + i * 16 + (k + variant) % 16}.toString()},
+                   {"nodeName", "node-" + std::to_string(k % 50)}});
+  return {{"namespace", "bench"}, {"name", "s" + std::to_string(i)},
+          {"clusterIPs", {Ipv4Address{0x0a600000u + 100 + i}.toString()}},
+          {"ports", {{{"name", "http"}, {"port", 80}, {"targetPort", 8080}}}},
+          {"endpoints", eps}};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  uint32_t serviceCount = 10000, perService = 10, churnSeconds = 3;
+  bool fullOnly = false;
+  for (int i = 1; i < argc; ++i) fullOnly |= std::string(argv[i]) == "--full-only";
+  for (int i = 1; i + 1 < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--services") serviceCount = static_cast<uint32_t>(std::stoul(argv[++i]));
+    else if (a == "--endpoints-per-service") perService = static_cast<uint32_t>(std::stoul(argv[++i]));
+    else if (a == "--churn-seconds") churnSeconds = static_cast<uint32_t>(std::stoul(argv[++i]));
+  }
+  if (!perf::initEal(argv[0], 2048)) return 1;
+  spdlog::set_level(spdlog::level::warn);
+  rte_mempool* pool = rte_pktmbuf_pool_create("bench", 8191, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, 0);
+  const size_t qsbrSize = rte_rcu_qsbr_get_memsize(1);
+  auto* qsbr = static_cast<rte_rcu_qsbr*>(rte_zmalloc("bench_qsbr", qsbrSize, RTE_CACHE_LINE_SIZE));
+  rte_rcu_qsbr_init(qsbr, 1);
+  auto tracker = lb::ConnTracker::create(65536, 1, 0, qsbr);
+  if (!tracker) return 1;
+  BenchBackend backend(qsbr, pool, tracker->get());
+
+  control::NodeSettings s;
+  s.nodeName = "node-0";
+  s.nodeIp = *Ipv4Address::parse("192.168.50.10");
+  s.podCidr = *Ipv4Prefix::parse("10.244.0.0/16");
+  s.clusterCidr = *Ipv4Prefix::parse("10.240.0.0/12");
+  s.serviceCidr = *Ipv4Prefix::parse("10.96.0.0/12");
+  control::NodeController node(s, backend);
+  if (!node.start()) return 1;
+  for (int i = 0; i < 2; ++i) {
+    control::PodAttachment a;
+    a.namespaceName = "bench";
+    a.name = a.containerId = i == 0 ? "client" : "server";
+    a.hostInterface = "veth" + std::to_string(i);
+    a.ip = Ipv4Address{0x0af40002u + static_cast<uint32_t>(i)};
+    a.mac = *MacAddress::parse(i == 0 ? "0a:00:00:00:00:0a" : "0a:00:00:00:00:0b");
+    if (!node.attachPod(a)) return 1;
+  }
+  control::ControlApi api(node, backend);
+
+  // The worker: bursts of 32 pod -> ClusterIP packets (1000 established flows to service
+  // "steady", whose backend is the local server pod), as fast as it can.
+  std::vector<testing::Bytes> frames;
+  for (uint16_t p = 0; p < 1024; ++p)
+    frames.push_back(testing::PacketBuilder().eth("02:fe:00:00:00:00", "0a:00:00:00:00:0a")
+                         .ipv4("10.244.0.2", "10.96.0.10").udp(static_cast<uint16_t>(20000 + p), 53)
+                         .payload(18).build());
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> packets{0};
+  std::thread worker;
+  auto startWorker = [&] {
+    worker = std::thread([&] {
+      cpu_set_t cpus;  // its own core, as a worker lcore has (the control thread is on lcore 0)
+      CPU_ZERO(&cpus);
+      CPU_SET(std::thread::hardware_concurrency() > 1 ? 1 : 0, &cpus);
+      pthread_setaffinity_np(pthread_self(), sizeof(cpus), &cpus);
+      rte_thread_register();
+      rte_rcu_qsbr_thread_register(qsbr, 0);
+      rte_rcu_qsbr_thread_online(qsbr, 0);
+      dp::WorkerCounters counters;
+      dp::WorkerContext ctx;
+      ctx.counters = &counters;
+      ctx.conntrack = tracker->get();
+      ctx.icmpLimiter.configure(rte_get_tsc_hz(), 1000, 50);
+      rte_mbuf* pkts[32];
+      for (auto& m : pkts) m = rte_pktmbuf_alloc(pool);
+      dp::Burst burst;
+      size_t next = 0;
+      uint64_t done = 0;
+      while (!stop.load(std::memory_order_relaxed)) {
+        const dp::Snapshot* snap = backend.publisher().current();
+        for (uint16_t i = 0; i < 32; ++i) {
+          const auto& f = frames[next++ & 1023];
+          rte_mbuf* m = pkts[i];
+          m->data_off = RTE_PKTMBUF_HEADROOM;
+          m->data_len = m->pkt_len = static_cast<uint32_t>(f.size());
+          m->port = 0;
+          std::memcpy(rte_pktmbuf_mtod(m, void*), f.data(), f.size());
+          burst.pkts[i] = m;
+        }
+        burst.count = 32;
+        burst.inPort = 0;
+        ctx.generation = snap->generation;
+        dp::runStages(burst, *snap, ctx);
+        done += 32;
+        if ((done & 1023) == 0) packets.store(done, std::memory_order_relaxed);
+        rte_rcu_qsbr_quiescent(qsbr, 0);
+      }
+      rte_rcu_qsbr_thread_offline(qsbr, 0);
+      rte_rcu_qsbr_thread_unregister(qsbr, 0);
+      for (auto& m : pkts) rte_pktmbuf_free(m);
+      std::printf("  (worker: %lu packets; transmitted %lu, dropped %lu)\n",
+                  static_cast<unsigned long>(done), static_cast<unsigned long>(counters.txPackets.read()),
+                  static_cast<unsigned long>(counters.dropPackets.read()));
+    });
+  };
+
+  std::printf("nodeplane control_bench: desired state to the data plane\n\n");
+  // 1. Full apply.
+  control::Json services = control::Json::array();
+  services.push_back({{"namespace", "bench"}, {"name", "steady"}, {"clusterIPs", {"10.96.0.10"}},
+                      {"ports", {{{"name", "dns"}, {"protocol", "UDP"}, {"port", 53}, {"targetPort", 7001}}}},
+                      {"endpoints", {{{"ip", "10.244.0.3"}}}}});
+  for (uint32_t i = 0; i < serviceCount; ++i) services.push_back(serviceJson(i, perService));
+  const std::string text = control::Json{{"generation", 1}, {"services", services}}.dump();
+  auto applyText = [&](const std::string& t) {
+    // What the op handler does, phase by phase: parse the line, read the model, apply.
+    const auto t0 = Clock::now();
+    auto request = control::parseRequest("{\"v\": 1, \"id\": 1, \"op\": \"apply\", \"args\": " + t + "}");
+    if (!request) {
+      std::fprintf(stderr, "%s\n", request.error().message.c_str());
+      std::exit(1);
+    }
+    const auto t1 = Clock::now();
+    auto state = control::desiredStateFromJson(request->args);
+    if (!state) {
+      std::fprintf(stderr, "%s\n", state.error().message.c_str());
+      std::exit(1);
+    }
+    const auto t2 = Clock::now();
+    auto r = node.applyDesired(std::move(*state));
+    if (!r) {
+      std::fprintf(stderr, "%s\n", r.error().message.c_str());
+      std::exit(1);
+    }
+    const auto t3 = Clock::now();
+    request = control::parseRequest("{}");  // the request's JSON freed (part of the handler)
+    const auto t4 = Clock::now();
+    std::printf("  (parse %.0f ms, read %.0f ms, validate+build+publish %.0f ms, free %.0f ms)\n",
+                ms(t1 - t0), ms(t2 - t1), ms(t3 - t2), ms(t4 - t3));
+    return ms(t4 - t0);
+  };
+  if (!fullOnly) startWorker();  // forwarding while the state is applied
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  const double full = applyText(text);
+  std::printf("full apply, %u services with %u endpoints (%.1f MB of JSON), request to published: "
+              "%.0f ms\n", serviceCount + 1, serviceCount * perService + 1, text.size() / 1e6, full);
+  const double again = applyText(control::Json{{"generation", 2}, {"services", services}}.dump());
+  std::printf("the same state again (an agent restart): %.0f ms, nothing republished\n", again);
+  if (fullOnly) return 0;
+
+  // 2. One endpoint change, request to published (median of 101).
+  std::vector<double> one;
+  for (uint32_t k = 0; k < 101; ++k) {
+    const uint32_t i = k * 97 % serviceCount;
+    control::Json args = {{"namespace", "bench"}, {"name", "s" + std::to_string(i)},
+                          {"endpoints", serviceJson(i, perService, k + 1)["endpoints"]}};
+    const std::string req = control::Json{{"v", 1}, {"op", "service.endpoints"}, {"args", args}}.dump();
+    const auto t0 = Clock::now();
+    auto request = control::parseRequest(req);
+    auto r = api.handle(*request);
+    if (!r) return 1;
+    one.push_back(ms(Clock::now() - t0));
+    backend.publisher().reclaim();
+  }
+  std::sort(one.begin(), one.end());
+  std::printf("one endpoint change, request to published: median %.2f ms, p90 %.2f ms, max %.2f ms\n",
+              one[50], one[90], one[100]);
+
+  // 3. Churn.
+  auto rate = [&](double seconds, bool churn) {
+    const uint64_t p0 = packets.load();
+    const auto t0 = Clock::now();
+    uint32_t changes = 0;
+    while (ms(Clock::now() - t0) < seconds * 1000) {
+      if (churn) {
+        // Paced at 1,000 a second.
+        const auto due = t0 + std::chrono::microseconds(1000 * changes);
+        if (Clock::now() < due) std::this_thread::sleep_until(due);
+        const uint32_t i = changes * 131 % serviceCount;
+        (void)node.setEndpoints("bench", "s" + std::to_string(i), [&] {
+          std::vector<control::EndpointSpec> eps;
+          auto parsed = control::endpointsFromJson("bench", serviceJson(i, perService, changes + 1)["endpoints"], "endpoints");
+          return parsed ? *parsed : eps;
+        }());
+        ++changes;
+      } else {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+      backend.publisher().reclaim();
+    }
+    const double secs = ms(Clock::now() - t0) / 1000;
+    return std::make_pair((packets.load() - p0) / secs / 1e6, changes / secs);
+  };
+  const auto quiet = rate(churnSeconds, false);
+  const auto busy = rate(churnSeconds, true);
+  const auto quiet2 = rate(churnSeconds, false);
+  std::printf("forwarding, one worker, all stages (64-byte pod -> ClusterIP):\n"
+              "  quiet %.2f Mpps; during %.0f endpoint changes/s %.2f Mpps (%.1f%% of quiet); "
+              "quiet again %.2f Mpps\n",
+              quiet.first, busy.second, busy.first, 100 * busy.first / ((quiet.first + quiet2.first) / 2),
+              quiet2.first);
+  stop = true;
+  worker.join();
+  node.shutdown();
+  return 0;
+}

@@ -10,6 +10,7 @@
 #include <iostream>
 #include <sstream>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -287,8 +288,10 @@ void printTrace(const Json& r) {
               endpoint("src", "sport"), endpoint("dst", "dport"), vx});
   }
   std::cout << t.render() << "verdict: " << str(r, "verdict") << "\n";
+  std::set<std::string> explained;
   for (const Json& s : r["stages"])
-    if (s.contains("meaning")) std::cout << "  " << str(s, "reason") << ": " << str(s, "meaning") << "\n";
+    if (s.contains("meaning") && explained.insert(str(s, "reason")).second)
+      std::cout << "  " << str(s, "reason") << ": " << str(s, "meaning") << "\n";
 }
 
 }  // namespace

@@ -145,7 +145,7 @@ Result<ParsedOptions> parseDaemonOptions(int argc, const char* const* argv) {
       ("conntrack-max", po::value<uint32_t>()->default_value(1u << 20),
           "tracked flows at most (all workers together)")
       ("maglev-table-size", po::value<uint32_t>()->default_value(16381),
-          "Maglev lookup table size per service port (a prime)")
+          "largest Maglev table (a prime); a port with N backends gets the smallest prime of a ladder with >= 100 N entries, up to this")
       ("policy-audit", po::bool_switch(),
           "NetworkPolicy audit mode: verdicts are counted and logged, nothing is dropped")
       ("max-policies", po::value<uint32_t>()->default_value(4096),

@@ -131,7 +131,11 @@ def test_thousands_of_changes_lose_nothing_of_steady_flows():
         drops_after = d.drops()
         new_drops = {k: v - drops_before.get(k, 0) for k, v in drops_after.items()
                      if v != drops_before.get(k, 0)}
-        new_drops.pop("ipv6_unsupported", None)  # the kernel's own IPv6 chatter on the veths
+        # The steady flows are pod to pod on this node: what the kernel chatters on the veths
+        # (IPv6) and whatever reaches the uplink from the underlay bridge cannot be theirs.
+        for reason in ("ipv6_unsupported", "uplink_not_for_node", "ipv4_dst_multicast"):
+            if new_drops.pop(reason, None):
+                print(f"ignored: {reason} (not the steady flows' path)")
         counters_after = d.counters()
         print(f"{changes} changes in {time.time() - start:.1f} s while {sent} datagrams went out")
         assert changes >= 1000, f"only {changes} changes were applied"

@@ -38,26 +38,37 @@ MaglevPermutation maglevPermutation(const std::string& id, uint32_t size) {
   return MaglevPermutation{hashId(id, kOffsetSeed) % size, hashId(id, kSkipSeed) % (size - 1) + 1};
 }
 
-std::vector<uint16_t> buildMaglevTable(const std::vector<MaglevBackend>& backends, uint32_t size) {
+bool buildMaglevTable(const std::vector<MaglevBackend>& backends, uint32_t size, uint16_t* table) {
   struct Candidate {
     uint32_t skip, position;  // position: (offset + next * skip) mod size, kept incrementally
     uint32_t weight, index;
     uint64_t credit;  // weighted turns: a backend places an entry each time credit reaches max
   };
-  std::vector<Candidate> cands;
+  // Backends are few (a service port's endpoints): the candidates live on the stack up to 64.
+  constexpr size_t kInline = 64;
+  Candidate inlineCands[kInline];
+  std::vector<Candidate> heapCands;
+  Candidate* cands = inlineCands;
+  if (backends.size() > kInline) {
+    heapCands.resize(backends.size());
+    cands = heapCands.data();
+  }
+  size_t count = 0;
   uint32_t maxWeight = 0;
   for (uint32_t i = 0; i < backends.size(); ++i) {
     if (backends[i].weight == 0) continue;
     const MaglevPermutation p = maglevPermutation(backends[i].id, size);
-    cands.push_back(Candidate{static_cast<uint32_t>(p.skip), static_cast<uint32_t>(p.offset),
-                              backends[i].weight, i, 0});
+    cands[count++] = Candidate{static_cast<uint32_t>(p.skip), static_cast<uint32_t>(p.offset),
+                               backends[i].weight, i, 0};
     maxWeight = std::max(maxWeight, backends[i].weight);
   }
-  std::vector<uint16_t> table;
-  if (cands.empty()) return table;
+  if (count == 0) return false;
+  if (count == 1) {  // its preference list visits every slot (size is prime): all of them are its
+    std::fill(table, table + size, static_cast<uint16_t>(cands[0].index));
+    return true;
+  }
   constexpr uint16_t kEmpty = std::numeric_limits<uint16_t>::max();
-  table.assign(size, kEmpty);
-  uint32_t filled = 0;
+  std::fill(table, table + size, kEmpty);
   // Each round every backend earns its weight in credit; one with at least maxWeight credit
   // claims its next preferred empty slot. Equal weights reduce to the paper's round robin. The
   // preference list is walked by adding skip modulo size (no division per probe).
@@ -65,17 +76,25 @@ std::vector<uint16_t> buildMaglevTable(const std::vector<MaglevBackend>& backend
     c.position += c.skip;
     if (c.position >= size) c.position -= size;
   };
+  uint32_t filled = 0;
   while (true) {
-    for (Candidate& c : cands) {
+    for (size_t k = 0; k < count; ++k) {
+      Candidate& c = cands[k];
       c.credit += c.weight;
       if (c.credit < maxWeight) continue;
       c.credit -= maxWeight;
       while (table[c.position] != kEmpty) advance(c);
       table[c.position] = static_cast<uint16_t>(c.index);
       advance(c);
-      if (++filled == size) return table;
+      if (++filled == size) return true;
     }
   }
+}
+
+std::vector<uint16_t> buildMaglevTable(const std::vector<MaglevBackend>& backends, uint32_t size) {
+  std::vector<uint16_t> table(size);
+  if (!buildMaglevTable(backends, size, table.data())) table.clear();
+  return table;
 }
 
 uint32_t maglevSizeFor(size_t backends, uint32_t maxSize) {

@@ -13,6 +13,7 @@ namespace nodeplane::lb {
 struct MaglevBackend {
   std::string id;       // stable identity, e.g. "10.244.1.5:8080"
   uint32_t weight = 1;  // relative share of table entries; 0: not placed
+  bool operator==(const MaglevBackend&) const = default;
 };
 
 // Default and bounds for the table size (must be prime, larger than the backend count).
@@ -32,6 +33,9 @@ MaglevPermutation maglevPermutation(const std::string& id, uint32_t size);
 // The lookup table: entry[i] is the index (into `backends`) serving hash i mod size.
 // Empty when no backend has a positive weight.
 std::vector<uint16_t> buildMaglevTable(const std::vector<MaglevBackend>& backends, uint32_t size);
+// The same into `table` (`size` entries); false (and `table` untouched) when no backend has a
+// positive weight.
+bool buildMaglevTable(const std::vector<MaglevBackend>& backends, uint32_t size, uint16_t* table);
 
 // The table size for a service port with `backends` backends: the smallest prime of a fixed ladder
 // (251, 509, 1021, ... 65521, ...) with at least 100 entries per backend, at most `maxSize`

@@ -31,23 +31,21 @@ std::atomic<uint64_t> tableSequence{0};
 
 // Tables live in EAL memory (hugepages in production): a new flow reads one random entry of one
 // of possibly thousands of tables, and a TLB miss per new flow is what 4 KiB pages would cost.
-MaglevCache::Table MaglevCache::makeTable(const std::vector<uint16_t>& entries) {
-  if (entries.empty()) return std::make_shared<const Entries>();
-  void* raw = rte_malloc("np_maglev", sizeof(uint16_t) * entries.size(), RTE_CACHE_LINE_SIZE);
-  if (raw == nullptr) {  // out of EAL memory: ordinary memory still works, only slower
-    auto* plain = new uint16_t[entries.size()];
-    std::copy(entries.begin(), entries.end(), plain);
-    return std::shared_ptr<const Entries>(new Entries{plain, entries.size()}, [](const Entries* e) {
-      delete[] e->data;
-      delete e;
-    });
+MaglevCache::Table MaglevCache::makeTable(const std::vector<MaglevBackend>& backends,
+                                          uint32_t size) {
+  void* raw = rte_malloc("np_maglev", sizeof(uint16_t) * size, RTE_CACHE_LINE_SIZE);
+  const bool eal = raw != nullptr;
+  uint16_t* data = eal ? static_cast<uint16_t*>(raw) : new uint16_t[size];
+  if (!buildMaglevTable(backends, size, data)) {
+    if (eal) rte_free(raw);
+    else delete[] data;
+    return std::make_shared<const Entries>();
   }
-  std::copy(entries.begin(), entries.end(), static_cast<uint16_t*>(raw));
-  return std::shared_ptr<const Entries>(
-      new Entries{static_cast<uint16_t*>(raw), entries.size()}, [](const Entries* e) {
-        rte_free(const_cast<uint16_t*>(e->data));
-        delete e;
-      });
+  return std::shared_ptr<const Entries>(new Entries{data, size}, [eal](const Entries* e) {
+    if (eal) rte_free(const_cast<uint16_t*>(e->data));
+    else delete[] e->data;
+    delete e;
+  });
 }
 
 size_t MaglevCache::KeyHash::operator()(const std::pair<uint32_t, Key>& k) const {
@@ -66,25 +64,28 @@ MaglevCache::Table MaglevCache::get(const Key& key, uint32_t size) {
       it = it->second.expired() ? tables_.erase(it) : std::next(it);
   auto [it, added] = tables_.try_emplace({size, key});
   if (Table live = it->second.lock()) return live;
-  std::vector<MaglevBackend> backends;
-  backends.reserve(key.size());
-  for (const auto& [id, weight] : key) backends.push_back({id, weight});
-  Table table = makeTable(buildMaglevTable(backends, size));
+  Table table = makeTable(key, size);
   it->second = table;
   return table;
 }
 
 void ServicePortInput::resolve(MaglevCache& cache, uint32_t maxSize) {
   // Maglev entries index the full backend list; unusable backends get no entries.
+  // Only a port with a Local traffic policy picks from its local backends alone.
+  const bool wantsLocal = flags & (kServiceExternalLocal | kServiceInternalLocal);
   MaglevCache::Key all, local;
+  all.reserve(backends.size());
+  if (wantsLocal) local.reserve(backends.size());
   bool anyUsable = false, anyLocal = false;
   for (const auto& b : backends) {
     const uint32_t w = b.usable ? b.weight : 0;
-    const uint32_t lw = b.usable && b.backend.local ? b.weight : 0;
-    all.emplace_back(b.identity, w);
-    local.emplace_back(b.identity, lw);
+    all.push_back({b.identity, w});
     anyUsable |= w > 0;
-    anyLocal |= lw > 0;
+    if (wantsLocal) {
+      const uint32_t lw = b.usable && b.backend.local ? b.weight : 0;
+      local.push_back({b.identity, lw});
+      anyLocal |= lw > 0;
+    }
   }
   const uint32_t size = maglevSizeFor(backends.size(), maxSize);
   tableAll = anyUsable ? cache.get(all, size) : nullptr;

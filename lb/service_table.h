@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/result.h"
+#include "lb/maglev.h"
 
 struct rte_hash;
 
@@ -44,7 +45,7 @@ struct ServicePortEntry {
   uint32_t backendsOffset;   // into the backend array
   uint32_t backendCount;
   int32_t tableAll;          // Maglev table over the usable backends, -1: none usable
-  int32_t tableLocal;        // over the usable local backends, -1: none
+  int32_t tableLocal;        // over the usable local backends (Local traffic policies), -1: none
 };
 
 // Maglev tables by table size, backend identities and weights, shared by every service port and
@@ -60,7 +61,7 @@ class MaglevCache {
     const uint16_t* end() const { return data + size; }
   };
   using Table = std::shared_ptr<const Entries>;
-  using Key = std::vector<std::pair<std::string, uint32_t>>;
+  using Key = std::vector<MaglevBackend>;  // sorted by identity
   Table get(const Key& key, uint32_t size);
   size_t size() const { return tables_.size(); }
 
@@ -68,7 +69,8 @@ class MaglevCache {
   struct KeyHash {
     size_t operator()(const std::pair<uint32_t, Key>& k) const;
   };
-  static Table makeTable(const std::vector<uint16_t>& entries);
+  // Builds the table straight into EAL memory (ordinary memory when that is exhausted).
+  static Table makeTable(const std::vector<MaglevBackend>& backends, uint32_t size);
   // Weak: a table lives as long as some snapshot (or pending build) uses it.
   std::unordered_map<std::pair<uint32_t, Key>, std::weak_ptr<const Entries>, KeyHash> tables_;
   uint32_t gets_ = 0;
@@ -93,7 +95,8 @@ struct ServicePortInput {
     std::string identity; // Maglev identity: the same on every node
   };
   std::vector<Backend> backends;  // sorted by identity
-  // Its Maglev tables (over the usable backends, and the usable local ones): set by resolve().
+  // Its Maglev tables (over the usable backends, and the usable local ones when a traffic policy
+  // is Local): set by resolve().
   MaglevCache::Table tableAll, tableLocal;
 
   // Looks up (or builds) this port's Maglev tables; the size follows the backend count

@@ -113,48 +113,63 @@ Json serviceSpecToJson(const ServiceSpec& s) {
 
 Result<std::vector<EndpointSpec>> endpointsFromJson(const std::string& op, const Json& list,
                                                    const std::string& field) {
+  // The bulk of a desired state (100,000 endpoints is a large cluster): each endpoint's fields
+  // are read in one pass over its members, and error texts are made only for errors.
   std::vector<EndpointSpec> out;
   if (!list.is_array()) return invalidArgument(op + ": field '" + field + "': not an array");
+  out.reserve(list.size());
   for (size_t i = 0; i < list.size(); ++i) {
-    const std::string f = field + "[" + std::to_string(i) + "]";
     const Json& j = list[i];
-    ArgReader r(op, j);
-    if (!j.is_object()) return invalidArgument(op + ": field '" + f + "': not an object");
-    if (auto st = r.onlyFields({"ip", "nodeName", "ready", "serving", "terminating", "ports",
-                                "weight", "targetRef"});
-        !st)
-      return invalidArgument(op + ": field '" + f + "': " + st.error().message);
+    auto fail = [&](const std::string& sub, const std::string& why) {
+      return invalidArgument(op + ": field '" + field + "[" + std::to_string(i) + "]" + sub +
+                             "': " + why);
+    };
+    if (!j.is_object()) return fail("", "not an object");
     EndpointSpec e;
-    auto ipText = r.string("ip");
-    if (!ipText) return invalidArgument(op + ": field '" + f + ".ip': missing or not a string");
-    auto ip = Ipv4Address::parse(*ipText);
-    if (!ip) return invalidArgument(op + ": field '" + f + ".ip': '" + *ipText + "' is not IPv4");
-    e.ip = *ip;
-    auto node = r.optionalString("nodeName", "");
-    if (!node) return invalidArgument(op + ": field '" + f + ".nodeName': not a string");
-    e.nodeName = *node;
-    for (auto [name, out] : {std::pair{"ready", &e.ready}, std::pair{"serving", &e.serving},
-                             std::pair{"terminating", &e.terminating}}) {
-      if (!r.has(name)) continue;
-      if (!j[name].is_boolean())
-        return invalidArgument(op + ": field '" + f + "." + name + "': not a boolean");
-      *out = j[name].get<bool>();
-    }
-    if (j.contains("ready") && !j.contains("serving")) e.serving = e.ready;
-    if (r.has("ports")) {
-      if (!j["ports"].is_object())
-        return invalidArgument(op + ": field '" + f + ".ports': not an object of name: port");
-      for (const auto& [name, port] : j["ports"].items()) {
-        if (!port.is_number_unsigned() || port.get<uint32_t>() == 0 || port.get<uint32_t>() > 65535)
-          return invalidArgument(op + ": field '" + f + ".ports." + name + "': not a port number");
-        e.ports[name] = port.get<uint16_t>();
+    bool haveIp = false, haveServing = false, haveReady = false;
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      const std::string& key = it.key();
+      const Json& v = it.value();
+      if (key == "targetRef") continue;  // informational (which pod)
+      if (v.is_null()) {
+        if (key == "ip") return fail(".ip", "missing or not a string");
+        haveReady |= key == "ready";  // as written, for the serving default below
+        haveServing |= key == "serving";
+        continue;  // otherwise absent
+      }
+      if (key == "ip") {
+        if (!v.is_string()) return fail(".ip", "missing or not a string");
+        const std::string& text = v.get_ref<const std::string&>();
+        auto ip = Ipv4Address::parse(text);
+        if (!ip) return fail(".ip", "'" + text + "' is not IPv4");
+        e.ip = *ip;
+        haveIp = true;
+      } else if (key == "nodeName") {
+        if (!v.is_string()) return fail(".nodeName", "not a string");
+        e.nodeName = v.get_ref<const std::string&>();
+      } else if (key == "ready" || key == "serving" || key == "terminating") {
+        if (!v.is_boolean()) return fail("." + key, "not a boolean");
+        const bool b = v.get<bool>();
+        if (key == "ready") e.ready = b, haveReady = true;
+        else if (key == "serving") e.serving = b, haveServing = true;
+        else e.terminating = b;
+      } else if (key == "ports") {
+        if (!v.is_object()) return fail(".ports", "not an object of name: port");
+        for (auto p = v.begin(); p != v.end(); ++p) {
+          const Json& port = p.value();
+          if (!port.is_number_unsigned() || port.get<uint64_t>() == 0 || port.get<uint64_t>() > 65535)
+            return fail(".ports." + p.key(), "not a port number");
+          e.ports[p.key()] = port.get<uint16_t>();
+        }
+      } else if (key == "weight") {
+        if (!v.is_number_unsigned() || v.get<uint64_t>() > 65535) return fail(".weight", "not 0-65535");
+        e.weight = v.get<uint32_t>();
+      } else {
+        return fail("", op + ": unknown field '" + key + "'");
       }
     }
-    if (r.has("weight")) {
-      if (!j["weight"].is_number_unsigned() || j["weight"].get<uint64_t>() > 65535)
-        return invalidArgument(op + ": field '" + f + ".weight': not 0-65535");
-      e.weight = j["weight"].get<uint32_t>();
-    }
+    if (!haveIp) return fail(".ip", "missing or not a string");
+    if (haveReady && !haveServing) e.serving = e.ready;
     out.push_back(std::move(e));
   }
   return out;

@@ -41,9 +41,10 @@ std::vector<std::string> endpointsOf(const ServiceSpec& s, const NodeSettings& s
 
 Status ServiceRegistry::validate(const ServiceSpec& s, const NodeSettings& settings,
                                  const Services& others) {
-  const std::string what = "service " + s.namespaceName + "/" + s.name;
+  // Error texts are made only for errors: a full apply validates every service.
+  auto what = [&] { return "service " + s.namespaceName + "/" + s.name; };
   auto bad = [&](const std::string& field, const std::string& why) {
-    return invalidArgument(what + ": field '" + field + "': " + why);
+    return invalidArgument(what() + ": field '" + field + "': " + why);
   };
   if (!isDnsLabel(s.namespaceName)) return bad("namespace", "not a valid namespace name");
   if (!isDnsLabel(s.name)) return bad("name", "not a valid service name");
@@ -81,20 +82,21 @@ Status ServiceRegistry::validate(const ServiceSpec& s, const NodeSettings& setti
     return bad("sessionAffinityConfig.clientIP.timeoutSeconds", "must be 1-86400");
   for (size_t i = 0; i < s.endpoints.size(); ++i) {
     const auto& e = s.endpoints[i];
-    const std::string f = "endpoints[" + std::to_string(i) + "]";
-    if (!isUnicast(e.ip)) return bad(f + ".ip", e.ip.toString() + " is not a unicast address");
-    if (e.weight > 65535) return bad(f + ".weight", "must be 0-65535");
+    auto f = [i] { return "endpoints[" + std::to_string(i) + "]"; };
+    if (!isUnicast(e.ip)) return bad(f() + ".ip", e.ip.toString() + " is not a unicast address");
+    if (e.weight > 65535) return bad(f() + ".weight", "must be 0-65535");
     for (const auto& [name, port] : e.ports)
-      if (port == 0) return bad(f + ".ports." + name, "must be 1-65535");
+      if (port == 0) return bad(f() + ".ports." + name, "must be 1-65535");
   }
   // Nothing may answer on an address and port another service answers on.
+  if (others.empty()) return okStatus();
   const auto mine = endpointsOf(s, settings);
   const std::set<std::string> mineSet(mine.begin(), mine.end());
   for (const auto& [key, other] : others) {
     if (key == s.key()) continue;
     for (const auto& e : endpointsOf(other, settings))
       if (mineSet.count(e))
-        return makeError(ErrorCode::kAlreadyExists, what + ": " + e + " is already service " + key);
+        return makeError(ErrorCode::kAlreadyExists, what() + ": " + e + " is already service " + key);
   }
   return okStatus();
 }
@@ -148,6 +150,8 @@ Result<ServiceRegistry::Built> ServiceRegistry::build(const ServiceSpec& s,
                                                        uint32_t& newPortIds,
                                                        uint32_t& newSlotIndex) {
   Built built;
+  built.inputs.reserve(s.ports.size());
+  built.keys.reserve(s.ports.size() * s.endpoints.size());
   for (const auto& p : s.ports) {
     lb::ServicePortInput in;
     const std::string pk = portKey(s, p);
@@ -179,6 +183,7 @@ Result<ServiceRegistry::Built> ServiceRegistry::build(const ServiceSpec& s,
     bool anyReady = false;
     for (const auto& e : s.endpoints) anyReady |= e.ready && backendPort(p, e).has_value();
     const size_t first = built.keys.size();
+    in.backends.reserve(s.endpoints.size());
     for (const auto& e : s.endpoints) {
       auto bport = backendPort(p, e);
       if (!bport) continue;
@@ -241,6 +246,10 @@ Result<ServiceRegistry::Prepared> ServiceRegistry::prepareChanges(
     const std::set<uint32_t>& flushSlots) {
   Prepared out;
   out.tags = tags_;
+  size_t backendsAtMost = 0;  // a full apply brings every backend at once: no rehash on the way
+  for (const auto& [key, spec] : changes)
+    if (spec) backendsAtMost += spec->ports.size() * spec->endpoints.size();
+  out.newSlots.reserve(backendsAtMost);
   uint32_t newPortIds = 0;
   uint32_t newSlotIndex = static_cast<uint32_t>(out.tags.size());
   // Flushed backends: their tags change, and the services holding them carry the new tags.

@@ -163,6 +163,18 @@ TEST_F(ServiceStageTest, InternalTrafficPolicyLocalWithoutLocalEndpointDrops) {
   rte_pktmbuf_free(m);
 }
 
+TEST_F(ServiceStageTest, InternalTrafficPolicyLocalSendsEveryFlowToTheLocalEndpoint) {
+  // The port's local-only Maglev table exists because its policy is Local.
+  service("mixed", "10.96.0.41", {"10.244.1.3", "10.244.2.9"}, 6, /*localPolicy=*/true);
+  for (uint16_t sport = 1000; sport < 1064; ++sport) {
+    rte_mbuf* m;
+    auto meta = run(fromClient().ipv4("10.244.1.2", "10.96.0.41").tcp(sport, 80, 0x02).build(), 0, &m);
+    ASSERT_EQ(meta.action, Action::kTransmit) << sport;
+    EXPECT_EQ(get32(mbufBytes(m), 30), ip("10.244.1.3").value) << sport;
+    rte_pktmbuf_free(m);
+  }
+}
+
 TEST_F(ServiceStageTest, HairpinIsSourceNatedToTheOverlayAddress) {
   service("self", "10.96.0.33", {"10.244.1.3"});
   rte_mbuf* m;

@@ -183,6 +183,10 @@ def test_list_watch_bookmark_and_gone(tmp_path, api):
         for path in KINDS:
             assert api.list_requests(path), path
         services = "/api/v1/services"
+        # The agent prints the state it has after the lists; its watches may start a moment later.
+        deadline = time.time() + 10
+        while time.time() < deadline and not api.watch_requests(services):
+            time.sleep(0.05)
         w = api.watch_requests(services)[0]
         assert w["resourceVersion"] == ["100"] and w["allowWatchBookmarks"] == ["true"]
 

@@ -1,5 +1,7 @@
 #include "control/control_api.h"
 
+#include "control/apply_reader.h"
+
 #include "control/model_json.h"
 #include "control/trace.h"
 #include "dataplane/drop_reason.h"
@@ -120,6 +122,17 @@ Result<Json> ControlApi::handle(const Request& request) {
                      "unknown op '" + request.op + "' (op \"ops\" lists them)");
   ArgReader args(request.op, request.args);
   return it->second.run(args, request.args);
+}
+
+std::string ControlApi::handleLine(std::string_view line) {
+  if (auto request = readApplyRequest(line)) {
+    auto reply = apply(std::move(request->state));
+    return formatReply(request->id, reply);
+  }
+  Json id;
+  auto request = parseRequest(line, &id);
+  if (!request) return formatReply(id, request.error());
+  return formatReply(request->id, handle(*request));
 }
 
 Result<Json> ControlApi::status() const {
@@ -576,8 +589,9 @@ Result<Json> ControlApi::podList() const {
   return Json{{"pods", list}};
 }
 
-Result<Json> ControlApi::apply(const Json& raw) {
-  auto state = desiredStateFromJson(raw);
+Result<Json> ControlApi::apply(const Json& raw) { return apply(desiredStateFromJson(raw)); }
+
+Result<Json> ControlApi::apply(Result<DesiredState> state) {
   if (!state) return state.error();
   auto result = node_.applyDesired(std::move(*state));
   if (!result) return result.error();

@@ -18,6 +18,9 @@ class ControlApi {
   ControlApi(NodeController& node, dataplane::DataplaneBackend& backend);
 
   Result<Json> handle(const Request& request);
+  // One request line to its reply line (what the socket server calls). An apply request is read
+  // straight from the line (apply_reader.h); every other goes through parseRequest and handle.
+  std::string handleLine(std::string_view line);
 
   struct Operation {
     std::string help;
@@ -46,6 +49,7 @@ class ControlApi {
   Result<Json> conntrackStats() const;
   Result<Json> affinity() const;
   Result<Json> apply(const Json& raw);
+  Result<Json> apply(Result<DesiredState> state);
   Result<Json> policyApply(const Json& raw);
   Result<Json> policyList() const;
   Result<Json> policyLog(const ArgReader& args) const;

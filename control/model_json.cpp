@@ -1,5 +1,6 @@
 #include "control/model_json.h"
 
+#include "control/model_json_reader.h"
 #include "policy/model_json.h"
 
 #include <netinet/in.h>
@@ -55,19 +56,6 @@ Result<PodAttachment> podAttachmentFromJson(const std::string& op, const Json& a
 
 namespace {
 
-Result<std::vector<Ipv4Address>> addressList(const ArgReader& r, const Json& args,
-                                             const char* field) {
-  std::vector<Ipv4Address> out;
-  if (!r.has(field)) return out;
-  if (!args[field].is_array()) return r.error(field, "not an array");
-  for (const Json& v : args[field]) {
-    auto a = v.is_string() ? Ipv4Address::parse(v.get<std::string>()) : std::nullopt;
-    if (!a) return r.error(field, v.dump() + " is not an IPv4 address");
-    out.push_back(*a);
-  }
-  return out;
-}
-
 Json addresses(const std::vector<Ipv4Address>& list) {
   Json out = Json::array();
   for (const auto& a : list) out.push_back(a.toString());
@@ -113,174 +101,11 @@ Json serviceSpecToJson(const ServiceSpec& s) {
 
 Result<std::vector<EndpointSpec>> endpointsFromJson(const std::string& op, const Json& list,
                                                    const std::string& field) {
-  // The bulk of a desired state (100,000 endpoints is a large cluster): each endpoint's fields
-  // are read in one pass over its members, and error texts are made only for errors.
-  std::vector<EndpointSpec> out;
-  if (!list.is_array()) return invalidArgument(op + ": field '" + field + "': not an array");
-  out.reserve(list.size());
-  for (size_t i = 0; i < list.size(); ++i) {
-    const Json& j = list[i];
-    auto fail = [&](const std::string& sub, const std::string& why) {
-      return invalidArgument(op + ": field '" + field + "[" + std::to_string(i) + "]" + sub +
-                             "': " + why);
-    };
-    if (!j.is_object()) return fail("", "not an object");
-    EndpointSpec e;
-    bool haveIp = false, haveServing = false, haveReady = false;
-    for (auto it = j.begin(); it != j.end(); ++it) {
-      const std::string& key = it.key();
-      const Json& v = it.value();
-      if (key == "targetRef") continue;  // informational (which pod)
-      if (v.is_null()) {
-        if (key == "ip") return fail(".ip", "missing or not a string");
-        haveReady |= key == "ready";  // as written, for the serving default below
-        haveServing |= key == "serving";
-        continue;  // otherwise absent
-      }
-      if (key == "ip") {
-        if (!v.is_string()) return fail(".ip", "missing or not a string");
-        const std::string& text = v.get_ref<const std::string&>();
-        auto ip = Ipv4Address::parse(text);
-        if (!ip) return fail(".ip", "'" + text + "' is not IPv4");
-        e.ip = *ip;
-        haveIp = true;
-      } else if (key == "nodeName") {
-        if (!v.is_string()) return fail(".nodeName", "not a string");
-        e.nodeName = v.get_ref<const std::string&>();
-      } else if (key == "ready" || key == "serving" || key == "terminating") {
-        if (!v.is_boolean()) return fail("." + key, "not a boolean");
-        const bool b = v.get<bool>();
-        if (key == "ready") e.ready = b, haveReady = true;
-        else if (key == "serving") e.serving = b, haveServing = true;
-        else e.terminating = b;
-      } else if (key == "ports") {
-        if (!v.is_object()) return fail(".ports", "not an object of name: port");
-        for (auto p = v.begin(); p != v.end(); ++p) {
-          const Json& port = p.value();
-          if (!port.is_number_unsigned() || port.get<uint64_t>() == 0 || port.get<uint64_t>() > 65535)
-            return fail(".ports." + p.key(), "not a port number");
-          e.ports[p.key()] = port.get<uint16_t>();
-        }
-      } else if (key == "weight") {
-        if (!v.is_number_unsigned() || v.get<uint64_t>() > 65535) return fail(".weight", "not 0-65535");
-        e.weight = v.get<uint32_t>();
-      } else {
-        return fail("", op + ": unknown field '" + key + "'");
-      }
-    }
-    if (!haveIp) return fail(".ip", "missing or not a string");
-    if (haveReady && !haveServing) e.serving = e.ready;
-    out.push_back(std::move(e));
-  }
-  return out;
+  return reader::readEndpoints(op, reader::NlohmannView(list), field);
 }
 
 Result<ServiceSpec> serviceSpecFromJson(const std::string& op, const Json& args) {
-  ArgReader r(op, args);
-  if (auto st = r.onlyFields({"namespace", "name", "type", "clusterIPs", "clusterIP",
-                              "externalIPs", "loadBalancerIPs", "ports", "sessionAffinity",
-                              "sessionAffinityTimeoutSeconds", "externalTrafficPolicy",
-                              "internalTrafficPolicy", "endpoints"});
-      !st)
-    return st.error();
-  ServiceSpec s;
-  auto ns = r.string("namespace");
-  if (!ns) return ns.error();
-  auto name = r.string("name");
-  if (!name) return name.error();
-  s.namespaceName = *ns;
-  s.name = *name;
-  auto type = r.optionalString("type", "ClusterIP");
-  if (!type) return type.error();
-  s.type = *type;
-  auto cluster = addressList(r, args, "clusterIPs");
-  if (!cluster) return cluster.error();
-  s.clusterIps = *cluster;
-  if (r.has("clusterIP")) {
-    auto one = r.string("clusterIP");
-    if (!one) return one.error();
-    if (*one != "None") {  // headless: no virtual IP
-      auto a = Ipv4Address::parse(*one);
-      if (!a) return r.error("clusterIP", "'" + *one + "' is not an IPv4 address");
-      if (std::find(s.clusterIps.begin(), s.clusterIps.end(), *a) == s.clusterIps.end())
-        s.clusterIps.push_back(*a);
-    }
-  }
-  auto external = addressList(r, args, "externalIPs");
-  if (!external) return external.error();
-  s.externalIps = *external;
-  auto lbIps = addressList(r, args, "loadBalancerIPs");
-  if (!lbIps) return lbIps.error();
-  s.loadBalancerIps = *lbIps;
-
-  if (!r.has("ports") || !args["ports"].is_array()) return r.error("ports", "missing or not an array");
-  for (size_t i = 0; i < args["ports"].size(); ++i) {
-    const Json& j = args["ports"][i];
-    const std::string f = "ports[" + std::to_string(i) + "]";
-    auto fail = [&](const std::string& sub, const std::string& why) {
-      return invalidArgument(op + ": service " + s.namespaceName + "/" + s.name + ": field '" + f +
-                             sub + "': " + why);
-    };
-    if (!j.is_object()) return fail("", "not an object");
-    ServicePortSpec p;
-    p.name = j.value("name", "");
-    const std::string proto = j.value("protocol", "TCP");
-    if (proto == "TCP") p.protocol = IPPROTO_TCP;
-    else if (proto == "UDP") p.protocol = IPPROTO_UDP;
-    else return fail(".protocol", "'" + proto + "': only TCP and UDP are supported");
-    if (!j.contains("port") || !j["port"].is_number_unsigned() || j["port"].get<uint32_t>() == 0 ||
-        j["port"].get<uint32_t>() > 65535)
-      return fail(".port", "missing or not 1-65535");
-    p.port = j["port"].get<uint16_t>();
-    if (j.contains("targetPort")) {
-      const Json& t = j["targetPort"];
-      if (t.is_string()) {
-        // Kubernetes allows a number written as a string ("8080").
-        const std::string text = t.get<std::string>();
-        if (!text.empty() && std::all_of(text.begin(), text.end(), ::isdigit)) {
-          const unsigned long v = std::stoul(text);
-          if (v == 0 || v > 65535) return fail(".targetPort", "not 1-65535");
-          p.targetPort = static_cast<uint16_t>(v);
-        } else if (!text.empty()) {
-          p.targetPortName = text;
-        }
-      } else if (t.is_number_unsigned() && t.get<uint32_t>() >= 1 && t.get<uint32_t>() <= 65535) {
-        p.targetPort = t.get<uint16_t>();
-      } else {
-        return fail(".targetPort", "neither a port number nor a port name");
-      }
-    }
-    if (j.contains("nodePort") && !j["nodePort"].is_null()) {
-      if (!j["nodePort"].is_number_unsigned() || j["nodePort"].get<uint32_t>() > 65535)
-        return fail(".nodePort", "not a port number");
-      p.nodePort = j["nodePort"].get<uint16_t>();
-    }
-    s.ports.push_back(p);
-  }
-  auto affinity = r.optionalString("sessionAffinity", "None");
-  if (!affinity) return affinity.error();
-  if (*affinity != "None" && *affinity != "ClientIP")
-    return r.error("sessionAffinity", "'" + *affinity + "' is not None or ClientIP");
-  s.affinityClientIp = *affinity == "ClientIP";
-  if (r.has("sessionAffinityTimeoutSeconds")) {
-    auto t = r.integer("sessionAffinityTimeoutSeconds", 1, 86400);
-    if (!t) return t.error();
-    s.affinityTimeoutSeconds = static_cast<uint32_t>(*t);
-  }
-  for (auto [field, out] : {std::pair{"externalTrafficPolicy", &s.externalTrafficLocal},
-                            std::pair{"internalTrafficPolicy", &s.internalTrafficLocal}}) {
-    auto v = r.optionalString(field, "Cluster");
-    if (!v) return v.error();
-    if (*v != "Cluster" && *v != "Local")
-      return r.error(field, "'" + *v + "' is not Cluster or Local");
-    *out = *v == "Local";
-  }
-  if (r.has("endpoints")) {
-    auto eps = endpointsFromJson(op, args["endpoints"], "endpoints");
-    if (!eps) return eps.error();
-    s.endpoints = std::move(*eps);
-  }
-  return s;
+  return reader::readService(op, reader::NlohmannView(args));
 }
 
 Json nodeSpecToJson(const NodeSpec& n) {
@@ -332,56 +157,7 @@ Result<NodeSpec> nodeSpecFromJson(const std::string& op, const Json& args) {
 }
 
 Result<DesiredState> desiredStateFromJson(const Json& args) {
-  std::vector<std::string> problems;
-  DesiredState state;
-  if (!args.is_object()) return invalidArgument("apply: arguments must be an object");
-  for (auto it = args.begin(); it != args.end(); ++it)
-    if (it.key() != "generation" && it.key() != "nodes" && it.key() != "services" &&
-        it.key() != "policy")
-      problems.push_back("apply: field '" + it.key() + "': unknown field");
-  if (args.contains("generation")) {
-    if (!args["generation"].is_number_unsigned()) problems.push_back("apply: field 'generation': not a non-negative integer");
-    else state.generation = args["generation"].get<uint64_t>();
-  }
-  auto list = [&](const char* key) -> const Json* {
-    if (!args.contains(key) || args[key].is_null()) return nullptr;
-    if (!args[key].is_array()) {
-      problems.push_back(std::string("apply: field '") + key + "': not a list");
-      return nullptr;
-    }
-    return &args[key];
-  };
-  if (const Json* nodes = list("nodes")) {
-    state.nodes.emplace();
-    for (size_t i = 0; i < nodes->size(); ++i) {
-      const Json& j = (*nodes)[i];
-      const std::string who = "node " + (j.is_object() && j.contains("name") && j["name"].is_string()
-                                             ? j["name"].get<std::string>()
-                                             : "nodes[" + std::to_string(i) + "]");
-      auto n = nodeSpecFromJson(who, j);
-      if (!n) problems.push_back(n.error().message);
-      else state.nodes->push_back(std::move(*n));
-    }
-  }
-  if (const Json* services = list("services")) {
-    state.services.emplace();
-    for (const Json& j : *services) {
-      auto sv = serviceSpecFromJson("apply", j);
-      if (!sv) problems.push_back(sv.error().message);
-      else state.services->push_back(std::move(*sv));
-    }
-  }
-  if (args.contains("policy") && !args["policy"].is_null()) {
-    auto p = policy::policyStateFromJson(args["policy"]);
-    if (!p) problems.push_back(p.error().message);
-    else state.policy = std::move(*p);
-  }
-  if (!problems.empty()) {
-    std::string message;
-    for (const std::string& p : problems) message += (message.empty() ? "" : "; ") + p;
-    return invalidArgument(message);
-  }
-  return state;
+  return reader::readDesiredState(reader::NlohmannView(args));
 }
 
 }  // namespace nodeplane::control

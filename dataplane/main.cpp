@@ -126,12 +126,7 @@ int main(int argc, char** argv) {
       auto server = control::ControlServer::open(
           control::ServerConfig{opts.controlSocket, opts.controlGroup,
                                 opts.controlMaxRequestBytes},
-          [&api](std::string_view line) {
-            control::Json id;
-            auto request = control::parseRequest(line, &id);
-            if (!request) return control::formatReply(id, request.error());
-            return control::formatReply(request->id, api.handle(*request));
-          },
+          [&api](std::string_view line) { return api.handleLine(line); },
           [](const Error& error) { return control::formatReply(nullptr, error); });
       if (!server) {
         rc = fail(server.error().message);

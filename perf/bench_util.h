@@ -50,6 +50,17 @@ inline double mpps(double cyclesPerPacket) {
   return static_cast<double>(rte_get_tsc_hz()) / cyclesPerPacket / 1e6;
 }
 
+// Writes `frame` into `m` as a packet received on `port` (headroom, lengths, no offload flags).
+template <typename Frame>
+inline void loadFrame(rte_mbuf* m, const Frame& frame, uint16_t port) {
+  m->data_off = RTE_PKTMBUF_HEADROOM;
+  m->data_len = static_cast<uint16_t>(frame.size());
+  m->pkt_len = static_cast<uint32_t>(frame.size());
+  m->port = port;
+  m->ol_flags = 0;
+  std::memcpy(rte_pktmbuf_mtod(m, void*), frame.data(), frame.size());
+}
+
 // A stage's cost: bursts of 32 mbufs are restored from `frames` (32 at a time, round robin; the
 // stages rewrite packets in place) and handed to `stage`. The restore alone is timed the same way
 // and subtracted: net() is what the stage costs per packet.
@@ -71,15 +82,8 @@ StageRun measureBursts(rte_mempool* pool, const std::vector<std::vector<uint8_t>
   const size_t sets = std::max<size_t>(1, frames.size() / kBurst);
   size_t set = 0;
   auto restore = [&] {
-    for (uint16_t i = 0; i < kBurst; ++i) {
-      const auto& f = frames[(set * kBurst + i) % frames.size()];
-      rte_mbuf* m = pkts[i];
-      m->data_off = RTE_PKTMBUF_HEADROOM;
-      m->data_len = static_cast<uint16_t>(f.size());
-      m->pkt_len = static_cast<uint32_t>(f.size());
-      m->ol_flags = 0;
-      std::memcpy(rte_pktmbuf_mtod(m, void*), f.data(), f.size());
-    }
+    for (uint16_t i = 0; i < kBurst; ++i)
+      loadFrame(pkts[i], frames[(set * kBurst + i) % frames.size()], port);
     set = set + 1 == sets ? 0 : set + 1;
   };
   StageRun r;

@@ -29,6 +29,7 @@
 #include "control/node_controller.h"
 #include "dataplane/pipeline.h"
 #include "lb/conntrack.h"
+#include "perf/bench_node.h"
 #include "perf/bench_util.h"
 #include "tests/unit/support/packet_builder.h"
 
@@ -125,15 +126,7 @@ int main(int argc, char** argv) {
   s.serviceCidr = *Ipv4Prefix::parse("10.96.0.0/12");
   control::NodeController node(s, backend);
   if (!node.start()) return 1;
-  for (int i = 0; i < 2; ++i) {
-    control::PodAttachment a;
-    a.namespaceName = "bench";
-    a.name = a.containerId = i == 0 ? "client" : "server";
-    a.hostInterface = "veth" + std::to_string(i);
-    a.ip = Ipv4Address{0x0af40002u + static_cast<uint32_t>(i)};
-    a.mac = *MacAddress::parse(i == 0 ? "0a:00:00:00:00:0a" : "0a:00:00:00:00:0b");
-    if (!node.attachPod(a)) return 1;
-  }
+  if (!perf::attachClientAndServer(node, "0a:00:00:00:00:0a", "0a:00:00:00:00:0b")) return 1;
   control::ControlApi api(node, backend);
 
   // The worker: bursts of 32 pod -> ClusterIP packets (1000 established flows to service
@@ -168,13 +161,8 @@ int main(int argc, char** argv) {
       while (!stop.load(std::memory_order_relaxed)) {
         const dp::Snapshot* snap = backend.publisher().current();
         for (uint16_t i = 0; i < 32; ++i) {
-          const auto& f = frames[next++ & 1023];
-          rte_mbuf* m = pkts[i];
-          m->data_off = RTE_PKTMBUF_HEADROOM;
-          m->data_len = m->pkt_len = static_cast<uint32_t>(f.size());
-          m->port = 0;
-          std::memcpy(rte_pktmbuf_mtod(m, void*), f.data(), f.size());
-          burst.pkts[i] = m;
+          perf::loadFrame(pkts[i], frames[next++ & 1023], 0);
+          burst.pkts[i] = pkts[i];
         }
         burst.count = 32;
         burst.inPort = 0;

@@ -22,6 +22,7 @@
 #include "dataplane/pipeline.h"
 #include "lb/conntrack.h"
 #include "lb/service_stage.h"
+#include "perf/bench_node.h"
 #include "perf/bench_util.h"
 #include "tests/unit/support/fake_backend.h"
 #include "tests/unit/support/packet_builder.h"
@@ -76,15 +77,7 @@ int main(int argc, char** argv) {
   s.serviceCidr = *Ipv4Prefix::parse("10.96.0.0/12");
   control::NodeController node(s, backend);
   if (!node.start()) return 1;
-  for (int i = 0; i < 2; ++i) {
-    control::PodAttachment a;
-    a.namespaceName = "bench";
-    a.name = a.containerId = "p" + std::to_string(i);
-    a.hostInterface = "veth" + std::to_string(i);
-    a.ip = Ipv4Address{0x0af40002u + static_cast<uint32_t>(i)};
-    a.mac = *MacAddress::parse(i == 0 ? kClientMac : "0a:00:00:00:00:0b");
-    if (!node.attachPod(a)) return 1;
-  }
+  if (!perf::attachClientAndServer(node, kClientMac, "0a:00:00:00:00:0b")) return 1;
   // Service i: 10.96.x.y:80 -> 4 backends of its own (backend 0 is the local pod, so the path
   // ends at a real port; the others are addresses in the pod CIDR).
   const auto t0 = std::chrono::steady_clock::now();
@@ -178,35 +171,13 @@ int main(int argc, char** argv) {
   }
   std::shuffle(fresh.begin(), fresh.end(), rng);
   ctx.conntrack = tracker->get();
-  rte_mbuf* pkts[32];
-  for (auto& m : pkts) m = rte_pktmbuf_alloc(pool);
-  auto runOnce = [&](bool stage) {
-    const uint64_t start = rte_rdtsc_precise();
-    for (size_t base = 0; base + 32 <= fresh.size(); base += 32) {
-      for (uint16_t i = 0; i < 32; ++i) {
-        rte_mbuf* m = pkts[i];
-        m->data_off = RTE_PKTMBUF_HEADROOM;
-        m->data_len = m->pkt_len = static_cast<uint32_t>(fresh[base + i].size());
-        m->port = 0;
-        std::memcpy(rte_pktmbuf_mtod(m, void*), fresh[base + i].data(), fresh[base + i].size());
-        burst.pkts[i] = m;
-      }
-      if (!stage) continue;
-      burst.count = 32;
-      burst.inPort = 0;
-      dp::parseBurst(burst);
-      lb::serviceStage(burst, snap, ctx);
-    }
-    return rte_rdtsc_precise() - start;
-  };
-  const double restore = static_cast<double>(runOnce(false)) / fresh.size();
   const uint64_t before = tracker->get()->live();
-  const double total = static_cast<double>(runOnce(true)) / fresh.size();
+  const perf::NewFlowPass pass = perf::newFlowPass(pool, fresh, snap, ctx);
   const uint64_t inserted = tracker->get()->live() - before;
-  const double perConnection = total - restore;
+  const double perConnection = pass.net();
   std::printf("new connections over %u services: %.0f cycles each (restore %.0f subtracted), "
               "%.2f M/s on one core; %lu inserted, table now %u\n",
-              serviceCount, perConnection, restore,
+              serviceCount, perConnection, pass.restore,
               rte_get_tsc_hz() / perConnection / 1e6, static_cast<unsigned long>(inserted),
               tracker->get()->live());
 

@@ -21,6 +21,7 @@
 #include "dataplane/pipeline.h"
 #include "lb/conntrack.h"
 #include "lb/service_stage.h"
+#include "perf/bench_node.h"
 #include "perf/bench_util.h"
 #include "policy/enforce.h"
 #include "policy/l7.h"
@@ -125,15 +126,7 @@ int main(int argc, char** argv) {
   s.serviceCidr = *Ipv4Prefix::parse("10.96.0.0/12");
   control::NodeController node(s, backend);
   if (!node.start()) return 1;
-  for (int i = 0; i < 2; ++i) {
-    control::PodAttachment a;
-    a.namespaceName = "bench";
-    a.name = a.containerId = i == 0 ? "client" : "server";
-    a.hostInterface = "veth" + std::to_string(i);
-    a.ip = Ipv4Address{0x0af40002u + static_cast<uint32_t>(i)};
-    a.mac = *MacAddress::parse(i == 0 ? kClientMac : "0a:00:00:00:00:0b");
-    if (!node.attachPod(a)) return 1;
-  }
+  if (!perf::attachClientAndServer(node, kClientMac, "0a:00:00:00:00:0b")) return 1;
   control::ServiceSpec sv;
   sv.namespaceName = "bench";
   sv.name = "web";
@@ -262,31 +255,8 @@ int main(int argc, char** argv) {
                               ipText(0x0af40100u + (t / 250) * 256 + t % 250 + 1).c_str())
                         .tcp(static_cast<uint16_t>(1024 + f / (policies * peers)), 80, 0x02).build());
   }
-  rte_mbuf* pkts[32];
-  for (auto& m : pkts) m = rte_pktmbuf_alloc(pool);
-  auto runOnce = [&](bool stage) {
-    const dp::Snapshot& snap = *backend.current();
-    const uint64_t start = rte_rdtsc_precise();
-    for (size_t base = 0; base + 32 <= fresh.size(); base += 32) {
-      for (uint16_t i = 0; i < 32; ++i) {
-        rte_mbuf* m = pkts[i];
-        m->data_off = RTE_PKTMBUF_HEADROOM;
-        m->data_len = m->pkt_len = static_cast<uint32_t>(fresh[base + i].size());
-        m->port = 0;
-        std::memcpy(rte_pktmbuf_mtod(m, void*), fresh[base + i].data(), fresh[base + i].size());
-        burst.pkts[i] = m;
-      }
-      if (!stage) continue;
-      burst.count = 32;
-      burst.inPort = 0;
-      dp::parseBurst(burst);
-      lb::serviceStage(burst, snap, ctx);
-    }
-    return rte_rdtsc_precise() - start;
-  };
-  const double restore = static_cast<double>(runOnce(false)) / fresh.size();
   const uint64_t flowsBefore = counters.podFlows.read();
-  const double perFlow = static_cast<double>(runOnce(true)) / fresh.size() - restore;
+  const double perFlow = perf::newFlowPass(pool, fresh, *backend.current(), ctx).net();
   std::printf("  new pod flows, parse + flow stage (miss, classify, insert): %.0f cycles each, "
               "%.2f M/s; %lu tracked\n\n",
               perFlow, rte_get_tsc_hz() / perFlow / 1e6,

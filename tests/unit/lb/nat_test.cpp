@@ -12,9 +12,8 @@ namespace nodeplane::lb {
 namespace {
 
 using testing::Bytes;
+using testing::get16;
 using testing::PacketBuilder;
-
-uint16_t get16(const Bytes& b, size_t at) { return static_cast<uint16_t>(b[at] << 8 | b[at + 1]); }
 
 // Full recomputation of the L4 checksum over the pseudo-header (0 when valid).
 uint16_t l4Sum(const Bytes& b) {

@@ -5,11 +5,7 @@
 #include <gtest/gtest.h>
 #include <rte_icmp.h>
 
-#include "control/node_controller.h"
-#include "dataplane/pipeline.h"
-#include "lb/conntrack.h"
-#include "tests/unit/support/fake_backend.h"
-#include "tests/unit/support/packet_builder.h"
+#include "tests/unit/support/pod_pair_fixture.h"
 
 namespace nodeplane::testing {
 namespace {
@@ -22,41 +18,13 @@ constexpr const char* kBackendMac = "0a:00:00:00:00:0b";
 constexpr const char* kClientPortMac = "02:fe:00:00:00:00";  // fake port 0
 constexpr const char* kBackendPortMac = "02:fe:00:00:00:01"; // fake port 1
 
-uint16_t get16(const Bytes& b, size_t at) { return static_cast<uint16_t>(b[at] << 8 | b[at + 1]); }
-uint32_t get32(const Bytes& b, size_t at) { return uint32_t{get16(b, at)} << 16 | get16(b, at + 2); }
 
-class ServiceStageTest : public ::testing::Test {
+class ServiceStageTest : public PodPairFixture {
  protected:
   void SetUp() override {
-    auto t = lb::ConnTracker::create(4096, 1, 0, nullptr);
-    ASSERT_TRUE(t.ok());
-    tracker = std::move(*t);
-    backend.tracker = tracker.get();
-    backend.pool = testPool();
-    control::NodeSettings s;
-    s.nodeName = "node-cpu";
-    s.nodeIp = ip("192.168.50.10");
-    s.podCidr = *Ipv4Prefix::parse("10.244.1.0/24");
-    s.clusterCidr = *Ipv4Prefix::parse("10.244.0.0/16");
-    s.serviceCidr = *Ipv4Prefix::parse("10.96.0.0/12");
-    s.maglevSize = 251;
-    node = std::make_unique<control::NodeController>(s, backend);
-    ASSERT_TRUE(node->start().ok());
-    attach("c1", "10.244.1.2", kClientMac);   // port 0
-    attach("w1", "10.244.1.3", kBackendMac);  // port 1
-    ctx.counters = &counters;
-    ctx.conntrack = tracker.get();
-    ctx.icmpLimiter.configure(1'000'000, 1000, 50);
-  }
-
-  void attach(const char* name, const char* ipText, const char* macText) {
-    control::PodAttachment a;
-    a.namespaceName = "ns";
-    a.name = a.containerId = name;
-    a.hostInterface = std::string("veth-") + name;
-    a.ip = ip(ipText);
-    a.mac = mac(macText);
-    ASSERT_TRUE(node->attachPod(a).ok());
+    startNode(nodeSettings());
+    attach("ns", "c1", "10.244.1.2", kClientMac);   // port 0
+    attach("ns", "w1", "10.244.1.3", kBackendMac);  // port 1
   }
 
   void service(const char* name, const char* vip, std::vector<const char*> backends,
@@ -76,25 +44,15 @@ class ServiceStageTest : public ::testing::Test {
     ASSERT_TRUE(st.ok()) << st.error().message;
   }
 
+  // The frame's own packet; any the stages made are left alone.
   dataplane::PacketMeta run(const Bytes& frame, uint16_t port, rte_mbuf** out) {
-    dataplane::Burst burst;
-    burst.count = 1;
-    burst.inPort = port;
-    burst.pkts[0] = makeMbuf(frame, port);
-    ctx.generation = backend.current()->generation;
-    dataplane::runStages(burst, *backend.current(), ctx);
-    *out = burst.pkts[0];
-    return burst.meta[0];
+    auto all = runAll(frame, port);
+    *out = all.front().second;
+    return all.front().first;
   }
 
   PacketBuilder fromClient() { return PacketBuilder().eth(kClientPortMac, kClientMac); }
   PacketBuilder fromBackend() { return PacketBuilder().eth(kBackendPortMac, kBackendMac); }
-
-  FakeBackend backend;
-  std::unique_ptr<lb::ConnTracker> tracker;
-  std::unique_ptr<control::NodeController> node;
-  dataplane::WorkerCounters counters;
-  dataplane::WorkerContext ctx;
 };
 
 TEST_F(ServiceStageTest, TranslatesToTheBackendAndBack) {

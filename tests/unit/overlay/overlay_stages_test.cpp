@@ -18,7 +18,6 @@ using dataplane::Action;
 using dataplane::DropReason;
 using dataplane::PuntReason;
 
-uint16_t get16(const Bytes& b, size_t at) { return static_cast<uint16_t>(b[at] << 8 | b[at + 1]); }
 
 std::array<uint8_t, 6> macAt(const Bytes& b, size_t at) {
   return {b[at], b[at + 1], b[at + 2], b[at + 3], b[at + 4], b[at + 5]};

@@ -4,12 +4,8 @@
 
 #include <gtest/gtest.h>
 
-#include "control/node_controller.h"
-#include "dataplane/pipeline.h"
-#include "lb/conntrack.h"
 #include "policy/model_json.h"
-#include "tests/unit/support/fake_backend.h"
-#include "tests/unit/support/packet_builder.h"
+#include "tests/unit/support/pod_pair_fixture.h"
 
 namespace nodeplane::testing {
 namespace {
@@ -23,42 +19,15 @@ constexpr const char* kServerMac = "0a:00:00:00:00:0b";
 constexpr const char* kClientPortMac = "02:fe:00:00:00:00";  // fake port 0
 constexpr const char* kServerPortMac = "02:fe:00:00:00:01";  // fake port 1
 
-uint16_t get16(const Bytes& b, size_t at) { return static_cast<uint16_t>(b[at] << 8 | b[at + 1]); }
-uint32_t get32(const Bytes& b, size_t at) { return uint32_t{get16(b, at)} << 16 | get16(b, at + 2); }
 
-class EnforceTest : public ::testing::Test {
+class EnforceTest : public PodPairFixture {
  protected:
   void SetUp() override {
-    auto t = lb::ConnTracker::create(4096, 1, 0, nullptr);
-    ASSERT_TRUE(t.ok());
-    tracker = std::move(*t);
-    backend.tracker = tracker.get();
-    backend.pool = testPool();
-    control::NodeSettings s;
-    s.nodeName = "node-cpu";
-    s.nodeIp = ip("192.168.50.10");
-    s.podCidr = *Ipv4Prefix::parse("10.244.1.0/24");
-    s.clusterCidr = *Ipv4Prefix::parse("10.244.0.0/16");
-    s.serviceCidr = *Ipv4Prefix::parse("10.96.0.0/12");
-    s.maglevSize = 251;
+    control::NodeSettings s = nodeSettings();
     s.l7FlowsPerWorker = 16;
-    node = std::make_unique<control::NodeController>(s, backend);
-    ASSERT_TRUE(node->start().ok());
-    attach("client", "10.244.1.2", kClientMac);  // port 0, namespace y
-    attach("server", "10.244.1.3", kServerMac);  // port 1, namespace x
-    ctx.counters = &counters;
-    ctx.conntrack = tracker.get();
-    ctx.icmpLimiter.configure(1'000'000, 1000, 50);
-  }
-
-  void attach(const char* name, const char* ipText, const char* macText) {
-    control::PodAttachment a;
-    a.namespaceName = name[0] == 'c' ? "y" : "x";
-    a.name = a.containerId = name;
-    a.hostInterface = std::string("veth-") + name;
-    a.ip = ip(ipText);
-    a.mac = mac(macText);
-    ASSERT_TRUE(node->attachPod(a).ok());
+    startNode(s);
+    attach("y", "client", "10.244.1.2", kClientMac);  // port 0
+    attach("x", "server", "10.244.1.3", kServerMac);  // port 1
   }
 
   // The identities of the two pods, plus `policies` and `l7` (JSON arrays).
@@ -77,20 +46,6 @@ class EnforceTest : public ::testing::Test {
     ASSERT_TRUE(st.ok()) << st.error().message;
   }
 
-  // Runs one frame through the stages; returns every packet that came out (the frame's own
-  // first, then any the stages made), freeing none.
-  std::vector<std::pair<dataplane::PacketMeta, rte_mbuf*>> runAll(const Bytes& frame, uint16_t port) {
-    dataplane::Burst burst;
-    burst.count = 1;
-    burst.inPort = port;
-    burst.pkts[0] = makeMbuf(frame, port);
-    ctx.generation = backend.current()->generation;
-    dataplane::runStages(burst, *backend.current(), ctx);
-    std::vector<std::pair<dataplane::PacketMeta, rte_mbuf*>> out;
-    for (uint16_t i = 0; i < burst.count; ++i) out.emplace_back(burst.meta[i], burst.pkts[i]);
-    return out;
-  }
-
   dataplane::PacketMeta run(const Bytes& frame, uint16_t port) {
     auto out = runAll(frame, port);
     for (auto& [meta, m] : out) rte_pktmbuf_free(m);
@@ -99,12 +54,6 @@ class EnforceTest : public ::testing::Test {
 
   PacketBuilder fromClient() { return PacketBuilder().eth(kClientPortMac, kClientMac); }
   PacketBuilder fromServer() { return PacketBuilder().eth(kServerPortMac, kServerMac); }
-
-  FakeBackend backend;
-  std::unique_ptr<lb::ConnTracker> tracker;
-  std::unique_ptr<control::NodeController> node;
-  dataplane::WorkerCounters counters;
-  dataplane::WorkerContext ctx;
 };
 
 constexpr const char* kAllowClientsOn80 = R"([{"metadata": {"namespace": "x", "name": "web"},

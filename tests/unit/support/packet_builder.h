@@ -73,6 +73,14 @@ rte_mbuf* makeMbuf(const Bytes& bytes, uint16_t port = 0);
 rte_mbuf* makeChainedMbuf(const Bytes& bytes, uint16_t firstSegment, uint16_t port = 0);
 Bytes mbufBytes(const rte_mbuf* m);
 
+// Big-endian fields of a frame, for checking what the stages wrote.
+inline uint16_t get16(const Bytes& b, size_t at) {
+  return static_cast<uint16_t>(b[at] << 8 | b[at + 1]);
+}
+inline uint32_t get32(const Bytes& b, size_t at) {
+  return uint32_t{get16(b, at)} << 16 | get16(b, at + 2);
+}
+
 // Internet checksum of a byte range (0 when valid over a header including its checksum field).
 uint16_t internetChecksum(const uint8_t* data, size_t len);
 

@@ -189,16 +189,27 @@ void printPods(const Json& r) {
   std::cout << t.render();
 }
 
-// Parses "--key value" pairs after a subcommand into JSON args, mapping CLI names to fields.
+// Parses "--key value" pairs after a subcommand into JSON args, mapping CLI names to fields; the
+// fields named in `numeric` are sent as numbers.
 Result<Json> flagsToArgs(const std::vector<std::string>& words, size_t from,
-                         const std::map<std::string, std::string>& names) {
+                         const std::map<std::string, std::string>& names,
+                         const std::set<std::string>& numeric = {}) {
   Json args = Json::object();
   for (size_t i = from; i < words.size(); ++i) {
     const std::string& w = words[i];
     auto it = names.find(w);
     if (it == names.end() || i + 1 >= words.size())
       return nodeplane::invalidArgument("unexpected argument '" + w + "'");
-    args[it->second] = words[++i];
+    const std::string& value = words[++i];
+    if (!numeric.count(it->second)) {
+      args[it->second] = value;
+      continue;
+    }
+    try {
+      args[it->second] = std::stoi(value);
+    } catch (const std::exception&) {
+      return nodeplane::invalidArgument(w + " needs a number");
+    }
   }
   return args;
 }
@@ -338,21 +349,13 @@ int main(int argc, char** argv) {
     auto parsed = flagsToArgs(words, flush ? 2 : 1,
                               {{"--service", "service"}, {"--address", "address"},
                                {"--port", "port"}, {"--limit", "limit"},
-                               {"--backend", "backend"}});
+                               {"--backend", "backend"}},
+                              {"port", "limit"});
     if (!parsed) {
       std::cerr << "npctl: " << parsed.error().message << "\n";
       return 2;
     }
     args = *parsed;
-    for (const char* numeric : {"port", "limit"})
-      if (args.contains(numeric)) {
-        try {
-          args[numeric] = std::stoi(args[numeric].get<std::string>());
-        } catch (const std::exception&) {
-          std::cerr << "npctl: --" << numeric << " needs a number\n";
-          return 2;
-        }
-      }
   }
   else if (cmd == "node" && words.size() >= 2 && (words[1] == "set" || words[1] == "delete")) {
     op = "node." + words[1];
@@ -391,56 +394,33 @@ int main(int argc, char** argv) {
     auto parsed = flagsToArgs(words, 1, {{"--from", "from"}, {"--src", "src"}, {"--dst", "dst"},
                                          {"--protocol", "protocol"}, {"--sport", "sport"},
                                          {"--dport", "dport"}, {"--flags", "flags"},
-                                         {"--payload", "payload"}, {"--ttl", "ttl"}});
+                                         {"--payload", "payload"}, {"--ttl", "ttl"}},
+                              {"sport", "dport", "ttl"});
     if (!parsed) {
       std::cerr << "npctl: " << parsed.error().message << "\n";
       return 2;
     }
     args = *parsed;
-    for (const char* numeric : {"sport", "dport", "ttl"})
-      if (args.contains(numeric)) {
-        try {
-          args[numeric] = std::stoi(args[numeric].get<std::string>());
-        } catch (const std::exception&) {
-          std::cerr << "npctl: --" << numeric << " needs a number\n";
-          return 2;
-        }
-      }
   } else if (cmd == "policies") {
     op = "policy.list", printer = printPolicies;
   } else if (cmd == "policy" && words.size() >= 2 && words[1] == "log") {
     op = "policy.log", printer = printPolicyLog;
-    auto parsed = flagsToArgs(words, 2, {{"--limit", "limit"}});
+    auto parsed = flagsToArgs(words, 2, {{"--limit", "limit"}}, {"limit"});
     if (!parsed) {
       std::cerr << "npctl: " << parsed.error().message << "\n";
       return 2;
     }
     args = *parsed;
-    if (args.contains("limit")) {
-      try {
-        args["limit"] = std::stoi(args["limit"].get<std::string>());
-      } catch (const std::exception&) {
-        std::cerr << "npctl: --limit needs a number\n";
-        return 2;
-      }
-    }
   } else if (cmd == "policy" && words.size() >= 2 && words[1] == "check") {
     op = "policy.check", printer = printPolicyCheck;
     auto parsed = flagsToArgs(words, 2, {{"--src", "src"}, {"--dst", "dst"},
-                                         {"--protocol", "protocol"}, {"--port", "port"}});
+                                         {"--protocol", "protocol"}, {"--port", "port"}},
+                              {"port"});
     if (!parsed) {
       std::cerr << "npctl: " << parsed.error().message << "\n";
       return 2;
     }
     args = *parsed;
-    if (args.contains("port")) {
-      try {
-        args["port"] = std::stoi(args["port"].get<std::string>());
-      } catch (const std::exception&) {
-        std::cerr << "npctl: --port needs a number\n";
-        return 2;
-      }
-    }
   } else if (cmd == "policy" && words.size() == 3 && words[1] == "apply") {
     op = "policy.apply";
     std::stringstream text;

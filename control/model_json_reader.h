@@ -243,12 +243,11 @@ Result<ServiceSpec> readService(const std::string& op, const V& args) {
       if (t.isString()) {
         // Kubernetes allows a number written as a string ("8080").
         const std::string_view text = t.string();
-        if (!text.empty() && text.size() <= 5 && std::all_of(text.begin(), text.end(), ::isdigit)) {
-          const unsigned long v = std::stoul(std::string(text));
+        const bool number = !text.empty() && std::all_of(text.begin(), text.end(), ::isdigit);
+        if (number) {
+          const unsigned long v = text.size() <= 5 ? std::stoul(std::string(text)) : 0;
           if (v == 0 || v > 65535) return fail(".targetPort", "not 1-65535");
           p.targetPort = static_cast<uint16_t>(v);
-        } else if (!text.empty() && std::all_of(text.begin(), text.end(), ::isdigit)) {
-          return fail(".targetPort", "not 1-65535");
         } else if (!text.empty()) {
           p.targetPortName = text;
         }

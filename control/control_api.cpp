@@ -125,7 +125,9 @@ Result<Json> ControlApi::handle(const Request& request) {
 }
 
 std::string ControlApi::handleLine(std::string_view line) {
-  if (auto request = readApplyRequest(line)) {
+  // Only a line that can be an apply is read twice when it is not one.
+  if (auto request = line.find("\"apply\"") != std::string_view::npos ? readApplyRequest(line)
+                                                                        : std::nullopt) {
     auto reply = apply(std::move(request->state));
     return formatReply(request->id, reply);
   }

@@ -8,7 +8,7 @@
 #include <optional>
 #include <string_view>
 
-#include "common/result.h"
+#include "core/result.h"
 #include "control/model.h"
 #include "control/protocol.h"
 

@@ -5,7 +5,7 @@
 #include <chrono>
 #include <string>
 
-#include "common/result.h"
+#include "core/result.h"
 #include "control/protocol.h"
 
 namespace nodeplane::control {

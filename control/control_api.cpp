@@ -4,7 +4,7 @@
 
 #include "control/model_json.h"
 #include "control/trace.h"
-#include "dataplane/drop_reason.h"
+#include "core/drop_reason.h"
 #include "lb/conntrack.h"
 #include <netinet/in.h>
 #include "overlay/vxlan.h"
@@ -21,7 +21,7 @@ namespace {
 
 constexpr const char* kVersion = "0.1.0";
 
-Json countersToJson(const dp::CounterTotals& c) {
+Json countersToJson(const CounterTotals& c) {
   Json j = Json::object();
 #define NP_COUNTER_JSON(member, name, help) j[name] = c.member;
   NP_FOREACH_WORKER_COUNTER(NP_COUNTER_JSON)
@@ -210,8 +210,8 @@ Result<Json> ControlApi::drops(const ArgReader& args, const Json& raw) const {
   }
   const auto workers = backend_.workerStats();
   Json list = Json::array();
-  for (const auto& info : dp::kDropReasons) {
-    if (info.id == dp::DropReason::kNone) continue;
+  for (const auto& info : kDropReasons) {
+    if (info.id == DropReason::kNone) continue;
     const auto i = static_cast<size_t>(info.id);
     uint64_t total = 0;
     Json perWorker = Json::array();

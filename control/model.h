@@ -7,7 +7,7 @@
 #include <optional>
 #include <string>
 
-#include "common/ipv4.h"
+#include "core/ipv4.h"
 #include "dataplane/dataplane_backend.h"
 #include "policy/model.h"
 

@@ -2,7 +2,7 @@
 // file, so that both read and write one format.
 #pragma once
 
-#include "common/result.h"
+#include "core/result.h"
 #include "control/model.h"
 #include "control/protocol.h"
 

@@ -17,7 +17,7 @@
 #include <string>
 #include <string_view>
 
-#include "common/result.h"
+#include "core/result.h"
 #include "control/model.h"
 #include "control/model_json.h"
 #include "policy/model_json.h"

@@ -3,77 +3,57 @@
 #include <net/if.h>
 #include <spdlog/spdlog.h>
 
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
-#include <fstream>
 #include <set>
 
-#include "control/model_json.h"
 #include "lb/conntrack.h"
-#include "overlay/vxlan.h"
 
 namespace nodeplane::control {
 
 namespace dp = dataplane;
 
-namespace {
-
-bool isDnsLabel(const std::string& s, size_t max) {
-  if (s.empty() || s.size() > max) return false;
-  for (char c : s)
-    if (!(std::islower(static_cast<unsigned char>(c)) ||
-          std::isdigit(static_cast<unsigned char>(c)) || c == '-' || c == '.'))
-      return false;
-  return std::isalnum(static_cast<unsigned char>(s.front())) &&
-         std::isalnum(static_cast<unsigned char>(s.back()));
-}
-
-bool isInterfaceName(const std::string& s) {
-  if (s.empty() || s.size() > 15 || s == "." || s == "..") return false;
-  for (char c : s)
-    if (c == '/' || c == ',' || c == '=' || c == ':' || std::isspace(static_cast<unsigned char>(c)) ||
-        !std::isprint(static_cast<unsigned char>(c)))
-      return false;
-  return true;
-}
-
-rte_ether_addr toEther(const MacAddress& mac) {
-  rte_ether_addr e;
-  std::memcpy(e.addr_bytes, mac.bytes.data(), 6);
-  return e;
-}
-
-std::string describe(const PodAttachment& s) {
-  return "pod " + s.namespaceName + "/" + s.name + " (" + s.interface + ")";
-}
-
-}  // namespace
-
 NodeController::NodeController(NodeSettings settings, dp::DataplaneBackend& backend)
     : settings_(std::move(settings)),
       backend_(backend),
       interfaceExists_([](const std::string& name) { return ::if_nametoindex(name.c_str()) != 0; }),
+      stateFile_(settings_.stateFile, settings_.nodeName),
       resolver_(backend) {}
 
-MacAddress NodeController::vtepMac() const {
-  if (settings_.vtepMac) return *settings_.vtepMac;
-  const rte_ether_addr e = overlay::defaultVtepMac(settings_.nodeIp.value);
-  MacAddress m;
-  std::memcpy(m.bytes.data(), e.addr_bytes, 6);
-  return m;
-}
+MacAddress NodeController::vtepMac() const { return vtepMacOf(settings_); }
 
 Ipv4Address NodeController::nextHopFor(Ipv4Address endpoint) const {
-  const Ipv4Prefix subnet{Ipv4Address{settings_.nodeIp.value &
-                                      Ipv4Prefix{{}, settings_.underlayPrefixLength}.mask()},
-                          settings_.underlayPrefixLength};
-  if (!settings_.underlayGateway || subnet.contains(endpoint)) return endpoint;
-  return *settings_.underlayGateway;
+  return underlayNextHop(settings_, endpoint);
+}
+
+Status NodeController::publish(NodeModel next) {
+  // The route table depends on the pods, the nodes and the uplink only: unchanged objects, the
+  // same table.
+  const bool sameRoutes = routes_ && next.pods == model_.pods && next.nodes == model_.nodes &&
+                          next.uplink.has_value() == model_.uplink.has_value();
+  const AssemblyInputs inputs{settings_, backend_.workerCount(), backend_.socketId(), resolver_};
+  auto snap = assembleSnapshot(next, inputs, generation_ + 1, sameRoutes ? routes_ : nullptr);
+  if (!snap) return snap.error();
+  routes_ = (*snap)->routes;
+  current_ = snap->get();
+  model_ = std::move(next);
+  backend_.publish(std::move(*snap));
+  ++generation_;
+  return okStatus();
+}
+
+NodeModel NodeController::withPods(PodMap pods) const {
+  NodeModel next = model_;
+  next.pods = std::make_shared<const PodMap>(std::move(pods));
+  return next;
+}
+
+NodeModel NodeController::withNodes(NodeMap nodes) const {
+  NodeModel next = model_;
+  next.nodes = std::make_shared<const NodeMap>(std::move(nodes));
+  return next;
 }
 
 Status NodeController::start() {
-  if (auto st = publish(pods_, nodes_); !st) return st;
+  if (auto st = publish(model_); !st) return st;
   if (!settings_.uplinkDevargs.empty()) {
     std::string devargs = settings_.uplinkDevargs;
     // An af_packet uplink needs a socket (queue pair) per worker; fill it in when not given.
@@ -81,80 +61,53 @@ Status NodeController::start() {
       devargs += ",qpairs=" + std::to_string(backend_.workerCount());
     auto port = backend_.openPort(devargs);
     if (!port) return makeError(port.error().code, "uplink: " + port.error().message);
-    uplink_ = *port;
-    if (auto st = publish(pods_, nodes_); !st) {
+    NodeModel next = model_;
+    next.uplink = *port;
+    if (auto st = publish(std::move(next)); !st) {
       backend_.closePort(port->id);
-      uplink_.reset();
       return st;
     }
     resolver_.setUplink(UnderlayResolver::Uplink{port->id, port->mac, settings_.nodeIp});
     updateWantedNeighbors();  // the underlay gateway, when there is one
   }
-  restoreState();
+  restorePods();
   return okStatus();
 }
 
-void NodeController::saveState() const {
-  if (settings_.stateFile.empty()) return;
-  Json pods = Json::array();
-  for (const auto& [key, pod] : pods_) pods.push_back(podAttachmentToJson(pod.spec));
-  const Json doc = {{"version", 1}, {"node", settings_.nodeName}, {"pods", pods}};
-  const std::string tmp = settings_.stateFile + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << doc.dump(1) << "\n";
-    if (!out) {
-      spdlog::warn("state file {}: cannot write; attachments will not survive a restart", tmp);
-      return;
-    }
-  }
-  if (std::rename(tmp.c_str(), settings_.stateFile.c_str()) != 0)
-    spdlog::warn("state file {}: rename failed: {}", settings_.stateFile, std::strerror(errno));
+void NodeController::savePods() const {
+  std::vector<PodAttachment> specs;
+  for (const auto& [key, pod] : *model_.pods) specs.push_back(pod.spec);
+  stateFile_.save(specs);
 }
 
-void NodeController::restoreState() {
-  if (settings_.stateFile.empty()) return;
-  std::ifstream in(settings_.stateFile);
-  if (!in) return;  // first start
-  Json doc = Json::parse(in, nullptr, false);
-  if (doc.is_discarded() || !doc.is_object() || !doc.contains("pods") || !doc["pods"].is_array()) {
-    spdlog::warn("state file {}: unreadable, starting without pods", settings_.stateFile);
-    return;
-  }
-  if (doc.value("node", "") != settings_.nodeName) {
-    spdlog::warn("state file {} belongs to node '{}', not '{}': ignored", settings_.stateFile,
-                 doc.value("node", ""), settings_.nodeName);
-    return;
-  }
+void NodeController::restorePods() {
+  const auto saved = stateFile_.load();
+  if (!saved) return;
   size_t restored = 0;
-  for (const Json& args : doc["pods"]) {
-    auto spec = podAttachmentFromJson("state file", args);
-    if (!spec) {
-      spdlog::warn("state file {}: {}", settings_.stateFile, spec.error().message);
+  for (const PodAttachment& spec : *saved) {
+    if (!spec.hostInterface.empty() && !interfaceExists_(spec.hostInterface)) {
+      spdlog::info("{}: interface {} is gone, not re-attached", describePod(spec),
+                   spec.hostInterface);
       continue;
     }
-    if (!spec->hostInterface.empty() && !interfaceExists_(spec->hostInterface)) {
-      spdlog::info("{}: interface {} is gone, not re-attached", describe(*spec),
-                   spec->hostInterface);
-      continue;
-    }
-    if (auto r = attachPod(*spec); !r)
+    if (auto r = attachPod(spec); !r)
       spdlog::warn("re-attaching from the state file: {}", r.error().message);
     else
       ++restored;
   }
-  saveState();  // drop what was not restored
-  spdlog::info("state file {}: {} pod(s) re-attached", settings_.stateFile, restored);
+  savePods();  // drop what was not restored
+  spdlog::info("state file {}: {} pod(s) re-attached", stateFile_.path(), restored);
 }
 
 size_t NodeController::detachVanishedPods() {
   std::vector<PodKey> gone;
-  for (const auto& [key, pod] : pods_)
+  for (const auto& [key, pod] : *model_.pods)
     if (!pod.spec.hostInterface.empty() && !interfaceExists_(pod.spec.hostInterface))
       gone.push_back(key);
   for (const PodKey& key : gone) {
+    const PodAttachment& spec = model_.pods->at(key).spec;
     spdlog::warn("{}: host interface {} disappeared without a CNI DEL: detaching",
-                 describe(pods_.at(key).spec), pods_.at(key).spec.hostInterface);
+                 describePod(spec), spec.hostInterface);
     (void)detachPod(key);
   }
   return gone.size();
@@ -162,66 +115,37 @@ size_t NodeController::detachVanishedPods() {
 
 void NodeController::shutdown() {
   std::vector<uint16_t> ports;
-  for (const auto& [key, pod] : pods_) ports.push_back(pod.port.id);
-  if (uplink_) ports.push_back(uplink_->id);
-  pods_.clear();
-  nodes_.clear();
-  uplink_.reset();
+  for (const auto& [key, pod] : *model_.pods) ports.push_back(pod.port.id);
+  if (model_.uplink) ports.push_back(model_.uplink->id);
   if (ports.empty()) return;
-  (void)publish(pods_, nodes_);
+  NodeModel empty;
+  empty.services = model_.services;
+  empty.policy = model_.policy;
+  if (auto st = publish(std::move(empty)); !st)
+    spdlog::error("publishing the snapshot without ports: {}", st.error().message);
   backend_.synchronize();
   for (uint16_t p : ports) backend_.closePort(p);
 }
 
-Status NodeController::validate(const PodAttachment& s, const NodeSettings& settings) {
-  const std::string what = describe(s);
-  if (!isDnsLabel(s.namespaceName, 63))
-    return invalidArgument(what + ": field 'namespace': '" + s.namespaceName +
-                           "' is not a valid namespace name");
-  if (!isDnsLabel(s.name, 253))
-    return invalidArgument(what + ": field 'name': '" + s.name + "' is not a valid pod name");
-  if (s.containerId.empty() || s.containerId.size() > 256)
-    return invalidArgument(what + ": field 'containerId': empty or longer than 256");
-  if (!isInterfaceName(s.interface))
-    return invalidArgument(what + ": field 'interface': '" + s.interface +
-                           "' is not an interface name");
-  if (s.hostInterface.empty() == s.devargs.empty())
-    return invalidArgument(what + ": exactly one of 'hostInterface' and 'devargs' is required");
-  if (!s.hostInterface.empty() && !isInterfaceName(s.hostInterface))
-    return invalidArgument(what + ": field 'hostInterface': '" + s.hostInterface +
-                           "' is not an interface name");
-  if (!settings.podCidr.contains(s.ip))
-    return invalidArgument(what + ": field 'ip': " + s.ip.toString() +
-                           " is outside this node's pod CIDR " + settings.podCidr.toString());
-  if (s.ip == settings.podCidr.address ||
-      s.ip.value == (settings.podCidr.address.value | ~settings.podCidr.mask()))
-    return invalidArgument(what + ": field 'ip': " + s.ip.toString() +
-                           " is the network or broadcast address of " +
-                           settings.podCidr.toString());
-  if (s.mac.isZero() || s.mac.isMulticast())
-    return invalidArgument(what + ": field 'mac': " + s.mac.toString() +
-                           " is not a unicast MAC address");
-  return okStatus();
-}
-
 Result<AttachedPod> NodeController::attachPod(const PodAttachment& spec) {
-  if (auto st = validate(spec, settings_); !st) return st.error();
+  if (auto st = validatePod(spec, settings_); !st) return st.error();
   const PodKey key{spec.containerId, spec.interface};
-  if (auto it = pods_.find(key); it != pods_.end()) {
+  const PodMap& pods = *model_.pods;
+  if (auto it = pods.find(key); it != pods.end()) {
     if (it->second.spec == spec) return it->second;  // a retried ADD: nothing to do
     return makeError(ErrorCode::kAlreadyExists,
-                     describe(spec) + ": container " + spec.containerId + " interface " +
+                     describePod(spec) + ": container " + spec.containerId + " interface " +
                          spec.interface + " is already attached with different settings");
   }
-  for (const auto& [k, pod] : pods_) {
+  for (const auto& [k, pod] : pods) {
     if (pod.spec.ip == spec.ip)
-      return makeError(ErrorCode::kAlreadyExists, describe(spec) + ": field 'ip': " +
+      return makeError(ErrorCode::kAlreadyExists, describePod(spec) + ": field 'ip': " +
                                                       spec.ip.toString() + " already used by " +
-                                                      describe(pod.spec));
+                                                      describePod(pod.spec));
     if (!spec.hostInterface.empty() && pod.spec.hostInterface == spec.hostInterface)
       return makeError(ErrorCode::kAlreadyExists,
-                       describe(spec) + ": field 'hostInterface': " + spec.hostInterface +
-                           " already attached for " + describe(pod.spec));
+                       describePod(spec) + ": field 'hostInterface': " + spec.hostInterface +
+                           " already attached for " + describePod(pod.spec));
   }
 
   const std::string devargs =
@@ -230,111 +154,58 @@ Result<AttachedPod> NodeController::attachPod(const PodAttachment& spec) {
           : "net_af_packet_np" + std::to_string(++portSequence_) + ",iface=" + spec.hostInterface +
                 ",qpairs=" + std::to_string(backend_.workerCount());
   auto port = backend_.openPort(devargs);
-  if (!port) return makeError(port.error().code, describe(spec) + ": " + port.error().message);
+  if (!port) return makeError(port.error().code, describePod(spec) + ": " + port.error().message);
 
-  auto next = pods_;
-  next[key] = AttachedPod{spec, *port};
-  if (auto st = publish(next, nodes_); !st) {
+  PodMap next = pods;
+  const AttachedPod attached{spec, *port};
+  next[key] = attached;
+  if (auto st = publish(withPods(std::move(next))); !st) {
     backend_.closePort(port->id);  // never published: no worker can be polling it
-    return makeError(st.error().code, describe(spec) + ": " + st.error().message);
+    return makeError(st.error().code, describePod(spec) + ": " + st.error().message);
   }
-  pods_ = std::move(next);
-  saveState();
-  spdlog::info("{} attached: {} on port {} ({}), generation {}", describe(spec),
+  savePods();
+  spdlog::info("{} attached: {} on port {} ({}), generation {}", describePod(spec),
                spec.ip.toString(), port->id, port->name, generation_);
-  return pods_[key];
+  return attached;
 }
 
 Status NodeController::detachPod(const PodKey& key) {
-  auto it = pods_.find(key);
-  if (it == pods_.end())
+  auto it = model_.pods->find(key);
+  if (it == model_.pods->end())
     return makeError(ErrorCode::kNotFound, "no pod attached for container " + key.containerId +
                                                " interface " + key.interface);
-  auto next = pods_;
+  const AttachedPod gone = it->second;
+  PodMap next = *model_.pods;
   next.erase(key);
-  if (auto st = publish(next, nodes_); !st) return st;
-  AttachedPod gone = std::move(it->second);
-  pods_ = std::move(next);
-  saveState();
+  if (auto st = publish(withPods(std::move(next))); !st) return st;
+  savePods();
   // No worker polls or sends to the port once every worker has passed a quiescent point.
   backend_.synchronize();
   backend_.closePort(gone.port.id);
-  spdlog::info("{} detached, generation {}", describe(gone.spec), generation_);
+  spdlog::info("{} detached, generation {}", describePod(gone.spec), generation_);
   return okStatus();
 }
 
 std::optional<PodKey> NodeController::findPod(const std::string& namespaceName,
                                               const std::string& name) const {
-  for (const auto& [key, pod] : pods_)
+  for (const auto& [key, pod] : *model_.pods)
     if (pod.spec.namespaceName == namespaceName && pod.spec.name == name) return key;
   return std::nullopt;
 }
 
 std::vector<AttachedPod> NodeController::pods() const {
   std::vector<AttachedPod> out;
-  for (const auto& [key, pod] : pods_) out.push_back(pod);
+  for (const auto& [key, pod] : *model_.pods) out.push_back(pod);
   return out;
 }
 
-Status NodeController::validateNode(const NodeSpec& n, const Nodes& among) const {
-  const std::string what = "node " + n.name;
-  if (!isDnsLabel(n.name, 253))
-    return invalidArgument(what + ": field 'name': not a valid Kubernetes node name");
-  if (n.ip.value == 0 || (n.ip.value >> 28) >= 0xe)
-    return invalidArgument(what + ": field 'ip': " + n.ip.toString() + " is not a unicast address");
-  if (n.vtepMac && (n.vtepMac->isZero() || n.vtepMac->isMulticast()))
-    return invalidArgument(what + ": field 'vtepMac': " + n.vtepMac->toString() +
-                           " is not a unicast MAC address");
-  if (n.name == settings_.nodeName) {  // our own entry, as the cluster sees us
-    if (n.ip != settings_.nodeIp)
-      return invalidArgument(what + ": field 'ip': " + n.ip.toString() +
-                             " but this daemon runs with --node-ip " + settings_.nodeIp.toString());
-    if (std::find(n.podCidrs.begin(), n.podCidrs.end(), settings_.podCidr) == n.podCidrs.end())
-      return invalidArgument(what + ": field 'podCidrs': does not list this daemon's --pod-cidr " +
-                             settings_.podCidr.toString());
-    return okStatus();
-  }
-  if (!uplink_)
-    return invalidArgument(what + ": this daemon has no --uplink: other nodes cannot be reached");
-  if (n.ip == settings_.nodeIp)
-    return invalidArgument(what + ": field 'ip': " + n.ip.toString() + " is this node's address");
-  if (n.podCidrs.empty()) return invalidArgument(what + ": field 'podCidrs': empty");
-  for (const Ipv4Prefix& c : n.podCidrs) {
-    const std::string field = what + ": field 'podCidrs': " + c.toString();
-    if (c.overlaps(settings_.podCidr))
-      return invalidArgument(field + " overlaps this node's pod CIDR " + settings_.podCidr.toString());
-    if (settings_.clusterCidr && !settings_.clusterCidr->contains(c.address))
-      return invalidArgument(field + " is outside the cluster CIDR " +
-                             settings_.clusterCidr->toString());
-    if (settings_.serviceCidr && c.overlaps(*settings_.serviceCidr))
-      return invalidArgument(field + " overlaps the service CIDR " +
-                             settings_.serviceCidr->toString());
-    if (c.contains(settings_.gatewayIp))
-      return invalidArgument(field + " contains the pods' gateway " +
-                             settings_.gatewayIp.toString());
-  }
-  for (const auto& [name, other] : among) {
-    if (name == n.name || name == settings_.nodeName) continue;
-    if (other.ip == n.ip)
-      return makeError(ErrorCode::kAlreadyExists, what + ": field 'ip': " + n.ip.toString() +
-                                                      " already belongs to node " + name);
-    for (const Ipv4Prefix& a : n.podCidrs)
-      for (const Ipv4Prefix& b : other.podCidrs)
-        if (a.overlaps(b))
-          return makeError(ErrorCode::kAlreadyExists,
-                           what + ": field 'podCidrs': " + a.toString() + " overlaps " +
-                               b.toString() + " of node " + name);
-  }
-  return okStatus();
-}
-
 Status NodeController::setNode(const NodeSpec& spec) {
-  if (auto st = validateNode(spec, nodes_); !st) return st;
-  if (auto it = nodes_.find(spec.name); it != nodes_.end() && it->second == spec) return okStatus();
-  Nodes next = nodes_;
+  const NodeMap& nodes = *model_.nodes;
+  if (auto st = validateNode(spec, nodes, settings_, model_.uplink.has_value()); !st) return st;
+  if (auto it = nodes.find(spec.name); it != nodes.end() && it->second == spec) return okStatus();
+  NodeMap next = nodes;
   next[spec.name] = spec;
-  if (auto st = publish(pods_, next); !st) return st;
-  nodes_ = std::move(next);
+  if (auto st = publish(withNodes(std::move(next))); !st) return st;
   updateWantedNeighbors();
   spdlog::info("node {} set: {} behind {}, generation {}", spec.name,
                spec.podCidrs.empty() ? "-" : spec.podCidrs.front().toString(), spec.ip.toString(),
@@ -343,11 +214,10 @@ Status NodeController::setNode(const NodeSpec& spec) {
 }
 
 Status NodeController::deleteNode(const std::string& name) {
-  if (!nodes_.count(name)) return makeError(ErrorCode::kNotFound, "no node named " + name);
-  Nodes next = nodes_;
+  if (!model_.nodes->count(name)) return makeError(ErrorCode::kNotFound, "no node named " + name);
+  NodeMap next = *model_.nodes;
   next.erase(name);
-  if (auto st = publish(pods_, next); !st) return st;
-  nodes_ = std::move(next);
+  if (auto st = publish(withNodes(std::move(next))); !st) return st;
   updateWantedNeighbors();
   spdlog::info("node {} deleted, generation {}", name, generation_);
   return okStatus();
@@ -355,7 +225,7 @@ Status NodeController::deleteNode(const std::string& name) {
 
 std::vector<NodeSpec> NodeController::nodes() const {
   std::vector<NodeSpec> out;
-  for (const auto& [name, n] : nodes_) out.push_back(n);
+  for (const auto& [name, n] : *model_.nodes) out.push_back(n);
   return out;
 }
 
@@ -364,7 +234,9 @@ Status NodeController::applyServices(ServiceRegistry::Changes changes,
   auto prepared =
       services_.prepareChanges(std::move(changes), settings_, backend_.socketId(), flushSlots);
   if (!prepared) return prepared.error();
-  if (auto st = publish(pods_, nodes_, /*routesChanged=*/false, prepared->table); !st) return st;
+  NodeModel next = model_;
+  next.services = prepared->table;
+  if (auto st = publish(std::move(next)); !st) return st;
   services_.commit(std::move(*prepared));
   return okStatus();
 }
@@ -403,7 +275,9 @@ Status NodeController::replaceServices(const std::vector<ServiceSpec>& services)
   if (auto st = ServiceRegistry::checkConflicts(next, settings_); !st) return st;
   auto prepared = services_.prepare(std::move(next), settings_, backend_.socketId());
   if (!prepared) return prepared.error();
-  if (auto st = publish(pods_, nodes_, /*routesChanged=*/false, prepared->table); !st) return st;
+  NodeModel candidate = model_;
+  candidate.services = prepared->table;
+  if (auto st = publish(std::move(candidate)); !st) return st;
   services_.commit(std::move(*prepared));
   spdlog::info("{} services applied, generation {}", services.size(), generation_);
   return okStatus();
@@ -444,30 +318,30 @@ Result<std::shared_ptr<const policy::PolicyTable>> NodeController::buildPolicyTa
   auto table = policy::PolicyTable::build(shared, settings_.podCidr, policyGeneration_ + 1,
                                           policyRuntime_, options);
   if (!table) {
-    policyRuntime_->retain(currentPolicyKeys());  // slots the failed build assigned
+    policyRuntime_->retain(policyKeysOf(model_.policy.get()));  // slots the failed build assigned
     return table.error();
   }
   return std::shared_ptr<const policy::PolicyTable>(std::move(*table));
 }
 
 void NodeController::commitPolicyTable() {
-  policyGeneration_ = policyTable_->generation();
-  policyRuntime_->retain(currentPolicyKeys());
-  const auto& c = policyTable_->compiled();
+  const policy::PolicyTable& table = *model_.policy;
+  policyGeneration_ = table.generation();
+  policyRuntime_->retain(policyKeysOf(&table));
+  const auto& c = table.compiled();
   spdlog::info("policy applied: {} NetworkPolicies, {} L7 rule objects; {} classifier rules, "
                "{} pods isolated for ingress, {} for egress; policy generation {}",
-               policyTable_->state().policies.size(), policyTable_->state().l7Rules.size(),
-               c.rules.size(), c.isolatedIngress, c.isolatedEgress, policyGeneration_);
+               table.state().policies.size(), table.state().l7Rules.size(), c.rules.size(),
+               c.isolatedIngress, c.isolatedEgress, policyGeneration_);
 }
 
 Status NodeController::applyPolicy(policy::PolicyState state) {
   auto table = buildPolicyTable(std::move(state));
   if (!table) return table.error();
-  auto previous = policyTable_;
-  policyTable_ = *table;
-  if (auto st = publish(pods_, nodes_, /*routesChanged=*/false); !st) {
-    policyTable_ = previous;
-    policyRuntime_->retain(currentPolicyKeys());
+  NodeModel next = model_;
+  next.policy = std::move(*table);
+  if (auto st = publish(std::move(next)); !st) {
+    policyRuntime_->retain(policyKeysOf(model_.policy.get()));
     return st;
   }
   commitPolicyTable();
@@ -479,21 +353,23 @@ Result<ApplyResult> NodeController::applyDesired(DesiredState state) {
   auto note = [&](const Error& e) { problems.push_back(e.message); };
 
   // Nodes: the list replaces the table.
-  Nodes nextNodes = nodes_;
+  NodeMap nextNodes;
   if (state.nodes) {
-    nextNodes.clear();
     for (const NodeSpec& n : *state.nodes)
-      if (!nextNodes.emplace(n.name, n).second) note(invalidArgument("node " + n.name + ": listed twice"));
+      if (!nextNodes.emplace(n.name, n).second)
+        note(invalidArgument("node " + n.name + ": listed twice"));
     for (const auto& [name, n] : nextNodes)
-      if (auto st = validateNode(n, nextNodes); !st) note(st.error());
+      if (auto st = validateNode(n, nextNodes, settings_, model_.uplink.has_value()); !st)
+        note(st.error());
   }
-  const bool nodesChanged = state.nodes && nextNodes != nodes_;
+  const bool nodesChanged = state.nodes && nextNodes != *model_.nodes;
 
   // Services: every one validated, then conflicts between them.
   ServiceRegistry::Services nextServices;
   if (state.services) {
     for (const ServiceSpec& sv : *state.services) {
-      if (auto st = ServiceRegistry::validate(sv, settings_, {}); !st) note(st.error());
+      if (auto st = ServiceRegistry::validate(sv, settings_, {}); !st)
+        note(st.error());
       else if (!nextServices.emplace(sv.key(), sv).second)
         note(invalidArgument("service " + sv.key() + ": listed twice"));
     }
@@ -505,16 +381,18 @@ Result<ApplyResult> NodeController::applyDesired(DesiredState state) {
   // Policy: rebuilt only when it changed (a rebuild makes every flow be judged again and restarts
   // L7 scanning).
   const bool policyChanged =
-      state.policy && (!policyTable_ || !(policyTable_->state() == [&] {
+      state.policy && (!model_.policy || !(model_.policy->state() == [&] {
         policy::PolicyState p = *state.policy;
         p.audit = p.audit || settings_.policyAudit;
         return p;
       }()));
-  std::shared_ptr<const policy::PolicyTable> nextPolicy = policyTable_;
+  std::shared_ptr<const policy::PolicyTable> nextPolicy;
   if (policyChanged && problems.empty()) {
     auto table = buildPolicyTable(std::move(*state.policy));
-    if (!table) note(table.error());
-    else nextPolicy = *table;
+    if (!table)
+      note(table.error());
+    else
+      nextPolicy = std::move(*table);
   }
   if (!problems.empty()) {
     std::string message;
@@ -527,25 +405,21 @@ Result<ApplyResult> NodeController::applyDesired(DesiredState state) {
   result.servicesChanged = servicesChanged;
   result.policyChanged = policyChanged;
   if (nodesChanged || servicesChanged || policyChanged) {
+    NodeModel candidate = nodesChanged ? withNodes(std::move(nextNodes)) : model_;
     std::optional<ServiceRegistry::Prepared> prepared;
     if (servicesChanged) {
       auto p = services_.prepare(std::move(nextServices), settings_, backend_.socketId());
       if (!p) return p.error();
       prepared = std::move(*p);
+      candidate.services = prepared->table;
     }
-    auto previousPolicy = policyTable_;
-    policyTable_ = nextPolicy;
-    if (auto st = publish(pods_, nextNodes, nodesChanged, prepared ? prepared->table : nullptr);
-        !st) {
-      policyTable_ = previousPolicy;
-      if (policyRuntime_) policyRuntime_->retain(currentPolicyKeys());
+    if (policyChanged) candidate.policy = nextPolicy;
+    if (auto st = publish(std::move(candidate)); !st) {
+      if (policyRuntime_) policyRuntime_->retain(policyKeysOf(model_.policy.get()));
       return st.error();
     }
     if (prepared) services_.commit(std::move(*prepared));
-    if (nodesChanged) {
-      nodes_ = std::move(nextNodes);
-      updateWantedNeighbors();
-    }
+    if (nodesChanged) updateWantedNeighbors();
     if (policyChanged) commitPolicyTable();
   }
   if (state.generation != 0) appliedGeneration_ = state.generation;
@@ -557,10 +431,10 @@ Result<ApplyResult> NodeController::applyDesired(DesiredState state) {
   return result;
 }
 
-std::set<std::string> NodeController::currentPolicyKeys() const {
+std::set<std::string> NodeController::policyKeysOf(const policy::PolicyTable* table) const {
   std::set<std::string> keys;
-  if (policyTable_)
-    for (const auto& p : policyTable_->state().policies) keys.insert(p.key());
+  if (table)
+    for (const auto& p : table->state().policies) keys.insert(p.key());
   return keys;
 }
 
@@ -603,148 +477,18 @@ Result<size_t> NodeController::flushFlows(
 
 void NodeController::updateWantedNeighbors() {
   std::set<Ipv4Address> wanted;
-  for (const auto& [name, n] : nodes_)
+  for (const auto& [name, n] : *model_.nodes)
     if (name != settings_.nodeName) wanted.insert(nextHopFor(n.ip));
-  if (uplink_ && settings_.underlayGateway) wanted.insert(*settings_.underlayGateway);
+  if (model_.uplink && settings_.underlayGateway) wanted.insert(*settings_.underlayGateway);
   if (resolver_.setWanted(wanted, UnderlayResolver::TimePoint::clock::now()))
-    (void)publish(pods_, nodes_, /*routesChanged=*/false);
+    (void)publish(model_);
 }
 
 void NodeController::serviceSlowPath(UnderlayResolver::TimePoint now) {
   if (resolver_.service(now, current_)) {
-    if (auto st = publish(pods_, nodes_, /*routesChanged=*/false); !st)
+    if (auto st = publish(model_); !st)
       spdlog::error("republishing encap templates: {}", st.error().message);
   }
-}
-
-Result<std::shared_ptr<const overlay::OverlayTable>> NodeController::buildOverlay(
-    const Nodes& nodes) const {
-  overlay::OverlaySettings o;
-  o.localIp = settings_.nodeIp;
-  o.udpPort = settings_.vxlanPort;
-  o.vni = settings_.vni;
-  o.vtepMac = vtepMac();
-  o.uplinkPort = uplink_->id;
-  o.uplinkMac = uplink_->mac;
-  o.mtu = settings_.mtu;
-  o.txIpChecksumOffload = uplink_->txIpv4ChecksumOffload;
-  std::vector<overlay::RemoteNodeSpec> remotes;
-  for (const auto& [name, n] : nodes) {
-    if (name == settings_.nodeName) continue;
-    overlay::RemoteNodeSpec r;
-    r.ip = n.ip;
-    if (n.vtepMac) {
-      r.vtepMac = *n.vtepMac;
-    } else {
-      const rte_ether_addr e = overlay::defaultVtepMac(n.ip.value);
-      std::memcpy(r.vtepMac.bytes.data(), e.addr_bytes, 6);
-    }
-    r.nextHop = nextHopFor(n.ip);
-    r.nextHopMac = resolver_.mac(r.nextHop);
-    remotes.push_back(r);
-  }
-  std::optional<overlay::GatewaySpec> gateway;
-  if (settings_.underlayGateway)
-    gateway = overlay::GatewaySpec{*settings_.underlayGateway,
-                                   resolver_.mac(*settings_.underlayGateway)};
-  return overlay::OverlayTable::build(o, remotes, gateway, backend_.socketId());
-}
-
-Result<std::shared_ptr<const dp::RouteTable>> NodeController::buildRoutes(
-    const std::map<PodKey, AttachedPod>& pods, const Nodes& nodes) const {
-  dp::RouteTableBuilder routes;
-  // This node's pod CIDR without a pod behind an address: dropped as an unknown pod.
-  dp::NextHop unknownPod;
-  unknownPod.drop = dp::DropReason::kPodUnknown;
-  routes.addRoute(settings_.podCidr, routes.addNextHop(unknownPod));
-  dp::NextHop gateway;
-  gateway.kind = dp::NextHopKind::kGateway;
-  routes.addRoute(Ipv4Prefix{settings_.gatewayIp, 32}, routes.addNextHop(gateway));
-  if (settings_.serviceCidr) {  // a service address no service answers on
-    dp::NextHop unknown;
-    unknown.drop = dp::DropReason::kServiceUnknown;
-    routes.addRoute(*settings_.serviceCidr, routes.addNextHop(unknown));
-  }
-  if (uplink_ && settings_.underlayGateway) {  // out of the cluster (masqueraded)
-    dp::NextHop out;
-    out.kind = dp::NextHopKind::kUplink;
-    out.drop = dp::DropReason::kNone;
-    routes.addRoute(Ipv4Prefix{Ipv4Address{0}, 0}, routes.addNextHop(out));
-  }
-  for (const auto& [key, pod] : pods) {
-    dp::NextHop nh;
-    nh.kind = dp::NextHopKind::kLocalPod;
-    nh.drop = dp::DropReason::kNone;
-    nh.port = pod.port.id;
-    nh.dstMac = toEther(pod.spec.mac);
-    nh.srcMac = toEther(pod.port.mac);
-    routes.addRoute(Ipv4Prefix{pod.spec.ip, 32}, routes.addNextHop(nh));
-  }
-  // Remote nodes, indexed as buildOverlay() lays them out (map order, ourselves skipped).
-  uint32_t index = 0;
-  for (const auto& [name, n] : nodes) {
-    if (name == settings_.nodeName) continue;
-    dp::NextHop nh;
-    nh.kind = dp::NextHopKind::kRemoteNode;
-    nh.drop = dp::DropReason::kNone;
-    nh.remoteNode = index++;
-    const uint32_t nhIndex = routes.addNextHop(nh);
-    for (const Ipv4Prefix& c : n.podCidrs) routes.addRoute(c, nhIndex);
-  }
-  return std::move(routes).build(backend_.socketId());
-}
-
-Status NodeController::publish(const std::map<PodKey, AttachedPod>& pods, const Nodes& nodes,
-                               bool routesChanged,
-                               std::shared_ptr<const lb::ServiceTable> services) {
-  auto snap = std::make_unique<dp::Snapshot>();
-  snap->generation = generation_ + 1;
-  snap->settings.podCidr = settings_.podCidr.address.value;
-  snap->settings.podCidrMask = settings_.podCidr.mask();
-  snap->settings.gatewayIp = rte_cpu_to_be_32(settings_.gatewayIp.value);
-  snap->settings.nodeIp = rte_cpu_to_be_32(settings_.nodeIp.value);
-  snap->settings.icmpErrorsPerSecond = settings_.icmpErrorsPerSecond;
-  if (settings_.clusterCidr) {
-    snap->settings.clusterCidr = settings_.clusterCidr->address.value;
-    snap->settings.clusterCidrMask = settings_.clusterCidr->mask();
-  }
-  if (settings_.serviceCidr) {
-    snap->settings.serviceCidr = settings_.serviceCidr->address.value;
-    snap->settings.serviceCidrMask = settings_.serviceCidr->mask();
-  }
-  snap->settings.masquerade = uplink_.has_value() && settings_.underlayGateway.has_value();
-  snap->services = services ? services : serviceTable_;
-  snap->policy = policyTable_;
-  snap->workers.resize(backend_.workerCount());
-
-  auto addPort = [&](const dp::PortInfo& port, dp::PortConfig config) {
-    config.mac = toEther(port.mac);
-    snap->ports[port.id] = config;
-    // Queue q of every port is polled by worker q (modulo: a port may have more RX queues).
-    for (uint16_t q = 0; q < port.rxQueues; ++q)
-      snap->workers[q % snap->workers.size()].rxQueues.push_back(dp::RxQueueRef{port.id, q});
-  };
-  for (const auto& [key, pod] : pods)
-    addPort(pod.port, dp::PortConfig{dp::PortRole::kPod, {}, rte_cpu_to_be_32(pod.spec.ip.value)});
-  if (uplink_) {
-    addPort(*uplink_, dp::PortConfig{dp::PortRole::kUplink, {}, 0});
-    auto overlay = buildOverlay(nodes);
-    if (!overlay) return overlay.error();
-    snap->overlay = std::move(*overlay);
-  }
-  if (routesChanged || !routes_) {
-    auto routes = buildRoutes(pods, nodes);
-    if (!routes) return routes.error();
-    snap->routes = std::move(*routes);
-  } else {
-    snap->routes = routes_;
-  }
-  routes_ = snap->routes;
-  serviceTable_ = snap->services;
-  current_ = snap.get();
-  backend_.publish(std::move(snap));
-  ++generation_;
-  return okStatus();
 }
 
 }  // namespace nodeplane::control

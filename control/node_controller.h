@@ -1,6 +1,7 @@
-// The core functions behind every front end (socket handler, npctl, CNI, later the agent):
-// validate a change against the model, make the ports it needs, build a new snapshot off the hot
-// path, publish it, and only after the grace period release what the old one used. A failed
+// The core functions behind every front end (socket handler, npctl, CNI, the agent). Every change
+// goes the same way: validate it, build a candidate model (control/snapshot_assembly.h), make the
+// ports it needs, assemble the candidate's snapshot off the hot path, publish it, commit the
+// candidate; only after the grace period is what the old snapshot used released. A failed
 // change leaves the model, the ports and the published snapshot as they were.
 // Runs on the control thread only.
 #pragma once
@@ -10,10 +11,13 @@
 #include <memory>
 #include <vector>
 
-#include "common/result.h"
 #include "control/model.h"
+#include "control/node_validation.h"
+#include "control/pod_state_file.h"
 #include "control/service_registry.h"
+#include "control/snapshot_assembly.h"
 #include "control/underlay_resolver.h"
+#include "core/result.h"
 #include "dataplane/dataplane_backend.h"
 #include "policy/model.h"
 #include "policy/policy_table.h"
@@ -54,7 +58,7 @@ class NodeController {
   // on any error nothing changes. Tracked flows are judged again on their next packet.
   Status applyPolicy(policy::PolicyState state);
   // The policy table in force (null before the first apply).
-  const policy::PolicyTable* policyTable() const { return policyTable_.get(); }
+  const policy::PolicyTable* policyTable() const { return model_.policy.get(); }
   policy::PolicyRuntime* policyRuntime() const { return policyRuntime_.get(); }
   // The whole desired state (or the sections given) at once: everything is validated first and
   // every problem returned (each naming its object and field); then one snapshot with all of it
@@ -87,42 +91,33 @@ class NodeController {
 
   const NodeSettings& settings() const { return settings_; }
   uint64_t generation() const { return generation_; }
-  const std::optional<dataplane::PortInfo>& uplink() const { return uplink_; }
-
-  static Status validate(const PodAttachment& spec, const NodeSettings& settings);
+  const std::optional<dataplane::PortInfo>& uplink() const { return model_.uplink; }
 
  private:
-  using Nodes = std::map<std::string, NodeSpec>;
-  Status validateNode(const NodeSpec& spec, const Nodes& among) const;
-  // Builds and publishes a snapshot for these pods and nodes. The route table is rebuilt when
-  // `routesChanged`, else shared with the current snapshot.
-  Status publish(const std::map<PodKey, AttachedPod>& pods, const Nodes& nodes,
-                 bool routesChanged = true,
-                 std::shared_ptr<const lb::ServiceTable> services = nullptr);
+  // Assembles and publishes the snapshot of `next`, then makes it the current model. On an
+  // error nothing is published and the current model stays.
+  Status publish(NodeModel next);
+  // The current model with one section replaced: the candidate of a change.
+  NodeModel withPods(PodMap pods) const;
+  NodeModel withNodes(NodeMap nodes) const;
   Status applyServices(ServiceRegistry::Changes changes, const std::set<uint32_t>& flushSlots = {});
-  Result<std::shared_ptr<const dataplane::RouteTable>> buildRoutes(
-      const std::map<PodKey, AttachedPod>& pods, const Nodes& nodes) const;
-  Result<std::shared_ptr<const overlay::OverlayTable>> buildOverlay(const Nodes& nodes) const;
   void updateWantedNeighbors();
-  std::set<std::string> currentPolicyKeys() const;
+  std::set<std::string> policyKeysOf(const policy::PolicyTable* table) const;
   Result<std::shared_ptr<const policy::PolicyTable>> buildPolicyTable(policy::PolicyState state);
-  void commitPolicyTable();  // after publishing policyTable_
-  void saveState() const;
-  void restoreState();
+  void commitPolicyTable();  // after publishing a model with a new policy table
+  void savePods() const;
+  void restorePods();
 
   NodeSettings settings_;
   dataplane::DataplaneBackend& backend_;
-  std::map<PodKey, AttachedPod> pods_;
-  std::optional<dataplane::PortInfo> uplink_;
+  NodeModel model_;  // what the current snapshot was assembled from
+  std::shared_ptr<const dataplane::RouteTable> routes_;  // of the current snapshot
   uint64_t generation_ = 0;
   uint64_t portSequence_ = 0;  // makes each af_packet vdev name unique
   std::function<bool(const std::string&)> interfaceExists_;
-  Nodes nodes_;
+  PodStateFile stateFile_;
   UnderlayResolver resolver_;
   ServiceRegistry services_;
-  std::shared_ptr<const lb::ServiceTable> serviceTable_;  // of the current snapshot
-  std::shared_ptr<const dataplane::RouteTable> routes_;  // of the current snapshot
-  std::shared_ptr<const policy::PolicyTable> policyTable_;  // of the current snapshot
   std::shared_ptr<policy::PolicyRuntime> policyRuntime_;
   uint32_t policyGeneration_ = 0;
   uint64_t appliedGeneration_ = 0;  // the agent's, from the last apply

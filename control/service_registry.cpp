@@ -4,19 +4,11 @@
 
 #include <algorithm>
 
+#include "core/names.h"
+
 namespace nodeplane::control {
 
 namespace {
-
-bool isDnsLabel(const std::string& s) {
-  if (s.empty() || s.size() > 63) return false;
-  for (char c : s)
-    if (!(std::islower(static_cast<unsigned char>(c)) ||
-          std::isdigit(static_cast<unsigned char>(c)) || c == '-'))
-      return false;
-  return std::isalnum(static_cast<unsigned char>(s.front())) &&
-         std::isalnum(static_cast<unsigned char>(s.back()));
-}
 
 bool isUnicast(Ipv4Address a) { return a.value != 0 && (a.value >> 28) < 0xe; }
 

@@ -12,7 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "common/result.h"
+#include "core/result.h"
 #include "control/model.h"
 #include "lb/service_table.h"
 

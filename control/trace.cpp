@@ -19,22 +19,22 @@ namespace dp = dataplane;
 
 namespace {
 
-const char* actionName(dp::Action a) {
+const char* actionName(Action a) {
   switch (a) {
-    case dp::Action::kContinue: return "continue";
-    case dp::Action::kDrop: return "drop";
-    case dp::Action::kTransmit: return "transmit";
-    case dp::Action::kPunt: return "punt";
+    case Action::kContinue: return "continue";
+    case Action::kDrop: return "drop";
+    case Action::kTransmit: return "transmit";
+    case Action::kPunt: return "punt";
   }
   return "?";
 }
 
-const char* puntName(dp::PuntReason p) {
+const char* puntName(PuntReason p) {
   switch (p) {
-    case dp::PuntReason::kNone: return "none";
-    case dp::PuntReason::kArp: return "arp";
-    case dp::PuntReason::kAwaitNeighbor: return "await-neighbor (the next hop's MAC is being resolved)";
-    case dp::PuntReason::kFragment: return "fragment (larger than the overlay MTU, DF clear)";
+    case PuntReason::kNone: return "none";
+    case PuntReason::kArp: return "arp";
+    case PuntReason::kAwaitNeighbor: return "await-neighbor (the next hop's MAC is being resolved)";
+    case PuntReason::kFragment: return "fragment (larger than the overlay MTU, DF clear)";
   }
   return "?";
 }
@@ -42,9 +42,9 @@ const char* puntName(dp::PuntReason p) {
 std::string addr(rte_be32_t a) { return Ipv4Address{rte_be_to_cpu_32(a)}.toString(); }
 
 // A header summary of the packet as it is now (after the stage), including a VXLAN outer header.
-Json describe(const rte_mbuf* m, const dp::PacketMeta& meta) {
+Json describe(const rte_mbuf* m, const PacketMeta& meta) {
   Json j = Json::object();
-  if (meta.l3 != dp::L3Kind::kIpv4) return j;
+  if (meta.l3 != L3Kind::kIpv4) return j;
   const auto* eth = rte_pktmbuf_mtod(m, const rte_ether_hdr*);
   char mac[RTE_ETHER_ADDR_FMT_SIZE];
   rte_ether_format_addr(mac, sizeof(mac), &eth->dst_addr);
@@ -58,8 +58,8 @@ Json describe(const rte_mbuf* m, const dp::PacketMeta& meta) {
     j["sport"] = rte_be_to_cpu_16(meta.srcPort);
     j["dport"] = rte_be_to_cpu_16(meta.dstPort);
   }
-  if (meta.flags & dp::kFlagTranslated) j["translated"] = true;
-  if (meta.flags & dp::kFlagFromOverlay) j["fromOverlay"] = true;
+  if (meta.flags & kFlagTranslated) j["translated"] = true;
+  if (meta.flags & kFlagFromOverlay) j["fromOverlay"] = true;
   // An encapsulated packet: the outer header.
   if (m->data_len >= sizeof(rte_ether_hdr) + sizeof(rte_ipv4_hdr) + sizeof(rte_udp_hdr) + 8 &&
       eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4)) {
@@ -221,7 +221,7 @@ Result<Json> tracePacket(const NodeController& node, dp::DataplaneBackend& backe
   }
   m->port = port;
 
-  dp::WorkerCounters counters;
+  WorkerCounters counters;
   dp::WorkerContext ctx;
   ctx.workerIndex = 0;
   ctx.workerCount = static_cast<uint16_t>(backend.workerCount());
@@ -230,7 +230,7 @@ Result<Json> tracePacket(const NodeController& node, dp::DataplaneBackend& backe
   ctx.generation = snap->generation;
   ctx.dryRun = true;
   ctx.icmpLimiter.configure(1'000'000, 1'000'000, 1000);
-  dp::Burst burst;
+  Burst burst;
   burst.count = 1;
   burst.inPort = port;
   burst.pkts[0] = m;
@@ -240,39 +240,39 @@ Result<Json> tracePacket(const NodeController& node, dp::DataplaneBackend& backe
   if (node.uplink()) owners[node.uplink()->id] = "uplink";
 
   Json stages = Json::array();
-  dp::runStagesTraced(burst, *snap, ctx, [&](const char* stage, const dp::Burst& b) {
+  dp::runStagesTraced(burst, *snap, ctx, [&](const char* stage, const Burst& b) {
     for (uint16_t i = 0; i < b.count; ++i) {
-      const dp::PacketMeta& meta = b.meta[i];
+      const PacketMeta& meta = b.meta[i];
       Json s = {{"stage", stage}, {"action", actionName(meta.action)}};
       if (i > 0) s["made"] = "a packet this stage made (e.g. a TCP reset to the client)";
-      if (meta.action == dp::Action::kDrop) {
-        const auto& info = dp::dropReasonInfo(meta.drop);
+      if (meta.action == Action::kDrop) {
+        const auto& info = dropReasonInfo(meta.drop);
         s["reason"] = std::string(info.name);
         s["meaning"] = std::string(info.help);
       }
-      if (meta.action == dp::Action::kTransmit) {
+      if (meta.action == Action::kTransmit) {
         s["outPort"] = meta.outPort;
         s["to"] = owners.count(meta.outPort) ? owners[meta.outPort] : "port " + std::to_string(meta.outPort);
       }
-      if (meta.action == dp::Action::kPunt) s["punt"] = puntName(meta.punt);
+      if (meta.action == Action::kPunt) s["punt"] = puntName(meta.punt);
       s["packet"] = describe(b.pkts[i], meta);
       stages.push_back(std::move(s));
     }
   });
-  const dp::PacketMeta last = burst.meta[0];
+  const PacketMeta last = burst.meta[0];
   for (uint16_t i = 0; i < burst.count; ++i) rte_pktmbuf_free(burst.pkts[i]);
 
   std::string verdict;
   switch (last.action) {
-    case dp::Action::kTransmit:
+    case Action::kTransmit:
       verdict = "transmitted to " + (owners.count(last.outPort) ? owners[last.outPort]
                                                                  : "port " + std::to_string(last.outPort));
       break;
-    case dp::Action::kDrop:
-      verdict = "dropped: " + std::string(dp::dropReasonInfo(last.drop).name);
+    case Action::kDrop:
+      verdict = "dropped: " + std::string(dropReasonInfo(last.drop).name);
       break;
-    case dp::Action::kPunt: verdict = std::string("handed to the control thread: ") + puntName(last.punt); break;
-    case dp::Action::kContinue: verdict = "undecided (a bug: please report)"; break;
+    case Action::kPunt: verdict = std::string("handed to the control thread: ") + puntName(last.punt); break;
+    case Action::kContinue: verdict = "undecided (a bug: please report)"; break;
   }
   return Json{{"from", *from}, {"inPort", port}, {"snapshot", snap->generation},
               {"stages", stages}, {"verdict", verdict},

@@ -3,7 +3,7 @@
 // without changing any shared state (WorkerContext::dryRun). Each stage's decision is reported.
 #pragma once
 
-#include "common/result.h"
+#include "core/result.h"
 #include "control/node_controller.h"
 #include "control/protocol.h"
 #include "dataplane/dataplane_backend.h"

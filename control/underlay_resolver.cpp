@@ -7,7 +7,8 @@
 
 #include <cstring>
 
-#include "dataplane/checksum.h"
+#include "core/checksum.h"
+#include "core/ether.h"
 #include "dataplane/parse.h"
 #include "overlay/encap.h"
 
@@ -20,18 +21,6 @@ namespace {
 constexpr size_t kPuntBatch = 64;
 constexpr uint16_t kMinFrame = 60;
 constexpr unsigned kMaxFragments = 16;
-
-rte_ether_addr toEther(const MacAddress& m) {
-  rte_ether_addr e;
-  std::memcpy(e.addr_bytes, m.bytes.data(), 6);
-  return e;
-}
-
-MacAddress fromEther(const rte_ether_addr& e) {
-  MacAddress m;
-  std::memcpy(m.bytes.data(), e.addr_bytes, 6);
-  return m;
-}
 
 }  // namespace
 
@@ -51,18 +40,18 @@ bool UnderlayResolver::service(TimePoint now, const dp::Snapshot* current) {
   while ((n = backend_.drainPunted(punted, kPuntBatch)) > 0) {
     for (size_t i = 0; i < n; ++i) {
       rte_mbuf* m = punted[i].mbuf;
-      switch (static_cast<dp::PuntReason>(punted[i].reason)) {
-        case dp::PuntReason::kArp:
+      switch (static_cast<PuntReason>(punted[i].reason)) {
+        case PuntReason::kArp:
           changed |= handleArp(m, now);
           break;
-        case dp::PuntReason::kAwaitNeighbor:
+        case PuntReason::kAwaitNeighbor:
           handleAwaitingNeighbor(m, Ipv4Address{rte_be_to_cpu_32(punted[i].aux)});
           break;
-        case dp::PuntReason::kFragment:
+        case PuntReason::kFragment:
           handleFragment(m, current);
           break;
-        case dp::PuntReason::kNone:
-          drop(m, dp::DropReason::kUnclaimed);
+        case PuntReason::kNone:
+          drop(m, DropReason::kUnclaimed);
           break;
       }
     }
@@ -72,15 +61,15 @@ bool UnderlayResolver::service(TimePoint now, const dp::Snapshot* current) {
   bool withdrawn = false;
   std::vector<rte_mbuf*> gaveUp;
   for (const auto& probe : neighbors_.due(now, &withdrawn, &gaveUp)) sendArp(probe.ip, probe.unicastTo);
-  for (rte_mbuf* m : gaveUp) drop(m, dp::DropReason::kNeighborUnresolved);
+  for (rte_mbuf* m : gaveUp) drop(m, DropReason::kNeighborUnresolved);
   return changed || withdrawn;
 }
 
 bool UnderlayResolver::handleArp(rte_mbuf* m, TimePoint now) {
-  dp::PacketMeta meta;
+  PacketMeta meta;
   dp::parsePacket(m, meta);
   bool changed = false;
-  if (meta.action == dp::Action::kContinue && meta.l3 == dp::L3Kind::kArp) {
+  if (meta.action == Action::kContinue && meta.l3 == L3Kind::kArp) {
     auto* arp = rte_pktmbuf_mtod_offset(m, const rte_arp_hdr*, meta.l3Offset);
     const Ipv4Address ip{rte_be_to_cpu_32(arp->arp_data.arp_sip)};
     const MacAddress mac = fromEther(arp->arp_data.arp_sha);
@@ -96,10 +85,10 @@ void UnderlayResolver::transmitEncapsulated(rte_mbuf* m, Ipv4Address nextHop) {
   if (auto mac = neighbors_.mac(nextHop)) {
     // The template went out before the MAC was known: fill in the outer destination.
     std::memcpy(rte_pktmbuf_mtod(m, void*), mac->bytes.data(), 6);
-    if (!uplink_ || !backend_.inject(uplink_->port, m)) drop(m, dp::DropReason::kTxQueueFull);
+    if (!uplink_ || !backend_.inject(uplink_->port, m)) drop(m, DropReason::kTxQueueFull);
     return;
   }
-  if (!neighbors_.hold(nextHop, m)) drop(m, dp::DropReason::kNeighborQueueFull);
+  if (!neighbors_.hold(nextHop, m)) drop(m, DropReason::kNeighborQueueFull);
 }
 
 void UnderlayResolver::handleAwaitingNeighbor(rte_mbuf* m, Ipv4Address nextHop) {
@@ -109,28 +98,28 @@ void UnderlayResolver::handleAwaitingNeighbor(rte_mbuf* m, Ipv4Address nextHop) 
 void UnderlayResolver::sendHeld(Ipv4Address ip, const MacAddress& mac) {
   for (rte_mbuf* m : neighbors_.release(ip)) {
     std::memcpy(rte_pktmbuf_mtod(m, void*), mac.bytes.data(), 6);
-    if (!uplink_ || !backend_.inject(uplink_->port, m)) drop(m, dp::DropReason::kTxQueueFull);
+    if (!uplink_ || !backend_.inject(uplink_->port, m)) drop(m, DropReason::kTxQueueFull);
   }
 }
 
 void UnderlayResolver::handleFragment(rte_mbuf* m, const dp::Snapshot* current) {
   // Route again under the snapshot in force: the one the worker used may be gone.
-  dp::PacketMeta meta;
+  PacketMeta meta;
   dp::parsePacket(m, meta);
-  if (meta.action != dp::Action::kContinue || meta.l3 != dp::L3Kind::kIpv4 || current == nullptr ||
+  if (meta.action != Action::kContinue || meta.l3 != L3Kind::kIpv4 || current == nullptr ||
       !current->overlay)
-    return drop(m, dp::DropReason::kFragmentationFailed);
+    return drop(m, DropReason::kFragmentationFailed);
   const uint32_t dst = rte_be_to_cpu_32(meta.dstIp);
   uint64_t nhIndex = 0;
   current->routes->lookup(&dst, &nhIndex, 1);
   const dp::NextHop& nh = current->routes->nextHop(nhIndex);
-  if (nh.kind != dp::NextHopKind::kRemoteNode) return drop(m, dp::DropReason::kNoRoute);
+  if (nh.kind != dp::NextHopKind::kRemoteNode) return drop(m, DropReason::kNoRoute);
   const overlay::OverlayTable& table = *current->overlay;
   const overlay::RemoteNode& node = table.node(nh.remoteNode);
 
   auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, meta.l3Offset);
-  if (ip->time_to_live <= 1) return drop(m, dp::DropReason::kIpv4TtlExpired);
-  dp::decrementTtl(ip);
+  if (ip->time_to_live <= 1) return drop(m, DropReason::kIpv4TtlExpired);
+  decrementTtl(ip);
   rte_pktmbuf_adj(m, meta.l3Offset);  // rte_ip_frag works on the IPv4 datagram
   if (m->pkt_len > meta.ipTotalLength) rte_pktmbuf_trim(m, m->pkt_len - meta.ipTotalLength);
 
@@ -139,14 +128,14 @@ void UnderlayResolver::handleFragment(rte_mbuf* m, const dp::Snapshot* current) 
                                              backend_.mempool(), backend_.mempool());
   rte_pktmbuf_free(m);  // the fragments hold what they need of it
   if (count <= 0) {
-    backend_.controlCounters().drop(dp::DropReason::kFragmentationFailed);
+    backend_.controlCounters().drop(DropReason::kFragmentationFailed);
     return;
   }
   const uint16_t entropy = overlay::flowEntropy(meta);
   for (int i = 0; i < count; ++i) {
     rte_mbuf* f = fragments[i];
     if (rte_pktmbuf_linearize(f) != 0) {  // one segment: any PMD can send it
-      drop(f, dp::DropReason::kFragmentationFailed);
+      drop(f, DropReason::kFragmentationFailed);
       continue;
     }
     // rte_ip_frag leaves the header checksum to the caller (or a TX offload).
@@ -155,14 +144,14 @@ void UnderlayResolver::handleFragment(rte_mbuf* m, const dp::Snapshot* current) 
     fragIp->hdr_checksum = rte_ipv4_cksum(fragIp);
     auto* eth = reinterpret_cast<rte_ether_hdr*>(rte_pktmbuf_prepend(f, sizeof(rte_ether_hdr)));
     if (eth == nullptr) {
-      drop(f, dp::DropReason::kEncapNoHeadroom);
+      drop(f, DropReason::kEncapNoHeadroom);
       continue;
     }
     eth->dst_addr = node.vtepMac;
     eth->src_addr = table.vtepMac();
     eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
     if (!overlay::encapsulate(f, node, table, entropy)) {
-      drop(f, dp::DropReason::kEncapNoHeadroom);
+      drop(f, DropReason::kEncapNoHeadroom);
       continue;
     }
     backend_.controlCounters().fragmentsSent.add();
@@ -198,7 +187,7 @@ void UnderlayResolver::sendArp(Ipv4Address target, std::optional<MacAddress> uni
   backend_.controlCounters().arpRequests.add();
 }
 
-void UnderlayResolver::drop(rte_mbuf* m, dp::DropReason reason) {
+void UnderlayResolver::drop(rte_mbuf* m, DropReason reason) {
   backend_.controlCounters().drop(reason);
   rte_pktmbuf_free(m);
 }

@@ -9,7 +9,7 @@
 #include <set>
 #include <vector>
 
-#include "common/ipv4.h"
+#include "core/ipv4.h"
 #include "dataplane/dataplane_backend.h"
 #include "overlay/neighbor_table.h"
 
@@ -51,7 +51,7 @@ class UnderlayResolver {
   void sendArp(Ipv4Address target, std::optional<MacAddress> unicastTo, bool gratuitous = false);
   void sendHeld(Ipv4Address ip, const MacAddress& mac);
   void transmitEncapsulated(rte_mbuf* m, Ipv4Address nextHop);
-  void drop(rte_mbuf* m, dataplane::DropReason reason);
+  void drop(rte_mbuf* m, DropReason reason);
 
   dataplane::DataplaneBackend& backend_;
   overlay::NeighborTable neighbors_;

@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "common/ipv4.h"
-#include "common/result.h"
-#include "dataplane/counters.h"
+#include "core/ipv4.h"
+#include "core/result.h"
+#include "core/counters.h"
 #include "dataplane/worker_context.h"
 #include "dataplane/snapshot.h"
 

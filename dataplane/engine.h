@@ -9,7 +9,7 @@
 #include <memory>
 #include <vector>
 
-#include "dataplane/counters.h"
+#include "core/counters.h"
 #include "dataplane/dataplane_backend.h"
 #include "dataplane/port_manager.h"
 #include "dataplane/snapshot.h"

@@ -3,7 +3,7 @@
 // PacketMeta. Malformed packets get Action::kDrop with their own DropReason.
 #pragma once
 
-#include "dataplane/packet.h"
+#include "core/packet.h"
 
 namespace nodeplane::dataplane {
 

@@ -1,27 +1,20 @@
-// The stages a received burst goes through, in order (DESIGN.md §3). Pure over the burst, the
-// snapshot and the worker's context: no I/O here, so tests and benchmarks run it on synthetic
-// mbufs. The worker loop does RX before and dispatch/TX after.
+// The stages a received burst goes through, in order (docs/architecture.md, "The packet path").
+// Pure over the burst, the snapshot and the worker's context: no I/O here, so tests and
+// benchmarks run it on synthetic mbufs. The worker loop does RX before and dispatch/TX after.
+//
+// The order is written once, in runStagesTraced(): it calls `after(stageName, burst)` after each
+// stage (npctl trace shows every stage's decisions). runStages() is the same function with an
+// observer that does nothing, which the compiler removes.
 #pragma once
 
-#include "dataplane/packet.h"
-#include "dataplane/snapshot.h"
-#include "dataplane/worker_context.h"
-
-namespace nodeplane::dataplane {
-
-void runStages(Burst& burst, const Snapshot& snapshot, WorkerContext& ctx);
-
-// The same stages, calling `after(stageName, burst)` after each (npctl trace).
-template <typename After>
-void runStagesTraced(Burst& burst, const Snapshot& snapshot, WorkerContext& ctx, After&& after);
-
-}  // namespace nodeplane::dataplane
-
+#include "core/packet.h"
 #include "dataplane/parse.h"
 #include "dataplane/pod_ingress.h"
 #include "dataplane/route_stage.h"
+#include "dataplane/service_stage.h"
+#include "dataplane/snapshot.h"
 #include "dataplane/uplink_ingress.h"
-#include "lb/service_stage.h"
+#include "dataplane/worker_context.h"
 
 namespace nodeplane::dataplane {
 
@@ -45,10 +38,13 @@ void runStagesTraced(Burst& burst, const Snapshot& snapshot, WorkerContext& ctx,
       after("port", burst);
       return;
   }
-  lb::serviceStage(burst, snapshot, ctx);
+  serviceStage(burst, snapshot, ctx);
   after("services+policy", burst);
   routeStage(burst, snapshot, ctx);
   after("route", burst);
 }
+
+// The worker's entry point: every stage, nothing observed.
+void runStages(Burst& burst, const Snapshot& snapshot, WorkerContext& ctx);
 
 }  // namespace nodeplane::dataplane

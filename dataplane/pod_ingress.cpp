@@ -4,7 +4,7 @@
 #include <netinet/in.h>
 #include <rte_icmp.h>
 
-#include "dataplane/icmp.h"
+#include "core/icmp.h"
 
 namespace nodeplane::dataplane {
 

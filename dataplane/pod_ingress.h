@@ -4,7 +4,7 @@
 // no martians. Leaves valid IPv4 packets at Action::kContinue for the route stage.
 #pragma once
 
-#include "dataplane/packet.h"
+#include "core/packet.h"
 #include "dataplane/snapshot.h"
 #include "dataplane/worker_context.h"
 

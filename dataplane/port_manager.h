@@ -7,7 +7,7 @@
 
 #include <string>
 
-#include "common/result.h"
+#include "core/result.h"
 #include "dataplane/dataplane_backend.h"
 
 namespace nodeplane::dataplane {

@@ -5,8 +5,8 @@
 #include <rte_icmp.h>
 #include <rte_ip.h>
 
-#include "dataplane/checksum.h"
-#include "dataplane/icmp.h"
+#include "core/checksum.h"
+#include "core/icmp.h"
 #include "lb/icmp_nat.h"
 #include "overlay/encap.h"
 #include "overlay/mss_clamp.h"

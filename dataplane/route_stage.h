@@ -3,7 +3,7 @@
 // Ethernet padding and 802.1Q tags removed. Leaves Action::kTransmit or Action::kDrop.
 #pragma once
 
-#include "dataplane/packet.h"
+#include "core/packet.h"
 #include "dataplane/snapshot.h"
 #include "dataplane/worker_context.h"
 

@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "common/ipv4.h"
-#include "common/result.h"
-#include "dataplane/drop_reason.h"
+#include "core/ipv4.h"
+#include "core/result.h"
+#include "core/drop_reason.h"
 
 struct rte_fib;
 

@@ -8,8 +8,8 @@
 #include <rte_ring.h>
 #include <rte_ring_elem.h>
 
-#include "dataplane/counters.h"
-#include "dataplane/packet.h"
+#include "core/counters.h"
+#include "core/packet.h"
 #include "dataplane/snapshot.h"
 #include "dataplane/worker_context.h"
 

@@ -4,7 +4,7 @@
 #include <rte_arp.h>
 #include <rte_icmp.h>
 
-#include "dataplane/icmp.h"
+#include "core/icmp.h"
 #include "dataplane/parse.h"
 #include "overlay/decap.h"
 #include "overlay/encap.h"

@@ -6,7 +6,7 @@
 // kFlagFromUplink: only a service or a tracked flow may take it further.
 #pragma once
 
-#include "dataplane/packet.h"
+#include "core/packet.h"
 #include "dataplane/snapshot.h"
 #include "dataplane/worker_context.h"
 

@@ -7,7 +7,7 @@
 #include <atomic>
 #include <memory>
 
-#include "dataplane/counters.h"
+#include "core/counters.h"
 #include "dataplane/snapshot.h"
 #include "dataplane/tx_buffers.h"
 #include "dataplane/worker_context.h"

@@ -4,8 +4,8 @@
 
 #include <cstdint>
 
-#include "dataplane/counters.h"
-#include "dataplane/icmp_rate_limiter.h"
+#include "core/counters.h"
+#include "core/icmp_rate_limiter.h"
 #include "overlay/decap.h"
 
 struct rte_ring;

@@ -21,8 +21,8 @@
 #include <string>
 #include <vector>
 
-#include "common/result.h"
-#include "dataplane/counters.h"
+#include "core/result.h"
+#include "core/counters.h"
 
 struct rte_hash;
 struct rte_rcu_qsbr;
@@ -155,7 +155,7 @@ struct ConnRef {
 };
 
 struct ConnShardStats {
-  dataplane::Counter inserts, deletes, expired, evictions, fullDrops;
+  Counter inserts, deletes, expired, evictions, fullDrops;
 };
 
 class ConnShard {

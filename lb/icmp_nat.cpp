@@ -8,19 +8,17 @@
 #include <rte_tcp.h>
 #include <rte_udp.h>
 
-#include "dataplane/checksum.h"
+#include "core/checksum.h"
 #include "lb/nat.h"
 
 namespace nodeplane::lb {
 
-using dataplane::checksumUpdate16;
-using dataplane::checksumUpdate32;
 
 bool isIcmpError(uint8_t type) { return type == 3 || type == 11 || type == 12; }
 
-bool translateIcmpError(rte_mbuf* m, dataplane::PacketMeta& meta, ConnTracker& conntrack,
+bool translateIcmpError(rte_mbuf* m, PacketMeta& meta, ConnTracker& conntrack,
                         unsigned worker) {
-  if (meta.ipProto != IPPROTO_ICMP || (meta.flags & dataplane::kFlagFragment)) return false;
+  if (meta.ipProto != IPPROTO_ICMP || (meta.flags & kFlagFragment)) return false;
   const uint32_t icmpLength = meta.ipTotalLength - (meta.l4Offset - meta.l3Offset);
   auto* icmp = rte_pktmbuf_mtod_offset(m, rte_icmp_hdr*, meta.l4Offset);
   if (!isIcmpError(icmp->icmp_type) || icmpLength < sizeof(rte_icmp_hdr) + sizeof(rte_ipv4_hdr))
@@ -105,7 +103,7 @@ bool translateIcmpError(rte_mbuf* m, dataplane::PacketMeta& meta, ConnTracker& c
   ip->src_addr = newSrc;
   meta.dstIp = newDst;
   meta.srcIp = newSrc;
-  meta.flags |= dataplane::kFlagTranslated;
+  meta.flags |= kFlagTranslated;
   return true;
 }
 

@@ -7,7 +7,7 @@
 
 #include <rte_mbuf.h>
 
-#include "dataplane/packet.h"
+#include "core/packet.h"
 #include "lb/conntrack.h"
 
 namespace nodeplane::lb {
@@ -17,7 +17,7 @@ bool isIcmpError(uint8_t type);
 // Translates the ICMP error in `m` (parsed into `meta`) when its quote belongs to a tracked,
 // translated flow; updates meta's addresses for routing. False when it is not about one (the
 // packet is left untouched) or the quote is too short to tell.
-bool translateIcmpError(rte_mbuf* m, dataplane::PacketMeta& meta, ConnTracker& conntrack,
+bool translateIcmpError(rte_mbuf* m, PacketMeta& meta, ConnTracker& conntrack,
                         unsigned worker);
 
 }  // namespace nodeplane::lb

@@ -10,24 +10,22 @@
 #include <rte_tcp.h>
 #include <rte_udp.h>
 
-#include "dataplane/checksum.h"
-#include "dataplane/packet.h"
+#include "core/checksum.h"
+#include "core/packet.h"
 
 namespace nodeplane::lb {
 
 // Rewrites the source (`source` true) or destination address and port. For ICMP echo the "port"
 // is the identifier, whichever side is rewritten.
-inline void natRewrite(rte_mbuf* m, dataplane::PacketMeta& meta, bool source, rte_be32_t ip,
+inline void natRewrite(rte_mbuf* m, PacketMeta& meta, bool source, rte_be32_t ip,
                        rte_be16_t port) {
-  using dataplane::checksumUpdate16;
-  using dataplane::checksumUpdate32;
   auto* iph = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, meta.l3Offset);
   const rte_be32_t oldIp = source ? iph->src_addr : iph->dst_addr;
   if (source) iph->src_addr = ip;
   else iph->dst_addr = ip;
   iph->hdr_checksum = checksumUpdate32(iph->hdr_checksum, oldIp, ip);
   (source ? meta.srcIp : meta.dstIp) = ip;
-  if (meta.flags & dataplane::kFlagLaterFragment) return;  // no L4 header here
+  if (meta.flags & kFlagLaterFragment) return;  // no L4 header here
   rte_be16_t& metaPort = source ? meta.srcPort : meta.dstPort;
   const rte_be16_t oldPort = metaPort;
   switch (meta.ipProto) {

@@ -12,7 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "common/result.h"
+#include "core/result.h"
 #include "lb/maglev.h"
 
 struct rte_hash;

@@ -5,11 +5,10 @@
 
 namespace nodeplane::overlay {
 
-using dataplane::DropReason;
 
-DecapResult decapsulate(rte_mbuf* m, const dataplane::PacketMeta& outer, const OverlayTable& table,
+DecapResult decapsulate(rte_mbuf* m, const PacketMeta& outer, const OverlayTable& table,
                         uint64_t generation, DecapCache& cache) {
-  if (outer.flags & dataplane::kFlagFragment) return {DropReason::kVxlanOuterFragment};
+  if (outer.flags & kFlagFragment) return {DropReason::kVxlanOuterFragment};
   const uint32_t l4Length = outer.ipTotalLength - (outer.l4Offset - outer.l3Offset);
   auto* udp = rte_pktmbuf_mtod_offset(m, const rte_udp_hdr*, outer.l4Offset);
   const uint32_t udpLength = rte_be_to_cpu_16(udp->dgram_len);

@@ -8,7 +8,7 @@
 
 #include <cstdint>
 
-#include "dataplane/packet.h"
+#include "core/packet.h"
 #include "overlay/overlay_table.h"
 
 namespace nodeplane::overlay {
@@ -22,17 +22,17 @@ struct DecapCache {
 };
 
 struct DecapResult {
-  dataplane::DropReason drop = dataplane::DropReason::kNone;
+  DropReason drop = DropReason::kNone;
   int32_t node = -1;  // the sending node's index, when accepted
 };
 
 // `outer` is the parse of the packet as received (IPv4/UDP to our address and VXLAN port).
 // On success the mbuf holds just the inner Ethernet frame.
-DecapResult decapsulate(rte_mbuf* m, const dataplane::PacketMeta& outer, const OverlayTable& table,
+DecapResult decapsulate(rte_mbuf* m, const PacketMeta& outer, const OverlayTable& table,
                         uint64_t generation, DecapCache& cache);
 
 // Maps an inner-frame parse failure to the overlay's own counter where one exists (truncation,
 // inner frame not IPv4/ARP); other reasons (a bad inner checksum, ...) keep their name.
-dataplane::DropReason innerDropReason(dataplane::DropReason innerParse);
+DropReason innerDropReason(DropReason innerParse);
 
 }  // namespace nodeplane::overlay

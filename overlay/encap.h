@@ -8,14 +8,14 @@
 
 #include <cstring>
 
-#include "dataplane/packet.h"
+#include "core/packet.h"
 #include "overlay/overlay_table.h"
 
 namespace nodeplane::overlay {
 
 // A hash of the inner flow (addresses, ports, protocol): the same flow always gets the same outer
 // source port, different flows spread over ECMP paths and RSS queues.
-inline uint16_t flowEntropy(const dataplane::PacketMeta& meta) {
+inline uint16_t flowEntropy(const PacketMeta& meta) {
   const uint64_t addresses = static_cast<uint64_t>(meta.srcIp) << 32 | meta.dstIp;
   const uint32_t ports = static_cast<uint32_t>(meta.srcPort) << 16 | meta.dstPort;
   uint32_t h = rte_hash_crc_8byte(addresses, ports ^ meta.ipProto);

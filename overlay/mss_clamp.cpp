@@ -3,7 +3,7 @@
 #include <netinet/in.h>
 #include <rte_tcp.h>
 
-#include "dataplane/checksum.h"
+#include "core/checksum.h"
 
 namespace nodeplane::overlay {
 
@@ -14,9 +14,9 @@ constexpr uint8_t kOptionMss = 2;
 constexpr uint8_t kTcpSyn = 0x02;
 }  // namespace
 
-bool clampMss(rte_mbuf* m, const dataplane::PacketMeta& meta, uint16_t maxMss) {
+bool clampMss(rte_mbuf* m, const PacketMeta& meta, uint16_t maxMss) {
   if (meta.ipProto != IPPROTO_TCP || !(meta.tcpFlags & kTcpSyn) ||
-      (meta.flags & dataplane::kFlagLaterFragment))
+      (meta.flags & kFlagLaterFragment))
     return false;
   auto* tcp = rte_pktmbuf_mtod_offset(m, rte_tcp_hdr*, meta.l4Offset);
   const uint32_t headerLength = (tcp->data_off >> 4) * 4u;
@@ -43,10 +43,10 @@ bool clampMss(rte_mbuf* m, const dataplane::PacketMeta& meta, uint16_t maxMss) {
                               *reinterpret_cast<rte_be16_t*>(base + lastWord)};
       base[i + 2] = static_cast<uint8_t>(maxMss >> 8);
       base[i + 3] = static_cast<uint8_t>(maxMss);
-      tcp->cksum = dataplane::checksumUpdate16(tcp->cksum, before[0],
+      tcp->cksum = checksumUpdate16(tcp->cksum, before[0],
                                                *reinterpret_cast<rte_be16_t*>(base + firstWord));
       if (lastWord != firstWord)
-        tcp->cksum = dataplane::checksumUpdate16(tcp->cksum, before[1],
+        tcp->cksum = checksumUpdate16(tcp->cksum, before[1],
                                                  *reinterpret_cast<rte_be16_t*>(base + lastWord));
       return true;
     }

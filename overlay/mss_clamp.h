@@ -7,12 +7,12 @@
 
 #include <cstdint>
 
-#include "dataplane/packet.h"
+#include "core/packet.h"
 
 namespace nodeplane::overlay {
 
 // Lowers the MSS option of a TCP SYN (or SYN-ACK) in `m` to `maxMss` when larger. Returns true
 // when it changed the packet. Reads only the TCP header the parser validated.
-bool clampMss(rte_mbuf* m, const dataplane::PacketMeta& meta, uint16_t maxMss);
+bool clampMss(rte_mbuf* m, const PacketMeta& meta, uint16_t maxMss);
 
 }  // namespace nodeplane::overlay

@@ -23,7 +23,7 @@
 #include <string>
 #include <vector>
 
-#include "common/ipv4.h"
+#include "core/ipv4.h"
 
 namespace nodeplane::overlay {
 

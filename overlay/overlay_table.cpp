@@ -8,17 +8,13 @@
 #include <cstring>
 #include <string>
 
+#include "core/ether.h"
+
 namespace nodeplane::overlay {
 
 namespace {
 
 std::atomic<uint64_t> tableSequence{0};
-
-rte_ether_addr toEther(const MacAddress& m) {
-  rte_ether_addr e;
-  std::memcpy(e.addr_bytes, m.bytes.data(), 6);
-  return e;
-}
 
 uint32_t sum16(const void* data, size_t len) {
   const auto* w = static_cast<const uint16_t*>(data);

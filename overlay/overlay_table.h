@@ -11,8 +11,8 @@
 #include <optional>
 #include <vector>
 
-#include "common/ipv4.h"
-#include "common/result.h"
+#include "core/ipv4.h"
+#include "core/result.h"
 #include "overlay/vxlan.h"
 
 struct rte_hash;

@@ -11,7 +11,7 @@
 #include "control/node_controller.h"
 #include "dataplane/parse.h"
 #include "dataplane/pipeline.h"
-#include "lb/service_stage.h"
+#include "dataplane/service_stage.h"
 #include "perf/bench_util.h"
 #include "tests/unit/support/packet_builder.h"
 
@@ -43,7 +43,7 @@ struct NewFlowPass {
 
 inline NewFlowPass newFlowPass(rte_mempool* pool, const std::vector<testing::Bytes>& frames,
                                const dataplane::Snapshot& snap, dataplane::WorkerContext& ctx) {
-  dataplane::Burst burst;
+  Burst burst;
   rte_mbuf* pkts[32];
   for (auto& m : pkts) m = rte_pktmbuf_alloc(pool);
   auto run = [&](bool stage) {
@@ -57,7 +57,7 @@ inline NewFlowPass newFlowPass(rte_mempool* pool, const std::vector<testing::Byt
       burst.count = 32;
       burst.inPort = 0;
       dataplane::parseBurst(burst);
-      lb::serviceStage(burst, snap, ctx);
+      dataplane::serviceStage(burst, snap, ctx);
     }
     return static_cast<double>(rte_rdtsc_precise() - start) / static_cast<double>(frames.size());
   };

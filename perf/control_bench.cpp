@@ -68,7 +68,7 @@ class BenchBackend : public dp::DataplaneBackend {
   size_t drainPunted(dp::PuntedPacket*, size_t) override { return 0; }
   bool inject(uint16_t, rte_mbuf*) override { return false; }
   rte_mempool* mempool() override { return pool_; }
-  dp::WorkerCounters& controlCounters() override { return control_; }
+  WorkerCounters& controlCounters() override { return control_; }
   lb::ConnTracker* conntrack() override { return ct_; }
   dp::SnapshotPublisher& publisher() { return publisher_; }
   // When the last snapshot was published (steady clock).
@@ -80,7 +80,7 @@ class BenchBackend : public dp::DataplaneBackend {
   dp::SnapshotPublisher publisher_;
   rte_mempool* pool_;
   lb::ConnTracker* ct_;
-  dp::WorkerCounters control_;
+  WorkerCounters control_;
   uint16_t next_ = 0;
   std::atomic<int64_t> published_{0};
 };
@@ -148,14 +148,14 @@ int main(int argc, char** argv) {
       rte_thread_register();
       rte_rcu_qsbr_thread_register(qsbr, 0);
       rte_rcu_qsbr_thread_online(qsbr, 0);
-      dp::WorkerCounters counters;
+      WorkerCounters counters;
       dp::WorkerContext ctx;
       ctx.counters = &counters;
       ctx.conntrack = tracker->get();
       ctx.icmpLimiter.configure(rte_get_tsc_hz(), 1000, 50);
       rte_mbuf* pkts[32];
       for (auto& m : pkts) m = rte_pktmbuf_alloc(pool);
-      dp::Burst burst;
+      Burst burst;
       size_t next = 0;
       uint64_t done = 0;
       while (!stop.load(std::memory_order_relaxed)) {

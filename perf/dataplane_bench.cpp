@@ -66,7 +66,7 @@ struct Run {
 // Forwarding A -> `dsts` (each burst takes the next 32 of them, round robin), with `snap`.
 Run measure(const dp::Snapshot& snap, const std::vector<uint32_t>& dsts, uint32_t src,
             const rte_ether_addr& portMac) {
-  dp::Burst burst;
+  Burst burst;
   const size_t sets = std::max<size_t>(1, dsts.size() / kBurst);
   std::vector<std::array<uint8_t, kFrame>> templates(kBurst * sets);
   for (size_t i = 0; i < templates.size(); ++i)
@@ -79,7 +79,7 @@ Run measure(const dp::Snapshot& snap, const std::vector<uint32_t>& dsts, uint32_
   size_t set = 0;
   burst.count = kBurst;
   burst.inPort = 0;
-  dp::WorkerCounters counters;
+  WorkerCounters counters;
   dp::WorkerContext ctx;
   ctx.counters = &counters;
   ctx.icmpLimiter.configure(rte_get_tsc_hz(), 1000, 50);
@@ -105,9 +105,9 @@ Run measure(const dp::Snapshot& snap, const std::vector<uint32_t>& dsts, uint32_
       kBurst);
   // Sanity: everything must have been forwarded, or the figure means nothing.
   for (uint16_t i = 0; i < kBurst; ++i)
-    if (burst.meta[i].action != dp::Action::kTransmit) {
+    if (burst.meta[i].action != Action::kTransmit) {
       std::fprintf(stderr, "bench: packet %u not forwarded (%s)\n", i,
-                   std::string(dp::dropReasonInfo(burst.meta[i].drop).name).c_str());
+                   std::string(dropReasonInfo(burst.meta[i].drop).name).c_str());
       std::exit(1);
     }
   for (uint16_t i = 0; i < kBurst; ++i) rte_pktmbuf_free(burst.pkts[i]);
@@ -163,7 +163,7 @@ int main(int, char** argv) {
       const uint32_t ip = 0x0af40000u + 2 + (i * 7919u) % 65000u;
       dp::NextHop pod;
       pod.kind = dp::NextHopKind::kLocalPod;
-      pod.drop = dp::DropReason::kNone;
+      pod.drop = DropReason::kNone;
       pod.port = 1;
       pod.srcMac = snap.ports[1].mac;
       builder.addRoute(Ipv4Prefix{Ipv4Address{ip}, 32}, builder.addNextHop(pod));

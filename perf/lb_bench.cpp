@@ -21,7 +21,7 @@
 #include "dataplane/parse.h"
 #include "dataplane/pipeline.h"
 #include "lb/conntrack.h"
-#include "lb/service_stage.h"
+#include "dataplane/service_stage.h"
 #include "perf/bench_node.h"
 #include "perf/bench_util.h"
 #include "tests/unit/support/fake_backend.h"
@@ -107,12 +107,12 @@ int main(int argc, char** argv) {
                              std::chrono::steady_clock::now() - t0).count();
   const dp::Snapshot& snap = *backend.current();
 
-  dp::WorkerCounters counters;
+  WorkerCounters counters;
   dp::WorkerContext ctx;
   ctx.counters = &counters;
   ctx.icmpLimiter.configure(rte_get_tsc_hz(), 1000, 50);
   ctx.generation = snap.generation;
-  dp::Burst burst;
+  Burst burst;
   auto pipeline = [&](bool tracking) {
     return [&, tracking](rte_mbuf** pkts, uint16_t n) {
       ctx.conntrack = tracking ? tracker->get() : nullptr;
@@ -122,11 +122,11 @@ int main(int argc, char** argv) {
       dp::runStages(burst, snap, ctx);
     };
   };
-  auto expect = [&](dp::Action a, const char* what) {
+  auto expect = [&](Action a, const char* what) {
     for (uint16_t i = 0; i < burst.count; ++i)
       if (burst.meta[i].action != a) {
         std::fprintf(stderr, "bench: %s: packet %u: %s\n", what, i,
-                     std::string(dp::dropReasonInfo(burst.meta[i].drop).name).c_str());
+                     std::string(dropReasonInfo(burst.meta[i].drop).name).c_str());
         std::exit(1);
       }
   };
@@ -149,10 +149,10 @@ int main(int argc, char** argv) {
   }();
   perf::printHeader();
   perf::StageRun untracked = perf::measureBursts(pool, direct, 0, pipeline(false));
-  expect(dp::Action::kTransmit, "untracked");
+  expect(Action::kTransmit, "untracked");
   perf::printRow("reference: pod -> pod, no tracking", untracked);
   perf::StageRun smallEstablished = perf::measureBursts(pool, acks, 0, pipeline(true));
-  expect(dp::Action::kTransmit, "established");
+  expect(Action::kTransmit, "established");
   perf::printRow("established: pod -> ClusterIP, 1000 flows", smallEstablished);
   std::printf("  tracking + NAT of an established flow: %.1f cycles/packet\n\n",
               smallEstablished.net() - untracked.net());
@@ -202,7 +202,7 @@ int main(int argc, char** argv) {
       burst.inPort = 0;
       std::copy(p, p + n, burst.pkts);
       dp::parseBurst(burst);
-      lb::serviceStage(burst, snap, ctx);
+      dataplane::serviceStage(burst, snap, ctx);
     };
   };
   perf::measureBursts(pool, hotSyns, 0, parseAndService(smallTracker->get()));  // open them

@@ -89,19 +89,19 @@ int main(int, char** argv) {
   rte_mbuf* arp = rte_pktmbuf_alloc(pool);
   std::memcpy(rte_pktmbuf_append(arp, static_cast<uint16_t>(reply.size())), reply.data(),
               reply.size());
-  backend.punted.push_back({arp, static_cast<uint8_t>(dp::PuntReason::kArp), 0, 0, 0});
+  backend.punted.push_back({arp, static_cast<uint8_t>(PuntReason::kArp), 0, 0, 0});
   node.serviceSlowPath(std::chrono::steady_clock::now());
   for (auto& [port, m] : backend.injected) rte_pktmbuf_free(m);
   const dp::Snapshot& snap = *backend.current();
   const overlay::OverlayTable& table = *snap.overlay;
   if (!table.node(0).resolved) return 1;
 
-  dp::WorkerCounters counters;
+  WorkerCounters counters;
   dp::WorkerContext ctx;
   ctx.counters = &counters;
   ctx.generation = snap.generation;
   ctx.icmpLimiter.configure(rte_get_tsc_hz(), 1000, 50);
-  dp::Burst burst;
+  Burst burst;
 
   std::printf("nodeplane overlay_bench: VXLAN, 64-byte inner frames, %u flows, burst 32\n",
               kFlows);
@@ -117,12 +117,12 @@ int main(int, char** argv) {
       dp::runStages(burst, snap, ctx);
     };
   };
-  auto expectAll = [&](dp::Action action, const char* what) {
+  auto expectAll = [&](Action action, const char* what) {
     for (uint16_t i = 0; i < burst.count; ++i)
       if (burst.meta[i].action != action) {
         std::fprintf(stderr, "bench: %s: packet %u ended as %d (%s)\n", what, i,
                      static_cast<int>(burst.meta[i].action),
-                     std::string(dp::dropReasonInfo(burst.meta[i].drop).name).c_str());
+                     std::string(dropReasonInfo(burst.meta[i].drop).name).c_str());
         std::exit(1);
       }
   };
@@ -131,13 +131,13 @@ int main(int, char** argv) {
   // below add to it.
   const auto local = frames(kPodPortMac, "0a:00:00:00:00:0a", "10.244.1.2", "10.244.1.3");
   perf::StageRun localPath = perf::measureBursts(pool, local, 1, runPipeline(1));
-  expectAll(dp::Action::kTransmit, "local path");
+  expectAll(Action::kTransmit, "local path");
   perf::printRow("reference: pod -> local pod, all stages", localPath);
 
   // Encap: pod -> remote pod through every stage.
   const auto toRemote = frames(kPodPortMac, "0a:00:00:00:00:0a", "10.244.1.2", "10.244.2.%u");
   perf::StageRun encapPath = perf::measureBursts(pool, toRemote, 1, runPipeline(1));
-  expectAll(dp::Action::kTransmit, "encap path");
+  expectAll(Action::kTransmit, "encap path");
   perf::printRow("encap path (pod -> remote pod, all stages)", encapPath);
 
   // Decap: VXLAN from the peer -> local pod through every stage.
@@ -152,7 +152,7 @@ int main(int, char** argv) {
                               .payloadBytes(payload).build());
   }
   perf::StageRun decapPath = perf::measureBursts(pool, vxlanFrames, 0, runPipeline(0));
-  expectAll(dp::Action::kTransmit, "decap path");
+  expectAll(Action::kTransmit, "decap path");
   perf::printRow("decap path (uplink VXLAN -> local pod, all stages)", decapPath);
 
   std::printf("\nwhat the overlay adds to same-node forwarding (net, cycles/packet):\n");

@@ -20,7 +20,7 @@
 #include "dataplane/parse.h"
 #include "dataplane/pipeline.h"
 #include "lb/conntrack.h"
-#include "lb/service_stage.h"
+#include "dataplane/service_stage.h"
 #include "perf/bench_node.h"
 #include "perf/bench_util.h"
 #include "policy/enforce.h"
@@ -137,12 +137,12 @@ int main(int argc, char** argv) {
   sv.endpoints = {ep};
   if (!node.setService(sv)) return 1;
 
-  dp::WorkerCounters counters;
+  WorkerCounters counters;
   dp::WorkerContext ctx;
   ctx.counters = &counters;
   ctx.conntrack = tracker->get();
   ctx.icmpLimiter.configure(rte_get_tsc_hz(), 1000, 50);
-  dp::Burst burst;
+  Burst burst;
   auto pipeline = [&](rte_mbuf** pkts, uint16_t n) {
     const dp::Snapshot& snap = *backend.current();
     ctx.generation = snap.generation;
@@ -151,11 +151,11 @@ int main(int argc, char** argv) {
     std::copy(pkts, pkts + n, burst.pkts);
     dp::runStages(burst, snap, ctx);
   };
-  auto expect = [&](dp::Action a, const char* what) {
+  auto expect = [&](Action a, const char* what) {
     for (uint16_t i = 0; i < burst.count; ++i)
       if (burst.meta[i].action != a) {
         std::fprintf(stderr, "bench: %s: packet %u: %s\n", what, i,
-                     std::string(dp::dropReasonInfo(burst.meta[i].drop).name).c_str());
+                     std::string(dropReasonInfo(burst.meta[i].drop).name).c_str());
         std::exit(1);
       }
   };
@@ -173,10 +173,10 @@ int main(int argc, char** argv) {
   perf::measureBursts(pool, syns, 0, pipeline);
   perf::printHeader();
   const perf::StageRun svcNoPolicy = perf::measureBursts(pool, acks, 0, pipeline);
-  expect(dp::Action::kTransmit, "service, no policy");
+  expect(Action::kTransmit, "service, no policy");
   perf::printRow("pod -> ClusterIP, established, no policy", svcNoPolicy);
   const perf::StageRun podNoPolicy = perf::measureBursts(pool, podAcks, 0, pipeline);
-  expect(dp::Action::kTransmit, "pod, no policy");
+  expect(Action::kTransmit, "pod, no policy");
   perf::printRow("pod -> pod, no policy (not tracked)", podNoPolicy);
 
   const auto t0 = std::chrono::steady_clock::now();
@@ -193,11 +193,11 @@ int main(int argc, char** argv) {
   const auto t2 = std::chrono::steady_clock::now();
   const policy::PolicyTable& table = *node.policyTable();
   const perf::StageRun svcPolicy = perf::measureBursts(pool, acks, 0, pipeline);
-  expect(dp::Action::kTransmit, "service, policy");
+  expect(Action::kTransmit, "service, policy");
   perf::printRow("pod -> ClusterIP, established, policy in force", svcPolicy);
   perf::measureBursts(pool, podSyns, 0, pipeline);
   const perf::StageRun podPolicy = perf::measureBursts(pool, podAcks, 0, pipeline);
-  expect(dp::Action::kTransmit, "pod, policy");
+  expect(Action::kTransmit, "pod, policy");
   perf::printRow("pod -> pod, established, policy in force (tracked)", podPolicy);
   std::printf("  the cached verdict on an established flow: %.1f cycles/packet\n",
               svcPolicy.net() - svcNoPolicy.net());

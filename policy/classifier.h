@@ -9,7 +9,7 @@
 #include <memory>
 #include <vector>
 
-#include "common/result.h"
+#include "core/result.h"
 #include "policy/compiler.h"
 
 struct rte_acl_ctx;

@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "common/ipv4.h"
+#include "core/ipv4.h"
 #include "policy/model.h"
 
 namespace nodeplane::policy {

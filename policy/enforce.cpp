@@ -27,7 +27,7 @@ void logEvent(const PolicyTable& table, const FlowTuple& f, PolicyEvent event, u
 }  // namespace
 
 uint8_t evaluate(const PolicyTable& table, const FlowTuple& f, unsigned worker,
-                 dataplane::WorkerCounters& counters, uint32_t nowMs, bool record) {
+                 WorkerCounters& counters, uint32_t nowMs, bool record) {
   uint8_t bits = 0;
   // A pod reaching itself (through its own Service, hairpinned) is never isolated from itself,
   // as it is not over loopback.
@@ -81,14 +81,14 @@ uint8_t evaluate(const PolicyTable& table, const FlowTuple& f, unsigned worker,
   return bits;
 }
 
-L7Outcome inspectClientSegment(const PolicyTable& table, unsigned worker, const lb::ConnShard& own,
-                               uint32_t entryIndex, const rte_mbuf* m,
-                               const dataplane::PacketMeta& meta, rte_be32_t server,
-                               rte_be16_t serverPort, dataplane::WorkerCounters& counters,
+L7Outcome inspectClientSegment(const PolicyTable& table, unsigned worker, uint32_t entryIndex,
+                               EntryLiveness entries, const rte_mbuf* m,
+                               const PacketMeta& meta, rte_be32_t server,
+                               rte_be16_t serverPort, WorkerCounters& counters,
                                uint32_t nowMs) {
   L7Database* db = table.l7();
   if (db == nullptr) return L7Outcome::kPass;
-  if (meta.flags & dataplane::kFlagLaterFragment) return L7Outcome::kOutOfOrder;
+  if (meta.flags & kFlagLaterFragment) return L7Outcome::kOutOfOrder;
   L7Ref& ref = table.runtime().l7Refs(worker)[entryIndex];
   L7Flow* flow = nullptr;
   if (ref.flow != 0 && ref.serial == db->serial()) flow = &db->flows(worker)[ref.flow - 1];
@@ -104,8 +104,7 @@ L7Outcome inspectClientSegment(const PolicyTable& table, unsigned worker, const 
         L7Flow& f = pool[i];
         if (!f.inUse) continue;
         const L7Ref& r = refs[f.entry];
-        if (r.serial != db->serial() || r.flow != i + 1 ||
-            own.entry(f.entry).state() == lb::ConnState::kFree)
+        if (r.serial != db->serial() || r.flow != i + 1 || entries.ended(entries.shard, f.entry))
           db->release(worker, &f);
       }
       flow = db->allocate(worker);
@@ -169,7 +168,7 @@ L7Outcome inspectClientSegment(const PolicyTable& table, unsigned worker, const 
   return L7Outcome::kPass;
 }
 
-bool rewriteAsReset(rte_mbuf* m, dataplane::PacketMeta& meta) {
+bool rewriteAsReset(rte_mbuf* m, PacketMeta& meta) {
   if (m->nb_segs != 1) return false;
   auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, meta.l3Offset);
   auto* tcp = rte_pktmbuf_mtod_offset(m, rte_tcp_hdr*, meta.l4Offset);

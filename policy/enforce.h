@@ -1,6 +1,7 @@
-// The hot-path side of policy, called by the connection-tracking stage (lb/service_stage.cpp):
-// a verdict for each new flow (one classifier lookup, on the tuple after DNAT), cached in the
-// flow's entry; and the L7 scan of client segments of flows L7 rules cover.
+// The hot-path side of policy, called by the data plane's flow-policy helper
+// (dataplane/flow_policy.cpp): a verdict for each new flow (one classifier lookup, on the tuple
+// after DNAT), which the caller caches in the flow's connection entry; and the L7 scan of client
+// segments of flows L7 rules cover. Knows flows by tuple and entry index, not connection entries.
 // No allocation, locks or logging: counters are per worker, denials go to the worker's ring.
 #pragma once
 
@@ -9,9 +10,8 @@
 
 #include <cstdint>
 
-#include "dataplane/counters.h"
-#include "dataplane/packet.h"
-#include "lb/conntrack.h"
+#include "core/counters.h"
+#include "core/packet.h"
 #include "policy/policy_table.h"
 
 namespace nodeplane::policy {
@@ -23,17 +23,12 @@ struct FlowTuple {
   uint8_t protocol = 0;
 };
 
-// The tuple of a tracked flow (its client, and its destination after translation).
-inline FlowTuple flowTupleOf(const lb::ConnEntry& e) {
-  return FlowTuple{e.orig.src, e.reply.src, e.orig.sport, e.reply.sport, e.orig.proto};
-}
-
 // Verdict bits (kVerdict*) for a flow: counted against the deciding policies, denials (and
 // audit-mode would-be denials) logged, rate-limited. A pod's flows to itself (hairpinned
 // through a Service) are always allowed.
 // `record` false (a trace): nothing is counted or logged.
 uint8_t evaluate(const PolicyTable& table, const FlowTuple& flow, unsigned worker,
-                 dataplane::WorkerCounters& counters, uint32_t nowMs, bool record = true);
+                 WorkerCounters& counters, uint32_t nowMs, bool record = true);
 
 enum class L7Outcome : uint8_t { kPass, kOutOfOrder, kNoState, kDeny };
 
@@ -42,16 +37,23 @@ inline void forgetL7(const PolicyTable& table, unsigned worker, uint32_t entryIn
   if (table.l7() != nullptr) table.runtime().l7Refs(worker)[entryIndex] = L7Ref{};
 }
 
+// Which entries of the worker's connection shard have ended: when the L7 stream pool runs out,
+// the states of ended flows are taken back.
+struct EntryLiveness {
+  const void* shard;
+  bool (*ended)(const void* shard, uint32_t entryIndex);
+};
+
 // Scans a client-to-server segment of an L7-covered flow whose entry is `entryIndex` in the
-// worker's own shard `own`. `server`/`serverPort`: the pod and port after DNAT.
-L7Outcome inspectClientSegment(const PolicyTable& table, unsigned worker, const lb::ConnShard& own,
-                               uint32_t entryIndex, const rte_mbuf* m,
-                               const dataplane::PacketMeta& meta, rte_be32_t server,
-                               rte_be16_t serverPort, dataplane::WorkerCounters& counters,
+// worker's own connection shard. `server`/`serverPort`: the pod and port after DNAT.
+L7Outcome inspectClientSegment(const PolicyTable& table, unsigned worker, uint32_t entryIndex,
+                               EntryLiveness entries, const rte_mbuf* m,
+                               const PacketMeta& meta, rte_be32_t server,
+                               rte_be16_t serverPort, WorkerCounters& counters,
                                uint32_t nowMs);
 
 // Turns a client segment into a RST to the server: same addresses and sequence number, no
 // payload. False for a multi-segment mbuf (left unchanged).
-bool rewriteAsReset(rte_mbuf* m, dataplane::PacketMeta& meta);
+bool rewriteAsReset(rte_mbuf* m, PacketMeta& meta);
 
 }  // namespace nodeplane::policy

@@ -190,7 +190,7 @@ Result<std::shared_ptr<L7Database>> L7Database::build(const PolicyState& state,
       return makeError(ErrorCode::kResourceExhausted, "L7 rules: cannot allocate Hyperscan scratch");
     wk.flows.resize(flowsPerWorker);
     wk.free.reserve(flowsPerWorker);
-    wk.matchCounts = std::vector<dataplane::Counter>(db->matches_.size());
+    wk.matchCounts = std::vector<Counter>(db->matches_.size());
     for (uint32_t i = 0; i < flowsPerWorker; ++i) {
       if (hs_open_stream(db->db_, 0, &wk.flows[i].stream) != HS_SUCCESS)
         return makeError(ErrorCode::kResourceExhausted,

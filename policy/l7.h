@@ -20,8 +20,8 @@
 #include <string>
 #include <vector>
 
-#include "common/result.h"
-#include "dataplane/counters.h"
+#include "core/result.h"
+#include "core/counters.h"
 #include "policy/model.h"
 
 struct hs_database;
@@ -108,7 +108,7 @@ class L7Database {
     hs_scratch* scratch = nullptr;
     std::vector<L7Flow> flows;
     std::vector<uint32_t> free;
-    std::vector<dataplane::Counter> matchCounts;
+    std::vector<Counter> matchCounts;
   };
   struct ScanContext;
   static int onMatch(unsigned id, unsigned long long from, unsigned long long to, unsigned flags,

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "core/names.h"
+
 namespace nodeplane::policy {
 
 namespace {
@@ -23,24 +25,6 @@ bool contains(const std::vector<std::string>& values, const std::string& v) {
 }
 
 }  // namespace
-
-bool isDnsLabel(std::string_view s) {
-  if (s.empty() || s.size() > 63 || !isLowerAlnum(s.front()) || !isLowerAlnum(s.back()))
-    return false;
-  return std::all_of(s.begin(), s.end(), [](char c) { return isLowerAlnum(c) || c == '-'; });
-}
-
-bool isDnsSubdomain(std::string_view s) {
-  if (s.empty() || s.size() > 253) return false;
-  size_t start = 0;
-  while (true) {
-    const size_t dot = s.find('.', start);
-    if (!isDnsLabel(s.substr(start, dot == std::string_view::npos ? dot : dot - start)))
-      return false;
-    if (dot == std::string_view::npos) return true;
-    start = dot + 1;
-  }
-}
 
 bool isLabelKey(std::string_view key) {
   const size_t slash = key.find('/');

@@ -38,8 +38,5 @@ bool isLabelValue(std::string_view value);
 // An IANA service name (a named port): up to 15 lower-case alphanumerics and '-', at least one
 // letter, no leading, trailing or double '-'.
 bool isPortName(std::string_view name);
-// A DNS-1123 label (namespace names) / subdomain (object names).
-bool isDnsLabel(std::string_view name);
-bool isDnsSubdomain(std::string_view name);
 
 }  // namespace nodeplane::policy

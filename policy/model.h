@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "common/ipv4.h"
+#include "core/ipv4.h"
 #include "policy/labels.h"
 
 namespace nodeplane::policy {

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <set>
 
+#include "core/names.h"
+
 namespace nodeplane::policy {
 
 namespace {

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "common/result.h"
+#include "core/result.h"
 #include "policy/model.h"
 
 namespace nodeplane::policy {

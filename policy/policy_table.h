@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "common/result.h"
+#include "core/result.h"
 #include "policy/classifier.h"
 #include "policy/compiler.h"
 #include "policy/l7.h"

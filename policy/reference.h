@@ -6,7 +6,7 @@
 
 #include <cstdint>
 
-#include "common/ipv4.h"
+#include "core/ipv4.h"
 #include "policy/model.h"
 
 namespace nodeplane::policy {

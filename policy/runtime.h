@@ -15,8 +15,8 @@
 #include <string>
 #include <vector>
 
-#include "common/result.h"
-#include "dataplane/counters.h"
+#include "core/result.h"
+#include "core/counters.h"
 
 struct rte_ring;
 
@@ -47,9 +47,9 @@ struct PolicyLogRecord {
 static_assert(sizeof(PolicyLogRecord) == 32);
 
 struct alignas(64) PolicyCounterBlock {
-  dataplane::Counter allowed;      // flows a policy's rule allowed
-  dataplane::Counter denied;       // flows denied while this policy isolated the pod
-  dataplane::Counter auditDenied;  // flows it would deny (audit mode), passed
+  Counter allowed;      // flows a policy's rule allowed
+  Counter denied;       // flows denied while this policy isolated the pod
+  Counter auditDenied;  // flows it would deny (audit mode), passed
 };
 
 // A worker's reference from a connection entry to its L7 flow state.
@@ -110,7 +110,7 @@ class PolicyRuntime {
     rte_ring* ring = nullptr;
     uint32_t tokens = kLogPerSecond;
     uint32_t lastRefillMs = 0;
-    dataplane::Counter suppressed;
+    Counter suppressed;
   };
   unsigned workers_ = 0;
   uint32_t maxPolicies_ = 0;

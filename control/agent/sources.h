@@ -21,7 +21,7 @@
 #include <thread>
 #include <vector>
 
-#include "common/result.h"
+#include "core/result.h"
 #include "control/agent/cluster_state.h"
 
 namespace nodeplane::agent {

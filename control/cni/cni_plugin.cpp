@@ -8,8 +8,8 @@
 #include <set>
 #include <sstream>
 
-#include "common/ipv4.h"
-#include "common/result.h"
+#include "core/ipv4.h"
+#include "core/result.h"
 #include "control/client.h"
 #include "control/cni/ipam.h"
 #include "control/cni/netlink.h"

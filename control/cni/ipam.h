@@ -6,7 +6,7 @@
 #include <map>
 #include <string>
 
-#include "common/result.h"
+#include "core/result.h"
 #include "control/protocol.h"
 
 namespace nodeplane::cni {

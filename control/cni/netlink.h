@@ -7,8 +7,8 @@
 #include <optional>
 #include <string>
 
-#include "common/ipv4.h"
-#include "common/result.h"
+#include "core/ipv4.h"
+#include "core/result.h"
 
 namespace nodeplane::cni {
 

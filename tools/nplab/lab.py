@@ -109,7 +109,7 @@ class Daemon:
         self.socket = str(lab.tmp / f"{node_name}/control.sock")
         self.log_path = lab.tmp / f"{node_name}.log"
         self.ipam_dir = lab.tmp / f"{node_name}-ipam"
-        args = [str(build_dir() / "control/nodeplane"),
+        args = [str(build_dir() / "daemon/nodeplane"),
                 "--node-name", node_name, "--node-ip", node_ip, "--pod-cidr", pod_cidr,
                 "--control-socket", self.socket, "--workers", workers,
                 "--state-dir", str(lab.tmp / f"{node_name}"),

@@ -21,7 +21,7 @@ std::array<uint8_t, 6> macAt(const Bytes& b, size_t at) {
 class ResolverTest : public OverlayFixture {
  protected:
   void service(std::chrono::steady_clock::time_point at) { node->serviceSlowPath(at); }
-  size_t counted(dataplane::DropReason r) {
+  size_t counted(DropReason r) {
     return backend.control.drops[static_cast<size_t>(r)].read();
   }
 };
@@ -55,7 +55,7 @@ TEST_F(ResolverTest, AReplyPublishesResolvedTemplates) {
 TEST_F(ResolverTest, HeldPacketsLeaveWithTheLearnedMac) {
   rte_mbuf* m;
   auto meta = run(fromPod().ipv4(kPodIp, "10.244.2.7").udp(1, 2).build(), kPodPort, &m);
-  ASSERT_EQ(meta.action, dataplane::Action::kPunt);
+  ASSERT_EQ(meta.action, Action::kPunt);
   backend.punted.push_back({m, static_cast<uint8_t>(meta.punt), 0, kPodPort, meta.aux});
   service(std::chrono::steady_clock::now());
   clearInjected();  // the ARP request
@@ -72,9 +72,9 @@ TEST_F(ResolverTest, GivesUpAfterUnansweredProbes) {
   auto meta = run(fromPod().ipv4(kPodIp, "10.244.2.7").udp(1, 2).build(), kPodPort, &m);
   backend.punted.push_back({m, static_cast<uint8_t>(meta.punt), 0, kPodPort, meta.aux});
   for (auto at : {0s, 1s, 2s}) service(t0 + at);
-  EXPECT_EQ(counted(dataplane::DropReason::kNeighborUnresolved), 0u);
+  EXPECT_EQ(counted(DropReason::kNeighborUnresolved), 0u);
   service(t0 + 3s);
-  EXPECT_EQ(counted(dataplane::DropReason::kNeighborUnresolved), 1u);
+  EXPECT_EQ(counted(DropReason::kNeighborUnresolved), 1u);
 }
 
 TEST_F(ResolverTest, FragmentsOversizedPacketsWithoutDf) {
@@ -82,7 +82,7 @@ TEST_F(ResolverTest, FragmentsOversizedPacketsWithoutDf) {
   clearInjected();
   Bytes big = fromPod().ipv4(kPodIp, "10.244.2.7", 64).udp(5, 6).payload(3000).build();
   backend.punted.push_back({makeChainedMbuf(big, 1500, kPodPort),
-                            static_cast<uint8_t>(dataplane::PuntReason::kFragment), 0, kPodPort, 0});
+                            static_cast<uint8_t>(PuntReason::kFragment), 0, kPodPort, 0});
   service(std::chrono::steady_clock::now());
   ASSERT_EQ(backend.injected.size(), 3u) << "3008 bytes of UDP in 1450-byte inner packets";
   size_t carried = 0;
@@ -185,7 +185,7 @@ TEST_F(RoutedUnderlayTest, EndpointsOffTheSubnetGoThroughTheGateway) {
   Bytes reply = PacketBuilder().eth(kUplinkMac, "52:54:00:00:00:01")
                     .arp(2, "52:54:00:00:00:01", "192.168.50.1", kNodeIp, kUplinkMac).build();
   backend.punted.push_back({makeMbuf(reply, kUplinkPort),
-                            static_cast<uint8_t>(dataplane::PuntReason::kArp), 0, kUplinkPort, 0});
+                            static_cast<uint8_t>(PuntReason::kArp), 0, kUplinkPort, 0});
   node->serviceSlowPath(std::chrono::steady_clock::now());
   const auto& table = *backend.current()->overlay;
   for (size_t i = 0; i < table.nodeCount(); ++i) {
@@ -200,19 +200,19 @@ TEST_F(RoutedUnderlayTest, OuterChecksumIsLeftToTheNicWhenItCan) {
   Bytes reply = PacketBuilder().eth(kUplinkMac, "52:54:00:00:00:01")
                     .arp(2, "52:54:00:00:00:01", "192.168.50.1", kNodeIp, kUplinkMac).build();
   backend.punted.push_back({makeMbuf(reply, kUplinkPort),
-                            static_cast<uint8_t>(dataplane::PuntReason::kArp), 0, kUplinkPort, 0});
+                            static_cast<uint8_t>(PuntReason::kArp), 0, kUplinkPort, 0});
   node->serviceSlowPath(std::chrono::steady_clock::now());
   ASSERT_TRUE(backend.current()->overlay->txIpChecksumOffload());
-  dataplane::WorkerCounters counters;
+  WorkerCounters counters;
   dataplane::WorkerContext ctx;
   ctx.counters = &counters;
-  dataplane::Burst burst;
+  Burst burst;
   burst.count = 1;
   burst.inPort = 1;
   burst.pkts[0] = makeMbuf(PacketBuilder().eth("02:fe:00:00:00:01", kPodMac)
                                .ipv4(kPodIp, "10.244.3.9").udp(1, 2).build(), 1);
   dataplane::runStages(burst, *backend.current(), ctx);
-  ASSERT_EQ(burst.meta[0].action, dataplane::Action::kTransmit);
+  ASSERT_EQ(burst.meta[0].action, Action::kTransmit);
   rte_mbuf* m = burst.pkts[0];
   EXPECT_TRUE(m->ol_flags & RTE_MBUF_F_TX_IP_CKSUM);
   EXPECT_TRUE(m->ol_flags & RTE_MBUF_F_TX_IPV4);

@@ -29,9 +29,9 @@ uint16_t l4Sum(const Bytes& b) {
 
 Bytes rewrite(const Bytes& in, bool source, uint32_t ip, uint16_t port) {
   rte_mbuf* m = testing::makeMbuf(in);
-  dataplane::PacketMeta meta;
+  PacketMeta meta;
   dataplane::parsePacket(m, meta);
-  EXPECT_EQ(meta.action, dataplane::Action::kContinue);
+  EXPECT_EQ(meta.action, Action::kContinue);
   natRewrite(m, meta, source, rte_cpu_to_be_32(ip), rte_cpu_to_be_16(port));
   Bytes out = testing::mbufBytes(m);
   rte_pktmbuf_free(m);

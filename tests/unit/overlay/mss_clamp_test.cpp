@@ -50,9 +50,9 @@ struct Outcome {
 
 Outcome clamp(const Bytes& frame, uint16_t max) {
   rte_mbuf* m = testing::makeExactMbuf(frame);
-  dataplane::PacketMeta meta;
+  PacketMeta meta;
   dataplane::parsePacket(m, meta);
-  EXPECT_EQ(meta.action, dataplane::Action::kContinue);
+  EXPECT_EQ(meta.action, Action::kContinue);
   bool changed = clampMss(m, meta, max);
   Outcome o{changed, testing::mbufBytes(m)};
   rte_pktmbuf_free(m);

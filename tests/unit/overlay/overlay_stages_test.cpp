@@ -14,9 +14,9 @@
 namespace nodeplane::testing {
 namespace {
 
-using dataplane::Action;
-using dataplane::DropReason;
-using dataplane::PuntReason;
+using nodeplane::Action;
+using nodeplane::DropReason;
+using nodeplane::PuntReason;
 
 
 std::array<uint8_t, 6> macAt(const Bytes& b, size_t at) {
@@ -175,7 +175,7 @@ TEST_F(OverlayFixture, DecapsulatesToTheLocalPod) {
                     .udp(7, 7001).payload(10).build();
   rte_mbuf* m;
   auto meta = run(vxlan(inner), kUplinkPort, &m);
-  ASSERT_EQ(meta.action, Action::kTransmit) << dataplane::dropReasonInfo(meta.drop).name;
+  ASSERT_EQ(meta.action, Action::kTransmit) << dropReasonInfo(meta.drop).name;
   EXPECT_EQ(meta.outPort, kPodPort);
   Bytes out = mbufBytes(m);
   ASSERT_EQ(out.size(), inner.size());
@@ -192,7 +192,7 @@ TEST_F(OverlayFixture, AnswersArpForOurPodCidrInsideTheTunnel) {
                       .arp(1, kPeerVtep, "10.244.2.0", "10.244.1.0").build();
   rte_mbuf* m;
   auto meta = run(vxlan(request), kUplinkPort, &m);
-  ASSERT_EQ(meta.action, Action::kTransmit) << dataplane::dropReasonInfo(meta.drop).name;
+  ASSERT_EQ(meta.action, Action::kTransmit) << dropReasonInfo(meta.drop).name;
   EXPECT_EQ(meta.outPort, kUplinkPort);
   Bytes out = mbufBytes(m);
   EXPECT_EQ(get16(out, 36), 4789);
@@ -311,7 +311,7 @@ TEST_F(OverlayFixture, EveryBadUplinkClassHasItsCounter) {
     rte_mbuf* m;
     auto meta = run(c.frame(*this), kUplinkPort, &m);
     EXPECT_EQ(meta.action, Action::kDrop) << c.name;
-    EXPECT_EQ(dataplane::dropReasonInfo(meta.drop).name, dataplane::dropReasonInfo(c.drop).name)
+    EXPECT_EQ(dropReasonInfo(meta.drop).name, dropReasonInfo(c.drop).name)
         << c.name;
     rte_pktmbuf_free(m);
   }
@@ -323,7 +323,7 @@ TEST_F(OverlayFixture, EveryTruncatedVxlanFrameIsRejectedInBounds) {
   const Bytes full = vxlan(PacketBuilder().eth(kOurVtep, kPeerVtep).ipv4("10.244.2.7", kPodIp)
                                .tcp(1, 2).build());
   for (size_t len = 0; len < full.size(); ++len) {
-    dataplane::Burst burst;
+    Burst burst;
     burst.count = 1;
     burst.inPort = kUplinkPort;
     burst.pkts[0] = makeExactMbuf(Bytes(full.begin(), full.begin() + len), kUplinkPort);

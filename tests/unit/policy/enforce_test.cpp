@@ -10,8 +10,8 @@
 namespace nodeplane::testing {
 namespace {
 
-using dataplane::Action;
-using dataplane::DropReason;
+using nodeplane::Action;
+using nodeplane::DropReason;
 using policy::Json;
 
 constexpr const char* kClientMac = "0a:00:00:00:00:0a";
@@ -46,7 +46,7 @@ class EnforceTest : public PodPairFixture {
     ASSERT_TRUE(st.ok()) << st.error().message;
   }
 
-  dataplane::PacketMeta run(const Bytes& frame, uint16_t port) {
+  PacketMeta run(const Bytes& frame, uint16_t port) {
     auto out = runAll(frame, port);
     for (auto& [meta, m] : out) rte_pktmbuf_free(m);
     return out.front().first;

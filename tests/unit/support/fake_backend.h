@@ -70,7 +70,7 @@ class FakeBackend : public dataplane::DataplaneBackend {
     return true;
   }
   rte_mempool* mempool() override { return pool; }
-  dataplane::WorkerCounters& controlCounters() override { return control; }
+  WorkerCounters& controlCounters() override { return control; }
   lb::ConnTracker* conntrack() override { return tracker; }
   lb::ConnTracker* tracker = nullptr;
 
@@ -79,7 +79,7 @@ class FakeBackend : public dataplane::DataplaneBackend {
   std::vector<std::pair<uint16_t, rte_mbuf*>> injected;
   bool injectFull = false;
   rte_mempool* pool = nullptr;
-  dataplane::WorkerCounters control;
+  WorkerCounters control;
 
   const dataplane::Snapshot* current() const { return current_.get(); }
 

@@ -67,15 +67,15 @@ class OverlayFixture : public ::testing::Test {
                       .arp(2, kPeerMac, kPeerIp, kNodeIp, kUplinkMac)
                       .build();
     backend.punted.push_back(dataplane::PuntedPacket{
-        makeMbuf(reply, kUplinkPort), static_cast<uint8_t>(dataplane::PuntReason::kArp), 0,
+        makeMbuf(reply, kUplinkPort), static_cast<uint8_t>(PuntReason::kArp), 0,
         kUplinkPort, 0});
     node->serviceSlowPath(std::chrono::steady_clock::now());
   }
 
   const dataplane::Snapshot& snapshot() { return *backend.current(); }
 
-  dataplane::PacketMeta run(const Bytes& frame, uint16_t port, rte_mbuf** out) {
-    dataplane::Burst burst;
+  PacketMeta run(const Bytes& frame, uint16_t port, rte_mbuf** out) {
+    Burst burst;
     burst.count = 1;
     burst.inPort = port;
     burst.pkts[0] = makeMbuf(frame, port);
@@ -99,7 +99,7 @@ class OverlayFixture : public ::testing::Test {
 
   FakeBackend backend;
   std::unique_ptr<control::NodeController> node;
-  dataplane::WorkerCounters counters;
+  WorkerCounters counters;
   dataplane::WorkerContext ctx;
 };
 

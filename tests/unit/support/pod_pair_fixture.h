@@ -58,14 +58,14 @@ class PodPairFixture : public ::testing::Test {
 
   // Runs one frame through the stages; returns every packet that came out (the frame's own
   // first, then any the stages made), freeing none.
-  std::vector<std::pair<dataplane::PacketMeta, rte_mbuf*>> runAll(const Bytes& frame, uint16_t port) {
-    dataplane::Burst burst;
+  std::vector<std::pair<PacketMeta, rte_mbuf*>> runAll(const Bytes& frame, uint16_t port) {
+    Burst burst;
     burst.count = 1;
     burst.inPort = port;
     burst.pkts[0] = makeMbuf(frame, port);
     ctx.generation = backend.current()->generation;
     dataplane::runStages(burst, *backend.current(), ctx);
-    std::vector<std::pair<dataplane::PacketMeta, rte_mbuf*>> out;
+    std::vector<std::pair<PacketMeta, rte_mbuf*>> out;
     for (uint16_t i = 0; i < burst.count; ++i) out.emplace_back(burst.meta[i], burst.pkts[i]);
     return out;
   }
@@ -73,7 +73,7 @@ class PodPairFixture : public ::testing::Test {
   FakeBackend backend;
   std::unique_ptr<lb::ConnTracker> tracker;
   std::unique_ptr<control::NodeController> node;
-  dataplane::WorkerCounters counters;
+  WorkerCounters counters;
   dataplane::WorkerContext ctx;
 };
 

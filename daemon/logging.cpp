@@ -1,4 +1,4 @@
-#include "dataplane/logging.h"
+#include "daemon/logging.h"
 
 #include <rte_log.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -7,7 +7,7 @@
 #include <cstdio>
 #include <string>
 
-namespace nodeplane::dataplane {
+namespace nodeplane::daemon {
 
 namespace {
 
@@ -49,4 +49,4 @@ void routeDpdkLogToSpdlog() {
   rte_openlog_stream(stream);
 }
 
-}  // namespace nodeplane::dataplane
+}  // namespace nodeplane::daemon

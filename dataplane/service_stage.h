@@ -10,13 +10,13 @@
 // claimed it. Compiled into the data plane library (it uses the route stage's reply builders).
 #pragma once
 
-#include "dataplane/packet.h"
+#include "core/packet.h"
 #include "dataplane/snapshot.h"
 #include "dataplane/worker_context.h"
 
-namespace nodeplane::lb {
+namespace nodeplane::dataplane {
 
-void serviceStage(dataplane::Burst& burst, const dataplane::Snapshot& snapshot,
+void serviceStage(Burst& burst, const dataplane::Snapshot& snapshot,
                   dataplane::WorkerContext& ctx);
 
-}  // namespace nodeplane::lb
+}  // namespace nodeplane::dataplane

@@ -8,7 +8,7 @@
 #include <optional>
 #include <string_view>
 
-namespace nodeplane::dataplane {
+namespace nodeplane {
 
 // X(enumerator, counter name, help)
 #define NP_FOREACH_DROP_REASON(X)                                                              \
@@ -122,4 +122,4 @@ constexpr const DropReasonInfo& dropReasonInfo(DropReason r) {
 
 std::optional<DropReason> dropReasonByName(std::string_view name);
 
-}  // namespace nodeplane::dataplane
+}  // namespace nodeplane

@@ -1,5 +1,5 @@
 // Incremental checksum updates (RFC 1624) must equal a full recomputation, for every value.
-#include "dataplane/checksum.h"
+#include "core/checksum.h"
 
 #include <gtest/gtest.h>
 
@@ -7,7 +7,7 @@
 
 #include "tests/unit/support/packet_builder.h"
 
-namespace nodeplane::dataplane {
+namespace nodeplane {
 namespace {
 
 rte_ipv4_hdr randomHeader(std::mt19937& rng) {
@@ -60,4 +60,4 @@ TEST(Checksum, WordUpdateMatchesRecomputation) {
 }
 
 }  // namespace
-}  // namespace nodeplane::dataplane
+}  // namespace nodeplane

@@ -6,9 +6,9 @@
 #include <atomic>
 #include <cstdint>
 
-#include "dataplane/drop_reason.h"
+#include "core/drop_reason.h"
 
-namespace nodeplane::dataplane {
+namespace nodeplane {
 
 // A counter with one writer. add() compiles to a plain increment; read() may run on any thread.
 class Counter {
@@ -81,4 +81,4 @@ struct CounterTotals {
   void accumulate(const WorkerCounters& c);
 };
 
-}  // namespace nodeplane::dataplane
+}  // namespace nodeplane

@@ -6,7 +6,7 @@
 
 #include <cstdint>
 
-namespace nodeplane::dataplane {
+namespace nodeplane {
 
 // HC' = ~(~HC + ~m + m') for one 16-bit word changing from oldWord to newWord.
 // All values as stored in the packet (network order); the arithmetic is byte-order neutral.
@@ -36,4 +36,4 @@ inline void decrementTtl(rte_ipv4_hdr* ip) {
   ip->hdr_checksum = checksumUpdate16(ip->hdr_checksum, oldWord, newWord);
 }
 
-}  // namespace nodeplane::dataplane
+}  // namespace nodeplane

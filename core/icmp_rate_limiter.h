@@ -4,7 +4,7 @@
 
 #include <cstdint>
 
-namespace nodeplane::dataplane {
+namespace nodeplane {
 
 class IcmpRateLimiter {
  public:
@@ -36,4 +36,4 @@ class IcmpRateLimiter {
   uint32_t tokens_ = 0;
 };
 
-}  // namespace nodeplane::dataplane
+}  // namespace nodeplane

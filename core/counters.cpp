@@ -1,6 +1,6 @@
-#include "dataplane/counters.h"
+#include "core/counters.h"
 
-namespace nodeplane::dataplane {
+namespace nodeplane {
 
 void CounterTotals::accumulate(const WorkerCounters& c) {
 #define NP_TOTAL_ADD(member, name, help) member += c.member.read();
@@ -15,4 +15,4 @@ std::optional<DropReason> dropReasonByName(std::string_view name) {
   return std::nullopt;
 }
 
-}  // namespace nodeplane::dataplane
+}  // namespace nodeplane

@@ -1,4 +1,4 @@
-#include "common/ipv4.h"
+#include "core/ipv4.h"
 
 #include <gtest/gtest.h>
 

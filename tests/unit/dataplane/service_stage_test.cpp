@@ -1,6 +1,6 @@
 // The service stage on synthetic bursts, with the real NodeController building the service table
 // and a real (single-threaded) connection table.
-#include "lb/service_stage.h"
+#include "dataplane/service_stage.h"
 
 #include <gtest/gtest.h>
 #include <rte_icmp.h>
@@ -10,8 +10,8 @@
 namespace nodeplane::testing {
 namespace {
 
-using dataplane::Action;
-using dataplane::DropReason;
+using nodeplane::Action;
+using nodeplane::DropReason;
 
 constexpr const char* kClientMac = "0a:00:00:00:00:0a";
 constexpr const char* kBackendMac = "0a:00:00:00:00:0b";
@@ -45,7 +45,7 @@ class ServiceStageTest : public PodPairFixture {
   }
 
   // The frame's own packet; any the stages made are left alone.
-  dataplane::PacketMeta run(const Bytes& frame, uint16_t port, rte_mbuf** out) {
+  PacketMeta run(const Bytes& frame, uint16_t port, rte_mbuf** out) {
     auto all = runAll(frame, port);
     *out = all.front().second;
     return all.front().first;

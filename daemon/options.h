@@ -7,10 +7,10 @@
 #include <string>
 #include <vector>
 
-#include "common/ipv4.h"
-#include "common/result.h"
+#include "core/ipv4.h"
+#include "core/result.h"
 
-namespace nodeplane::dataplane {
+namespace nodeplane::daemon {
 
 struct DaemonOptions {
   std::string nodeName;
@@ -65,4 +65,4 @@ std::optional<std::vector<unsigned>> parseLcoreList(const std::string& text);
 // The full EAL argv (program name first): our lcores and file prefix, then the user's EAL args.
 std::vector<std::string> buildEalArgs(const std::string& program, const DaemonOptions& options);
 
-}  // namespace nodeplane::dataplane
+}  // namespace nodeplane::daemon

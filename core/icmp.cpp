@@ -1,4 +1,4 @@
-#include "dataplane/icmp.h"
+#include "core/icmp.h"
 
 #include <rte_arp.h>
 #include <netinet/in.h>
@@ -9,7 +9,7 @@
 #include <algorithm>
 #include <cstring>
 
-namespace nodeplane::dataplane {
+namespace nodeplane {
 
 namespace {
 
@@ -197,4 +197,4 @@ bool buildTcpReset(rte_mbuf* m, PacketMeta& meta) {
   return true;
 }
 
-}  // namespace nodeplane::dataplane
+}  // namespace nodeplane

@@ -1,4 +1,4 @@
-#include "common/result.h"
+#include "core/result.h"
 
 #include <optional>
 #include <string_view>

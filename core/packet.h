@@ -8,9 +8,9 @@
 
 #include <cstdint>
 
-#include "dataplane/drop_reason.h"
+#include "core/drop_reason.h"
 
-namespace nodeplane::dataplane {
+namespace nodeplane {
 
 inline constexpr uint16_t kMaxBurst = 64;
 
@@ -83,4 +83,4 @@ struct Burst {
   PacketMeta meta[kMaxBurst];
 };
 
-}  // namespace nodeplane::dataplane
+}  // namespace nodeplane

@@ -1,11 +1,11 @@
-#include "dataplane/options.h"
+#include "daemon/options.h"
 
 #include <gtest/gtest.h>
 
 #include <cstdio>
 #include <fstream>
 
-namespace nodeplane::dataplane {
+namespace nodeplane::daemon {
 namespace {
 
 Result<ParsedOptions> parse(std::vector<std::string> args) {
@@ -116,4 +116,4 @@ TEST(Options, LcoreLists) {
 }
 
 }  // namespace
-}  // namespace nodeplane::dataplane
+}  // namespace nodeplane::daemon

@@ -17,8 +17,8 @@
 #include "control/control_server.h"
 #include "control/node_controller.h"
 #include "dataplane/engine.h"
-#include "dataplane/logging.h"
-#include "dataplane/options.h"
+#include "daemon/logging.h"
+#include "daemon/options.h"
 
 namespace {
 
@@ -45,7 +45,7 @@ int fail(const std::string& message) {
 
 int main(int argc, char** argv) {
   using namespace nodeplane;
-  auto parsed = dataplane::parseDaemonOptions(argc, argv);
+  auto parsed = daemon::parseDaemonOptions(argc, argv);
   if (!parsed) {
     std::fprintf(stderr, "nodeplane: error: %s\n", parsed.error().message.c_str());
     return 2;
@@ -54,11 +54,11 @@ int main(int argc, char** argv) {
     std::fputs(parsed->output.c_str(), stdout);
     return 0;
   }
-  const dataplane::DaemonOptions& opts = parsed->options;
-  dataplane::setupLogging(opts.logLevel);
-  dataplane::routeDpdkLogToSpdlog();
+  const daemon::DaemonOptions& opts = parsed->options;
+  daemon::setupLogging(opts.logLevel);
+  daemon::routeDpdkLogToSpdlog();
 
-  std::vector<std::string> ealArgs = dataplane::buildEalArgs(argv[0], opts);
+  std::vector<std::string> ealArgs = daemon::buildEalArgs(argv[0], opts);
   std::vector<char*> ealArgv;
   for (auto& a : ealArgs) ealArgv.push_back(a.data());
   spdlog::info("nodeplane starting: node {} ({}), pod CIDR {}", opts.nodeName,

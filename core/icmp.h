@@ -4,9 +4,9 @@
 
 #include <rte_ether.h>
 
-#include "dataplane/packet.h"
+#include "core/packet.h"
 
-namespace nodeplane::dataplane {
+namespace nodeplane {
 
 // Turns an ARP request into the reply "targetIp is at ourMac", addressed to the requester.
 void buildArpReply(rte_mbuf* m, const PacketMeta& meta, const rte_ether_addr& ourMac);
@@ -32,4 +32,4 @@ IcmpErrorResult buildIcmpError(rte_mbuf* m, PacketMeta& meta, uint8_t type, uint
 // Options and payload are dropped. False for a segment that itself is a reset (never answered).
 bool buildTcpReset(rte_mbuf* m, PacketMeta& meta);
 
-}  // namespace nodeplane::dataplane
+}  // namespace nodeplane

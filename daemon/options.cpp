@@ -1,4 +1,4 @@
-#include "dataplane/options.h"
+#include "daemon/options.h"
 
 #include <unistd.h>
 
@@ -8,7 +8,7 @@
 #include <set>
 #include <sstream>
 
-namespace nodeplane::dataplane {
+namespace nodeplane::daemon {
 
 namespace po = boost::program_options;
 
@@ -378,4 +378,4 @@ std::vector<std::string> buildEalArgs(const std::string& program, const DaemonOp
   return args;
 }
 
-}  // namespace nodeplane::dataplane
+}  // namespace nodeplane::daemon

@@ -4,11 +4,11 @@
 
 #include <string>
 
-namespace nodeplane::dataplane {
+namespace nodeplane::daemon {
 
 // Level names as in the --log-level option.
 void setupLogging(const std::string& level);
 // Sends everything DPDK logs through spdlog (call before rte_eal_init).
 void routeDpdkLogToSpdlog();
 
-}  // namespace nodeplane::dataplane
+}  // namespace nodeplane::daemon

@@ -1,0 +1,154 @@
+#include "control/snapshot_assembly.h"
+
+#include "core/ether.h"
+#include "overlay/vxlan.h"
+
+namespace nodeplane::control {
+
+namespace dp = dataplane;
+
+namespace {
+
+Result<std::shared_ptr<const overlay::OverlayTable>> buildOverlay(const NodeModel& model,
+                                                                  const AssemblyInputs& in) {
+  const NodeSettings& settings = in.settings;
+  overlay::OverlaySettings o;
+  o.localIp = settings.nodeIp;
+  o.udpPort = settings.vxlanPort;
+  o.vni = settings.vni;
+  o.vtepMac = vtepMacOf(settings);
+  o.uplinkPort = model.uplink->id;
+  o.uplinkMac = model.uplink->mac;
+  o.mtu = settings.mtu;
+  o.txIpChecksumOffload = model.uplink->txIpv4ChecksumOffload;
+  std::vector<overlay::RemoteNodeSpec> remotes;
+  for (const auto& [name, n] : *model.nodes) {
+    if (name == settings.nodeName) continue;
+    overlay::RemoteNodeSpec r;
+    r.ip = n.ip;
+    r.vtepMac = n.vtepMac ? *n.vtepMac : fromEther(overlay::defaultVtepMac(n.ip.value));
+    r.nextHop = underlayNextHop(settings, n.ip);
+    r.nextHopMac = in.resolver.mac(r.nextHop);
+    remotes.push_back(r);
+  }
+  std::optional<overlay::GatewaySpec> gateway;
+  if (settings.underlayGateway)
+    gateway = overlay::GatewaySpec{*settings.underlayGateway,
+                                   in.resolver.mac(*settings.underlayGateway)};
+  return overlay::OverlayTable::build(o, remotes, gateway, in.socketId);
+}
+
+Result<std::shared_ptr<const dp::RouteTable>> buildRoutes(const NodeModel& model,
+                                                          const AssemblyInputs& in) {
+  const NodeSettings& settings = in.settings;
+  dp::RouteTableBuilder routes;
+  // This node's pod CIDR without a pod behind an address: dropped as an unknown pod.
+  dp::NextHop unknownPod;
+  unknownPod.drop = DropReason::kPodUnknown;
+  routes.addRoute(settings.podCidr, routes.addNextHop(unknownPod));
+  dp::NextHop gateway;
+  gateway.kind = dp::NextHopKind::kGateway;
+  routes.addRoute(Ipv4Prefix{settings.gatewayIp, 32}, routes.addNextHop(gateway));
+  if (settings.serviceCidr) {  // a service address no service answers on
+    dp::NextHop unknown;
+    unknown.drop = DropReason::kServiceUnknown;
+    routes.addRoute(*settings.serviceCidr, routes.addNextHop(unknown));
+  }
+  if (model.uplink && settings.underlayGateway) {  // out of the cluster (masqueraded)
+    dp::NextHop out;
+    out.kind = dp::NextHopKind::kUplink;
+    out.drop = DropReason::kNone;
+    routes.addRoute(Ipv4Prefix{Ipv4Address{0}, 0}, routes.addNextHop(out));
+  }
+  for (const auto& [key, pod] : *model.pods) {
+    dp::NextHop nh;
+    nh.kind = dp::NextHopKind::kLocalPod;
+    nh.drop = DropReason::kNone;
+    nh.port = pod.port.id;
+    nh.dstMac = toEther(pod.spec.mac);
+    nh.srcMac = toEther(pod.port.mac);
+    routes.addRoute(Ipv4Prefix{pod.spec.ip, 32}, routes.addNextHop(nh));
+  }
+  // Remote nodes, indexed as buildOverlay() lays them out (map order, ourselves skipped).
+  uint32_t index = 0;
+  for (const auto& [name, n] : *model.nodes) {
+    if (name == settings.nodeName) continue;
+    dp::NextHop nh;
+    nh.kind = dp::NextHopKind::kRemoteNode;
+    nh.drop = DropReason::kNone;
+    nh.remoteNode = index++;
+    const uint32_t nhIndex = routes.addNextHop(nh);
+    for (const Ipv4Prefix& c : n.podCidrs) routes.addRoute(c, nhIndex);
+  }
+  return std::move(routes).build(in.socketId);
+}
+
+dp::DataplaneSettings dataplaneSettings(const NodeModel& model, const NodeSettings& settings) {
+  dp::DataplaneSettings s;
+  s.podCidr = settings.podCidr.address.value;
+  s.podCidrMask = settings.podCidr.mask();
+  s.gatewayIp = rte_cpu_to_be_32(settings.gatewayIp.value);
+  s.nodeIp = rte_cpu_to_be_32(settings.nodeIp.value);
+  s.icmpErrorsPerSecond = settings.icmpErrorsPerSecond;
+  if (settings.clusterCidr) {
+    s.clusterCidr = settings.clusterCidr->address.value;
+    s.clusterCidrMask = settings.clusterCidr->mask();
+  }
+  if (settings.serviceCidr) {
+    s.serviceCidr = settings.serviceCidr->address.value;
+    s.serviceCidrMask = settings.serviceCidr->mask();
+  }
+  s.masquerade = model.uplink.has_value() && settings.underlayGateway.has_value();
+  return s;
+}
+
+}  // namespace
+
+MacAddress vtepMacOf(const NodeSettings& settings) {
+  if (settings.vtepMac) return *settings.vtepMac;
+  return fromEther(overlay::defaultVtepMac(settings.nodeIp.value));
+}
+
+Ipv4Address underlayNextHop(const NodeSettings& settings, Ipv4Address endpoint) {
+  const Ipv4Prefix subnet{Ipv4Address{settings.nodeIp.value &
+                                      Ipv4Prefix{{}, settings.underlayPrefixLength}.mask()},
+                          settings.underlayPrefixLength};
+  if (!settings.underlayGateway || subnet.contains(endpoint)) return endpoint;
+  return *settings.underlayGateway;
+}
+
+Result<std::unique_ptr<dp::Snapshot>> assembleSnapshot(
+    const NodeModel& model, const AssemblyInputs& in, uint64_t generation,
+    std::shared_ptr<const dp::RouteTable> routes) {
+  auto snap = std::make_unique<dp::Snapshot>();
+  snap->generation = generation;
+  snap->settings = dataplaneSettings(model, in.settings);
+  snap->services = model.services;
+  snap->policy = model.policy;
+  snap->workers.resize(in.workers);
+
+  auto addPort = [&](const dp::PortInfo& port, dp::PortConfig config) {
+    config.mac = toEther(port.mac);
+    snap->ports[port.id] = config;
+    // Queue q of every port is polled by worker q (modulo: a port may have more RX queues).
+    for (uint16_t q = 0; q < port.rxQueues; ++q)
+      snap->workers[q % snap->workers.size()].rxQueues.push_back(dp::RxQueueRef{port.id, q});
+  };
+  for (const auto& [key, pod] : *model.pods)
+    addPort(pod.port, dp::PortConfig{dp::PortRole::kPod, {}, rte_cpu_to_be_32(pod.spec.ip.value)});
+  if (model.uplink) {
+    addPort(*model.uplink, dp::PortConfig{dp::PortRole::kUplink, {}, 0});
+    auto overlay = buildOverlay(model, in);
+    if (!overlay) return overlay.error();
+    snap->overlay = std::move(*overlay);
+  }
+  if (!routes) {
+    auto built = buildRoutes(model, in);
+    if (!built) return built.error();
+    routes = std::move(*built);
+  }
+  snap->routes = std::move(routes);
+  return snap;
+}
+
+}  // namespace nodeplane::control

@@ -3,11 +3,14 @@
 #   make test   build, then every test: unit, scenario, e2e; unit again under ASan+UBSan
 #   make bench  build, then the perf/ benchmarks (lb_bench at a size that fits --no-huge; the
 #               full-size figures in perf/RESULTS.md need hugepages, see there)
+#   make format        clang-format every C++ file in place (.clang-format)
+#   make check-format  fail on any C++ file that differs from .clang-format (CI runs it)
+#   make check-layers  fail on an include that points up a layer (docs/architecture.md; CI runs it)
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 MESON_OPTS ?=
 
-.PHONY: all deps build test test-unit test-asan demo bench clean
+.PHONY: all deps build test test-unit test-asan demo bench clean format check-format check-layers lint
 
 all: build
 
@@ -44,6 +47,17 @@ bench: build
 	./$(BUILD)/perf/lb_bench --flows 200000 --services 2000
 	./$(BUILD)/perf/policy_bench
 	./$(BUILD)/perf/control_bench --services 2000
+
+format: deps
+	git ls-files '*.cpp' '*.h' | xargs clang-format -i
+
+check-format: deps
+	@./scripts/check-format.sh
+
+check-layers:
+	@/usr/bin/python3 tools/check_layers.py
+
+lint: check-format check-layers
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -52,7 +52,9 @@ class SimdView {
     return okStatus();
   }
   std::string dump() const { return simdjson::minify(e_); }
-  Json json() const { return Json::parse(simdjson::minify(e_), nullptr, /*allow_exceptions=*/false); }
+  Json json() const {
+    return Json::parse(simdjson::minify(e_), nullptr, /*allow_exceptions=*/false);
+  }
 
  private:
   dom::element e_;

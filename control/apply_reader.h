@@ -8,9 +8,9 @@
 #include <optional>
 #include <string_view>
 
-#include "core/result.h"
 #include "control/model.h"
 #include "control/protocol.h"
+#include "core/result.h"
 
 namespace nodeplane::control {
 

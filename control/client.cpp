@@ -35,15 +35,16 @@ Result<Json> ControlClient::call(const std::string& op, const Json& args) const 
   };
 
   Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (fd.get() < 0) return makeError(ErrorCode::kInternal, std::string("socket: ") + strerror(errno));
+  if (fd.get() < 0)
+    return makeError(ErrorCode::kInternal, std::string("socket: ") + strerror(errno));
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (path_.size() >= sizeof(addr.sun_path))
     return invalidArgument("control socket path too long: " + path_);
   std::strncpy(addr.sun_path, path_.c_str(), sizeof(addr.sun_path) - 1);
   if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0)
-    return makeError(ErrorCode::kUnavailable, "cannot connect to the nodeplane daemon at " +
-                                                  path_ + ": " + strerror(errno));
+    return makeError(ErrorCode::kUnavailable,
+                     "cannot connect to the nodeplane daemon at " + path_ + ": " + strerror(errno));
 
   Request request;
   request.id = 1;
@@ -71,9 +72,8 @@ Result<Json> ControlClient::call(const std::string& op, const Json& args) const 
     int rc = ::poll(&p, 1, remainingMs());
     if (rc < 0 && errno == EINTR) continue;
     if (rc == 0)
-      return makeError(ErrorCode::kUnavailable,
-                       "no reply from the daemon within " + std::to_string(timeout_.count()) +
-                           " ms");
+      return makeError(ErrorCode::kUnavailable, "no reply from the daemon within " +
+                                                    std::to_string(timeout_.count()) + " ms");
     ssize_t n = ::read(fd.get(), buf, sizeof(buf));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0)

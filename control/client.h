@@ -5,8 +5,8 @@
 #include <chrono>
 #include <string>
 
-#include "core/result.h"
 #include "control/protocol.h"
+#include "core/result.h"
 
 namespace nodeplane::control {
 

@@ -2,11 +2,11 @@
 
 #include "control/apply_reader.h"
 
+#include <netinet/in.h>
 #include "control/model_json.h"
 #include "control/trace.h"
 #include "core/drop_reason.h"
 #include "lb/conntrack.h"
-#include <netinet/in.h>
 #include "overlay/vxlan.h"
 #include "policy/model_json.h"
 #include "policy/reference.h"
@@ -31,9 +31,12 @@ Json countersToJson(const CounterTotals& c) {
 
 const char* roleName(dp::PortRole r) {
   switch (r) {
-    case dp::PortRole::kPod: return "pod";
-    case dp::PortRole::kUplink: return "uplink";
-    case dp::PortRole::kUnused: return "unused";
+    case dp::PortRole::kPod:
+      return "pod";
+    case dp::PortRole::kUplink:
+      return "uplink";
+    case dp::PortRole::kUnused:
+      return "unused";
   }
   return "unused";
 }
@@ -73,18 +76,18 @@ ControlApi::ControlApi(NodeController& node, dp::DataplaneBackend& backend)
                        [this](const ArgReader&, const Json&) { return neighbors(); }};
   ops_["service.set"] = {"add or replace a service with its endpoints (see control/README.md)",
                          [this](const ArgReader&, const Json& raw) { return serviceSet(raw); }};
-  ops_["service.endpoints"] = {"replace a service's endpoints: namespace, name, endpoints",
-                               [this](const ArgReader& a, const Json& raw) {
-                                 return serviceEndpoints(a, raw);
-                               }};
+  ops_["service.endpoints"] = {
+      "replace a service's endpoints: namespace, name, endpoints",
+      [this](const ArgReader& a, const Json& raw) { return serviceEndpoints(a, raw); }};
   ops_["service.delete"] = {"remove a service: namespace, name",
                             [this](const ArgReader& a, const Json&) { return serviceDelete(a); }};
   ops_["service.list"] = {"services with their backends and Maglev shares",
                           [this](const ArgReader&, const Json&) { return serviceList(); }};
   ops_["flows"] = {"tracked flows; args: service (ns/name), address, port, limit (default 1000)",
                    [this](const ArgReader& a, const Json& raw) { return flows(a, raw); }};
-  ops_["flows.flush"] = {"end the flows of a service (service: ns/name) or backend (backend: ip:port)",
-                         [this](const ArgReader& a, const Json&) { return flowsFlush(a); }};
+  ops_["flows.flush"] = {
+      "end the flows of a service (service: ns/name) or backend (backend: ip:port)",
+      [this](const ArgReader& a, const Json&) { return flowsFlush(a); }};
   ops_["affinity"] = {"session-affinity records: client, service, backend slot, idle time",
                       [this](const ArgReader&, const Json&) { return affinity(); }};
   ops_["conntrack"] = {"connection table statistics",
@@ -127,7 +130,7 @@ Result<Json> ControlApi::handle(const Request& request) {
 std::string ControlApi::handleLine(std::string_view line) {
   // Only a line that can be an apply is read twice when it is not one.
   if (auto request = line.find("\"apply\"") != std::string_view::npos ? readApplyRequest(line)
-                                                                        : std::nullopt) {
+                                                                      : std::nullopt) {
     auto reply = apply(std::move(request->state));
     return formatReply(request->id, reply);
   }
@@ -169,9 +172,14 @@ Result<Json> ControlApi::status() const {
 Result<Json> ControlApi::ports() const {
   Json list = Json::array();
   auto add = [&](const dp::PortInfo& port, dp::PortRole role, const std::string& owner) {
-    Json j = {{"id", port.id},         {"name", port.name},         {"driver", port.driver},
-              {"role", roleName(role)}, {"mac", port.mac.toString()}, {"rxQueues", port.rxQueues},
-              {"txQueues", port.txQueues}, {"owner", owner}};
+    Json j = {{"id", port.id},
+              {"name", port.name},
+              {"driver", port.driver},
+              {"role", roleName(role)},
+              {"mac", port.mac.toString()},
+              {"rxQueues", port.rxQueues},
+              {"txQueues", port.txQueues},
+              {"owner", owner}};
     if (auto st = backend_.portStats(port.id)) {
       j["linkUp"] = st->linkUp;
       j["linkSpeedMbps"] = st->linkSpeedMbps;
@@ -220,10 +228,8 @@ Result<Json> ControlApi::drops(const ArgReader& args, const Json& raw) const {
       perWorker.push_back(w.counters.drops[i]);
     }
     if (total == 0 && !all) continue;
-    list.push_back({{"reason", info.name},
-                    {"help", info.help},
-                    {"packets", total},
-                    {"perWorker", perWorker}});
+    list.push_back(
+        {{"reason", info.name}, {"help", info.help}, {"packets", total}, {"perWorker", perWorker}});
   }
   return Json{{"drops", list}};
 }
@@ -252,8 +258,7 @@ Result<Json> ControlApi::podDetach(const ArgReader& args) {
     auto name = args.string("name");
     if (!name) return name.error();
     auto found = node_.findPod(*ns, *name);
-    if (!found)
-      return makeError(ErrorCode::kNotFound, "pod.detach: no pod " + *ns + "/" + *name);
+    if (!found) return makeError(ErrorCode::kNotFound, "pod.detach: no pod " + *ns + "/" + *name);
     key = *found;
   }
   if (auto st = node_.detachPod(key); !st) return st.error();
@@ -332,7 +337,8 @@ Result<Json> ControlApi::serviceEndpoints(const ArgReader& args, const Json& raw
   auto eps = endpointsFromJson("service.endpoints", raw["endpoints"], "endpoints");
   if (!eps) return eps.error();
   if (auto st = node_.setEndpoints(*ns, *name, *eps); !st) return st.error();
-  return Json{{"service", *ns + "/" + *name}, {"endpoints", eps->size()},
+  return Json{{"service", *ns + "/" + *name},
+              {"endpoints", eps->size()},
               {"generation", node_.generation()}};
 }
 
@@ -356,16 +362,16 @@ Result<Json> ControlApi::serviceList() const {
     j.erase("endpoints");
     Json ports = Json::array();
     for (const auto& p : s.ports) {
-      Json pj = {{"port", p.port}, {"protocol", p.protocol == IPPROTO_UDP ? "UDP" : "TCP"},
+      Json pj = {{"port", p.port},
+                 {"protocol", p.protocol == IPPROTO_UDP ? "UDP" : "TCP"},
                  {"name", p.name}};
       if (p.nodePort) pj["nodePort"] = p.nodePort;
       // The data plane's view: backends, and how many Maglev entries each holds.
       uint32_t index = 0;
       lb::ServiceAccess access;
-      const bool found =
-          table && !s.clusterIps.empty() &&
-          table->find(rte_cpu_to_be_32(s.clusterIps[0].value), rte_cpu_to_be_16(p.port), p.protocol,
-                      &index, &access);
+      const bool found = table && !s.clusterIps.empty() &&
+                         table->find(rte_cpu_to_be_32(s.clusterIps[0].value),
+                                     rte_cpu_to_be_16(p.port), p.protocol, &index, &access);
       Json backends = Json::array();
       bool anyReady = false;
       for (const auto& e : s.endpoints)
@@ -409,15 +415,20 @@ Result<Json> ControlApi::serviceList() const {
 namespace {
 
 std::string endpointText(rte_be32_t ip, rte_be16_t port) {
-  return Ipv4Address{rte_be_to_cpu_32(ip)}.toString() + ":" + std::to_string(rte_be_to_cpu_16(port));
+  return Ipv4Address{rte_be_to_cpu_32(ip)}.toString() + ":" +
+         std::to_string(rte_be_to_cpu_16(port));
 }
 
 const char* protoText(uint8_t p) {
   switch (p) {
-    case IPPROTO_TCP: return "tcp";
-    case IPPROTO_UDP: return "udp";
-    case IPPROTO_ICMP: return "icmp";
-    default: return "?";
+    case IPPROTO_TCP:
+      return "tcp";
+    case IPPROTO_UDP:
+      return "udp";
+    case IPPROTO_ICMP:
+      return "icmp";
+    default:
+      return "?";
   }
 }
 
@@ -455,9 +466,9 @@ Result<Json> ControlApi::flows(const ArgReader& args, const Json& raw) const {
   }
   (void)raw;
   const ServiceRegistry& reg = node_.serviceRegistry();
-  const uint32_t now = static_cast<uint32_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(
-          std::chrono::steady_clock::now() - started_).count());
+  const uint32_t now = static_cast<uint32_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                 std::chrono::steady_clock::now() - started_)
+                                                 .count());
   (void)now;
   Json list = Json::array();
   size_t total = 0;
@@ -512,7 +523,8 @@ Result<Json> ControlApi::flowsFlush(const ArgReader& args) {
       port = colon == std::string::npos ? 0 : std::stoul(v->substr(colon + 1));
     } catch (const std::exception&) {
     }
-    if (!ip || port == 0 || port > 65535) return args.error("backend", "'" + *v + "' is not ip:port");
+    if (!ip || port == 0 || port > 65535)
+      return args.error("backend", "'" + *v + "' is not ip:port");
     backend = std::make_pair(*ip, static_cast<uint16_t>(port));
   }
   if (!service && !backend) return invalidArgument("flows.flush: give 'service' or 'backend'");
@@ -591,7 +603,9 @@ Result<Json> ControlApi::podList() const {
   return Json{{"pods", list}};
 }
 
-Result<Json> ControlApi::apply(const Json& raw) { return apply(desiredStateFromJson(raw)); }
+Result<Json> ControlApi::apply(const Json& raw) {
+  return apply(desiredStateFromJson(raw));
+}
 
 Result<Json> ControlApi::apply(Result<DesiredState> state) {
   if (!state) return state.error();
@@ -652,10 +666,8 @@ Result<Json> ControlApi::policyList() const {
   Json l7 = {{"attachments", Json::array()}, {"rules", Json::array()}};
   if (const policy::L7Database* db = t->l7()) {
     for (const auto& a : db->attachments())
-      l7["attachments"].push_back({{"pod", a.pods},
-                                   {"ip", a.pod.toString()},
-                                   {"port", a.port},
-                                   {"ruleset", a.ruleset}});
+      l7["attachments"].push_back(
+          {{"pod", a.pods}, {"ip", a.pod.toString()}, {"port", a.port}, {"ruleset", a.ruleset}});
     for (size_t i = 0; i < db->matches().size(); ++i) {
       const auto& m = db->matches()[i];
       l7["rules"].push_back({{"source", m.source},
@@ -700,7 +712,8 @@ Result<Json> ControlApi::policyLog(const ArgReader& args) const {
       if (!e.policy.empty()) j["policy"] = e.policy;
       if (r.event == policy::PolicyEvent::kL7Deny || r.event == policy::PolicyEvent::kL7Log) {
         const policy::L7Database* db = t ? t->l7() : nullptr;
-        if (r.slot == 0) j["l7"] = "no allow rule matched the request";
+        if (r.slot == 0)
+          j["l7"] = "no allow rule matched the request";
         else if (db && db->serial() == r.l7Serial && r.slot <= db->matches().size())
           j["l7"] = db->matches()[r.slot - 1].source;
       }
@@ -719,16 +732,24 @@ Result<Json> ControlApi::policyCheck(const ArgReader& args) const {
   if (!dst) return dst.error();
   auto s = Ipv4Address::parse(*src);
   auto d = Ipv4Address::parse(*dst);
-  if (!s) return invalidArgument("policy.check: field 'src': '" + *src + "' is not an IPv4 address");
-  if (!d) return invalidArgument("policy.check: field 'dst': '" + *dst + "' is not an IPv4 address");
+  if (!s)
+    return invalidArgument("policy.check: field 'src': '" + *src + "' is not an IPv4 address");
+  if (!d)
+    return invalidArgument("policy.check: field 'dst': '" + *dst + "' is not an IPv4 address");
   auto proto = args.optionalString("protocol", "TCP");
   if (!proto) return proto.error();
   policy::FlowQuery q{*s, *d, 0, 0};
-  if (*proto == "TCP") q.protocol = policy::kProtoTcp;
-  else if (*proto == "UDP") q.protocol = policy::kProtoUdp;
-  else if (*proto == "SCTP") q.protocol = policy::kProtoSctp;
-  else if (*proto == "ICMP") q.protocol = 1;
-  else return invalidArgument("policy.check: field 'protocol': '" + *proto + "' is not TCP, UDP, SCTP or ICMP");
+  if (*proto == "TCP")
+    q.protocol = policy::kProtoTcp;
+  else if (*proto == "UDP")
+    q.protocol = policy::kProtoUdp;
+  else if (*proto == "SCTP")
+    q.protocol = policy::kProtoSctp;
+  else if (*proto == "ICMP")
+    q.protocol = 1;
+  else
+    return invalidArgument("policy.check: field 'protocol': '" + *proto +
+                           "' is not TCP, UDP, SCTP or ICMP");
   if (args.has("port")) {
     auto port = args.integer("port", 0, 65535);
     if (!port) return port.error();

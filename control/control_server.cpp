@@ -22,7 +22,9 @@ namespace {
 constexpr size_t kReadChunk = 64 * 1024;
 constexpr int kMaxEvents = 32;
 
-std::string errnoText(const std::string& what) { return what + ": " + std::strerror(errno); }
+std::string errnoText(const std::string& what) {
+  return what + ": " + std::strerror(errno);
+}
 
 // Whether process `pid` has `gid` among its supplementary groups (/proc/<pid>/status).
 bool processInGroup(pid_t pid, gid_t gid) {
@@ -52,8 +54,7 @@ bool isLiveSocket(const std::string& path) {
 }  // namespace
 
 Result<std::unique_ptr<ControlServer>> ControlServer::open(const ServerConfig& config,
-                                                           Handler handler,
-                                                           ErrorReply errorReply) {
+                                                           Handler handler, ErrorReply errorReply) {
   std::unique_ptr<ControlServer> server(
       new ControlServer(config, std::move(handler), std::move(errorReply)));
   if (!config.group.empty()) {
@@ -70,7 +71,7 @@ Result<std::unique_ptr<ControlServer>> ControlServer::open(const ServerConfig& c
 Status ControlServer::listen() {
   const std::string& path = config_.path;
   const std::string dir = path.substr(0, path.rfind('/'));
-  struct stat st{};
+  struct stat st {};
   if (!dir.empty() && ::stat(dir.c_str(), &st) != 0) {
     if (::mkdir(dir.c_str(), 0750) != 0)
       return makeError(ErrorCode::kInternal, errnoText("control socket directory " + dir));
@@ -78,9 +79,10 @@ Status ControlServer::listen() {
       return makeError(ErrorCode::kInternal, errnoText("chown " + dir));
     ::chmod(dir.c_str(), 0750);  // whatever the umask said
   } else if (!dir.empty() && (st.st_mode & S_IRWXO) != 0) {
-    spdlog::warn("control socket directory {} is accessible to others (mode {:o}); the socket "
-                 "itself is 0660",
-                 dir, st.st_mode & 07777);
+    spdlog::warn(
+        "control socket directory {} is accessible to others (mode {:o}); the socket "
+        "itself is 0660",
+        dir, st.st_mode & 07777);
   }
   if (::lstat(path.c_str(), &st) == 0) {
     if (!S_ISSOCK(st.st_mode))
@@ -162,8 +164,8 @@ void ControlServer::accept() {
     std::string who;
     if (!peerAllowed(fd, &who)) {
       spdlog::warn("control socket: refused {}", who);
-      std::string reply = errorReply_(makeError(ErrorCode::kPermissionDenied,
-                                                "not allowed on this control socket"));
+      std::string reply = errorReply_(
+          makeError(ErrorCode::kPermissionDenied, "not allowed on this control socket"));
       (void)!::write(fd, reply.data(), reply.size());
       ::close(fd);
       continue;
@@ -195,8 +197,10 @@ void ControlServer::onReadable(Client& client) {
       if (client.in.size() > config_.maxRequestBytes + 1) break;
       continue;
     }
-    if (n == 0) peerClosed = true;
-    else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) peerClosed = true;
+    if (n == 0)
+      peerClosed = true;
+    else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+      peerClosed = true;
     break;
   }
   size_t start = 0;
@@ -206,10 +210,10 @@ void ControlServer::onReadable(Client& client) {
     std::string_view line(client.in.data() + start, nl - start);
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (line.size() > config_.maxRequestBytes) {
-      client.out += errorReply_(makeError(
-          ErrorCode::kTooLarge,
-          "request of " + std::to_string(line.size()) + " bytes exceeds the limit of " +
-              std::to_string(config_.maxRequestBytes)));
+      client.out +=
+          errorReply_(makeError(ErrorCode::kTooLarge, "request of " + std::to_string(line.size()) +
+                                                          " bytes exceeds the limit of " +
+                                                          std::to_string(config_.maxRequestBytes)));
       client.closeAfterWrite = true;
     } else if (!line.empty()) {
       client.out += handler_(line);
@@ -218,9 +222,9 @@ void ControlServer::onReadable(Client& client) {
   }
   client.in.erase(0, start);
   if (!client.closeAfterWrite && client.in.size() > config_.maxRequestBytes) {
-    client.out += errorReply_(makeError(ErrorCode::kTooLarge,
-                                        "request exceeds the limit of " +
-                                            std::to_string(config_.maxRequestBytes) + " bytes"));
+    client.out += errorReply_(makeError(
+        ErrorCode::kTooLarge,
+        "request exceeds the limit of " + std::to_string(config_.maxRequestBytes) + " bytes"));
     client.closeAfterWrite = true;
     client.in.clear();
   }
@@ -229,7 +233,9 @@ void ControlServer::onReadable(Client& client) {
   flush(client);
 }
 
-void ControlServer::onWritable(Client& client) { flush(client); }
+void ControlServer::onWritable(Client& client) {
+  flush(client);
+}
 
 void ControlServer::flush(Client& client) {
   const int fd = client.fd;

@@ -50,7 +50,9 @@ class ControlServer {
   };
 
   ControlServer(ServerConfig config, Handler handler, ErrorReply errorReply)
-      : config_(std::move(config)), handler_(std::move(handler)), errorReply_(std::move(errorReply)) {}
+      : config_(std::move(config)),
+        handler_(std::move(handler)),
+        errorReply_(std::move(errorReply)) {}
   Status listen();
   void accept();
   bool peerAllowed(int fd, std::string* who) const;

@@ -21,16 +21,16 @@ struct NodeSettings {
   uint16_t mtu = 1500;                         // underlay IP MTU
   uint16_t vxlanPort = 4789;
   uint32_t vni = 1;
-  std::optional<MacAddress> vtepMac;           // default: overlay::defaultVtepMac(nodeIp)
+  std::optional<MacAddress> vtepMac;  // default: overlay::defaultVtepMac(nodeIp)
   Ipv4Prefix podCidr;
   std::optional<Ipv4Prefix> clusterCidr;
   std::optional<Ipv4Prefix> serviceCidr;
   Ipv4Address gatewayIp{0xa9fe0101};
   uint32_t icmpErrorsPerSecond = 1000;
-  std::string uplinkDevargs;  // empty: no uplink
-  std::string stateFile;      // attachments survive a daemon restart here; empty: not kept
+  std::string uplinkDevargs;    // empty: no uplink
+  std::string stateFile;        // attachments survive a daemon restart here; empty: not kept
   uint32_t maglevSize = 16381;  // prime
-  bool policyAudit = false;       // every NetworkPolicy in audit mode
+  bool policyAudit = false;     // every NetworkPolicy in audit mode
   uint32_t maxPolicies = 4096;
   uint32_t l7FlowsPerWorker = 4096;
 };
@@ -58,33 +58,33 @@ struct AttachedPod {
 // A node of the cluster: where its tunnel endpoint is and which pod CIDRs live behind it.
 struct NodeSpec {
   std::string name;
-  Ipv4Address ip;                      // underlay address: the VXLAN tunnel endpoint
+  Ipv4Address ip;  // underlay address: the VXLAN tunnel endpoint
   std::vector<Ipv4Prefix> podCidrs;
-  std::optional<MacAddress> vtepMac;   // its VTEP's MAC; default derived from ip
+  std::optional<MacAddress> vtepMac;  // its VTEP's MAC; default derived from ip
   bool operator==(const NodeSpec&) const = default;
 };
 
 // A Service as nodeplane needs it (the agent fills it from Service and EndpointSlice objects).
 struct ServicePortSpec {
-  std::string name;               // may be empty for a single-port service
-  uint8_t protocol = 6;           // IPPROTO_TCP or IPPROTO_UDP
-  uint16_t port = 0;              // on the cluster, external and load-balancer IPs
-  uint16_t targetPort = 0;        // a number (0: the same as port) ...
-  std::string targetPortName;     // ... or a name, resolved per endpoint
-  uint16_t nodePort = 0;          // NodePort / LoadBalancer services
+  std::string name;            // may be empty for a single-port service
+  uint8_t protocol = 6;        // IPPROTO_TCP or IPPROTO_UDP
+  uint16_t port = 0;           // on the cluster, external and load-balancer IPs
+  uint16_t targetPort = 0;     // a number (0: the same as port) ...
+  std::string targetPortName;  // ... or a name, resolved per endpoint
+  uint16_t nodePort = 0;       // NodePort / LoadBalancer services
   bool operator==(const ServicePortSpec&) const = default;
 };
 
 struct EndpointSpec {
   Ipv4Address ip;
-  std::string nodeName;           // empty: local if inside this node's pod CIDR
-  bool ready = true;              // EndpointSlice conditions
+  std::string nodeName;  // empty: local if inside this node's pod CIDR
+  bool ready = true;     // EndpointSlice conditions
   bool serving = true;
   bool terminating = false;
   // Port numbers by name: EndpointSlice ports (named as the service ports) or the pod's named
   // container ports (for a targetPort given by name).
   std::map<std::string, uint16_t> ports;
-  uint32_t weight = 1;            // Maglev weight
+  uint32_t weight = 1;  // Maglev weight
   bool operator==(const EndpointSpec&) const = default;
 };
 
@@ -125,8 +125,8 @@ struct DesiredState {
 
 // What an apply changed.
 struct ApplyResult {
-  uint64_t generation = 0;      // the agent's generation now in force
-  uint64_t snapshot = 0;        // the data plane snapshot generation
+  uint64_t generation = 0;  // the agent's generation now in force
+  uint64_t snapshot = 0;    // the data plane snapshot generation
   bool nodesChanged = false, servicesChanged = false, policyChanged = false;
 };
 

@@ -67,7 +67,7 @@ Json addresses(const std::vector<Ipv4Address>& list) {
 Json endpointToJson(const EndpointSpec& e) {
   Json ports = Json::object();
   for (const auto& [name, port] : e.ports) ports[name] = port;
-  return {{"ip", e.ip.toString()}, {"nodeName", e.nodeName}, {"ready", e.ready},
+  return {{"ip", e.ip.toString()}, {"nodeName", e.nodeName},       {"ready", e.ready},
           {"serving", e.serving},  {"terminating", e.terminating}, {"ports", ports},
           {"weight", e.weight}};
 }
@@ -78,8 +78,10 @@ Json serviceSpecToJson(const ServiceSpec& s) {
     Json j = {{"name", p.name},
               {"protocol", p.protocol == IPPROTO_UDP ? "UDP" : "TCP"},
               {"port", p.port}};
-    if (!p.targetPortName.empty()) j["targetPort"] = p.targetPortName;
-    else j["targetPort"] = p.targetPort != 0 ? p.targetPort : p.port;
+    if (!p.targetPortName.empty())
+      j["targetPort"] = p.targetPortName;
+    else
+      j["targetPort"] = p.targetPort != 0 ? p.targetPort : p.port;
     if (p.nodePort != 0) j["nodePort"] = p.nodePort;
     ports.push_back(j);
   }
@@ -100,7 +102,7 @@ Json serviceSpecToJson(const ServiceSpec& s) {
 }
 
 Result<std::vector<EndpointSpec>> endpointsFromJson(const std::string& op, const Json& list,
-                                                   const std::string& field) {
+                                                    const std::string& field) {
   return reader::readEndpoints(op, reader::NlohmannView(list), field);
 }
 

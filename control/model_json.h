@@ -2,9 +2,9 @@
 // file, so that both read and write one format.
 #pragma once
 
-#include "core/result.h"
 #include "control/model.h"
 #include "control/protocol.h"
+#include "core/result.h"
 
 namespace nodeplane::control {
 
@@ -18,7 +18,7 @@ Json serviceSpecToJson(const ServiceSpec& service);
 // service.set arguments, in Kubernetes' own field names (see control/README.md).
 Result<ServiceSpec> serviceSpecFromJson(const std::string& op, const Json& args);
 Result<std::vector<EndpointSpec>> endpointsFromJson(const std::string& op, const Json& list,
-                                                   const std::string& field);
+                                                    const std::string& field);
 Json endpointToJson(const EndpointSpec& e);
 
 Json nodeSpecToJson(const NodeSpec& node);

@@ -3,9 +3,9 @@
 // of an `apply`, see apply_reader.h). A view V provides:
 //   isNull isObject isArray isString isBool isInteger isUnsigned   (type tests)
 //   string() -> std::string_view, boolean(), integer() -> int64_t, unsignedValue() -> uint64_t
-//   size() (arrays), members(f(std::string_view key, V) -> Status), elements(f(size_t, V) -> Status)
-//   dump() -> std::string (the value as JSON, for error texts)
-//   json() -> a control::Json (or a reference to one), for the sections read by Json readers
+//   size() (arrays), members(f(std::string_view key, V) -> Status), elements(f(size_t, V) ->
+//   Status) dump() -> std::string (the value as JSON, for error texts) json() -> a control::Json
+//   (or a reference to one), for the sections read by Json readers
 // Each object's members are read in one pass; error texts are made only for errors.
 #pragma once
 
@@ -17,9 +17,9 @@
 #include <string>
 #include <string_view>
 
-#include "core/result.h"
 #include "control/model.h"
 #include "control/model_json.h"
+#include "core/result.h"
 #include "policy/model_json.h"
 
 namespace nodeplane::control::reader {
@@ -67,7 +67,8 @@ inline Error fieldError(const std::string& op, std::string_view field, const std
 // `names` is an error.
 template <class V, size_t N>
 Status takeMembers(const std::string& op, const V& object,
-                   const std::array<std::string_view, N>& names, std::array<std::optional<V>, N>& slots) {
+                   const std::array<std::string_view, N>& names,
+                   std::array<std::optional<V>, N>& slots) {
   return object.members([&](std::string_view key, const V& value) -> Status {
     for (size_t i = 0; i < N; ++i)
       if (names[i] == key) {
@@ -112,9 +113,12 @@ Result<std::vector<EndpointSpec>> readEndpoints(const std::string& op, const V& 
       } else if (key == "ready" || key == "serving" || key == "terminating") {
         if (!v.isBool()) return fail("." + std::string(key), "not a boolean");
         const bool b = v.boolean();
-        if (key == "ready") e.ready = b, haveReady = true;
-        else if (key == "serving") e.serving = b, haveServing = true;
-        else e.terminating = b;
+        if (key == "ready")
+          e.ready = b, haveReady = true;
+        else if (key == "serving")
+          e.serving = b, haveServing = true;
+        else
+          e.terminating = b;
       } else if (key == "ports") {
         if (!v.isObject()) return fail(".ports", "not an object of name: port");
         return v.members([&](std::string_view name, const V& port) -> Status {
@@ -144,13 +148,34 @@ Result<std::vector<EndpointSpec>> readEndpoints(const std::string& op, const V& 
 template <class V>
 Result<ServiceSpec> readService(const std::string& op, const V& args) {
   enum : size_t {
-    kNamespace, kName, kType, kClusterIps, kClusterIp, kExternalIps, kLoadBalancerIps, kPorts,
-    kAffinity, kAffinityTimeout, kExternalPolicy, kInternalPolicy, kEndpoints, kFields
+    kNamespace,
+    kName,
+    kType,
+    kClusterIps,
+    kClusterIp,
+    kExternalIps,
+    kLoadBalancerIps,
+    kPorts,
+    kAffinity,
+    kAffinityTimeout,
+    kExternalPolicy,
+    kInternalPolicy,
+    kEndpoints,
+    kFields
   };
-  static constexpr std::array<std::string_view, kFields> names = {
-      "namespace", "name", "type", "clusterIPs", "clusterIP", "externalIPs", "loadBalancerIPs",
-      "ports", "sessionAffinity", "sessionAffinityTimeoutSeconds", "externalTrafficPolicy",
-      "internalTrafficPolicy", "endpoints"};
+  static constexpr std::array<std::string_view, kFields> names = {"namespace",
+                                                                  "name",
+                                                                  "type",
+                                                                  "clusterIPs",
+                                                                  "clusterIP",
+                                                                  "externalIPs",
+                                                                  "loadBalancerIPs",
+                                                                  "ports",
+                                                                  "sessionAffinity",
+                                                                  "sessionAffinityTimeoutSeconds",
+                                                                  "externalTrafficPolicy",
+                                                                  "internalTrafficPolicy",
+                                                                  "endpoints"};
   if (!args.isObject()) return invalidArgument(op + ": a service must be an object");
   std::array<std::optional<V>, kFields> f;
   if (auto st = takeMembers(op, args, names, f); !st) return st.error();
@@ -212,15 +237,14 @@ Result<ServiceSpec> readService(const std::string& op, const V& args) {
     return fieldError(op, "ports", "missing or not an array");
   auto ports = f[kPorts]->elements([&](size_t i, const V& j) -> Status {
     auto fail = [&](const std::string& sub, const std::string& why) {
-      return invalidArgument(op + ": service " + s.namespaceName + "/" + s.name + ": field 'ports[" +
-                             std::to_string(i) + "]" + sub + "': " + why);
+      return invalidArgument(op + ": service " + s.namespaceName + "/" + s.name +
+                             ": field 'ports[" + std::to_string(i) + "]" + sub + "': " + why);
     };
     if (!j.isObject()) return fail("", "not an object");
     static constexpr std::array<std::string_view, 6> portNames = {
         "name", "protocol", "port", "targetPort", "nodePort", "appProtocol"};
     std::array<std::optional<V>, 6> pf;
-    if (auto st = takeMembers(op, j, portNames, pf); !st)
-      return fail("", st.error().message);
+    if (auto st = takeMembers(op, j, portNames, pf); !st) return fail("", st.error().message);
     ServicePortSpec p;
     if (pf[0] && !pf[0]->isNull()) {
       if (!pf[0]->isString()) return fail(".name", "not a string");
@@ -231,9 +255,12 @@ Result<ServiceSpec> readService(const std::string& op, const V& args) {
       if (!pf[1]->isString()) return fail(".protocol", "not a string");
       proto = pf[1]->string();
     }
-    if (proto == "TCP") p.protocol = IPPROTO_TCP;
-    else if (proto == "UDP") p.protocol = IPPROTO_UDP;
-    else return fail(".protocol", "'" + std::string(proto) + "': only TCP and UDP are supported");
+    if (proto == "TCP")
+      p.protocol = IPPROTO_TCP;
+    else if (proto == "UDP")
+      p.protocol = IPPROTO_UDP;
+    else
+      return fail(".protocol", "'" + std::string(proto) + "': only TCP and UDP are supported");
     if (!pf[2] || !pf[2]->isUnsigned() || pf[2]->unsignedValue() == 0 ||
         pf[2]->unsignedValue() > 65535)
       return fail(".port", "missing or not 1-65535");
@@ -315,8 +342,10 @@ Result<DesiredState> readDesiredState(const V& args) {
     return okStatus();
   });
   if (f[0]) {
-    if (!f[0]->isUnsigned()) problems.push_back("apply: field 'generation': not a non-negative integer");
-    else state.generation = f[0]->unsignedValue();
+    if (!f[0]->isUnsigned())
+      problems.push_back("apply: field 'generation': not a non-negative integer");
+    else
+      state.generation = f[0]->unsignedValue();
   }
   auto list = [&](size_t i) -> const V* {
     if (!f[i] || f[i]->isNull()) return nullptr;
@@ -330,12 +359,15 @@ Result<DesiredState> readDesiredState(const V& args) {
     state.nodes.emplace();
     (void)nodes->elements([&](size_t i, const V& v) -> Status {
       const auto& j = v.json();
-      const std::string who = "node " + (j.is_object() && j.contains("name") && j["name"].is_string()
-                                             ? j["name"].template get<std::string>()
-                                             : "nodes[" + std::to_string(i) + "]");
+      const std::string who =
+          "node " + (j.is_object() && j.contains("name") && j["name"].is_string()
+                         ? j["name"].template get<std::string>()
+                         : "nodes[" + std::to_string(i) + "]");
       auto n = nodeSpecFromJson(who, j);
-      if (!n) problems.push_back(n.error().message);
-      else state.nodes->push_back(std::move(*n));
+      if (!n)
+        problems.push_back(n.error().message);
+      else
+        state.nodes->push_back(std::move(*n));
       return okStatus();
     });
   }
@@ -344,15 +376,19 @@ Result<DesiredState> readDesiredState(const V& args) {
     state.services->reserve(services->size());
     (void)services->elements([&](size_t, const V& v) -> Status {
       auto sv = readService("apply", v);
-      if (!sv) problems.push_back(sv.error().message);
-      else state.services->push_back(std::move(*sv));
+      if (!sv)
+        problems.push_back(sv.error().message);
+      else
+        state.services->push_back(std::move(*sv));
       return okStatus();
     });
   }
   if (f[3] && !f[3]->isNull()) {
     auto p = policy::policyStateFromJson(f[3]->json());
-    if (!p) problems.push_back(p.error().message);
-    else state.policy = std::move(*p);
+    if (!p)
+      problems.push_back(p.error().message);
+    else
+      state.policy = std::move(*p);
   }
   if (!problems.empty()) {
     std::string message;

@@ -18,7 +18,9 @@ NodeController::NodeController(NodeSettings settings, dp::DataplaneBackend& back
       stateFile_(settings_.stateFile, settings_.nodeName),
       resolver_(backend) {}
 
-MacAddress NodeController::vtepMac() const { return vtepMacOf(settings_); }
+MacAddress NodeController::vtepMac() const {
+  return vtepMacOf(settings_);
+}
 
 Ipv4Address NodeController::nextHopFor(Ipv4Address endpoint) const {
   return underlayNextHop(settings_, endpoint);
@@ -139,20 +141,20 @@ Result<AttachedPod> NodeController::attachPod(const PodAttachment& spec) {
   }
   for (const auto& [k, pod] : pods) {
     if (pod.spec.ip == spec.ip)
-      return makeError(ErrorCode::kAlreadyExists, describePod(spec) + ": field 'ip': " +
-                                                      spec.ip.toString() + " already used by " +
-                                                      describePod(pod.spec));
+      return makeError(ErrorCode::kAlreadyExists, describePod(spec) +
+                                                      ": field 'ip': " + spec.ip.toString() +
+                                                      " already used by " + describePod(pod.spec));
     if (!spec.hostInterface.empty() && pod.spec.hostInterface == spec.hostInterface)
       return makeError(ErrorCode::kAlreadyExists,
                        describePod(spec) + ": field 'hostInterface': " + spec.hostInterface +
                            " already attached for " + describePod(pod.spec));
   }
 
-  const std::string devargs =
-      !spec.devargs.empty()
-          ? spec.devargs
-          : "net_af_packet_np" + std::to_string(++portSequence_) + ",iface=" + spec.hostInterface +
-                ",qpairs=" + std::to_string(backend_.workerCount());
+  const std::string devargs = !spec.devargs.empty()
+                                  ? spec.devargs
+                                  : "net_af_packet_np" + std::to_string(++portSequence_) +
+                                        ",iface=" + spec.hostInterface +
+                                        ",qpairs=" + std::to_string(backend_.workerCount());
   auto port = backend_.openPort(devargs);
   if (!port) return makeError(port.error().code, describePod(spec) + ": " + port.error().message);
 
@@ -305,9 +307,9 @@ Result<std::shared_ptr<const policy::PolicyTable>> NodeController::buildPolicyTa
     policy::PolicyState state) {
   if (!policyRuntime_) {
     const lb::ConnTracker* ct = backend_.conntrack();
-    auto runtime = policy::PolicyRuntime::create(backend_.workerCount(), settings_.maxPolicies,
-                                                 ct ? ct->shard(0).slots() : 0,
-                                                 backend_.socketId());
+    auto runtime =
+        policy::PolicyRuntime::create(backend_.workerCount(), settings_.maxPolicies,
+                                      ct ? ct->shard(0).slots() : 0, backend_.socketId());
     if (!runtime) return runtime.error();
     policyRuntime_ = std::move(*runtime);
   }
@@ -329,10 +331,11 @@ void NodeController::commitPolicyTable() {
   policyGeneration_ = table.generation();
   policyRuntime_->retain(policyKeysOf(&table));
   const auto& c = table.compiled();
-  spdlog::info("policy applied: {} NetworkPolicies, {} L7 rule objects; {} classifier rules, "
-               "{} pods isolated for ingress, {} for egress; policy generation {}",
-               table.state().policies.size(), table.state().l7Rules.size(), c.rules.size(),
-               c.isolatedIngress, c.isolatedEgress, policyGeneration_);
+  spdlog::info(
+      "policy applied: {} NetworkPolicies, {} L7 rule objects; {} classifier rules, "
+      "{} pods isolated for ingress, {} for egress; policy generation {}",
+      table.state().policies.size(), table.state().l7Rules.size(), c.rules.size(),
+      c.isolatedIngress, c.isolatedEgress, policyGeneration_);
 }
 
 Status NodeController::applyPolicy(policy::PolicyState state) {
@@ -380,12 +383,11 @@ Result<ApplyResult> NodeController::applyDesired(DesiredState state) {
 
   // Policy: rebuilt only when it changed (a rebuild makes every flow be judged again and restarts
   // L7 scanning).
-  const bool policyChanged =
-      state.policy && (!model_.policy || !(model_.policy->state() == [&] {
-        policy::PolicyState p = *state.policy;
-        p.audit = p.audit || settings_.policyAudit;
-        return p;
-      }()));
+  const bool policyChanged = state.policy && (!model_.policy || !(model_.policy->state() == [&] {
+                               policy::PolicyState p = *state.policy;
+                               p.audit = p.audit || settings_.policyAudit;
+                               return p;
+                             }()));
   std::shared_ptr<const policy::PolicyTable> nextPolicy;
   if (policyChanged && problems.empty()) {
     auto table = buildPolicyTable(std::move(*state.policy));
@@ -446,9 +448,9 @@ size_t NodeController::drainPolicyLog() {
     const auto& e = recent[i];
     const auto& r = e.record;
     spdlog::info("policy {}: {} {}:{} -> {}:{}{}", policy::policyEventName(r.event),
-                 policy::protocolName(r.protocol),
-                 Ipv4Address{rte_be_to_cpu_32(r.src)}.toString(), rte_be_to_cpu_16(r.sport),
-                 Ipv4Address{rte_be_to_cpu_32(r.dst)}.toString(), rte_be_to_cpu_16(r.dport),
+                 policy::protocolName(r.protocol), Ipv4Address{rte_be_to_cpu_32(r.src)}.toString(),
+                 rte_be_to_cpu_16(r.sport), Ipv4Address{rte_be_to_cpu_32(r.dst)}.toString(),
+                 rte_be_to_cpu_16(r.dport),
                  e.policy.empty() ? "" : " (networkpolicy " + e.policy + ")");
   }
   return n;
@@ -480,8 +482,7 @@ void NodeController::updateWantedNeighbors() {
   for (const auto& [name, n] : *model_.nodes)
     if (name != settings_.nodeName) wanted.insert(nextHopFor(n.ip));
   if (model_.uplink && settings_.underlayGateway) wanted.insert(*settings_.underlayGateway);
-  if (resolver_.setWanted(wanted, UnderlayResolver::TimePoint::clock::now()))
-    (void)publish(model_);
+  if (resolver_.setWanted(wanted, UnderlayResolver::TimePoint::clock::now())) (void)publish(model_);
 }
 
 void NodeController::serviceSlowPath(UnderlayResolver::TimePoint now) {

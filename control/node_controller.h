@@ -120,8 +120,8 @@ class NodeController {
   ServiceRegistry services_;
   std::shared_ptr<policy::PolicyRuntime> policyRuntime_;
   uint32_t policyGeneration_ = 0;
-  uint64_t appliedGeneration_ = 0;  // the agent's, from the last apply
-  const dataplane::Snapshot* current_ = nullptr;         // the last one published
+  uint64_t appliedGeneration_ = 0;                // the agent's, from the last apply
+  const dataplane::Snapshot* current_ = nullptr;  // the last one published
 };
 
 }  // namespace nodeplane::control

@@ -68,7 +68,8 @@ Status validateNode(const NodeSpec& n, const NodeMap& among, const NodeSettings&
   for (const Ipv4Prefix& c : n.podCidrs) {
     const std::string field = what + ": field 'podCidrs': " + c.toString();
     if (c.overlaps(settings.podCidr))
-      return invalidArgument(field + " overlaps this node's pod CIDR " + settings.podCidr.toString());
+      return invalidArgument(field + " overlaps this node's pod CIDR " +
+                             settings.podCidr.toString());
     if (settings.clusterCidr && !settings.clusterCidr->contains(c.address))
       return invalidArgument(field + " is outside the cluster CIDR " +
                              settings.clusterCidr->toString());
@@ -87,9 +88,9 @@ Status validateNode(const NodeSpec& n, const NodeMap& among, const NodeSettings&
     for (const Ipv4Prefix& a : n.podCidrs)
       for (const Ipv4Prefix& b : other.podCidrs)
         if (a.overlaps(b))
-          return makeError(ErrorCode::kAlreadyExists,
-                           what + ": field 'podCidrs': " + a.toString() + " overlaps " +
-                               b.toString() + " of node " + name);
+          return makeError(ErrorCode::kAlreadyExists, what + ": field 'podCidrs': " + a.toString() +
+                                                          " overlaps " + b.toString() +
+                                                          " of node " + name);
   }
   return okStatus();
 }

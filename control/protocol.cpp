@@ -80,8 +80,8 @@ Result<int64_t> ArgReader::integer(const char* field, int64_t min, int64_t max) 
   if (!args_[field].is_number_integer()) return error(field, "not an integer");
   int64_t v = args_[field].get<int64_t>();
   if (v < min || v > max)
-    return error(field, std::to_string(v) + " outside " + std::to_string(min) + ".." +
-                            std::to_string(max));
+    return error(
+        field, std::to_string(v) + " outside " + std::to_string(min) + ".." + std::to_string(max));
   return v;
 }
 

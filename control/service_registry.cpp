@@ -10,9 +10,13 @@ namespace nodeplane::control {
 
 namespace {
 
-bool isUnicast(Ipv4Address a) { return a.value != 0 && (a.value >> 28) < 0xe; }
+bool isUnicast(Ipv4Address a) {
+  return a.value != 0 && (a.value >> 28) < 0xe;
+}
 
-const char* protoName(uint8_t p) { return p == IPPROTO_UDP ? "UDP" : "TCP"; }
+const char* protoName(uint8_t p) {
+  return p == IPPROTO_UDP ? "UDP" : "TCP";
+}
 
 // Every (address, port, protocol) a service answers on, for conflict checks.
 std::vector<std::string> endpointsOf(const ServiceSpec& s, const NodeSettings& settings) {
@@ -88,7 +92,8 @@ Status ServiceRegistry::validate(const ServiceSpec& s, const NodeSettings& setti
     if (key == s.key()) continue;
     for (const auto& e : endpointsOf(other, settings))
       if (mineSet.count(e))
-        return makeError(ErrorCode::kAlreadyExists, what() + ": " + e + " is already service " + key);
+        return makeError(ErrorCode::kAlreadyExists,
+                         what() + ": " + e + " is already service " + key);
   }
   return okStatus();
 }
@@ -122,7 +127,7 @@ bool ServiceRegistry::isLocal(const EndpointSpec& e, const NodeSettings& setting
 }
 
 std::optional<uint16_t> ServiceRegistry::backendPort(const ServicePortSpec& p,
-                                                      const EndpointSpec& e) {
+                                                     const EndpointSpec& e) {
   if (!p.name.empty())
     if (auto it = e.ports.find(p.name); it != e.ports.end()) return it->second;
   if (!p.targetPortName.empty()) {
@@ -138,9 +143,9 @@ std::string ServiceRegistry::portKey(const ServiceSpec& s, const ServicePortSpec
 }
 
 Result<ServiceRegistry::Built> ServiceRegistry::build(const ServiceSpec& s,
-                                                       const NodeSettings& settings, Prepared& out,
-                                                       uint32_t& newPortIds,
-                                                       uint32_t& newSlotIndex) {
+                                                      const NodeSettings& settings, Prepared& out,
+                                                      uint32_t& newPortIds,
+                                                      uint32_t& newSlotIndex) {
   Built built;
   built.inputs.reserve(s.ports.size());
   built.keys.reserve(s.ports.size() * s.endpoints.size());
@@ -167,8 +172,8 @@ Result<ServiceRegistry::Built> ServiceRegistry::build(const ServiceSpec& s,
       for (const auto& ip : *list)
         in.addresses.push_back({rte_cpu_to_be_32(ip.value), port, lb::ServiceAccess::kExternal});
     if (p.nodePort != 0)
-      in.addresses.push_back({rte_cpu_to_be_32(settings.nodeIp.value),
-                              rte_cpu_to_be_16(p.nodePort), lb::ServiceAccess::kNodePort});
+      in.addresses.push_back({rte_cpu_to_be_32(settings.nodeIp.value), rte_cpu_to_be_16(p.nodePort),
+                              lb::ServiceAccess::kNodePort});
 
     // EndpointSlice semantics: ready endpoints take new flows; when none is ready, the serving
     // and terminating ones do. Every known endpoint stays alive for its existing flows.
@@ -180,8 +185,8 @@ Result<ServiceRegistry::Built> ServiceRegistry::build(const ServiceSpec& s,
       auto bport = backendPort(p, e);
       if (!bport) continue;
       const BackendKey bk{in.id, e.ip.value, *bport};
-      if (std::find(built.keys.begin() + static_cast<std::ptrdiff_t>(first), built.keys.end(), bk) !=
-          built.keys.end())
+      if (std::find(built.keys.begin() + static_cast<std::ptrdiff_t>(first), built.keys.end(),
+                    bk) != built.keys.end())
         continue;  // listed twice
       uint32_t slot;
       if (auto it = slotOf_.find(bk); it != slotOf_.end()) {

@@ -12,8 +12,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "core/result.h"
 #include "control/model.h"
+#include "core/result.h"
 #include "lb/service_table.h"
 
 namespace nodeplane::control {
@@ -23,7 +23,8 @@ class ServiceRegistry {
   using Services = std::map<std::string, ServiceSpec>;  // by namespace/name
 
   // Checks one service on its own and against `others` (which must not contain it).
-  static Status validate(const ServiceSpec& s, const NodeSettings& settings, const Services& others);
+  static Status validate(const ServiceSpec& s, const NodeSettings& settings,
+                         const Services& others);
   // Address/port conflicts within a whole set of services, in one pass.
   static Status checkConflicts(const Services& all, const NodeSettings& settings);
 
@@ -85,13 +86,13 @@ class ServiceRegistry {
                       uint32_t& newPortIds, uint32_t& newSlotIndex);
 
   Services services_;
-  std::map<std::string, Built> built_;  // same keys as services_
+  std::map<std::string, Built> built_;             // same keys as services_
   std::shared_ptr<const lb::ServiceTable> table_;  // the last committed
-  std::map<std::string, uint32_t> portIds_;   // portKey -> id (never reused)
+  std::map<std::string, uint32_t> portIds_;        // portKey -> id (never reused)
   std::map<uint32_t, std::string> portNames_;
   uint32_t nextPortId_ = 1;
   std::unordered_map<BackendKey, uint32_t, BackendKeyHash> slotOf_;
-  std::vector<uint32_t> tags_{0};             // slot 0: no backend
+  std::vector<uint32_t> tags_{0};  // slot 0: no backend
   std::vector<uint32_t> freeSlots_;
   lb::MaglevCache maglev_;
 };

@@ -33,8 +33,8 @@ Result<std::shared_ptr<const overlay::OverlayTable>> buildOverlay(const NodeMode
   }
   std::optional<overlay::GatewaySpec> gateway;
   if (settings.underlayGateway)
-    gateway = overlay::GatewaySpec{*settings.underlayGateway,
-                                   in.resolver.mac(*settings.underlayGateway)};
+    gateway =
+        overlay::GatewaySpec{*settings.underlayGateway, in.resolver.mac(*settings.underlayGateway)};
   return overlay::OverlayTable::build(o, remotes, gateway, in.socketId);
 }
 
@@ -110,9 +110,9 @@ MacAddress vtepMacOf(const NodeSettings& settings) {
 }
 
 Ipv4Address underlayNextHop(const NodeSettings& settings, Ipv4Address endpoint) {
-  const Ipv4Prefix subnet{Ipv4Address{settings.nodeIp.value &
-                                      Ipv4Prefix{{}, settings.underlayPrefixLength}.mask()},
-                          settings.underlayPrefixLength};
+  const Ipv4Prefix subnet{
+      Ipv4Address{settings.nodeIp.value & Ipv4Prefix{{}, settings.underlayPrefixLength}.mask()},
+      settings.underlayPrefixLength};
   if (!settings.underlayGateway || subnet.contains(endpoint)) return endpoint;
   return *settings.underlayGateway;
 }

@@ -21,25 +21,35 @@ namespace {
 
 const char* actionName(Action a) {
   switch (a) {
-    case Action::kContinue: return "continue";
-    case Action::kDrop: return "drop";
-    case Action::kTransmit: return "transmit";
-    case Action::kPunt: return "punt";
+    case Action::kContinue:
+      return "continue";
+    case Action::kDrop:
+      return "drop";
+    case Action::kTransmit:
+      return "transmit";
+    case Action::kPunt:
+      return "punt";
   }
   return "?";
 }
 
 const char* puntName(PuntReason p) {
   switch (p) {
-    case PuntReason::kNone: return "none";
-    case PuntReason::kArp: return "arp";
-    case PuntReason::kAwaitNeighbor: return "await-neighbor (the next hop's MAC is being resolved)";
-    case PuntReason::kFragment: return "fragment (larger than the overlay MTU, DF clear)";
+    case PuntReason::kNone:
+      return "none";
+    case PuntReason::kArp:
+      return "arp";
+    case PuntReason::kAwaitNeighbor:
+      return "await-neighbor (the next hop's MAC is being resolved)";
+    case PuntReason::kFragment:
+      return "fragment (larger than the overlay MTU, DF clear)";
   }
   return "?";
 }
 
-std::string addr(rte_be32_t a) { return Ipv4Address{rte_be_to_cpu_32(a)}.toString(); }
+std::string addr(rte_be32_t a) {
+  return Ipv4Address{rte_be_to_cpu_32(a)}.toString();
+}
 
 // A header summary of the packet as it is now (after the stage), including a VXLAN outer header.
 Json describe(const rte_mbuf* m, const PacketMeta& meta) {
@@ -67,7 +77,8 @@ Json describe(const rte_mbuf* m, const PacketMeta& meta) {
     if (ip->next_proto_id == IPPROTO_UDP) {
       const auto* udp = reinterpret_cast<const rte_udp_hdr*>(ip + 1);
       if (ip->dst_addr != meta.dstIp) {  // the packet was wrapped: meta describes the inner one
-        j["vxlan"] = {{"outerSrc", addr(ip->src_addr)}, {"outerDst", addr(ip->dst_addr)},
+        j["vxlan"] = {{"outerSrc", addr(ip->src_addr)},
+                      {"outerDst", addr(ip->dst_addr)},
                       {"udpDport", rte_be_to_cpu_16(udp->dst_port)}};
       }
     }
@@ -79,12 +90,23 @@ uint8_t tcpFlags(const std::string& s) {
   uint8_t f = 0;
   for (char c : s) {
     switch (c) {
-      case 'S': f |= RTE_TCP_SYN_FLAG; break;
-      case 'A': f |= RTE_TCP_ACK_FLAG; break;
-      case 'F': f |= RTE_TCP_FIN_FLAG; break;
-      case 'R': f |= RTE_TCP_RST_FLAG; break;
-      case 'P': f |= RTE_TCP_PSH_FLAG; break;
-      default: return 0xff;
+      case 'S':
+        f |= RTE_TCP_SYN_FLAG;
+        break;
+      case 'A':
+        f |= RTE_TCP_ACK_FLAG;
+        break;
+      case 'F':
+        f |= RTE_TCP_FIN_FLAG;
+        break;
+      case 'R':
+        f |= RTE_TCP_RST_FLAG;
+        break;
+      case 'P':
+        f |= RTE_TCP_PSH_FLAG;
+        break;
+      default:
+        return 0xff;
     }
   }
   return f;
@@ -95,8 +117,8 @@ uint8_t tcpFlags(const std::string& s) {
 Result<Json> tracePacket(const NodeController& node, dp::DataplaneBackend& backend,
                          const Json& args) {
   ArgReader r("trace", args);
-  if (auto st = r.onlyFields({"from", "src", "dst", "protocol", "sport", "dport", "flags",
-                              "payload", "ttl"});
+  if (auto st = r.onlyFields(
+          {"from", "src", "dst", "protocol", "sport", "dport", "flags", "payload", "ttl"});
       !st)
     return st.error();
   auto from = r.string("from");
@@ -120,7 +142,9 @@ Result<Json> tracePacket(const NodeController& node, dp::DataplaneBackend& backe
     auto key = slash == std::string::npos
                    ? std::nullopt
                    : node.findPod(from->substr(0, slash), from->substr(slash + 1));
-    if (!key) return r.error("from", "'" + *from + "' is neither an attached pod (namespace/name) nor uplink");
+    if (!key)
+      return r.error("from",
+                     "'" + *from + "' is neither an attached pod (namespace/name) nor uplink");
     for (const AttachedPod& p : node.pods())
       if (p.spec.containerId == key->containerId && p.spec.interface == key->interface) {
         port = p.port.id;
@@ -139,10 +163,14 @@ Result<Json> tracePacket(const NodeController& node, dp::DataplaneBackend& backe
   auto proto = r.optionalString("protocol", "TCP");
   if (!proto) return proto.error();
   uint8_t ipProto;
-  if (*proto == "TCP") ipProto = IPPROTO_TCP;
-  else if (*proto == "UDP") ipProto = IPPROTO_UDP;
-  else if (*proto == "ICMP") ipProto = IPPROTO_ICMP;
-  else return r.error("protocol", "'" + *proto + "' is not TCP, UDP or ICMP");
+  if (*proto == "TCP")
+    ipProto = IPPROTO_TCP;
+  else if (*proto == "UDP")
+    ipProto = IPPROTO_UDP;
+  else if (*proto == "ICMP")
+    ipProto = IPPROTO_ICMP;
+  else
+    return r.error("protocol", "'" + *proto + "' is not TCP, UDP or ICMP");
   uint16_t sport = 40000, dport = 80;
   if (r.has("sport")) {
     auto v = r.integer("sport", 0, 65535);
@@ -171,9 +199,10 @@ Result<Json> tracePacket(const NodeController& node, dp::DataplaneBackend& backe
   if (snap == nullptr) return makeError(ErrorCode::kUnavailable, "trace: no snapshot yet");
   rte_mbuf* m = rte_pktmbuf_alloc(backend.mempool());
   if (m == nullptr) return makeError(ErrorCode::kResourceExhausted, "trace: no mbuf free");
-  const size_t l4Length = (ipProto == IPPROTO_TCP ? sizeof(rte_tcp_hdr)
+  const size_t l4Length = (ipProto == IPPROTO_TCP   ? sizeof(rte_tcp_hdr)
                            : ipProto == IPPROTO_UDP ? sizeof(rte_udp_hdr)
-                                                    : sizeof(rte_icmp_hdr)) + payload->size();
+                                                    : sizeof(rte_icmp_hdr)) +
+                          payload->size();
   const size_t frame = sizeof(rte_ether_hdr) + sizeof(rte_ipv4_hdr) + l4Length;
   auto* data = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, static_cast<uint16_t>(frame)));
   if (data == nullptr) {
@@ -236,7 +265,8 @@ Result<Json> tracePacket(const NodeController& node, dp::DataplaneBackend& backe
   burst.pkts[0] = m;
 
   std::map<uint16_t, std::string> owners;
-  for (const AttachedPod& p : node.pods()) owners[p.port.id] = "pod " + p.spec.namespaceName + "/" + p.spec.name;
+  for (const AttachedPod& p : node.pods())
+    owners[p.port.id] = "pod " + p.spec.namespaceName + "/" + p.spec.name;
   if (node.uplink()) owners[node.uplink()->id] = "uplink";
 
   Json stages = Json::array();
@@ -252,7 +282,8 @@ Result<Json> tracePacket(const NodeController& node, dp::DataplaneBackend& backe
       }
       if (meta.action == Action::kTransmit) {
         s["outPort"] = meta.outPort;
-        s["to"] = owners.count(meta.outPort) ? owners[meta.outPort] : "port " + std::to_string(meta.outPort);
+        s["to"] = owners.count(meta.outPort) ? owners[meta.outPort]
+                                             : "port " + std::to_string(meta.outPort);
       }
       if (meta.action == Action::kPunt) s["punt"] = puntName(meta.punt);
       s["packet"] = describe(b.pkts[i], meta);
@@ -265,17 +296,25 @@ Result<Json> tracePacket(const NodeController& node, dp::DataplaneBackend& backe
   std::string verdict;
   switch (last.action) {
     case Action::kTransmit:
-      verdict = "transmitted to " + (owners.count(last.outPort) ? owners[last.outPort]
-                                                                 : "port " + std::to_string(last.outPort));
+      verdict =
+          "transmitted to " + (owners.count(last.outPort) ? owners[last.outPort]
+                                                          : "port " + std::to_string(last.outPort));
       break;
     case Action::kDrop:
       verdict = "dropped: " + std::string(dropReasonInfo(last.drop).name);
       break;
-    case Action::kPunt: verdict = std::string("handed to the control thread: ") + puntName(last.punt); break;
-    case Action::kContinue: verdict = "undecided (a bug: please report)"; break;
+    case Action::kPunt:
+      verdict = std::string("handed to the control thread: ") + puntName(last.punt);
+      break;
+    case Action::kContinue:
+      verdict = "undecided (a bug: please report)";
+      break;
   }
-  return Json{{"from", *from}, {"inPort", port}, {"snapshot", snap->generation},
-              {"stages", stages}, {"verdict", verdict},
+  return Json{{"from", *from},
+              {"inPort", port},
+              {"snapshot", snap->generation},
+              {"stages", stages},
+              {"verdict", verdict},
               {"note", "traced on the control thread: nothing was sent, no flow was created"}};
 }
 

@@ -3,9 +3,9 @@
 // without changing any shared state (WorkerContext::dryRun). Each stage's decision is reported.
 #pragma once
 
-#include "core/result.h"
 #include "control/node_controller.h"
 #include "control/protocol.h"
+#include "core/result.h"
 #include "dataplane/dataplane_backend.h"
 
 namespace nodeplane::control {

@@ -60,7 +60,8 @@ bool UnderlayResolver::service(TimePoint now, const dp::Snapshot* current) {
 
   bool withdrawn = false;
   std::vector<rte_mbuf*> gaveUp;
-  for (const auto& probe : neighbors_.due(now, &withdrawn, &gaveUp)) sendArp(probe.ip, probe.unicastTo);
+  for (const auto& probe : neighbors_.due(now, &withdrawn, &gaveUp))
+    sendArp(probe.ip, probe.unicastTo);
   for (rte_mbuf* m : gaveUp) drop(m, DropReason::kNeighborUnresolved);
   return changed || withdrawn;
 }
@@ -168,7 +169,8 @@ void UnderlayResolver::sendArp(Ipv4Address target, std::optional<MacAddress> uni
   std::memset(frame, 0, kMinFrame);
   m->data_len = m->pkt_len = kMinFrame;
   auto* eth = reinterpret_cast<rte_ether_hdr*>(frame);
-  eth->dst_addr = unicastTo ? toEther(*unicastTo) : rte_ether_addr{{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}};
+  eth->dst_addr =
+      unicastTo ? toEther(*unicastTo) : rte_ether_addr{{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}};
   eth->src_addr = toEther(uplink_->mac);
   eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP);
   auto* arp = reinterpret_cast<rte_arp_hdr*>(eth + 1);

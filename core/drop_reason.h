@@ -11,89 +11,91 @@
 namespace nodeplane {
 
 // X(enumerator, counter name, help)
-#define NP_FOREACH_DROP_REASON(X)                                                              \
-  X(kNone, "none", "not dropped")                                                              \
-  X(kEthTruncated, "eth_truncated", "frame shorter than its Ethernet/802.1Q header")            \
-  X(kEthVlanTooDeep, "eth_vlan_too_deep", "more than two 802.1Q/802.1ad tags")                 \
-  X(kEthertypeUnsupported, "ethertype_unsupported", "neither IPv4 nor ARP (e.g. LLDP)")        \
-  X(kEthDstNotLocal, "eth_dst_not_local", "unicast frame not addressed to the port's MAC")     \
-  X(kHeadersNotContiguous, "headers_not_contiguous", "headers span mbuf segments")             \
-  X(kIpv6Unsupported, "ipv6_unsupported", "IPv6 is not supported yet")                         \
-  X(kArpMalformed, "arp_malformed", "ARP not Ethernet/IPv4 or shorter than 28 bytes")          \
-  X(kArpNotAnswered, "arp_not_answered",                                                       \
-    "ARP reply, gratuitous ARP or probe for the pod's own address: consumed")                  \
-  X(kIpv4Truncated, "ipv4_truncated", "shorter than a 20-byte IPv4 header")                    \
-  X(kIpv4BadVersion, "ipv4_bad_version", "IPv4 ethertype but version is not 4")                \
-  X(kIpv4BadIhl, "ipv4_bad_ihl", "IHL below 5")                                                \
-  X(kIpv4IhlBeyondPacket, "ipv4_ihl_beyond_packet", "IHL points past the end of the frame")    \
-  X(kIpv4BadTotalLength, "ipv4_bad_total_length", "total length below the header length")      \
-  X(kIpv4TotalLengthBeyondFrame, "ipv4_total_length_beyond_frame",                             \
-    "total length larger than the frame")                                                      \
-  X(kIpv4BadChecksum, "ipv4_bad_checksum", "IPv4 header checksum wrong")                       \
-  X(kIpv4FragmentWithoutL4, "ipv4_fragment_without_l4",                                        \
-    "first fragment too short for its L4 header, or a fragment overlapping it (RFC 1858)")     \
-  X(kIpv4SourceInvalid, "ipv4_source_invalid", "source is multicast, broadcast or zero")       \
-  X(kIpv4DstMulticast, "ipv4_dst_multicast", "multicast and broadcast are not routed")         \
-  X(kIpv4TtlExpired, "ipv4_ttl_expired", "TTL ran out; ICMP time-exceeded sent (rate-limited)") \
-  X(kTcpTruncated, "tcp_truncated", "TCP header shorter than 20 bytes or its data offset")     \
-  X(kTcpBadDataOffset, "tcp_bad_data_offset", "TCP data offset below 5")                       \
-  X(kUdpTruncated, "udp_truncated", "UDP header shorter than 8 bytes")                         \
-  X(kUdpBadLength, "udp_bad_length", "UDP length below 8 or beyond the IPv4 payload")          \
-  X(kIcmpTruncated, "icmp_truncated", "ICMP header shorter than 8 bytes")                      \
-  X(kSctpTruncated, "sctp_truncated", "SCTP common header shorter than 12 bytes")              \
-  X(kPodVlanTagged, "pod_vlan_tagged", "802.1Q-tagged frame from a pod")                       \
-  X(kPodSourceSpoofed, "pod_source_spoofed", "source IPv4 is not the sending pod's address")   \
-  X(kGatewayUnsupported, "gateway_unsupported",                                                \
-    "to the gateway address but not an ICMP echo request")                                     \
-  X(kNoRoute, "no_route", "destination outside every known prefix")                            \
-  X(kPodUnknown, "pod_unknown", "destination in this node's pod CIDR but no such pod")         \
-  X(kPortNotServed, "port_not_served", "received on a port that has no role in the snapshot")  \
-  X(kUplinkVlanTagged, "uplink_vlan_tagged", "802.1Q-tagged frame on the uplink (untagged only)") \
-  X(kUplinkNotForNode, "uplink_not_for_node", "IPv4 on the uplink not addressed to this node")  \
-  X(kHostPathUnavailable, "host_path_unavailable",                                             \
-    "traffic for the node itself other than ping/VXLAN; no host path to hand it to")            \
-  X(kVxlanOuterFragment, "vxlan_outer_fragment", "fragmented VXLAN datagram (not reassembled)") \
+#define NP_FOREACH_DROP_REASON(X)                                                                  \
+  X(kNone, "none", "not dropped")                                                                  \
+  X(kEthTruncated, "eth_truncated", "frame shorter than its Ethernet/802.1Q header")               \
+  X(kEthVlanTooDeep, "eth_vlan_too_deep", "more than two 802.1Q/802.1ad tags")                     \
+  X(kEthertypeUnsupported, "ethertype_unsupported", "neither IPv4 nor ARP (e.g. LLDP)")            \
+  X(kEthDstNotLocal, "eth_dst_not_local", "unicast frame not addressed to the port's MAC")         \
+  X(kHeadersNotContiguous, "headers_not_contiguous", "headers span mbuf segments")                 \
+  X(kIpv6Unsupported, "ipv6_unsupported", "IPv6 is not supported yet")                             \
+  X(kArpMalformed, "arp_malformed", "ARP not Ethernet/IPv4 or shorter than 28 bytes")              \
+  X(kArpNotAnswered, "arp_not_answered",                                                           \
+    "ARP reply, gratuitous ARP or probe for the pod's own address: consumed")                      \
+  X(kIpv4Truncated, "ipv4_truncated", "shorter than a 20-byte IPv4 header")                        \
+  X(kIpv4BadVersion, "ipv4_bad_version", "IPv4 ethertype but version is not 4")                    \
+  X(kIpv4BadIhl, "ipv4_bad_ihl", "IHL below 5")                                                    \
+  X(kIpv4IhlBeyondPacket, "ipv4_ihl_beyond_packet", "IHL points past the end of the frame")        \
+  X(kIpv4BadTotalLength, "ipv4_bad_total_length", "total length below the header length")          \
+  X(kIpv4TotalLengthBeyondFrame, "ipv4_total_length_beyond_frame",                                 \
+    "total length larger than the frame")                                                          \
+  X(kIpv4BadChecksum, "ipv4_bad_checksum", "IPv4 header checksum wrong")                           \
+  X(kIpv4FragmentWithoutL4, "ipv4_fragment_without_l4",                                            \
+    "first fragment too short for its L4 header, or a fragment overlapping it (RFC 1858)")         \
+  X(kIpv4SourceInvalid, "ipv4_source_invalid", "source is multicast, broadcast or zero")           \
+  X(kIpv4DstMulticast, "ipv4_dst_multicast", "multicast and broadcast are not routed")             \
+  X(kIpv4TtlExpired, "ipv4_ttl_expired", "TTL ran out; ICMP time-exceeded sent (rate-limited)")    \
+  X(kTcpTruncated, "tcp_truncated", "TCP header shorter than 20 bytes or its data offset")         \
+  X(kTcpBadDataOffset, "tcp_bad_data_offset", "TCP data offset below 5")                           \
+  X(kUdpTruncated, "udp_truncated", "UDP header shorter than 8 bytes")                             \
+  X(kUdpBadLength, "udp_bad_length", "UDP length below 8 or beyond the IPv4 payload")              \
+  X(kIcmpTruncated, "icmp_truncated", "ICMP header shorter than 8 bytes")                          \
+  X(kSctpTruncated, "sctp_truncated", "SCTP common header shorter than 12 bytes")                  \
+  X(kPodVlanTagged, "pod_vlan_tagged", "802.1Q-tagged frame from a pod")                           \
+  X(kPodSourceSpoofed, "pod_source_spoofed", "source IPv4 is not the sending pod's address")       \
+  X(kGatewayUnsupported, "gateway_unsupported",                                                    \
+    "to the gateway address but not an ICMP echo request")                                         \
+  X(kNoRoute, "no_route", "destination outside every known prefix")                                \
+  X(kPodUnknown, "pod_unknown", "destination in this node's pod CIDR but no such pod")             \
+  X(kPortNotServed, "port_not_served", "received on a port that has no role in the snapshot")      \
+  X(kUplinkVlanTagged, "uplink_vlan_tagged", "802.1Q-tagged frame on the uplink (untagged only)")  \
+  X(kUplinkNotForNode, "uplink_not_for_node", "IPv4 on the uplink not addressed to this node")     \
+  X(kHostPathUnavailable, "host_path_unavailable",                                                 \
+    "traffic for the node itself other than ping/VXLAN; no host path to hand it to")               \
+  X(kVxlanOuterFragment, "vxlan_outer_fragment", "fragmented VXLAN datagram (not reassembled)")    \
   X(kVxlanBadUdpLength, "vxlan_bad_udp_length", "outer UDP length disagrees with the IPv4 length") \
-  X(kVxlanTruncated, "vxlan_truncated", "shorter than a VXLAN header")                         \
-  X(kVxlanNoIBit, "vxlan_no_i_bit", "VXLAN flags without the I (valid VNI) bit")               \
-  X(kVxlanUnknownVni, "vxlan_unknown_vni", "VXLAN network identifier not ours")                \
-  X(kVxlanUnknownSource, "vxlan_unknown_source", "outer source is not a known node's endpoint") \
-  X(kVxlanInnerTruncated, "vxlan_inner_truncated", "inner Ethernet or IPv4/ARP header cut short") \
-  X(kVxlanInnerNotIpv4, "vxlan_inner_not_ipv4_arp", "inner frame neither IPv4 nor ARP")         \
-  X(kVxlanInnerDstMac, "vxlan_inner_dst_mac", "inner frame not addressed to our VTEP MAC")      \
-  X(kVxlanInnerArpNotOurs, "vxlan_inner_arp_not_ours",                                          \
-    "inner ARP not a request for an address of this node's pod CIDR")                          \
-  X(kOverlayLoop, "overlay_loop", "arrived from the overlay, routed back into it")             \
-  X(kFragmentationNeeded, "fragmentation_needed",                                              \
-    "larger than the overlay MTU with DF set; ICMP fragmentation-needed sent (rate-limited)")  \
-  X(kFragmentationFailed, "fragmentation_failed", "could not fragment an oversized packet")    \
-  X(kEncapNoHeadroom, "encap_no_headroom", "no room in front of the packet for VXLAN headers") \
-  X(kNeighborUnresolved, "neighbor_unresolved", "the underlay next hop did not answer ARP")     \
-  X(kNeighborQueueFull, "neighbor_queue_full", "too many packets already waiting for ARP")      \
-  X(kPuntQueueFull, "punt_queue_full", "the control thread's queue from this worker was full") \
-  X(kServiceNoEndpoints, "service_no_endpoints",                                               \
-    "service without a usable endpoint: refused (TCP RST / ICMP port-unreachable, rate-limited)") \
-  X(kServiceNoLocalEndpoint, "service_no_local_endpoint",                                      \
-    "traffic policy Local and no endpoint on this node")                                       \
-  X(kServiceUnknown, "service_unknown", "to a service-CIDR address and port no service has")   \
-  X(kConntrackFull, "conntrack_full", "connection table full, nothing evictable")             \
-  X(kConntrackInvalid, "conntrack_invalid", "a TCP segment that cannot open a tracked flow")   \
-  X(kMasqueradeNoPort, "masquerade_no_port", "no free source port to translate the flow to")   \
-  X(kMasqueradeUnsupported, "masquerade_unsupported",                                          \
-    "leaving the cluster but not TCP, UDP or ICMP echo (or a later fragment): not translatable") \
-  X(kFragmentUntracked, "fragment_untracked",                                                  \
-    "a later fragment to a service or the node: fragments are not reassembled yet")            \
-  X(kPolicyDeniedEgress, "policy_denied_egress",                                              \
-    "the source pod's NetworkPolicies allow no such egress")                                    \
-  X(kPolicyDeniedIngress, "policy_denied_ingress",                                            \
-    "the destination pod's NetworkPolicies allow no such ingress")                              \
-  X(kL7Denied, "l7_denied", "an L7 rule reset the flow (TCP RST both ways); later segments too") \
-  X(kL7OutOfOrder, "l7_out_of_order",                                                          \
-    "client segment beyond the next byte the L7 scanner expects: dropped so it is resent in order") \
-  X(kL7NoState, "l7_no_flow_state", "no free L7 stream state for a flow L7 rules cover (--l7-flows)") \
-  X(kL7WrongWorker, "l7_wrong_worker",                                                         \
-    "client segment of an L7-scanned flow seen by a worker other than the flow's owner")        \
-  X(kTxQueueFull, "tx_queue_full", "the output queue did not accept the packet")             \
+  X(kVxlanTruncated, "vxlan_truncated", "shorter than a VXLAN header")                             \
+  X(kVxlanNoIBit, "vxlan_no_i_bit", "VXLAN flags without the I (valid VNI) bit")                   \
+  X(kVxlanUnknownVni, "vxlan_unknown_vni", "VXLAN network identifier not ours")                    \
+  X(kVxlanUnknownSource, "vxlan_unknown_source", "outer source is not a known node's endpoint")    \
+  X(kVxlanInnerTruncated, "vxlan_inner_truncated", "inner Ethernet or IPv4/ARP header cut short")  \
+  X(kVxlanInnerNotIpv4, "vxlan_inner_not_ipv4_arp", "inner frame neither IPv4 nor ARP")            \
+  X(kVxlanInnerDstMac, "vxlan_inner_dst_mac", "inner frame not addressed to our VTEP MAC")         \
+  X(kVxlanInnerArpNotOurs, "vxlan_inner_arp_not_ours",                                             \
+    "inner ARP not a request for an address of this node's pod CIDR")                              \
+  X(kOverlayLoop, "overlay_loop", "arrived from the overlay, routed back into it")                 \
+  X(kFragmentationNeeded, "fragmentation_needed",                                                  \
+    "larger than the overlay MTU with DF set; ICMP fragmentation-needed sent (rate-limited)")      \
+  X(kFragmentationFailed, "fragmentation_failed", "could not fragment an oversized packet")        \
+  X(kEncapNoHeadroom, "encap_no_headroom", "no room in front of the packet for VXLAN headers")     \
+  X(kNeighborUnresolved, "neighbor_unresolved", "the underlay next hop did not answer ARP")        \
+  X(kNeighborQueueFull, "neighbor_queue_full", "too many packets already waiting for ARP")         \
+  X(kPuntQueueFull, "punt_queue_full", "the control thread's queue from this worker was full")     \
+  X(kServiceNoEndpoints, "service_no_endpoints",                                                   \
+    "service without a usable endpoint: refused (TCP RST / ICMP port-unreachable, rate-limited)")  \
+  X(kServiceNoLocalEndpoint, "service_no_local_endpoint",                                          \
+    "traffic policy Local and no endpoint on this node")                                           \
+  X(kServiceUnknown, "service_unknown", "to a service-CIDR address and port no service has")       \
+  X(kConntrackFull, "conntrack_full", "connection table full, nothing evictable")                  \
+  X(kConntrackInvalid, "conntrack_invalid", "a TCP segment that cannot open a tracked flow")       \
+  X(kMasqueradeNoPort, "masquerade_no_port", "no free source port to translate the flow to")       \
+  X(kMasqueradeUnsupported, "masquerade_unsupported",                                              \
+    "leaving the cluster but not TCP, UDP or ICMP echo (or a later fragment): not translatable")   \
+  X(kFragmentUntracked, "fragment_untracked",                                                      \
+    "a later fragment to a service or the node: fragments are not reassembled yet")                \
+  X(kPolicyDeniedEgress, "policy_denied_egress",                                                   \
+    "the source pod's NetworkPolicies allow no such egress")                                       \
+  X(kPolicyDeniedIngress, "policy_denied_ingress",                                                 \
+    "the destination pod's NetworkPolicies allow no such ingress")                                 \
+  X(kL7Denied, "l7_denied", "an L7 rule reset the flow (TCP RST both ways); later segments too")   \
+  X(kL7OutOfOrder, "l7_out_of_order",                                                              \
+    "client segment beyond the next byte the L7 scanner expects: dropped so it is resent in "      \
+    "order")                                                                                       \
+  X(kL7NoState, "l7_no_flow_state",                                                                \
+    "no free L7 stream state for a flow L7 rules cover (--l7-flows)")                              \
+  X(kL7WrongWorker, "l7_wrong_worker",                                                             \
+    "client segment of an L7-scanned flow seen by a worker other than the flow's owner")           \
+  X(kTxQueueFull, "tx_queue_full", "the output queue did not accept the packet")                   \
   X(kUnclaimed, "unclaimed", "no stage decided the packet's fate (a bug: please report)")
 
 enum class DropReason : uint8_t {

@@ -1,7 +1,7 @@
 #include "core/icmp.h"
 
-#include <rte_arp.h>
 #include <netinet/in.h>
+#include <rte_arp.h>
 #include <rte_icmp.h>
 #include <rte_ip.h>
 #include <rte_tcp.h>
@@ -175,8 +175,8 @@ bool buildTcpReset(rte_mbuf* m, PacketMeta& meta) {
     rst->recv_ack = 0;
     rst->tcp_flags = RTE_TCP_RST_FLAG;
   } else {
-    const uint32_t consumed = payload + ((flags & RTE_TCP_SYN_FLAG) ? 1 : 0) +
-                              ((flags & RTE_TCP_FIN_FLAG) ? 1 : 0);
+    const uint32_t consumed =
+        payload + ((flags & RTE_TCP_SYN_FLAG) ? 1 : 0) + ((flags & RTE_TCP_FIN_FLAG) ? 1 : 0);
     rst->sent_seq = 0;
     rst->recv_ack = rte_cpu_to_be_32(seq + consumed);
     rst->tcp_flags = RTE_TCP_RST_FLAG | RTE_TCP_ACK_FLAG;

@@ -19,7 +19,6 @@ std::optional<uint32_t> parseDecimal(std::string_view text, uint32_t max) {
 
 }  // namespace
 
-
 std::optional<Ipv4Address> Ipv4Address::parse(std::string_view text) {
   uint32_t value = 0;
   for (int i = 0; i < 4; ++i) {

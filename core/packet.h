@@ -25,9 +25,9 @@ enum class Action : uint8_t {
 // Why a packet goes to the control thread's slow path.
 enum class PuntReason : uint8_t {
   kNone,
-  kArp,           // an ARP reply on the uplink: learn the underlay neighbour
-  kAwaitNeighbor, // encapsulated, waiting for the next hop's MAC (aux: next-hop IPv4, wire order)
-  kFragment,      // inner packet larger than the overlay MTU without DF: fragment it
+  kArp,            // an ARP reply on the uplink: learn the underlay neighbour
+  kAwaitNeighbor,  // encapsulated, waiting for the next hop's MAC (aux: next-hop IPv4, wire order)
+  kFragment,       // inner packet larger than the overlay MTU without DF: fragment it
 };
 
 enum class L3Kind : uint8_t { kNone, kIpv4, kArp };

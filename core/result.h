@@ -11,12 +11,12 @@
 namespace nodeplane {
 
 enum class ErrorCode {
-  kInvalidArgument,   // a field has a bad value
-  kNotFound,          // the named object does not exist
-  kAlreadyExists,     // the object exists with different content
-  kResourceExhausted, // a table or the port space is full
-  kUnavailable,       // a peer (daemon, plugin) cannot be reached
-  kInternal,          // a library call failed
+  kInvalidArgument,    // a field has a bad value
+  kNotFound,           // the named object does not exist
+  kAlreadyExists,      // the object exists with different content
+  kResourceExhausted,  // a table or the port space is full
+  kUnavailable,        // a peer (daemon, plugin) cannot be reached
+  kInternal,           // a library call failed
   // Control protocol level.
   kBadRequest,          // not a JSON object of the protocol's shape
   kUnknownOperation,    // no such op
@@ -56,7 +56,9 @@ class [[nodiscard]] Result {
 
 struct Ok {};
 using Status = Result<Ok>;
-inline Status okStatus() { return Ok{}; }
+inline Status okStatus() {
+  return Ok{};
+}
 
 inline Error makeError(ErrorCode code, std::string message) {
   return Error{code, std::move(message)};

@@ -22,9 +22,12 @@ ssize_t writeDpdkLog(void*, const char* buf, size_t size) {
     if (line.empty()) continue;
     const uint32_t level = rte_log_cur_msg_loglevel();
     spdlog::level::level_enum l = spdlog::level::info;
-    if (level <= RTE_LOG_ERR) l = spdlog::level::err;
-    else if (level == RTE_LOG_WARNING) l = spdlog::level::warn;
-    else if (level == RTE_LOG_DEBUG) l = spdlog::level::debug;
+    if (level <= RTE_LOG_ERR)
+      l = spdlog::level::err;
+    else if (level == RTE_LOG_WARNING)
+      l = spdlog::level::warn;
+    else if (level == RTE_LOG_DEBUG)
+      l = spdlog::level::debug;
     spdlog::log(l, "dpdk: {}", line);
   }
   return static_cast<ssize_t>(size);

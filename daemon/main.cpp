@@ -16,15 +16,17 @@
 #include "control/control_api.h"
 #include "control/control_server.h"
 #include "control/node_controller.h"
-#include "dataplane/engine.h"
 #include "daemon/logging.h"
 #include "daemon/options.h"
+#include "dataplane/engine.h"
 
 namespace {
 
 std::atomic<int> stopSignal{0};
 
-void onStopSignal(int sig) { stopSignal.store(sig); }
+void onStopSignal(int sig) {
+  stopSignal.store(sig);
+}
 
 void installSignalHandlers() {
   struct sigaction sa {};
@@ -81,10 +83,11 @@ int main(int argc, char** argv) {
     engineConfig.idleSleepUs = opts.idleSleepUs;
     engineConfig.ports = {opts.rxDescriptors, opts.txDescriptors};
     engineConfig.conntrackMax = opts.conntrackMax;
-    engineConfig.conntrackTimeouts = lb::ConnTimeouts{
-        opts.ctTcpSyn * 1000,    opts.ctTcpEstablished * 1000, opts.ctTcpFin * 1000,
-        opts.ctTcpTimeWait * 1000, opts.ctTcpClose * 1000,     opts.ctUdp * 1000,
-        opts.ctUdpReplied * 1000, opts.ctIcmp * 1000};
+    engineConfig.conntrackTimeouts =
+        lb::ConnTimeouts{opts.ctTcpSyn * 1000,     opts.ctTcpEstablished * 1000,
+                         opts.ctTcpFin * 1000,     opts.ctTcpTimeWait * 1000,
+                         opts.ctTcpClose * 1000,   opts.ctUdp * 1000,
+                         opts.ctUdpReplied * 1000, opts.ctIcmp * 1000};
     auto engine = dataplane::Engine::create(engineConfig);
     if (!engine) {
       rte_eal_cleanup();
@@ -124,8 +127,7 @@ int main(int argc, char** argv) {
     } else {
       control::ControlApi api(node, **engine);
       auto server = control::ControlServer::open(
-          control::ServerConfig{opts.controlSocket, opts.controlGroup,
-                                opts.controlMaxRequestBytes},
+          control::ServerConfig{opts.controlSocket, opts.controlGroup, opts.controlMaxRequestBytes},
           [&api](std::string_view line) { return api.handleLine(line); },
           [](const Error& error) { return control::formatReply(nullptr, error); });
       if (!server) {

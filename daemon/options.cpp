@@ -15,8 +15,8 @@ namespace po = boost::program_options;
 namespace {
 
 constexpr const char* kVersion = "nodeplane 0.1.0";
-const std::set<std::string> kLogLevels = {"trace", "debug", "info", "warn", "error", "critical",
-                                          "off"};
+const std::set<std::string> kLogLevels = {"trace", "debug",    "info", "warn",
+                                          "error", "critical", "off"};
 // EAL options we derive ourselves; giving them after "--" would contradict --workers.
 const std::set<std::string> kReservedEalArgs = {"-l", "--lcores", "-c", "--main-lcore"};
 
@@ -50,8 +50,8 @@ bool isValidNodeName(const std::string& name) {
   // A Kubernetes node name: DNS subdomain (RFC 1123), at most 253 characters.
   if (name.empty() || name.size() > 253) return false;
   for (char c : name)
-    if (!(std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) ||
-          c == '-' || c == '.'))
+    if (!(std::islower(static_cast<unsigned char>(c)) ||
+          std::isdigit(static_cast<unsigned char>(c)) || c == '-' || c == '.'))
       return false;
   return std::isalnum(static_cast<unsigned char>(name.front())) &&
          std::isalnum(static_cast<unsigned char>(name.back()));
@@ -208,8 +208,9 @@ Result<ParsedOptions> parseDaemonOptions(int argc, const char* const* argv) {
     if (addr && slash != std::string::npos) {
       // The subnet form: host bits are expected here.
       auto len = Ipv4Prefix::parse("0.0.0.0" + text.substr(slash));
-      if (len) subnet = Ipv4Prefix{Ipv4Address{addr->value & Ipv4Prefix{{}, len->length}.mask()},
-                                   len->length};
+      if (len)
+        subnet =
+            Ipv4Prefix{Ipv4Address{addr->value & Ipv4Prefix{{}, len->length}.mask()}, len->length};
     }
     if (!addr || (slash != std::string::npos && !subnet))
       return optionError("node-ip", "'" + text + "' is not an IPv4 address (or address/prefix)");
@@ -217,14 +218,15 @@ Result<ParsedOptions> parseDaemonOptions(int argc, const char* const* argv) {
     o.underlayPrefixLength = subnet ? subnet->length : 32;
   }
   if (vm.count("underlay-gateway")) {
-    auto gw = parseWith<Ipv4Address>(vm, "underlay-gateway", &Ipv4Address::parse,
-                                     "an IPv4 address");
+    auto gw =
+        parseWith<Ipv4Address>(vm, "underlay-gateway", &Ipv4Address::parse, "an IPv4 address");
     if (!gw) return gw.error();
     Ipv4Prefix subnet{Ipv4Address{o.nodeIp.value & Ipv4Prefix{{}, o.underlayPrefixLength}.mask()},
                       o.underlayPrefixLength};
     if (o.underlayPrefixLength == 32 || !subnet.contains(*gw))
-      return optionError("underlay-gateway", gw->toString() + " is not inside the uplink's "
-                                             "subnet (give --node-ip as address/prefix)");
+      return optionError("underlay-gateway", gw->toString() +
+                                                 " is not inside the uplink's "
+                                                 "subnet (give --node-ip as address/prefix)");
     o.underlayGateway = *gw;
   }
   o.mtu = vm["mtu"].as<uint16_t>();
@@ -243,8 +245,8 @@ Result<ParsedOptions> parseDaemonOptions(int argc, const char* const* argv) {
   }
 
   if (!vm.count("pod-cidr")) return optionError("pod-cidr", "required");
-  auto podCidr = parseWith<Ipv4Prefix>(vm, "pod-cidr", &Ipv4Prefix::parse,
-                                       "an IPv4 CIDR with host bits zero");
+  auto podCidr =
+      parseWith<Ipv4Prefix>(vm, "pod-cidr", &Ipv4Prefix::parse, "an IPv4 CIDR with host bits zero");
   if (!podCidr) return podCidr.error();
   o.podCidr = *podCidr;
   if (o.podCidr.length > 30) return optionError("pod-cidr", "a /31 or /32 leaves no pod address");
@@ -270,8 +272,8 @@ Result<ParsedOptions> parseDaemonOptions(int argc, const char* const* argv) {
   if (!gateway) return gateway.error();
   o.gatewayIp = *gateway;
   if (o.podCidr.contains(o.gatewayIp))
-    return optionError("gateway-ip", o.gatewayIp.toString() + " lies inside --pod-cidr " +
-                                         o.podCidr.toString());
+    return optionError("gateway-ip",
+                       o.gatewayIp.toString() + " lies inside --pod-cidr " + o.podCidr.toString());
 
   if (vm.count("uplink")) o.uplink = vm["uplink"].as<std::string>();
   if (vm.count("uplink") && o.uplink.empty()) return optionError("uplink", "empty devargs");
@@ -282,8 +284,7 @@ Result<ParsedOptions> parseDaemonOptions(int argc, const char* const* argv) {
     return optionError("workers", "'" + vm["workers"].as<std::string>() +
                                       "' is not a list of distinct lcores (e.g. 1 or 1-3,6)");
   o.workerLcores = *workers;
-  if (std::find(o.workerLcores.begin(), o.workerLcores.end(), o.mainLcore) !=
-      o.workerLcores.end())
+  if (std::find(o.workerLcores.begin(), o.workerLcores.end(), o.mainLcore) != o.workerLcores.end())
     return optionError("workers", "lcore " + std::to_string(o.mainLcore) +
                                       " is the --main-lcore (the control thread)");
 
@@ -323,8 +324,8 @@ Result<ParsedOptions> parseDaemonOptions(int argc, const char* const* argv) {
     return optionError("l7-flows", "must be 16 to 1048576");
   o.maglevSize = vm["maglev-table-size"].as<uint32_t>();
   if (o.maglevSize < 7 || o.maglevSize > 1000003 || !isPrimeNumber(o.maglevSize))
-    return optionError("maglev-table-size", std::to_string(o.maglevSize) +
-                                                " is not a prime between 7 and 1000003");
+    return optionError("maglev-table-size",
+                       std::to_string(o.maglevSize) + " is not a prime between 7 and 1000003");
   struct Timeout {
     const char* name;
     uint32_t* out;
@@ -370,7 +371,7 @@ std::vector<std::string> buildEalArgs(const std::string& program, const DaemonOp
 
   // DPDK's own messages at a level matching ours; a --log-level after "--" still wins.
   static const std::pair<const char*, const char*> kEalLevels[] = {
-      {"trace", "debug"}, {"debug", "debug"}, {"info", "notice"},   {"warn", "warning"},
+      {"trace", "debug"}, {"debug", "debug"},       {"info", "notice"},  {"warn", "warning"},
       {"error", "error"}, {"critical", "critical"}, {"off", "emergency"}};
   for (const auto& [ours, eal] : kEalLevels)
     if (options.logLevel == ours) args.push_back(std::string("--log-level=") + eal);

@@ -20,7 +20,7 @@ struct DaemonOptions {
   uint16_t mtu = 1500;                         // underlay (uplink) IP MTU
   uint16_t vxlanPort = 4789;
   uint32_t vxlanVni = 1;
-  std::optional<MacAddress> vtepMac;           // default: derived from the node IP
+  std::optional<MacAddress> vtepMac;  // default: derived from the node IP
   Ipv4Prefix podCidr;
   std::optional<Ipv4Prefix> clusterCidr;
   std::optional<Ipv4Prefix> serviceCidr;

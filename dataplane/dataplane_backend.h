@@ -8,11 +8,11 @@
 #include <string>
 #include <vector>
 
+#include "core/counters.h"
 #include "core/ipv4.h"
 #include "core/result.h"
-#include "core/counters.h"
-#include "dataplane/worker_context.h"
 #include "dataplane/snapshot.h"
+#include "dataplane/worker_context.h"
 
 namespace nodeplane::lb {
 class ConnTracker;
@@ -25,8 +25,8 @@ struct PortInfo {
   std::string name;    // the ethdev name (vdev name or PCI address)
   std::string driver;  // e.g. net_af_packet
   MacAddress mac;
-  uint16_t rxQueues = 0;  // polled by workers 0 .. rxQueues-1 (one each)
-  uint16_t txQueues = 0;  // one per worker
+  uint16_t rxQueues = 0;               // polled by workers 0 .. rxQueues-1 (one each)
+  uint16_t txQueues = 0;               // one per worker
   bool txIpv4ChecksumOffload = false;  // enabled: the NIC fills in IPv4 header checksums
 };
 

@@ -51,11 +51,12 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineConfig& config) {
   if (engine->qsbr_ == nullptr || rte_rcu_qsbr_init(engine->qsbr_, workers) != 0)
     return makeError(ErrorCode::kResourceExhausted, "QSBR state: out of EAL memory");
   engine->publisher_ = std::make_unique<SnapshotPublisher>(engine->qsbr_);
-  auto conntrack = lb::ConnTracker::create(config.conntrackMax, workers, engine->socketId_,
-                                           engine->qsbr_);
+  auto conntrack =
+      lb::ConnTracker::create(config.conntrackMax, workers, engine->socketId_, engine->qsbr_);
   if (!conntrack)
-    return makeError(conntrack.error().code,
-                     conntrack.error().message + " (lower --conntrack-max, or give EAL more memory)");
+    return makeError(
+        conntrack.error().code,
+        conntrack.error().message + " (lower --conntrack-max, or give EAL more memory)");
   engine->conntrack_ = std::move(*conntrack);
   engine->conntrack_->setTimeouts(config.conntrackTimeouts);
   engine->ports_ = std::make_unique<PortManager>(engine->pool_, workers, config.ports);
@@ -115,9 +116,13 @@ void Engine::stop() {
   running_ = false;
 }
 
-Result<PortInfo> Engine::openPort(const std::string& devargs) { return ports_->open(devargs); }
+Result<PortInfo> Engine::openPort(const std::string& devargs) {
+  return ports_->open(devargs);
+}
 
-void Engine::closePort(uint16_t port) { ports_->close(port); }
+void Engine::closePort(uint16_t port) {
+  ports_->close(port);
+}
 
 void Engine::publish(std::unique_ptr<Snapshot> snapshot) {
   publisher_->publish(std::move(snapshot));

@@ -73,8 +73,8 @@ class Engine final : public DataplaneBackend {
   std::unique_ptr<SnapshotPublisher> publisher_;
   std::unique_ptr<PortManager> ports_;
   std::vector<std::unique_ptr<Worker>> workers_;
-  std::vector<rte_ring*> puntRings_;   // per worker: worker -> control
-  std::vector<rte_ring*> injectRings_; // per worker: control -> worker
+  std::vector<rte_ring*> puntRings_;    // per worker: worker -> control
+  std::vector<rte_ring*> injectRings_;  // per worker: control -> worker
   unsigned nextInject_ = 0;
   WorkerCounters controlCounters_;
   std::unique_ptr<lb::ConnTracker> conntrack_;

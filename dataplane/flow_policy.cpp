@@ -78,10 +78,9 @@ bool inspectL7(FlowContext& fc, rte_mbuf* m, PacketMeta& meta, lb::ConnEntry& e,
     meta.setDrop(DropReason::kL7WrongWorker);
     return false;
   }
-  switch (policy::inspectClientSegment(*fc.policy, fc.ctx.workerIndex, ref.index,
-                                       policy::EntryLiveness{&fc.own, &entryEnded}, m, meta,
-                                       e.reply.src, e.reply.sport, *fc.ctx.counters,
-                                       fc.ctx.nowMs)) {
+  switch (policy::inspectClientSegment(
+      *fc.policy, fc.ctx.workerIndex, ref.index, policy::EntryLiveness{&fc.own, &entryEnded}, m,
+      meta, e.reply.src, e.reply.sport, *fc.ctx.counters, fc.ctx.nowMs)) {
     case policy::L7Outcome::kPass:
       return true;
     case policy::L7Outcome::kOutOfOrder:

@@ -36,8 +36,7 @@ uint8_t reevaluatedVerdict(FlowContext& fc, lb::ConnEntry& e);
 // every packet of a tracked flow asks, once a policy is applied.
 inline uint8_t trackedVerdict(FlowContext& fc, lb::ConnEntry& e) {
   const uint32_t word = e.policy();
-  if (policy::verdictGeneration(word) != fc.policy->generation())
-    return reevaluatedVerdict(fc, e);
+  if (policy::verdictGeneration(word) != fc.policy->generation()) return reevaluatedVerdict(fc, e);
   return policy::verdictBits(word);
 }
 

@@ -23,8 +23,7 @@ constexpr int kMaxVlanTags = 2;
 // The header of `need` bytes at `offset` must lie in the first segment. Returns kNone when it
 // does; otherwise the reason: `truncated` when the packet is too short, kHeadersNotContiguous
 // when the bytes exist but in a later segment.
-inline DropReason require(const rte_mbuf* m, uint32_t offset, uint32_t need,
-                          DropReason truncated) {
+inline DropReason require(const rte_mbuf* m, uint32_t offset, uint32_t need, DropReason truncated) {
   if (offset + need <= m->data_len) return DropReason::kNone;
   return offset + need <= m->pkt_len ? DropReason::kHeadersNotContiguous : truncated;
 }
@@ -176,10 +175,14 @@ void parsePacket(const rte_mbuf* m, PacketMeta& meta) {
   meta.l3Offset = static_cast<uint16_t>(offset);
 
   switch (etherType) {
-    case kEtherTypeIpv4: return parseIpv4(m, data, meta);
-    case kEtherTypeArp: return parseArp(m, meta);
-    case kEtherTypeIpv6: return meta.setDrop(DropReason::kIpv6Unsupported);
-    default: return meta.setDrop(DropReason::kEthertypeUnsupported);
+    case kEtherTypeIpv4:
+      return parseIpv4(m, data, meta);
+    case kEtherTypeArp:
+      return parseArp(m, meta);
+    case kEtherTypeIpv6:
+      return meta.setDrop(DropReason::kIpv6Unsupported);
+    default:
+      return meta.setDrop(DropReason::kEthertypeUnsupported);
   }
 }
 

@@ -1,7 +1,7 @@
 #include "dataplane/pod_ingress.h"
 
-#include <rte_arp.h>
 #include <netinet/in.h>
+#include <rte_arp.h>
 #include <rte_icmp.h>
 
 #include "core/icmp.h"
@@ -32,8 +32,7 @@ void handleArp(rte_mbuf* m, PacketMeta& meta, const PortConfig& port, WorkerCont
   meta.setTransmit(m->port);
 }
 
-void handleToGateway(rte_mbuf* m, PacketMeta& meta, const PortConfig& port,
-                     WorkerContext& ctx) {
+void handleToGateway(rte_mbuf* m, PacketMeta& meta, const PortConfig& port, WorkerContext& ctx) {
   // Not a ping: a reply of a tracked flow may be addressed here; the stages after decide.
   if (meta.ipProto != IPPROTO_ICMP || (meta.flags & kFlagFragment) ||
       rte_be_to_cpu_16(meta.dstPort) != (RTE_IP_ICMP_ECHO_REQUEST << 8))

@@ -44,8 +44,7 @@ Result<PortInfo> PortManager::open(const std::string& devargs) {
     int rc = rte_dev_probe(devargs.c_str());
     if (rc != 0)
       return makeError(rc == -EEXIST ? ErrorCode::kAlreadyExists : ErrorCode::kInvalidArgument,
-                       "port " + name + ": probing '" + devargs + "' failed: " +
-                           rte_strerror(-rc));
+                       "port " + name + ": probing '" + devargs + "' failed: " + rte_strerror(-rc));
     if (rte_eth_dev_get_port_by_name(name.c_str(), &port) != 0) {
       rte_eal_hotplug_remove("vdev", name.c_str());
       return makeError(ErrorCode::kInvalidArgument,
@@ -72,7 +71,8 @@ Result<PortInfo> PortManager::configure(uint16_t port) {
                          " TX queues available, " + std::to_string(workers_) +
                          " needed (one per worker)");
   const uint16_t rxQueues = std::min<uint16_t>(workers_, devInfo.max_rx_queues);
-  if (rxQueues == 0) return makeError(ErrorCode::kInvalidArgument, "port " + name + ": no RX queue");
+  if (rxQueues == 0)
+    return makeError(ErrorCode::kInvalidArgument, "port " + name + ": no RX queue");
 
   rte_eth_conf conf{};
   if (rxQueues > 1 && devInfo.flow_type_rss_offloads != 0) {

@@ -1,7 +1,7 @@
 #include "dataplane/route_stage.h"
 
-#include <rte_cycles.h>
 #include <netinet/in.h>
+#include <rte_cycles.h>
 #include <rte_icmp.h>
 #include <rte_ip.h>
 
@@ -59,8 +59,8 @@ void toRemoteNode(rte_mbuf* m, PacketMeta& meta, const NextHop& nh, const Snapsh
   if (meta.ipTotalLength > table.innerMtu()) {
     if (meta.flags & kFlagDontFragment)
       return rejectWithIcmp(m, meta, DropReason::kFragmentationNeeded, kIcmpUnreachable,
-                            kIcmpFragmentationNeeded, rte_cpu_to_be_32(table.innerMtu()),
-                            snapshot, ctx);
+                            kIcmpFragmentationNeeded, rte_cpu_to_be_32(table.innerMtu()), snapshot,
+                            ctx);
     return meta.setPunt(PuntReason::kFragment);
   }
   decrementTtl(ip);
@@ -100,8 +100,7 @@ void rejectWithIcmp(rte_mbuf* m, PacketMeta& meta, DropReason reason, uint8_t ty
     source = snapshot.settings.nodeIp != 0 ? snapshot.settings.nodeIp : snapshot.settings.gatewayIp;
   const uint16_t inPort = m->port;
   const bool translated = meta.flags & kFlagTranslated;
-  switch (buildIcmpError(m, meta, type, code, restOfHeader, source,
-                         snapshot.ports[inPort].mac)) {
+  switch (buildIcmpError(m, meta, type, code, restOfHeader, source, snapshot.ports[inPort].mac)) {
     case IcmpErrorResult::kBuilt:
       // The original is dropped (counted here, as the dispatcher now sees the ICMP error).
       ctx.counters->drop(reason);

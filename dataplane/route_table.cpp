@@ -13,13 +13,17 @@ std::atomic<uint64_t> fibSequence{0};
 constexpr uint32_t kTbl8Groups = 8192;
 }  // namespace
 
-RouteTable::~RouteTable() { rte_fib_free(fib_); }
+RouteTable::~RouteTable() {
+  rte_fib_free(fib_);
+}
 
 void RouteTable::lookup(const uint32_t* ips, uint64_t* nextHopIndex, unsigned n) const {
   rte_fib_lookup_bulk(fib_, const_cast<uint32_t*>(ips), nextHopIndex, static_cast<int>(n));
 }
 
-RouteTableBuilder::RouteTableBuilder() { nextHops_.push_back(NextHop{}); }
+RouteTableBuilder::RouteTableBuilder() {
+  nextHops_.push_back(NextHop{});
+}
 
 uint32_t RouteTableBuilder::addNextHop(const NextHop& nh) {
   nextHops_.push_back(nh);
@@ -46,16 +50,14 @@ Result<std::shared_ptr<const RouteTable>> RouteTableBuilder::build(int socketId)
   rte_fib* fib = rte_fib_create(name.c_str(), socketId, &conf);
   if (fib == nullptr)
     return makeError(ErrorCode::kResourceExhausted,
-                     std::string("route table: rte_fib_create failed: ") +
-                         rte_strerror(rte_errno));
+                     std::string("route table: rte_fib_create failed: ") + rte_strerror(rte_errno));
   std::shared_ptr<RouteTable> table(new RouteTable());
   table->fib_ = fib;
   for (const Route& r : routes_) {
     int rc = rte_fib_add(fib, r.prefix.address.value, r.prefix.length, r.nextHop);
     if (rc < 0)
-      return makeError(ErrorCode::kResourceExhausted, "route table: adding " +
-                                                          r.prefix.toString() + " failed: " +
-                                                          rte_strerror(-rc));
+      return makeError(ErrorCode::kResourceExhausted, "route table: adding " + r.prefix.toString() +
+                                                          " failed: " + rte_strerror(-rc));
   }
   table->nextHops_ = std::move(nextHops_);
   table->routeCount_ = routes_.size();

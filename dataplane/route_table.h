@@ -10,18 +10,18 @@
 #include <string>
 #include <vector>
 
+#include "core/drop_reason.h"
 #include "core/ipv4.h"
 #include "core/result.h"
-#include "core/drop_reason.h"
 
 struct rte_fib;
 
 namespace nodeplane::dataplane {
 
 enum class NextHopKind : uint8_t {
-  kDrop,      // no usable route: dropped with NextHop::drop
-  kLocalPod,  // a pod on this node: rewrite MACs, send on its port
-  kGateway,   // the pods' link-local gateway address (answered by the data plane)
+  kDrop,        // no usable route: dropped with NextHop::drop
+  kLocalPod,    // a pod on this node: rewrite MACs, send on its port
+  kGateway,     // the pods' link-local gateway address (answered by the data plane)
   kRemoteNode,  // a pod CIDR of another node: VXLAN to it (remoteNode: index in the overlay)
   kUplink,      // out of the cluster: to the underlay gateway on the uplink
 };
@@ -29,10 +29,10 @@ enum class NextHopKind : uint8_t {
 struct NextHop {
   NextHopKind kind = NextHopKind::kDrop;
   DropReason drop = DropReason::kNoRoute;
-  uint16_t port = 0;           // output port (kLocalPod)
-  rte_ether_addr dstMac{};     // destination MAC (the pod's interface)
-  rte_ether_addr srcMac{};     // source MAC (our port's MAC)
-  uint32_t remoteNode = 0;     // kRemoteNode: index into the snapshot's overlay table
+  uint16_t port = 0;        // output port (kLocalPod)
+  rte_ether_addr dstMac{};  // destination MAC (the pod's interface)
+  rte_ether_addr srcMac{};  // source MAC (our port's MAC)
+  uint32_t remoteNode = 0;  // kRemoteNode: index into the snapshot's overlay table
 };
 
 class RouteTable {

@@ -47,7 +47,9 @@ constexpr uint16_t kPortLast = 60999;
 constexpr uint32_t kPortAttempts = 64;
 constexpr uint8_t kIcmpUnreachable = 3, kIcmpPortUnreachable = 3;
 
-inline uint32_t flowHash(const FlowKey& k) { return rte_hash_crc(&k, sizeof(k), 0x6e70u); }
+inline uint32_t flowHash(const FlowKey& k) {
+  return rte_hash_crc(&k, sizeof(k), 0x6e70u);
+}
 
 inline bool inPrefix(rte_be32_t ip, uint32_t net, uint32_t mask) {
   return mask != 0 && (rte_be_to_cpu_32(ip) & mask) == net;
@@ -66,9 +68,12 @@ inline bool keyOf(const PacketMeta& meta, FlowKey* k) {
       return true;
     case IPPROTO_ICMP: {
       const uint8_t type = static_cast<uint8_t>(rte_be_to_cpu_16(meta.dstPort) >> 8);
-      if (type == RTE_IP_ICMP_ECHO_REQUEST) k->sport = meta.srcPort, k->dport = 0;
-      else if (type == RTE_IP_ICMP_ECHO_REPLY) k->sport = 0, k->dport = meta.srcPort;
-      else return false;
+      if (type == RTE_IP_ICMP_ECHO_REQUEST)
+        k->sport = meta.srcPort, k->dport = 0;
+      else if (type == RTE_IP_ICMP_ECHO_REPLY)
+        k->sport = 0, k->dport = meta.srcPort;
+      else
+        return false;
       return true;
     }
     default:
@@ -77,7 +82,8 @@ inline bool keyOf(const PacketMeta& meta, FlowKey* k) {
 }
 
 bool alive(const FlowContext& fc, const ConnEntry& e) {
-  return e.backendSlot == 0 || (fc.services != nullptr && fc.services->alive(e.backendSlot, e.backendTag));
+  return e.backendSlot == 0 ||
+         (fc.services != nullptr && fc.services->alive(e.backendSlot, e.backendTag));
 }
 
 // The live entry for `key` in any shard (the rare path: after a dead hit, for affinity).
@@ -149,7 +155,8 @@ bool allocatePort(FlowContext& fc, FlowKey& reply, uint32_t hash) {
   const uint32_t span = (kPortLast - kPortFirst + 1) / workers;
   for (uint32_t attempt = 0; attempt < kPortAttempts; ++attempt) {
     const uint32_t k = (hash + attempt * 40503u) % span;
-    reply.dport = rte_cpu_to_be_16(static_cast<uint16_t>(kPortFirst + k * workers + fc.ctx.workerIndex));
+    reply.dport =
+        rte_cpu_to_be_16(static_cast<uint16_t>(kPortFirst + k * workers + fc.ctx.workerIndex));
     ConnRef r;
     if (!fc.own.lookup(reply, &r)) return true;
   }
@@ -158,9 +165,12 @@ bool allocatePort(FlowContext& fc, FlowKey& reply, uint32_t hash) {
 
 ConnState initialState(const PacketMeta& meta) {
   switch (meta.ipProto) {
-    case IPPROTO_TCP: return initialTcpState(meta.tcpFlags);
-    case IPPROTO_UDP: return ConnState::kUdpUnreplied;
-    default: return ConnState::kIcmp;
+    case IPPROTO_TCP:
+      return initialTcpState(meta.tcpFlags);
+    case IPPROTO_UDP:
+      return ConnState::kUdpUnreplied;
+    default:
+      return ConnState::kIcmp;
   }
 }
 
@@ -173,8 +183,8 @@ void reject(rte_mbuf* m, PacketMeta& meta, FlowContext& fc) {
     }
     return meta.setDrop(DropReason::kServiceNoEndpoints);
   }
-  rejectWithIcmp(m, meta, DropReason::kServiceNoEndpoints, kIcmpUnreachable,
-                     kIcmpPortUnreachable, 0, fc.snap, fc.ctx, meta.dstIp);
+  rejectWithIcmp(m, meta, DropReason::kServiceNoEndpoints, kIcmpUnreachable, kIcmpPortUnreachable,
+                 0, fc.snap, fc.ctx, meta.dstIp);
 }
 
 // Session affinity: the backend this client was last sent to on this service port, if alive.
@@ -210,7 +220,8 @@ inline Choice choose(const ServicePortEntry& sp, ServiceAccess access, const Pac
                      const FlowKey& key) {
   Choice c;
   c.external = access != ServiceAccess::kCluster || (meta.flags & kFlagFromUplink);
-  c.localOnly = c.external ? (sp.flags & kServiceExternalLocal) : (sp.flags & kServiceInternalLocal);
+  c.localOnly =
+      c.external ? (sp.flags & kServiceExternalLocal) : (sp.flags & kServiceInternalLocal);
   c.table = c.localOnly ? sp.tableLocal : sp.tableAll;
   // Affinity services hash the client address alone, so workers racing on a client's first
   // flows still agree.
@@ -264,7 +275,8 @@ void newServiceFlow(rte_mbuf* m, PacketMeta& meta, const FlowKey& key, uint32_t 
   const bool hairpin = b.ip == meta.srcIp;
   if (hairpin || (external && !b.local)) {
     e.reply.dst = rte_cpu_to_be_32(fc.snap.settings.podCidr);
-    if (!allocatePort(fc, e.reply, flowHash(key))) return meta.setDrop(DropReason::kMasqueradeNoPort);
+    if (!allocatePort(fc, e.reply, flowHash(key)))
+      return meta.setDrop(DropReason::kMasqueradeNoPort);
     flags |= kConnSnat;
   }
   if (meta.flags & kFlagFromUplink) {
@@ -392,8 +404,9 @@ void untracked(rte_mbuf* m, PacketMeta& meta, const FlowKey* key, const Found& s
 void serviceStage(Burst& burst, const Snapshot& snapshot, WorkerContext& ctx) {
   if (ctx.conntrack == nullptr) return;
   MadePackets made;
-  FlowContext fc{snapshot, snapshot.services.get(), snapshot.policy.get(), ctx, *ctx.conntrack,
-           ctx.conntrack->shard(ctx.workerIndex), made};
+  FlowContext fc{snapshot, snapshot.services.get(), snapshot.policy.get(),
+                 ctx,      *ctx.conntrack,          ctx.conntrack->shard(ctx.workerIndex),
+                 made};
   FlowKey keys[kMaxBurst];
   const FlowKey* lookup[kMaxBurst];
   uint16_t position[kMaxBurst];
@@ -412,8 +425,7 @@ void serviceStage(Burst& burst, const Snapshot& snapshot, WorkerContext& ctx) {
   ConnRef refs[kMaxBurst];
   const uint64_t hits = n == 0 ? 0 : fc.ct.lookupBulk(ctx.workerIndex, lookup, n, refs);
   // The entries are in a table far bigger than the caches: ask for all of them before using any.
-  for (uint64_t m = hits; m; m &= m - 1)
-    rte_prefetch0(&fc.ct.entry(refs[__builtin_ctzll(m)]));
+  for (uint64_t m = hits; m; m &= m - 1) rte_prefetch0(&fc.ct.entry(refs[__builtin_ctzll(m)]));
 
   // Pass 1 for the misses: which are services (one bulk lookup), and prefetch the Maglev entry
   // each will pick, so a burst of new connections waits for memory once, not once per flow.

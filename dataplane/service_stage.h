@@ -16,7 +16,6 @@
 
 namespace nodeplane::dataplane {
 
-void serviceStage(Burst& burst, const dataplane::Snapshot& snapshot,
-                  dataplane::WorkerContext& ctx);
+void serviceStage(Burst& burst, const dataplane::Snapshot& snapshot, dataplane::WorkerContext& ctx);
 
 }  // namespace nodeplane::dataplane

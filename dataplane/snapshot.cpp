@@ -50,7 +50,9 @@ void SnapshotPublisher::publish(std::unique_ptr<Snapshot> next) {
   }
 }
 
-void SnapshotPublisher::synchronize() { rte_rcu_qsbr_synchronize(qsbr_, RTE_QSBR_THRID_INVALID); }
+void SnapshotPublisher::synchronize() {
+  rte_rcu_qsbr_synchronize(qsbr_, RTE_QSBR_THRID_INVALID);
+}
 
 void SnapshotPublisher::reclaim() {
   unsigned freed = 0, pending = 0, available = 0;

@@ -29,8 +29,8 @@ enum class PortRole : uint8_t { kUnused, kPod, kUplink };
 
 struct PortConfig {
   PortRole role = PortRole::kUnused;
-  rte_ether_addr mac{};      // this port's MAC: the pods' gateway MAC, our source MAC
-  rte_be32_t podIp = 0;      // kPod: the only source address accepted from this port
+  rte_ether_addr mac{};  // this port's MAC: the pods' gateway MAC, our source MAC
+  rte_be32_t podIp = 0;  // kPod: the only source address accepted from this port
 };
 
 struct RxQueueRef {
@@ -43,13 +43,13 @@ struct WorkerPlan {
 };
 
 struct DataplaneSettings {
-  uint32_t podCidr = 0;      // this node's pod CIDR (host order), and its mask
+  uint32_t podCidr = 0;  // this node's pod CIDR (host order), and its mask
   uint32_t podCidrMask = 0;
   rte_be32_t gatewayIp = 0;  // the pods' link-local default gateway
   rte_be32_t nodeIp = 0;     // source address of ICMP errors we generate; masquerade address
   uint32_t clusterCidr = 0, clusterCidrMask = 0;  // host order; mask 0: not configured
   uint32_t serviceCidr = 0, serviceCidrMask = 0;
-  bool masquerade = false;   // pod traffic leaving the cluster is SNATed to nodeIp
+  bool masquerade = false;              // pod traffic leaving the cluster is SNATed to nodeIp
   uint32_t icmpErrorsPerSecond = 1000;  // per worker; token bucket refill rate
   uint32_t icmpErrorBurst = 50;         // per worker; token bucket depth
 };

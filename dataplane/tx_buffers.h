@@ -80,8 +80,7 @@ inline void dispatchBurst(Burst& burst, TxBuffers& tx, WorkerContext& ctx) {
     if (meta.action == Action::kPunt) {
       PuntedPacket p{burst.pkts[i], static_cast<uint8_t>(meta.punt),
                      static_cast<uint8_t>(ctx.workerIndex), burst.inPort, meta.aux};
-      if (ctx.puntRing != nullptr &&
-          rte_ring_sp_enqueue_elem(ctx.puntRing, &p, sizeof(p)) == 0) {
+      if (ctx.puntRing != nullptr && rte_ring_sp_enqueue_elem(ctx.puntRing, &p, sizeof(p)) == 0) {
         counters.punted.add();
         continue;
       }

@@ -19,7 +19,7 @@ namespace nodeplane::dataplane {
 // An element of a worker's punt ring (worker -> control thread).
 struct PuntedPacket {
   rte_mbuf* mbuf;
-  uint8_t reason;   // PuntReason
+  uint8_t reason;  // PuntReason
   uint8_t worker;
   uint16_t inPort;
   uint32_t aux;
@@ -35,12 +35,12 @@ struct InjectedPacket {
 static_assert(sizeof(InjectedPacket) == 16);
 
 struct WorkerContext {
-  uint16_t workerIndex = 0;   // also the TX queue this worker uses on every port
+  uint16_t workerIndex = 0;  // also the TX queue this worker uses on every port
   uint16_t workerCount = 1;
-  uint32_t nowMs = 0;         // coarse clock for flow timestamps, updated once per loop
-  uint64_t generation = 0;    // of the snapshot the current burst runs under
+  uint32_t nowMs = 0;       // coarse clock for flow timestamps, updated once per loop
+  uint64_t generation = 0;  // of the snapshot the current burst runs under
   WorkerCounters* counters = nullptr;
-  rte_ring* puntRing = nullptr;  // null: punting drops (tests, benchmarks)
+  rte_ring* puntRing = nullptr;          // null: punting drops (tests, benchmarks)
   lb::ConnTracker* conntrack = nullptr;  // null: no tracking (no services, no masquerade)
   // A trace (npctl trace) on the control thread: stages decide as usual but change no shared
   // state (no flow inserted, updated or removed, no L7 state, no policy counters or log).

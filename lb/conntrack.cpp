@@ -33,17 +33,28 @@ ConnRef refFrom(void* data, uint16_t shard) {
 
 const char* connStateName(ConnState s) {
   switch (s) {
-    case ConnState::kFree: return "free";
-    case ConnState::kTcpSynSent: return "syn_sent";
-    case ConnState::kTcpSynRecv: return "syn_recv";
-    case ConnState::kTcpEstablished: return "established";
-    case ConnState::kTcpFinWait: return "fin_wait";
-    case ConnState::kTcpTimeWait: return "time_wait";
-    case ConnState::kTcpClose: return "close";
-    case ConnState::kUdpUnreplied: return "udp_unreplied";
-    case ConnState::kUdpReplied: return "udp_replied";
-    case ConnState::kIcmp: return "icmp";
-    case ConnState::kAffinity: return "affinity";
+    case ConnState::kFree:
+      return "free";
+    case ConnState::kTcpSynSent:
+      return "syn_sent";
+    case ConnState::kTcpSynRecv:
+      return "syn_recv";
+    case ConnState::kTcpEstablished:
+      return "established";
+    case ConnState::kTcpFinWait:
+      return "fin_wait";
+    case ConnState::kTcpTimeWait:
+      return "time_wait";
+    case ConnState::kTcpClose:
+      return "close";
+    case ConnState::kUdpUnreplied:
+      return "udp_unreplied";
+    case ConnState::kUdpReplied:
+      return "udp_replied";
+    case ConnState::kIcmp:
+      return "icmp";
+    case ConnState::kAffinity:
+      return "affinity";
   }
   return "?";
 }
@@ -51,16 +62,26 @@ const char* connStateName(ConnState s) {
 uint32_t connTimeout(const ConnTimeouts& t, ConnState s, uint32_t affinityTimeoutMs) {
   switch (s) {
     case ConnState::kTcpSynSent:
-    case ConnState::kTcpSynRecv: return t.tcpSyn;
-    case ConnState::kTcpEstablished: return t.tcpEstablished;
-    case ConnState::kTcpFinWait: return t.tcpFin;
-    case ConnState::kTcpTimeWait: return t.tcpTimeWait;
-    case ConnState::kTcpClose: return t.tcpClose;
-    case ConnState::kUdpUnreplied: return t.udp;
-    case ConnState::kUdpReplied: return t.udpReplied;
-    case ConnState::kIcmp: return t.icmp;
-    case ConnState::kAffinity: return affinityTimeoutMs;
-    case ConnState::kFree: return 0;
+    case ConnState::kTcpSynRecv:
+      return t.tcpSyn;
+    case ConnState::kTcpEstablished:
+      return t.tcpEstablished;
+    case ConnState::kTcpFinWait:
+      return t.tcpFin;
+    case ConnState::kTcpTimeWait:
+      return t.tcpTimeWait;
+    case ConnState::kTcpClose:
+      return t.tcpClose;
+    case ConnState::kUdpUnreplied:
+      return t.udp;
+    case ConnState::kUdpReplied:
+      return t.udpReplied;
+    case ConnState::kIcmp:
+      return t.icmp;
+    case ConnState::kAffinity:
+      return affinityTimeoutMs;
+    case ConnState::kFree:
+      return 0;
   }
   return 0;
 }
@@ -117,8 +138,8 @@ Result<std::unique_ptr<ConnShard>> ConnShard::create(const std::string& name, ui
   s->entries_ = static_cast<ConnEntry*>(
       rte_zmalloc_socket((name + "_e").c_str(), sizeof(ConnEntry) * s->slots_, 64, socketId));
   if (s->entries_ == nullptr)
-    return makeError(ErrorCode::kResourceExhausted,
-                     "conntrack: " + std::to_string(s->slots_) + " entries do not fit in EAL memory");
+    return makeError(ErrorCode::kResourceExhausted, "conntrack: " + std::to_string(s->slots_) +
+                                                        " entries do not fit in EAL memory");
   s->free_.reserve(s->slots_);
   for (uint32_t i = s->slots_; i-- > 0;) s->free_.push_back(i);
 
@@ -176,8 +197,8 @@ void ConnShard::freeIndices(void* shard, void* elements, unsigned count) {
 uint64_t ConnShard::lookupBulk(const FlowKey* const* keys, unsigned n, ConnRef* hits) const {
   void* data[RTE_HASH_LOOKUP_BULK_MAX];
   uint64_t mask = 0;
-  rte_hash_lookup_bulk_data(hash_, reinterpret_cast<const void**>(const_cast<const FlowKey**>(keys)),
-                            n, &mask, data);
+  rte_hash_lookup_bulk_data(
+      hash_, reinterpret_cast<const void**>(const_cast<const FlowKey**>(keys)), n, &mask, data);
   for (uint64_t m = mask; m; m &= m - 1) {
     const unsigned i = static_cast<unsigned>(__builtin_ctzll(m));
     hits[i] = refFrom(data[i], shardIndex_);

@@ -1,14 +1,14 @@
 // Connection tracking: one entry per flow, found from either direction, whichever worker sees it.
 //
-// Layout (DESIGN.md §4, decided by benchmark, see lb/README.md): one shard per worker. A shard is an
-// rte_hash in lock-free-reader mode plus an array of 64-byte entries. Only the owning worker adds,
-// deletes and ages its shard (one writer: no lock); any worker looks up any shard (lock-free).
-// Both tuples of a flow map to the same entry (key data = index << 1 | direction). A flow lives
-// in the shard of the worker that saw its first packet; a worker that misses its own shard looks
-// in the others. Deleted keys and entry indices come back only after every worker has passed a
-// quiescent state (the hash's internal QSBR defer queue, and the shard's own for entry indices).
-// Fields other workers write (last seen, TCP state) are atomic; the rest is written once, before
-// the keys are published.
+// Layout (DESIGN.md §4, decided by benchmark, see lb/README.md): one shard per worker. A shard is
+// an rte_hash in lock-free-reader mode plus an array of 64-byte entries. Only the owning worker
+// adds, deletes and ages its shard (one writer: no lock); any worker looks up any shard
+// (lock-free). Both tuples of a flow map to the same entry (key data = index << 1 | direction). A
+// flow lives in the shard of the worker that saw its first packet; a worker that misses its own
+// shard looks in the others. Deleted keys and entry indices come back only after every worker has
+// passed a quiescent state (the hash's internal QSBR defer queue, and the shard's own for entry
+// indices). Fields other workers write (last seen, TCP state) are atomic; the rest is written once,
+// before the keys are published.
 #pragma once
 
 #include <rte_byteorder.h>
@@ -21,8 +21,8 @@
 #include <string>
 #include <vector>
 
-#include "core/result.h"
 #include "core/counters.h"
+#include "core/result.h"
 
 struct rte_hash;
 struct rte_rcu_qsbr;
@@ -64,30 +64,30 @@ enum class ConnState : uint8_t {
   kTcpClose,        // RST seen
   kUdpUnreplied,
   kUdpReplied,
-  kIcmp,            // echo request/reply (identifier as port)
-  kAffinity,        // a session-affinity record, not a flow (see service_stage)
+  kIcmp,      // echo request/reply (identifier as port)
+  kAffinity,  // a session-affinity record, not a flow (see service_stage)
 };
 const char* connStateName(ConnState s);
 
 // Entry flags.
-inline constexpr uint8_t kConnDnat = 0x01;        // destination translated (service)
-inline constexpr uint8_t kConnSnat = 0x02;        // source translated (masquerade, hairpin, ...)
-inline constexpr uint8_t kConnReturnMac = 0x04;   // arrived on the uplink: replies go to returnMac
-inline constexpr uint8_t kConnFinOrig = 0x08;     // TCP FIN seen from the original side
-inline constexpr uint8_t kConnFinReply = 0x10;    // TCP FIN seen from the reply side
-inline constexpr uint8_t kConnReset = 0x20;       // reset by an L7 rule: every packet is refused
+inline constexpr uint8_t kConnDnat = 0x01;       // destination translated (service)
+inline constexpr uint8_t kConnSnat = 0x02;       // source translated (masquerade, hairpin, ...)
+inline constexpr uint8_t kConnReturnMac = 0x04;  // arrived on the uplink: replies go to returnMac
+inline constexpr uint8_t kConnFinOrig = 0x08;    // TCP FIN seen from the original side
+inline constexpr uint8_t kConnFinReply = 0x10;   // TCP FIN seen from the reply side
+inline constexpr uint8_t kConnReset = 0x20;      // reset by an L7 rule: every packet is refused
 
 struct alignas(64) ConnEntry {
-  FlowKey orig;            // as the client sent it (client -> VIP / destination)
-  FlowKey reply;           // as replies arrive (backend -> client, after translation)
-  uint32_t backendSlot;    // liveness: the snapshot's backend tag for this slot must still match
+  FlowKey orig;          // as the client sent it (client -> VIP / destination)
+  FlowKey reply;         // as replies arrive (backend -> client, after translation)
+  uint32_t backendSlot;  // liveness: the snapshot's backend tag for this slot must still match
   uint32_t backendTag;
-  uint32_t servicePort;    // stable service-port id (0: none)
-  uint32_t lastSeen;       // ms, written by any worker (relaxed); modulo 2^32
-  uint16_t stateWord;      // ConnState | flags << 8, updated by CAS from any worker
-  uint8_t owner;           // shard (worker) index
+  uint32_t servicePort;  // stable service-port id (0: none)
+  uint32_t lastSeen;     // ms, written by any worker (relaxed); modulo 2^32
+  uint16_t stateWord;    // ConnState | flags << 8, updated by CAS from any worker
+  uint8_t owner;         // shard (worker) index
   uint8_t reserved;
-  uint32_t policyWord;     // cached policy verdict (policy/policy_table.h), written by any worker
+  uint32_t policyWord;  // cached policy verdict (policy/policy_table.h), written by any worker
   union {
     struct {
       uint16_t returnPort;       // with kConnReturnMac: the port replies leave on
@@ -97,10 +97,12 @@ struct alignas(64) ConnEntry {
   };
 
   ConnState state() const {
-    return static_cast<ConnState>(std::atomic_ref<const uint16_t>(stateWord).load(std::memory_order_relaxed) & 0xff);
+    return static_cast<ConnState>(
+        std::atomic_ref<const uint16_t>(stateWord).load(std::memory_order_relaxed) & 0xff);
   }
   uint8_t flags() const {
-    return static_cast<uint8_t>(std::atomic_ref<const uint16_t>(stateWord).load(std::memory_order_relaxed) >> 8);
+    return static_cast<uint8_t>(
+        std::atomic_ref<const uint16_t>(stateWord).load(std::memory_order_relaxed) >> 8);
   }
   void touch(uint32_t nowMs) {
     std::atomic_ref<uint32_t>(lastSeen).store(nowMs, std::memory_order_relaxed);
@@ -123,7 +125,8 @@ struct alignas(64) ConnEntry {
   }
 };
 static_assert(sizeof(ConnEntry) == 64, "one cache line per tracked flow");
-static_assert(offsetof(ConnEntry, policyWord) % 4 == 0, "policyWord is read and written atomically");
+static_assert(offsetof(ConnEntry, policyWord) % 4 == 0,
+              "policyWord is read and written atomically");
 
 // Idle timeouts per state, milliseconds. Defaults are documented in the README.
 struct ConnTimeouts {
@@ -185,7 +188,9 @@ class ConnShard {
   template <typename DeadFn>
   uint32_t age(uint32_t nowMs, uint32_t budget, const ConnTimeouts& t, DeadFn&& dead);
 
-  uint32_t live() const { return std::atomic_ref<const uint32_t>(live_).load(std::memory_order_relaxed); }
+  uint32_t live() const {
+    return std::atomic_ref<const uint32_t>(live_).load(std::memory_order_relaxed);
+  }
   uint32_t capacity() const { return capacity_; }
   uint32_t slots() const { return slots_; }
   const ConnShardStats& stats() const { return stats_; }

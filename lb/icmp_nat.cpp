@@ -13,11 +13,11 @@
 
 namespace nodeplane::lb {
 
+bool isIcmpError(uint8_t type) {
+  return type == 3 || type == 11 || type == 12;
+}
 
-bool isIcmpError(uint8_t type) { return type == 3 || type == 11 || type == 12; }
-
-bool translateIcmpError(rte_mbuf* m, PacketMeta& meta, ConnTracker& conntrack,
-                        unsigned worker) {
+bool translateIcmpError(rte_mbuf* m, PacketMeta& meta, ConnTracker& conntrack, unsigned worker) {
   if (meta.ipProto != IPPROTO_ICMP || (meta.flags & kFlagFragment)) return false;
   const uint32_t icmpLength = meta.ipTotalLength - (meta.l4Offset - meta.l3Offset);
   auto* icmp = rte_pktmbuf_mtod_offset(m, rte_icmp_hdr*, meta.l4Offset);

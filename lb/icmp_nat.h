@@ -17,7 +17,6 @@ bool isIcmpError(uint8_t type);
 // Translates the ICMP error in `m` (parsed into `meta`) when its quote belongs to a tracked,
 // translated flow; updates meta's addresses for routing. False when it is not about one (the
 // packet is left untouched) or the quote is too short to tell.
-bool translateIcmpError(rte_mbuf* m, PacketMeta& meta, ConnTracker& conntrack,
-                        unsigned worker);
+bool translateIcmpError(rte_mbuf* m, PacketMeta& meta, ConnTracker& conntrack, unsigned worker);
 
 }  // namespace nodeplane::lb

@@ -100,7 +100,7 @@ std::vector<uint16_t> buildMaglevTable(const std::vector<MaglevBackend>& backend
 uint32_t maglevSizeFor(size_t backends, uint32_t maxSize) {
   // A ladder of primes, each about twice the last: a table grows or shrinks only when the backend
   // count crosses a step, and at least 100 entries per backend keep Maglev's disruption small.
-  static constexpr uint32_t kLadder[] = {251,   509,   1021,  2039,   4093,   8191,  16381,
+  static constexpr uint32_t kLadder[] = {251,   509,   1021,   2039,   4093,   8191,   16381,
                                          32749, 65521, 131071, 262139, 524287, 1000003};
   for (uint32_t p : kLadder)
     if (p >= maxSize || static_cast<uint64_t>(p) >= 100 * static_cast<uint64_t>(backends))

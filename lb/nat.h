@@ -17,12 +17,13 @@ namespace nodeplane::lb {
 
 // Rewrites the source (`source` true) or destination address and port. For ICMP echo the "port"
 // is the identifier, whichever side is rewritten.
-inline void natRewrite(rte_mbuf* m, PacketMeta& meta, bool source, rte_be32_t ip,
-                       rte_be16_t port) {
+inline void natRewrite(rte_mbuf* m, PacketMeta& meta, bool source, rte_be32_t ip, rte_be16_t port) {
   auto* iph = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, meta.l3Offset);
   const rte_be32_t oldIp = source ? iph->src_addr : iph->dst_addr;
-  if (source) iph->src_addr = ip;
-  else iph->dst_addr = ip;
+  if (source)
+    iph->src_addr = ip;
+  else
+    iph->dst_addr = ip;
   iph->hdr_checksum = checksumUpdate32(iph->hdr_checksum, oldIp, ip);
   (source ? meta.srcIp : meta.dstIp) = ip;
   if (meta.flags & kFlagLaterFragment) return;  // no L4 header here
@@ -32,19 +33,24 @@ inline void natRewrite(rte_mbuf* m, PacketMeta& meta, bool source, rte_be32_t ip
     case IPPROTO_TCP: {
       auto* tcp = rte_pktmbuf_mtod_offset(m, rte_tcp_hdr*, meta.l4Offset);
       tcp->cksum = checksumUpdate16(checksumUpdate32(tcp->cksum, oldIp, ip), oldPort, port);
-      if (source) tcp->src_port = port;
-      else tcp->dst_port = port;
+      if (source)
+        tcp->src_port = port;
+      else
+        tcp->dst_port = port;
       metaPort = port;
       return;
     }
     case IPPROTO_UDP: {
       auto* udp = rte_pktmbuf_mtod_offset(m, rte_udp_hdr*, meta.l4Offset);
       if (udp->dgram_cksum != 0) {  // 0: no checksum, and it stays that way
-        rte_be16_t c = checksumUpdate16(checksumUpdate32(udp->dgram_cksum, oldIp, ip), oldPort, port);
+        rte_be16_t c =
+            checksumUpdate16(checksumUpdate32(udp->dgram_cksum, oldIp, ip), oldPort, port);
         udp->dgram_cksum = c == 0 ? 0xffff : c;
       }
-      if (source) udp->src_port = port;
-      else udp->dst_port = port;
+      if (source)
+        udp->src_port = port;
+      else
+        udp->dst_port = port;
       metaPort = port;
       return;
     }

@@ -37,13 +37,17 @@ MaglevCache::Table MaglevCache::makeTable(const std::vector<MaglevBackend>& back
   const bool eal = raw != nullptr;
   uint16_t* data = eal ? static_cast<uint16_t*>(raw) : new uint16_t[size];
   if (!buildMaglevTable(backends, size, data)) {
-    if (eal) rte_free(raw);
-    else delete[] data;
+    if (eal)
+      rte_free(raw);
+    else
+      delete[] data;
     return std::make_shared<const Entries>();
   }
   return std::shared_ptr<const Entries>(new Entries{data, size}, [eal](const Entries* e) {
-    if (eal) rte_free(const_cast<uint16_t*>(e->data));
-    else delete[] e->data;
+    if (eal)
+      rte_free(const_cast<uint16_t*>(e->data));
+    else
+      delete[] e->data;
     delete e;
   });
 }
@@ -134,8 +138,8 @@ Result<std::shared_ptr<const ServiceTable>> ServiceTable::build(
       const LookupKey key{a.ip, a.port, in->proto, 0};
       uint64_t bits;
       std::memcpy(&bits, &key, sizeof(bits));
-      t->addresses_.push_back(
-          AddressEntry{bits, static_cast<uintptr_t>(index) << 2 | static_cast<uintptr_t>(a.access)});
+      t->addresses_.push_back(AddressEntry{
+          bits, static_cast<uintptr_t>(index) << 2 | static_cast<uintptr_t>(a.access)});
     }
   }
   if (previous != nullptr && previous->addresses_ == t->addresses_) {

@@ -37,15 +37,15 @@ struct ServiceBackend {
 static_assert(sizeof(ServiceBackend) == 16);
 
 struct ServicePortEntry {
-  uint32_t id;               // stable service-port id (flows refer to it)
+  uint32_t id;  // stable service-port id (flows refer to it)
   uint8_t proto;
   uint8_t flags;
   uint16_t reserved;
   uint32_t affinityTimeoutMs;
-  uint32_t backendsOffset;   // into the backend array
+  uint32_t backendsOffset;  // into the backend array
   uint32_t backendCount;
-  int32_t tableAll;          // Maglev table over the usable backends, -1: none usable
-  int32_t tableLocal;        // over the usable local backends (Local traffic policies), -1: none
+  int32_t tableAll;    // Maglev table over the usable backends, -1: none usable
+  int32_t tableLocal;  // over the usable local backends (Local traffic policies), -1: none
 };
 
 // Maglev tables by table size, backend identities and weights, shared by every service port and
@@ -90,9 +90,9 @@ struct ServicePortInput {
   std::vector<Address> addresses;  // cluster IPs, external/LB IPs, node address:nodePort
   struct Backend {
     ServiceBackend backend;
-    bool usable;          // ready, or serving-and-terminating when none is ready
+    bool usable;  // ready, or serving-and-terminating when none is ready
     uint32_t weight;
-    std::string identity; // Maglev identity: the same on every node
+    std::string identity;  // Maglev identity: the same on every node
   };
   std::vector<Backend> backends;  // sorted by identity
   // Its Maglev tables (over the usable backends, and the usable local ones when a traffic policy
@@ -159,8 +159,8 @@ class ServiceTable {
     uintptr_t value;  // port index << 2 | access
     bool operator==(const AddressEntry&) const = default;
   };
-  std::shared_ptr<rte_hash> lookup_;           // shared with snapshots that have the same addresses
-  std::vector<AddressEntry> addresses_;        // what lookup_ holds
+  std::shared_ptr<rte_hash> lookup_;     // shared with snapshots that have the same addresses
+  std::vector<AddressEntry> addresses_;  // what lookup_ holds
   std::vector<ServicePortEntry> ports_;
   std::vector<ServiceBackend> backends_;
   std::vector<MaglevCache::Table> tables_;  // shared with the cache and other snapshots

@@ -5,7 +5,6 @@
 
 namespace nodeplane::overlay {
 
-
 DecapResult decapsulate(rte_mbuf* m, const PacketMeta& outer, const OverlayTable& table,
                         uint64_t generation, DecapCache& cache) {
   if (outer.flags & kFlagFragment) return {DropReason::kVxlanOuterFragment};

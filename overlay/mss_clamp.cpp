@@ -43,11 +43,11 @@ bool clampMss(rte_mbuf* m, const PacketMeta& meta, uint16_t maxMss) {
                               *reinterpret_cast<rte_be16_t*>(base + lastWord)};
       base[i + 2] = static_cast<uint8_t>(maxMss >> 8);
       base[i + 3] = static_cast<uint8_t>(maxMss);
-      tcp->cksum = checksumUpdate16(tcp->cksum, before[0],
-                                               *reinterpret_cast<rte_be16_t*>(base + firstWord));
+      tcp->cksum =
+          checksumUpdate16(tcp->cksum, before[0], *reinterpret_cast<rte_be16_t*>(base + firstWord));
       if (lastWord != firstWord)
         tcp->cksum = checksumUpdate16(tcp->cksum, before[1],
-                                                 *reinterpret_cast<rte_be16_t*>(base + lastWord));
+                                      *reinterpret_cast<rte_be16_t*>(base + lastWord));
       return true;
     }
     i += length;

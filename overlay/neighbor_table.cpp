@@ -106,18 +106,23 @@ std::vector<rte_mbuf*> NeighborTable::release(Ipv4Address ip) {
 std::vector<NeighborTable::View> NeighborTable::list(TimePoint now) const {
   std::vector<View> out;
   for (const auto& [ip, e] : entries_)
-    out.push_back(View{ip, e.mac, e.state, e.held.size(), e.probesSent,
-                       e.mac ? std::chrono::duration_cast<std::chrono::milliseconds>(now - e.confirmed)
-                             : std::chrono::milliseconds(0)});
+    out.push_back(
+        View{ip, e.mac, e.state, e.held.size(), e.probesSent,
+             e.mac ? std::chrono::duration_cast<std::chrono::milliseconds>(now - e.confirmed)
+                   : std::chrono::milliseconds(0)});
   return out;
 }
 
 const char* NeighborTable::stateName(State s) {
   switch (s) {
-    case State::kIncomplete: return "incomplete";
-    case State::kReachable: return "reachable";
-    case State::kStale: return "stale";
-    case State::kFailed: return "failed";
+    case State::kIncomplete:
+      return "incomplete";
+    case State::kReachable:
+      return "reachable";
+    case State::kStale:
+      return "stale";
+    case State::kFailed:
+      return "failed";
   }
   return "?";
 }

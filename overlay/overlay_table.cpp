@@ -47,7 +47,9 @@ void writeTemplate(RemoteNode& n, const OverlaySettings& s, rte_be32_t vniField)
 
 }  // namespace
 
-OverlayTable::~OverlayTable() { rte_hash_free(bySource_); }
+OverlayTable::~OverlayTable() {
+  rte_hash_free(bySource_);
+}
 
 Result<std::shared_ptr<const OverlayTable>> OverlayTable::build(
     const OverlaySettings& s, const std::vector<RemoteNodeSpec>& specs,

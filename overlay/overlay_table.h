@@ -21,21 +21,21 @@ namespace nodeplane::overlay {
 
 struct RemoteNode {
   alignas(64) uint8_t outer[kEncapLength];  // template; bytes 0-5 (next-hop MAC) valid if resolved
-  uint32_t ipSumNoLength;   // one's complement sum of the template's IPv4 header, length 0
-  rte_be32_t ip;            // tunnel endpoint
-  rte_be32_t nextHopIp;     // underlay next hop (the endpoint itself or the underlay gateway)
-  rte_ether_addr vtepMac;   // the remote VTEP's MAC: inner destination MAC
-  bool resolved;            // next-hop MAC known
+  uint32_t ipSumNoLength;  // one's complement sum of the template's IPv4 header, length 0
+  rte_be32_t ip;           // tunnel endpoint
+  rte_be32_t nextHopIp;    // underlay next hop (the endpoint itself or the underlay gateway)
+  rte_ether_addr vtepMac;  // the remote VTEP's MAC: inner destination MAC
+  bool resolved;           // next-hop MAC known
 };
 
 struct OverlaySettings {
   Ipv4Address localIp;
   uint16_t udpPort = 4789;
   uint32_t vni = 1;
-  MacAddress vtepMac;          // our VTEP's MAC (inner source MAC)
+  MacAddress vtepMac;  // our VTEP's MAC (inner source MAC)
   uint16_t uplinkPort = 0;
-  MacAddress uplinkMac;        // outer source MAC
-  uint16_t mtu = 1500;         // underlay IP MTU
+  MacAddress uplinkMac;  // outer source MAC
+  uint16_t mtu = 1500;   // underlay IP MTU
   bool txIpChecksumOffload = false;
 };
 
@@ -68,12 +68,12 @@ class OverlayTable {
   int32_t findBySource(rte_be32_t ip) const;
 
   rte_be32_t localIp() const { return localIp_; }
-  rte_be16_t udpPort() const { return udpPort_; }     // network order
-  rte_be32_t vniField() const { return vniField_; }   // VNI << 8, network order (as on the wire)
+  rte_be16_t udpPort() const { return udpPort_; }    // network order
+  rte_be32_t vniField() const { return vniField_; }  // VNI << 8, network order (as on the wire)
   const rte_ether_addr& vtepMac() const { return vtepMac_; }
   const rte_ether_addr& uplinkMac() const { return uplinkMac_; }
   uint16_t uplinkPort() const { return uplinkPort_; }
-  uint16_t innerMtu() const { return innerMtu_; }     // largest inner IPv4 packet that fits
+  uint16_t innerMtu() const { return innerMtu_; }  // largest inner IPv4 packet that fits
   bool txIpChecksumOffload() const { return txIpChecksumOffload_; }
   bool hasGateway() const { return hasGateway_; }
   rte_be32_t gatewayIp() const { return gatewayIp_; }

@@ -15,13 +15,15 @@ inline constexpr uint16_t kOuterIpLength = sizeof(rte_ipv4_hdr);    // 20, no op
 inline constexpr uint16_t kUdpLength = sizeof(rte_udp_hdr);         // 8
 inline constexpr uint16_t kVxlanLength = sizeof(rte_vxlan_hdr);     // 8
 // Outer Ethernet + IPv4 + UDP + VXLAN.
-inline constexpr uint16_t kEncapLength = kOuterEthLength + kOuterIpLength + kUdpLength + kVxlanLength;
+inline constexpr uint16_t kEncapLength =
+    kOuterEthLength + kOuterIpLength + kUdpLength + kVxlanLength;
 // What the overlay costs an inner IPv4 packet: the encap headers plus the inner Ethernet header
 // (the outer IPv4 MTU must carry outer IP + UDP + VXLAN + inner Ethernet + inner IP = 50 + inner).
-inline constexpr uint16_t kOverhead = kOuterIpLength + kUdpLength + kVxlanLength + sizeof(rte_ether_hdr);
+inline constexpr uint16_t kOverhead =
+    kOuterIpLength + kUdpLength + kVxlanLength + sizeof(rte_ether_hdr);
 static_assert(kEncapLength == 50 && kOverhead == 50);
 
-inline constexpr uint8_t kVxlanFlagVni = 0x08;  // the I bit: VNI valid
+inline constexpr uint8_t kVxlanFlagVni = 0x08;       // the I bit: VNI valid
 inline constexpr uint16_t kEntropyPortBase = 49152;  // RFC 7348: dynamic/private range
 inline constexpr uint16_t kEntropyPortMask = 0x3fff;
 

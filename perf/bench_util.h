@@ -7,11 +7,11 @@
 #include <rte_eal.h>
 #include <unistd.h>
 
+#include <rte_mbuf.h>
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <rte_mbuf.h>
 #include <functional>
 #include <string>
 #include <vector>
@@ -21,8 +21,9 @@ namespace nodeplane::perf {
 // EAL on one lcore; --no-huge unless NP_BENCH_HUGE=1 (then hugepages are used).
 inline bool initEal(const char* program, unsigned memoryMb = 1024) {
   std::string prefix = "np-bench-" + std::to_string(getpid());
-  std::vector<std::string> args = {program, "-l", "0", "--no-pci", "--no-telemetry",
-                                   "--log-level=error", "--file-prefix", prefix};
+  std::vector<std::string> args = {
+      program,         "-l",  "0", "--no-pci", "--no-telemetry", "--log-level=error",
+      "--file-prefix", prefix};
   if (!getenv("NP_BENCH_HUGE"))
     args.insert(args.end(), {"--no-huge", "-m", std::to_string(memoryMb)});
   std::vector<char*> argv;
@@ -101,8 +102,7 @@ StageRun measureBursts(rte_mempool* pool, const std::vector<std::vector<uint8_t>
 }
 
 inline void printRow(const char* name, const StageRun& r) {
-  std::printf("%-52s %8.1f %8.1f %8.1f %10.2f\n", name, r.total, r.restore, r.net(),
-              mpps(r.net()));
+  std::printf("%-52s %8.1f %8.1f %8.1f %10.2f\n", name, r.total, r.restore, r.net(), mpps(r.net()));
 }
 
 inline void printHeader() {

@@ -16,10 +16,10 @@
 #include <rte_rcu_qsbr.h>
 #include <spdlog/spdlog.h>
 
+#include <pthread.h>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
-#include <pthread.h>
 
 #include <thread>
 
@@ -39,7 +39,9 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-double ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+double ms(Clock::duration d) {
+  return std::chrono::duration<double, std::milli>(d).count();
+}
 
 // A backend whose snapshots are published to a real worker thread and reclaimed after QSBR grace
 // periods, as dataplane::Engine does (ports are fake).
@@ -90,7 +92,8 @@ control::Json serviceJson(uint32_t i, uint32_t endpoints, uint32_t variant = 0) 
   for (uint32_t k = 0; k < endpoints; ++k)
     eps.push_back({{"ip", Ipv4Address{0x0af50000u + i * 16 + (k + variant) % 16}.toString()},
                    {"nodeName", "node-" + std::to_string(k % 50)}});
-  return {{"namespace", "bench"}, {"name", "s" + std::to_string(i)},
+  return {{"namespace", "bench"},
+          {"name", "s" + std::to_string(i)},
           {"clusterIPs", {Ipv4Address{0x0a600000u + 100 + i}.toString()}},
           {"ports", {{{"name", "http"}, {"port", 80}, {"targetPort", 8080}}}},
           {"endpoints", eps}};
@@ -104,9 +107,12 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) fullOnly |= std::string(argv[i]) == "--full-only";
   for (int i = 1; i + 1 < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--services") serviceCount = static_cast<uint32_t>(std::stoul(argv[++i]));
-    else if (a == "--endpoints-per-service") perService = static_cast<uint32_t>(std::stoul(argv[++i]));
-    else if (a == "--churn-seconds") churnSeconds = static_cast<uint32_t>(std::stoul(argv[++i]));
+    if (a == "--services")
+      serviceCount = static_cast<uint32_t>(std::stoul(argv[++i]));
+    else if (a == "--endpoints-per-service")
+      perService = static_cast<uint32_t>(std::stoul(argv[++i]));
+    else if (a == "--churn-seconds")
+      churnSeconds = static_cast<uint32_t>(std::stoul(argv[++i]));
   }
   if (!perf::initEal(argv[0], 2048)) return 1;
   spdlog::set_level(spdlog::level::warn);
@@ -133,9 +139,12 @@ int main(int argc, char** argv) {
   // "steady", whose backend is the local server pod), as fast as it can.
   std::vector<testing::Bytes> frames;
   for (uint16_t p = 0; p < 1024; ++p)
-    frames.push_back(testing::PacketBuilder().eth("02:fe:00:00:00:00", "0a:00:00:00:00:0a")
-                         .ipv4("10.244.0.2", "10.96.0.10").udp(static_cast<uint16_t>(20000 + p), 53)
-                         .payload(18).build());
+    frames.push_back(testing::PacketBuilder()
+                         .eth("02:fe:00:00:00:00", "0a:00:00:00:00:0a")
+                         .ipv4("10.244.0.2", "10.96.0.10")
+                         .udp(static_cast<uint16_t>(20000 + p), 53)
+                         .payload(18)
+                         .build());
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> packets{0};
   std::thread worker;
@@ -176,7 +185,8 @@ int main(int argc, char** argv) {
       rte_rcu_qsbr_thread_unregister(qsbr, 0);
       for (auto& m : pkts) rte_pktmbuf_free(m);
       std::printf("  (worker: %lu packets; transmitted %lu, dropped %lu)\n",
-                  static_cast<unsigned long>(done), static_cast<unsigned long>(counters.txPackets.read()),
+                  static_cast<unsigned long>(done),
+                  static_cast<unsigned long>(counters.txPackets.read()),
                   static_cast<unsigned long>(counters.dropPackets.read()));
     });
   };
@@ -184,9 +194,12 @@ int main(int argc, char** argv) {
   std::printf("nodeplane control_bench: desired state to the data plane\n\n");
   // 1. Full apply.
   control::Json services = control::Json::array();
-  services.push_back({{"namespace", "bench"}, {"name", "steady"}, {"clusterIPs", {"10.96.0.10"}},
-                      {"ports", {{{"name", "dns"}, {"protocol", "UDP"}, {"port", 53}, {"targetPort", 7001}}}},
-                      {"endpoints", {{{"ip", "10.244.0.3"}}}}});
+  services.push_back(
+      {{"namespace", "bench"},
+       {"name", "steady"},
+       {"clusterIPs", {"10.96.0.10"}},
+       {"ports", {{{"name", "dns"}, {"protocol", "UDP"}, {"port", 53}, {"targetPort", 7001}}}},
+       {"endpoints", {{{"ip", "10.244.0.3"}}}}});
   for (uint32_t i = 0; i < serviceCount; ++i) services.push_back(serviceJson(i, perService));
   const std::string text = control::Json{{"generation", 1}, {"services", services}}.dump();
   auto applyText = [&](const std::string& t) {
@@ -196,7 +209,8 @@ int main(int argc, char** argv) {
     const auto t0 = Clock::now();
     auto request = control::readApplyRequest(line);
     if (!request || !request->state) {
-      std::fprintf(stderr, "%s\n", request ? request->state.error().message.c_str() : "not an apply");
+      std::fprintf(stderr, "%s\n",
+                   request ? request->state.error().message.c_str() : "not an apply");
       std::exit(1);
     }
     const auto t2 = Clock::now();
@@ -210,18 +224,21 @@ int main(int argc, char** argv) {
     const auto t4 = Clock::now();
     const auto published = backend.publishedAt();
     const bool republished = published > t2;
-    std::printf("  (parse and read %.0f ms, validate+build %.0f ms, %s; then commit %.0f ms, "
-                "free the request %.0f ms: %.0f ms in all)\n",
-                ms(t2 - t0), republished ? ms(published - t2) : ms(t3 - t2),
-                republished ? "published" : "nothing to publish",
-                republished ? ms(t3 - published) : 0.0, ms(t4 - t3), ms(t4 - t0));
+    std::printf(
+        "  (parse and read %.0f ms, validate+build %.0f ms, %s; then commit %.0f ms, "
+        "free the request %.0f ms: %.0f ms in all)\n",
+        ms(t2 - t0), republished ? ms(published - t2) : ms(t3 - t2),
+        republished ? "published" : "nothing to publish", republished ? ms(t3 - published) : 0.0,
+        ms(t4 - t3), ms(t4 - t0));
     return ms((republished ? published : t3) - t0);
   };
   if (!fullOnly) startWorker();  // forwarding while the state is applied
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   const double full = applyText(text);
-  std::printf("full apply, %u services with %u endpoints (%.1f MB of JSON), request to published: "
-              "%.0f ms\n", serviceCount + 1, serviceCount * perService + 1, text.size() / 1e6, full);
+  std::printf(
+      "full apply, %u services with %u endpoints (%.1f MB of JSON), request to published: "
+      "%.0f ms\n",
+      serviceCount + 1, serviceCount * perService + 1, text.size() / 1e6, full);
   const double again = applyText(control::Json{{"generation", 2}, {"services", services}}.dump());
   std::printf("the same state again (an agent restart): %.0f ms, nothing republished\n", again);
   if (fullOnly) return 0;
@@ -230,9 +247,11 @@ int main(int argc, char** argv) {
   std::vector<double> one;
   for (uint32_t k = 0; k < 101; ++k) {
     const uint32_t i = k * 97 % serviceCount;
-    control::Json args = {{"namespace", "bench"}, {"name", "s" + std::to_string(i)},
+    control::Json args = {{"namespace", "bench"},
+                          {"name", "s" + std::to_string(i)},
                           {"endpoints", serviceJson(i, perService, k + 1)["endpoints"]}};
-    const std::string req = control::Json{{"v", 1}, {"op", "service.endpoints"}, {"args", args}}.dump();
+    const std::string req =
+        control::Json{{"v", 1}, {"op", "service.endpoints"}, {"args", args}}.dump();
     const auto t0 = Clock::now();
     auto request = control::parseRequest(req);
     auto r = api.handle(*request);
@@ -241,8 +260,9 @@ int main(int argc, char** argv) {
     backend.publisher().reclaim();
   }
   std::sort(one.begin(), one.end());
-  std::printf("one endpoint change, request to published: median %.2f ms, p90 %.2f ms, max %.2f ms\n",
-              one[50], one[90], one[100]);
+  std::printf(
+      "one endpoint change, request to published: median %.2f ms, p90 %.2f ms, max %.2f ms\n",
+      one[50], one[90], one[100]);
 
   // 3. Churn.
   auto rate = [&](double seconds, bool churn) {
@@ -257,7 +277,8 @@ int main(int argc, char** argv) {
         const uint32_t i = changes * 131 % serviceCount;
         (void)node.setEndpoints("bench", "s" + std::to_string(i), [&] {
           std::vector<control::EndpointSpec> eps;
-          auto parsed = control::endpointsFromJson("bench", serviceJson(i, perService, changes + 1)["endpoints"], "endpoints");
+          auto parsed = control::endpointsFromJson(
+              "bench", serviceJson(i, perService, changes + 1)["endpoints"], "endpoints");
           return parsed ? *parsed : eps;
         }());
         ++changes;
@@ -272,11 +293,12 @@ int main(int argc, char** argv) {
   const auto quiet = rate(churnSeconds, false);
   const auto busy = rate(churnSeconds, true);
   const auto quiet2 = rate(churnSeconds, false);
-  std::printf("forwarding, one worker, all stages (64-byte pod -> ClusterIP):\n"
-              "  quiet %.2f Mpps; during %.0f endpoint changes/s %.2f Mpps (%.1f%% of quiet); "
-              "quiet again %.2f Mpps\n",
-              quiet.first, busy.second, busy.first, 100 * busy.first / ((quiet.first + quiet2.first) / 2),
-              quiet2.first);
+  std::printf(
+      "forwarding, one worker, all stages (64-byte pod -> ClusterIP):\n"
+      "  quiet %.2f Mpps; during %.0f endpoint changes/s %.2f Mpps (%.1f%% of quiet); "
+      "quiet again %.2f Mpps\n",
+      quiet.first, busy.second, busy.first, 100 * busy.first / ((quiet.first + quiet2.first) / 2),
+      quiet2.first);
   stop = true;
   worker.join();
   node.shutdown();

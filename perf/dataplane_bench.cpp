@@ -31,8 +31,8 @@ constexpr uint16_t kBurst = 32;
 constexpr size_t kFrame = 60;  // 64 bytes on the wire with the FCS
 
 rte_mempool* pool() {
-  static rte_mempool* p = rte_pktmbuf_pool_create("bench", 8191, 256, 0,
-                                                  RTE_MBUF_DEFAULT_BUF_SIZE, 0);
+  static rte_mempool* p =
+      rte_pktmbuf_pool_create("bench", 8191, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, 0);
   return p;
 }
 
@@ -178,9 +178,8 @@ int main(int, char** argv) {
     std::shuffle(dsts.begin(), dsts.end(), rng);
     dsts.resize(std::min<size_t>(dsts.size(), 4096));  // distinct destinations per run
     Run g = measure(big, dsts, podA, portMac);
-    std::printf("%-44s %8.1f %8.1f %8.1f %10.2f\n",
-                (std::to_string(n) + " /32 routes").c_str(), g.total, g.restore, g.net(),
-                perf::mpps(g.net()));
+    std::printf("%-44s %8.1f %8.1f %8.1f %10.2f\n", (std::to_string(n) + " /32 routes").c_str(),
+                g.total, g.restore, g.net(), perf::mpps(g.net()));
   }
   return 0;
 }

@@ -20,8 +20,8 @@
 #include "control/node_controller.h"
 #include "dataplane/parse.h"
 #include "dataplane/pipeline.h"
-#include "lb/conntrack.h"
 #include "dataplane/service_stage.h"
+#include "lb/conntrack.h"
 #include "perf/bench_node.h"
 #include "perf/bench_util.h"
 #include "tests/unit/support/fake_backend.h"
@@ -37,7 +37,9 @@ namespace {
 constexpr const char* kClientPortMac = "02:fe:00:00:00:00";
 constexpr const char* kClientMac = "0a:00:00:00:00:0a";
 
-std::string ipText(uint32_t v) { return Ipv4Address{v}.toString(); }
+std::string ipText(uint32_t v) {
+  return Ipv4Address{v}.toString();
+}
 
 uint64_t heapBytes() {
   rte_malloc_socket_stats st{};
@@ -51,7 +53,8 @@ int main(int argc, char** argv) {
   uint32_t flows = 1000000, serviceCount = 10000;
   for (int i = 1; i + 1 < argc; ++i) {
     if (std::string(argv[i]) == "--flows") flows = static_cast<uint32_t>(std::stoul(argv[++i]));
-    if (std::string(argv[i]) == "--services") serviceCount = static_cast<uint32_t>(std::stoul(argv[++i]));
+    if (std::string(argv[i]) == "--services")
+      serviceCount = static_cast<uint32_t>(std::stoul(argv[++i]));
   }
   if (!perf::initEal(argv[0], 4096)) return 1;
   spdlog::set_level(spdlog::level::warn);
@@ -103,8 +106,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", st.error().message.c_str());
     return 1;
   }
-  const double buildMs = std::chrono::duration<double, std::milli>(
-                             std::chrono::steady_clock::now() - t0).count();
+  const double buildMs =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   const dp::Snapshot& snap = *backend.current();
 
   WorkerCounters counters;
@@ -134,17 +137,29 @@ int main(int argc, char** argv) {
   // 1. Established flows, small table: 1000 client flows to service 0, opened first.
   std::vector<Bytes> syns, acks;
   for (uint16_t p = 0; p < 1000; ++p) {
-    syns.push_back(PacketBuilder().eth(kClientPortMac, kClientMac).ipv4("10.244.0.2", "10.96.0.1")
-                       .tcp(static_cast<uint16_t>(20000 + p), 80, 0x02).payload(6).build());
-    acks.push_back(PacketBuilder().eth(kClientPortMac, kClientMac).ipv4("10.244.0.2", "10.96.0.1")
-                       .tcp(static_cast<uint16_t>(20000 + p), 80, 0x10).payload(6).build());
+    syns.push_back(PacketBuilder()
+                       .eth(kClientPortMac, kClientMac)
+                       .ipv4("10.244.0.2", "10.96.0.1")
+                       .tcp(static_cast<uint16_t>(20000 + p), 80, 0x02)
+                       .payload(6)
+                       .build());
+    acks.push_back(PacketBuilder()
+                       .eth(kClientPortMac, kClientMac)
+                       .ipv4("10.244.0.2", "10.96.0.1")
+                       .tcp(static_cast<uint16_t>(20000 + p), 80, 0x10)
+                       .payload(6)
+                       .build());
   }
   perf::measureBursts(pool, syns, 0, pipeline(true));  // open them
   const std::vector<Bytes> direct = [&] {
     std::vector<Bytes> v;
     for (uint16_t p = 0; p < 1000; ++p)
-      v.push_back(PacketBuilder().eth(kClientPortMac, kClientMac).ipv4("10.244.0.2", "10.244.0.3")
-                      .tcp(static_cast<uint16_t>(20000 + p), 8080, 0x10).payload(6).build());
+      v.push_back(PacketBuilder()
+                      .eth(kClientPortMac, kClientMac)
+                      .ipv4("10.244.0.2", "10.244.0.3")
+                      .tcp(static_cast<uint16_t>(20000 + p), 8080, 0x10)
+                      .payload(6)
+                      .build());
     return v;
   }();
   perf::printHeader();
@@ -165,9 +180,12 @@ int main(int argc, char** argv) {
   fresh.reserve(newFlows);
   for (uint32_t f = 0; f < newFlows; ++f) {
     const uint32_t client = 0x0af48000u + f / 64000;  // 10.244.128.0 upwards
-    fresh.push_back(PacketBuilder().eth(kClientPortMac, kClientMac).ipv4(ipText(client).c_str(),
-                        ipText(0x0a600001u + f % serviceCount).c_str())
-                        .tcp(static_cast<uint16_t>(1024 + f % 64000), 80, 0x02).build());
+    fresh.push_back(
+        PacketBuilder()
+            .eth(kClientPortMac, kClientMac)
+            .ipv4(ipText(client).c_str(), ipText(0x0a600001u + f % serviceCount).c_str())
+            .tcp(static_cast<uint16_t>(1024 + f % 64000), 80, 0x02)
+            .build());
   }
   std::shuffle(fresh.begin(), fresh.end(), rng);
   ctx.conntrack = tracker->get();
@@ -175,11 +193,11 @@ int main(int argc, char** argv) {
   const perf::NewFlowPass pass = perf::newFlowPass(pool, fresh, snap, ctx);
   const uint64_t inserted = tracker->get()->live() - before;
   const double perConnection = pass.net();
-  std::printf("new connections over %u services: %.0f cycles each (restore %.0f subtracted), "
-              "%.2f M/s on one core; %lu inserted, table now %u\n",
-              serviceCount, perConnection, pass.restore,
-              rte_get_tsc_hz() / perConnection / 1e6, static_cast<unsigned long>(inserted),
-              tracker->get()->live());
+  std::printf(
+      "new connections over %u services: %.0f cycles each (restore %.0f subtracted), "
+      "%.2f M/s on one core; %lu inserted, table now %u\n",
+      serviceCount, perConnection, pass.restore, rte_get_tsc_hz() / perConnection / 1e6,
+      static_cast<unsigned long>(inserted), tracker->get()->live());
 
   // 3. Table growth: the same 4096 hot flows (over the same services), once in a table that
   //    holds just them and once among the N flows of the full table. Only the table differs.
@@ -206,7 +224,8 @@ int main(int argc, char** argv) {
     };
   };
   perf::measureBursts(pool, hotSyns, 0, parseAndService(smallTracker->get()));  // open them
-  perf::StageRun smallStage = perf::measureBursts(pool, hotAcks, 0, parseAndService(smallTracker->get()));
+  perf::StageRun smallStage =
+      perf::measureBursts(pool, hotAcks, 0, parseAndService(smallTracker->get()));
   perf::StageRun bigEstablished = perf::measureBursts(pool, hotAcks, 0, parseAndService(large));
   std::printf("\nparse + service stage, 4096 established flows in rotation over %u services:\n",
               serviceCount);
@@ -220,11 +239,13 @@ int main(int argc, char** argv) {
               100.0 * smallStage.net() / bigEstablished.net());
 
   // 4. Memory.
-  std::printf("state per tracked flow: %zu bytes of entry; with both hash keys and the table's\n"
-              "slack, %.0f bytes of EAL memory per flow of capacity (%.1f MiB for %u flows)\n",
-              sizeof(lb::ConnEntry), double(heapTracker) / tracker->get()->capacity(),
-              heapTracker / 1048576.0, tracker->get()->capacity());
+  std::printf(
+      "state per tracked flow: %zu bytes of entry; with both hash keys and the table's\n"
+      "slack, %.0f bytes of EAL memory per flow of capacity (%.1f MiB for %u flows)\n",
+      sizeof(lb::ConnEntry), double(heapTracker) / tracker->get()->capacity(),
+      heapTracker / 1048576.0, tracker->get()->capacity());
   std::printf("service table for %u services: built in %.0f ms (Maglev %zu entries, %zu tables)\n",
-              serviceCount, buildMs, snap.services->maglevTable(0).size, snap.services->tableCount());
+              serviceCount, buildMs, snap.services->maglevTable(0).size,
+              snap.services->tableCount());
   return 0;
 }

@@ -43,8 +43,12 @@ std::vector<Bytes> frames(const char* dstMac, const char* srcMac, const char* sr
   for (uint16_t f = 0; f < kFlows; ++f) {
     char dst[20];
     std::snprintf(dst, sizeof(dst), dstPattern, 2 + f % 250);
-    out.push_back(PacketBuilder().eth(dstMac, srcMac).ipv4(src, dst)
-                      .udp(static_cast<uint16_t>(1024 + f), 5001).payload(18).build());
+    out.push_back(PacketBuilder()
+                      .eth(dstMac, srcMac)
+                      .ipv4(src, dst)
+                      .udp(static_cast<uint16_t>(1024 + f), 5001)
+                      .payload(18)
+                      .build());
   }
   return out;
 }
@@ -80,12 +84,16 @@ int main(int, char** argv) {
   pod2.ip = *Ipv4Address::parse("10.244.1.3");
   pod2.mac = *MacAddress::parse("0a:00:00:00:00:0b");
   if (!node.attachPod(pod2)) return 1;
-  if (!node.setNode({"node-gpu", *Ipv4Address::parse("192.168.50.11"),
-                     {*Ipv4Prefix::parse("10.244.2.0/24")}, {}}))
+  if (!node.setNode({"node-gpu",
+                     *Ipv4Address::parse("192.168.50.11"),
+                     {*Ipv4Prefix::parse("10.244.2.0/24")},
+                     {}}))
     return 1;
   // The peer's ARP reply, as a worker would hand it over.
-  Bytes reply = PacketBuilder().eth(kUplinkMac, kPeerMac)
-                    .arp(2, kPeerMac, "192.168.50.11", "192.168.50.10", kUplinkMac).build();
+  Bytes reply = PacketBuilder()
+                    .eth(kUplinkMac, kPeerMac)
+                    .arp(2, kPeerMac, "192.168.50.11", "192.168.50.10", kUplinkMac)
+                    .build();
   rte_mbuf* arp = rte_pktmbuf_alloc(pool);
   std::memcpy(rte_pktmbuf_append(arp, static_cast<uint16_t>(reply.size())), reply.data(),
               reply.size());
@@ -103,10 +111,8 @@ int main(int, char** argv) {
   ctx.icmpLimiter.configure(rte_get_tsc_hz(), 1000, 50);
   Burst burst;
 
-  std::printf("nodeplane overlay_bench: VXLAN, 64-byte inner frames, %u flows, burst 32\n",
-              kFlows);
-  std::printf("TSC %.0f MHz; TSC cycles per packet (median of 7 runs)\n\n",
-              rte_get_tsc_hz() / 1e6);
+  std::printf("nodeplane overlay_bench: VXLAN, 64-byte inner frames, %u flows, burst 32\n", kFlows);
+  std::printf("TSC %.0f MHz; TSC cycles per packet (median of 7 runs)\n\n", rte_get_tsc_hz() / 1e6);
   perf::printHeader();
 
   auto runPipeline = [&](uint16_t port) {
@@ -146,10 +152,12 @@ int main(int, char** argv) {
        frames("0e:4e:c0:a8:32:0a", "0e:4e:c0:a8:32:0b", "10.244.2.7", "10.244.1.2")) {
     Bytes payload = {0x08, 0, 0, 0, 0, 0, 1, 0};
     payload.insert(payload.end(), inner.begin(), inner.end());
-    vxlanFrames.push_back(PacketBuilder().eth(kUplinkMac, kPeerMac)
+    vxlanFrames.push_back(PacketBuilder()
+                              .eth(kUplinkMac, kPeerMac)
                               .ipv4("192.168.50.11", "192.168.50.10")
                               .udp(static_cast<uint16_t>(49152 + vxlanFrames.size()), 4789)
-                              .payloadBytes(payload).build());
+                              .payloadBytes(payload)
+                              .build());
   }
   perf::StageRun decapPath = perf::measureBursts(pool, vxlanFrames, 0, runPipeline(0));
   expectAll(Action::kTransmit, "decap path");

@@ -19,8 +19,8 @@
 #include "control/node_controller.h"
 #include "dataplane/parse.h"
 #include "dataplane/pipeline.h"
-#include "lb/conntrack.h"
 #include "dataplane/service_stage.h"
+#include "lb/conntrack.h"
 #include "perf/bench_node.h"
 #include "perf/bench_util.h"
 #include "policy/enforce.h"
@@ -39,7 +39,9 @@ namespace {
 constexpr const char* kClientPortMac = "02:fe:00:00:00:00";
 constexpr const char* kClientMac = "0a:00:00:00:00:0a";
 
-std::string ipText(uint32_t v) { return Ipv4Address{v}.toString(); }
+std::string ipText(uint32_t v) {
+  return Ipv4Address{v}.toString();
+}
 
 // The policy set: target pod i (local, 10.244.1.i) admits peers of group i (remote pods,
 // 10.245.i.k) on TCP 80: policies x peers classifier rules. Plus the benchmark's own server,
@@ -47,30 +49,43 @@ std::string ipText(uint32_t v) { return Ipv4Address{v}.toString(); }
 policy::Json policyState(uint32_t policies, uint32_t peers) {
   using policy::Json;
   Json pods = Json::array(), nps = Json::array();
-  pods.push_back({{"namespace", "bench"}, {"name", "client"}, {"ip", "10.244.0.2"},
+  pods.push_back({{"namespace", "bench"},
+                  {"name", "client"},
+                  {"ip", "10.244.0.2"},
                   {"labels", {{"app", "client"}}}});
-  pods.push_back({{"namespace", "bench"}, {"name", "server"}, {"ip", "10.244.0.3"},
+  pods.push_back({{"namespace", "bench"},
+                  {"name", "server"},
+                  {"ip", "10.244.0.3"},
                   {"labels", {{"app", "server"}}}});
   for (uint32_t i = 0; i < policies; ++i) {
-    pods.push_back({{"namespace", "bench"}, {"name", "t" + std::to_string(i)},
+    pods.push_back({{"namespace", "bench"},
+                    {"name", "t" + std::to_string(i)},
                     {"ip", ipText(0x0af40100u + (i / 250) * 256 + i % 250 + 1)},
                     {"labels", {{"target", std::to_string(i)}}}});
     for (uint32_t k = 0; k < peers; ++k)
-      pods.push_back({{"namespace", "bench"}, {"name", "p" + std::to_string(i) + "-" + std::to_string(k)},
+      pods.push_back({{"namespace", "bench"},
+                      {"name", "p" + std::to_string(i) + "-" + std::to_string(k)},
                       {"ip", ipText(0x0af50000u + i * 256 + k + 1)},
                       {"labels", {{"group", std::to_string(i)}}}});
-    nps.push_back({{"metadata", {{"namespace", "bench"}, {"name", "t" + std::to_string(i)}}},
-                   {"spec", {{"podSelector", {{"matchLabels", {{"target", std::to_string(i)}}}}},
-                             {"ingress", Json::array({{{"from", Json::array({{{"podSelector",
-                                 {{"matchLabels", {{"group", std::to_string(i)}}}}}}})},
-                                                       {"ports", Json::array({{{"port", 80}}})}}})}}}});
+    nps.push_back(
+        {{"metadata", {{"namespace", "bench"}, {"name", "t" + std::to_string(i)}}},
+         {"spec",
+          {{"podSelector", {{"matchLabels", {{"target", std::to_string(i)}}}}},
+           {"ingress",
+            Json::array(
+                {{{"from", Json::array({{{"podSelector",
+                                          {{"matchLabels", {{"group", std::to_string(i)}}}}}}})},
+                  {"ports", Json::array({{{"port", 80}}})}}})}}}});
   }
-  nps.push_back({{"metadata", {{"namespace", "bench"}, {"name", "server"}}},
-                 {"spec", {{"podSelector", {{"matchLabels", {{"app", "server"}}}}},
-                           {"ingress", Json::array({{{"from", Json::array({{{"podSelector",
-                               {{"matchLabels", {{"app", "client"}}}}}}})}}})}}}});
-  return Json{{"namespaces", Json::array({{{"name", "bench"}}})}, {"pods", pods},
-              {"networkPolicies", nps}};
+  nps.push_back(
+      {{"metadata", {{"namespace", "bench"}, {"name", "server"}}},
+       {"spec",
+        {{"podSelector", {{"matchLabels", {{"app", "server"}}}}},
+         {"ingress",
+          Json::array({{{"from", Json::array({{{"podSelector",
+                                                {{"matchLabels", {{"app", "client"}}}}}}})}}})}}}});
+  return Json{
+      {"namespaces", Json::array({{{"name", "bench"}}})}, {"pods", pods}, {"networkPolicies", nps}};
 }
 
 policy::Json l7State(unsigned rules) {
@@ -91,12 +106,15 @@ policy::Json l7State(unsigned rules) {
     }
   }
   return Json{{"namespaces", Json::array({{{"name", "bench"}}})},
-              {"pods", Json::array({{{"namespace", "bench"}, {"name", "web"}, {"ip", "10.244.0.3"},
+              {"pods", Json::array({{{"namespace", "bench"},
+                                     {"name", "web"},
+                                     {"ip", "10.244.0.3"},
                                      {"labels", {{"app", "web"}}}}})},
               {"l7Rules", Json::array({{{"metadata", {{"namespace", "bench"}, {"name", "waf"}}},
-                                        {"spec", {{"podSelector", Json::object()},
-                                                  {"ports", Json::array({{{"port", 80}}})},
-                                                  {"rules", list}}}}})}};
+                                        {"spec",
+                                         {{"podSelector", Json::object()},
+                                          {"ports", Json::array({{{"port", 80}}})},
+                                          {"rules", list}}}}})}};
 }
 
 }  // namespace
@@ -104,7 +122,8 @@ policy::Json l7State(unsigned rules) {
 int main(int argc, char** argv) {
   uint32_t policies = 100, peers = 100;
   for (int i = 1; i + 1 < argc; ++i) {
-    if (std::string(argv[i]) == "--policies") policies = static_cast<uint32_t>(std::stoul(argv[++i]));
+    if (std::string(argv[i]) == "--policies")
+      policies = static_cast<uint32_t>(std::stoul(argv[++i]));
     if (std::string(argv[i]) == "--peers") peers = static_cast<uint32_t>(std::stoul(argv[++i]));
   }
   if (!perf::initEal(argv[0], 2048)) return 1;
@@ -167,8 +186,10 @@ int main(int argc, char** argv) {
     auto from = [&] { return PacketBuilder().eth(kClientPortMac, kClientMac); };
     syns.push_back(from().ipv4("10.244.0.2", "10.96.0.1").tcp(port, 80, 0x02).payload(6).build());
     acks.push_back(from().ipv4("10.244.0.2", "10.96.0.1").tcp(port, 80, 0x10).payload(6).build());
-    podSyns.push_back(from().ipv4("10.244.0.2", "10.244.0.3").tcp(port, 8080, 0x02).payload(6).build());
-    podAcks.push_back(from().ipv4("10.244.0.2", "10.244.0.3").tcp(port, 8080, 0x10).payload(6).build());
+    podSyns.push_back(
+        from().ipv4("10.244.0.2", "10.244.0.3").tcp(port, 8080, 0x02).payload(6).build());
+    podAcks.push_back(
+        from().ipv4("10.244.0.2", "10.244.0.3").tcp(port, 8080, 0x10).payload(6).build());
   }
   perf::measureBursts(pool, syns, 0, pipeline);
   perf::printHeader();
@@ -209,24 +230,26 @@ int main(int argc, char** argv) {
   std::vector<policy::FlowTuple> tuples;
   for (int i = 0; i < 8192; ++i) {
     const uint32_t t = rng() % policies, k = rng() % peers;
-    tuples.push_back(policy::FlowTuple{
-        rte_cpu_to_be_32(0x0af50000u + t * 256 + k + 1),
-        rte_cpu_to_be_32(0x0af40100u + (t / 250) * 256 + t % 250 + 1),
-        rte_cpu_to_be_16(static_cast<uint16_t>(1024 + i)),
-        rte_cpu_to_be_16(static_cast<uint16_t>(i % 2 ? 80 : 81)), 6});
+    tuples.push_back(
+        policy::FlowTuple{rte_cpu_to_be_32(0x0af50000u + t * 256 + k + 1),
+                          rte_cpu_to_be_32(0x0af40100u + (t / 250) * 256 + t % 250 + 1),
+                          rte_cpu_to_be_16(static_cast<uint16_t>(1024 + i)),
+                          rte_cpu_to_be_16(static_cast<uint16_t>(i % 2 ? 80 : 81)), 6});
   }
   size_t next = 0;
   unsigned denied = 0;
   const double evaluate = perf::cyclesPerPacket(
       [&] {
-        denied += policy::evaluate(table, tuples[next], 0, counters, 0) & policy::kVerdictDeny ? 1 : 0;
+        denied +=
+            policy::evaluate(table, tuples[next], 0, counters, 0) & policy::kVerdictDeny ? 1 : 0;
         next = (next + 1) & 8191;
       },
       1, 200000);
   std::vector<policy::AclKey> keys(tuples.size());
   std::vector<const policy::AclKey*> keyPtrs(tuples.size());
   for (size_t i = 0; i < tuples.size(); ++i) {
-    keys[i] = policy::AclKey{6, {0, 0, 0}, tuples[i].src, tuples[i].dst, tuples[i].sport, tuples[i].dport};
+    keys[i] = policy::AclKey{
+        6, {0, 0, 0}, tuples[i].src, tuples[i].dst, tuples[i].sport, tuples[i].dport};
     keyPtrs[i] = &keys[i];
   }
   uint32_t results[32 * policy::kCategories];
@@ -250,17 +273,20 @@ int main(int argc, char** argv) {
   std::vector<Bytes> fresh;
   for (uint32_t f = 0; f < 200000; ++f) {
     const uint32_t t = f % policies, k = (f / policies) % peers;
-    fresh.push_back(PacketBuilder().eth(kClientPortMac, kClientMac)
+    fresh.push_back(PacketBuilder()
+                        .eth(kClientPortMac, kClientMac)
                         .ipv4(ipText(0x0af50000u + t * 256 + k + 1).c_str(),
                               ipText(0x0af40100u + (t / 250) * 256 + t % 250 + 1).c_str())
-                        .tcp(static_cast<uint16_t>(1024 + f / (policies * peers)), 80, 0x02).build());
+                        .tcp(static_cast<uint16_t>(1024 + f / (policies * peers)), 80, 0x02)
+                        .build());
   }
   const uint64_t flowsBefore = counters.podFlows.read();
   const double perFlow = perf::newFlowPass(pool, fresh, *backend.current(), ctx).net();
-  std::printf("  new pod flows, parse + flow stage (miss, classify, insert): %.0f cycles each, "
-              "%.2f M/s; %lu tracked\n\n",
-              perFlow, rte_get_tsc_hz() / perFlow / 1e6,
-              static_cast<unsigned long>(counters.podFlows.read() - flowsBefore));
+  std::printf(
+      "  new pod flows, parse + flow stage (miss, classify, insert): %.0f cycles each, "
+      "%.2f M/s; %lu tracked\n\n",
+      perFlow, rte_get_tsc_hz() / perFlow / 1e6,
+      static_cast<unsigned long>(counters.podFlows.read() - flowsBefore));
 
   // 3. L7 scan.
   auto l7 = policy::policyStateFromJson(l7State(1000));
@@ -274,8 +300,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "L7: %s\n", db ? "nothing attached" : db.error().message.c_str());
     return 1;
   }
-  const double compileMs = std::chrono::duration<double, std::milli>(
-                               std::chrono::steady_clock::now() - c0).count();
+  const double compileMs =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - c0).count();
   const int32_t ruleset = (*db)->rulesetFor(rte_cpu_to_be_32(0x0af40003), rte_cpu_to_be_16(80));
   // Pipelined requests; each flow starts at a request boundary and, at the end of the stream,
   // closes and a new one opens (a new connection), so every flow sees a well-formed stream.
@@ -283,13 +309,14 @@ int main(int argc, char** argv) {
   std::vector<uint32_t> starts;
   for (int i = 0; stream.size() < (1u << 20); ++i) {
     char req[512];
-    std::snprintf(req, sizeof(req),
-                  "GET /static/app/bundle-%d.js?v=%u HTTP/1.1\r\nHost: shop.example.com\r\n"
-                  "User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0\r\n"
-                  "Accept: */*\r\nAccept-Language: en-US,en;q=0.5\r\nAccept-Encoding: gzip, deflate\r\n"
-                  "Cookie: session=%08x%08x; theme=dark\r\nConnection: keep-alive\r\n\r\n",
-                  i, static_cast<unsigned>(rng()), static_cast<unsigned>(rng()),
-                  static_cast<unsigned>(rng()));
+    std::snprintf(
+        req, sizeof(req),
+        "GET /static/app/bundle-%d.js?v=%u HTTP/1.1\r\nHost: shop.example.com\r\n"
+        "User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0\r\n"
+        "Accept: */*\r\nAccept-Language: en-US,en;q=0.5\r\nAccept-Encoding: gzip, deflate\r\n"
+        "Cookie: session=%08x%08x; theme=dark\r\nConnection: keep-alive\r\n\r\n",
+        i, static_cast<unsigned>(rng()), static_cast<unsigned>(rng()),
+        static_cast<unsigned>(rng()));
     starts.push_back(static_cast<uint32_t>(stream.size()));
     stream += req;
   }
@@ -312,10 +339,11 @@ int main(int argc, char** argv) {
   const uint64_t start = rte_rdtsc_precise();
   for (unsigned round = 0; round < 4000; ++round) {
     for (unsigned f = 0; f < kFlows; ++f) {
-      const uint32_t length = std::min<uint32_t>(kSegment, static_cast<uint32_t>(stream.size()) - offsets[f]);
-      const auto v = (*db)->inspect(0, *flows[f],
-                                    reinterpret_cast<const uint8_t*>(stream.data()) + offsets[f],
-                                    length, seqs[f], false, &report);
+      const uint32_t length =
+          std::min<uint32_t>(kSegment, static_cast<uint32_t>(stream.size()) - offsets[f]);
+      const auto v =
+          (*db)->inspect(0, *flows[f], reinterpret_cast<const uint8_t*>(stream.data()) + offsets[f],
+                         length, seqs[f], false, &report);
       seqs[f] += length;
       offsets[f] += length;
       bytes += length;
@@ -325,12 +353,13 @@ int main(int argc, char** argv) {
   }
   const uint64_t cycles = rte_rdtsc_precise() - start;
   const double gbps = double(bytes) * 8 * rte_get_tsc_hz() / double(cycles) / 1e9;
-  std::printf("L7 streaming scan, %zu rules (+2 internal), %u concurrent flows, %u-byte segments\n"
-              "of pipelined HTTP requests: %.2f Gbit/s on one core (%.2f cycles/byte); %lu MB "
-              "scanned,\n%lu flows opened, %lu denied (expected 0); database compiled in %.0f ms, "
-              "stream state %zu bytes per flow\n",
-              (*db)->matches().size(), kFlows, kSegment, gbps, double(cycles) / double(bytes),
-              static_cast<unsigned long>(bytes >> 20), static_cast<unsigned long>(opened),
-              static_cast<unsigned long>(deniedFlows), compileMs, (*db)->streamBytes());
+  std::printf(
+      "L7 streaming scan, %zu rules (+2 internal), %u concurrent flows, %u-byte segments\n"
+      "of pipelined HTTP requests: %.2f Gbit/s on one core (%.2f cycles/byte); %lu MB "
+      "scanned,\n%lu flows opened, %lu denied (expected 0); database compiled in %.0f ms, "
+      "stream state %zu bytes per flow\n",
+      (*db)->matches().size(), kFlows, kSegment, gbps, double(cycles) / double(bytes),
+      static_cast<unsigned long>(bytes >> 20), static_cast<unsigned long>(opened),
+      static_cast<unsigned long>(deniedFlows), compileMs, (*db)->streamBytes());
   return 0;
 }

@@ -41,8 +41,8 @@ Result<std::unique_ptr<Classifier>> Classifier::build(const std::vector<AclRule>
   param.max_rule_num = static_cast<uint32_t>(rules.size());
   c->ctx_ = rte_acl_create(&param);
   if (c->ctx_ == nullptr)
-    return makeError(ErrorCode::kResourceExhausted,
-                     "policy classifier: rte_acl_create failed: " + std::string(rte_strerror(rte_errno)));
+    return makeError(ErrorCode::kResourceExhausted, "policy classifier: rte_acl_create failed: " +
+                                                        std::string(rte_strerror(rte_errno)));
 
   std::vector<NpAclRule> acl(rules.size());
   for (size_t i = 0; i < rules.size(); ++i) {
@@ -66,9 +66,9 @@ Result<std::unique_ptr<Classifier>> Classifier::build(const std::vector<AclRule>
   if (int rc = rte_acl_add_rules(c->ctx_, reinterpret_cast<const rte_acl_rule*>(acl.data()),
                                  static_cast<uint32_t>(acl.size()));
       rc != 0)
-    return makeError(ErrorCode::kInternal,
-                     "policy classifier: adding " + std::to_string(acl.size()) +
-                         " rules failed: " + std::string(rte_strerror(-rc)));
+    return makeError(ErrorCode::kInternal, "policy classifier: adding " +
+                                               std::to_string(acl.size()) +
+                                               " rules failed: " + std::string(rte_strerror(-rc)));
   rte_acl_config cfg{};
   cfg.num_categories = kCategories;
   cfg.num_fields = kFieldCount;

@@ -11,7 +11,9 @@ namespace {
 
 constexpr Ipv4Prefix kAnywhere{Ipv4Address{0}, 0};
 
-Ipv4Prefix host(Ipv4Address a) { return Ipv4Prefix{a, 32}; }
+Ipv4Prefix host(Ipv4Address a) {
+  return Ipv4Prefix{a, 32};
+}
 
 // An address range a peer stands for, with the pod when it is one pod.
 struct Target {
@@ -208,7 +210,8 @@ class Compiler {
   std::map<uint32_t, Isolation> ingress_, egress_;
 };
 
-void subtract(const Ipv4Prefix& p, const std::vector<Ipv4Prefix>& except, std::vector<Ipv4Prefix>& out) {
+void subtract(const Ipv4Prefix& p, const std::vector<Ipv4Prefix>& except,
+              std::vector<Ipv4Prefix>& out) {
   bool overlap = false;
   for (const Ipv4Prefix& e : except) {
     if (e.length <= p.length && e.contains(p.address)) return;  // all of p is excepted
@@ -225,7 +228,8 @@ void subtract(const Ipv4Prefix& p, const std::vector<Ipv4Prefix>& except, std::v
 
 }  // namespace
 
-std::vector<Ipv4Prefix> subtractPrefixes(const Ipv4Prefix& cidr, const std::vector<Ipv4Prefix>& except) {
+std::vector<Ipv4Prefix> subtractPrefixes(const Ipv4Prefix& cidr,
+                                         const std::vector<Ipv4Prefix>& except) {
   std::vector<Ipv4Prefix> out;
   subtract(cidr, except, out);
   return out;

@@ -27,7 +27,9 @@ inline constexpr int32_t kPriorityAllow = 2, kPriorityIsolate = 1;
 // Rule results (rte_acl userdata, never 0): the policy's index in PolicyState::policies + 1, and
 // the allow bit.
 inline constexpr uint32_t kResultAllow = 0x80000000u;
-inline constexpr uint32_t resultPolicy(uint32_t result) { return (result & ~kResultAllow) - 1; }
+inline constexpr uint32_t resultPolicy(uint32_t result) {
+  return (result & ~kResultAllow) - 1;
+}
 
 struct AclRule {
   uint32_t categories = 0;
@@ -43,20 +45,21 @@ struct AclRule {
 };
 
 struct PolicySummary {
-  std::string key;           // namespace/name
+  std::string key;  // namespace/name
   bool ingress = false, egress = false, audit = false;
-  uint32_t localPods = 0;    // pods of this node it selects
-  uint32_t rules = 0;        // classifier rules it produced
+  uint32_t localPods = 0;  // pods of this node it selects
+  uint32_t rules = 0;      // classifier rules it produced
 };
 
 struct CompiledPolicies {
   std::vector<AclRule> rules;
-  std::vector<PolicySummary> policies;  // by policy index
+  std::vector<PolicySummary> policies;               // by policy index
   uint32_t isolatedIngress = 0, isolatedEgress = 0;  // local pods isolated (effective)
 };
 
 // CIDR minus the excepted prefixes, as the fewest prefixes.
-std::vector<Ipv4Prefix> subtractPrefixes(const Ipv4Prefix& cidr, const std::vector<Ipv4Prefix>& except);
+std::vector<Ipv4Prefix> subtractPrefixes(const Ipv4Prefix& cidr,
+                                         const std::vector<Ipv4Prefix>& except);
 
 CompiledPolicies compilePolicies(const PolicyState& state, const Ipv4Prefix& localPods);
 

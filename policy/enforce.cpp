@@ -67,13 +67,15 @@ uint8_t evaluate(const PolicyTable& table, const FlowTuple& f, unsigned worker,
           rt.counters(worker, slot).auditDenied.add();
           counters.policyAuditDenied.add();
           logEvent(table, f,
-                   dir == 0 ? PolicyEvent::kAuditDenyEgress : PolicyEvent::kAuditDenyIngress,
-                   slot, worker, nowMs);
+                   dir == 0 ? PolicyEvent::kAuditDenyEgress : PolicyEvent::kAuditDenyIngress, slot,
+                   worker, nowMs);
         }
       }
     }
-    if (bits & kVerdictDeny) counters.policyDenied.add();
-    else if ((results[2] | results[3]) & kResultAllow) counters.policyAllowed.add();
+    if (bits & kVerdictDeny)
+      counters.policyDenied.add();
+    else if ((results[2] | results[3]) & kResultAllow)
+      counters.policyAllowed.add();
   }
   if (!(bits & kVerdictDeny) && table.l7() != nullptr && f.protocol == IPPROTO_TCP &&
       table.l7()->rulesetFor(f.dst, f.dport) >= 0)
@@ -82,9 +84,8 @@ uint8_t evaluate(const PolicyTable& table, const FlowTuple& f, unsigned worker,
 }
 
 L7Outcome inspectClientSegment(const PolicyTable& table, unsigned worker, uint32_t entryIndex,
-                               EntryLiveness entries, const rte_mbuf* m,
-                               const PacketMeta& meta, rte_be32_t server,
-                               rte_be16_t serverPort, WorkerCounters& counters,
+                               EntryLiveness entries, const rte_mbuf* m, const PacketMeta& meta,
+                               rte_be32_t server, rte_be16_t serverPort, WorkerCounters& counters,
                                uint32_t nowMs) {
   L7Database* db = table.l7();
   if (db == nullptr) return L7Outcome::kPass;
@@ -155,8 +156,10 @@ L7Outcome inspectClientSegment(const PolicyTable& table, unsigned worker, uint32
              nowMs, db->serial());
   }
   switch (verdict) {
-    case L7Verdict::kPass: return L7Outcome::kPass;
-    case L7Verdict::kOutOfOrder: return L7Outcome::kOutOfOrder;
+    case L7Verdict::kPass:
+      return L7Outcome::kPass;
+    case L7Verdict::kOutOfOrder:
+      return L7Outcome::kOutOfOrder;
     case L7Verdict::kDeny:
       counters.l7Resets.add();
       logEvent(table, tuple, PolicyEvent::kL7Deny, static_cast<uint32_t>(report.denyMatch + 1),

@@ -47,9 +47,8 @@ struct EntryLiveness {
 // Scans a client-to-server segment of an L7-covered flow whose entry is `entryIndex` in the
 // worker's own connection shard. `server`/`serverPort`: the pod and port after DNAT.
 L7Outcome inspectClientSegment(const PolicyTable& table, unsigned worker, uint32_t entryIndex,
-                               EntryLiveness entries, const rte_mbuf* m,
-                               const PacketMeta& meta, rte_be32_t server,
-                               rte_be16_t serverPort, WorkerCounters& counters,
+                               EntryLiveness entries, const rte_mbuf* m, const PacketMeta& meta,
+                               rte_be32_t server, rte_be16_t serverPort, WorkerCounters& counters,
                                uint32_t nowMs);
 
 // Turns a client segment into a RST to the server: same addresses and sequence number, no

@@ -81,15 +81,16 @@ int L7Database::onMatch(unsigned id, unsigned long long, unsigned long long, uns
 }
 
 Result<std::shared_ptr<L7Database>> L7Database::build(const PolicyState& state,
-                                                      const Ipv4Prefix& localPods,
-                                                      unsigned workers, uint32_t flowsPerWorker) {
+                                                      const Ipv4Prefix& localPods, unsigned workers,
+                                                      uint32_t flowsPerWorker) {
   std::shared_ptr<L7Database> db(new L7Database());
   // Every match of every rule object becomes an expression; attachments say which apply where.
   std::vector<std::string> expressions = {"(?:^|\\n)[A-Z]+ ", "\\r\\n\\r\\n"};
   std::vector<unsigned> flags = {0, 0};
   std::vector<unsigned> ids = {kRequestLineId, kHeadEndId};
   std::vector<std::string> fields = {"", ""};
-  std::map<std::pair<uint32_t, uint16_t>, std::vector<uint32_t>> attached;  // (pod, port) -> matches
+  std::map<std::pair<uint32_t, uint16_t>, std::vector<uint32_t>>
+      attached;  // (pod, port) -> matches
   std::map<uint32_t, std::string> podNames;
   for (const L7Rule& rule : state.l7Rules) {
     const uint32_t first = static_cast<uint32_t>(db->matches_.size());
@@ -187,15 +188,16 @@ Result<std::shared_ptr<L7Database>> L7Database::build(const PolicyState& state,
   for (unsigned w = 0; w < workers; ++w) {
     Worker& wk = db->workers_[w];
     if (hs_alloc_scratch(db->db_, &wk.scratch) != HS_SUCCESS)
-      return makeError(ErrorCode::kResourceExhausted, "L7 rules: cannot allocate Hyperscan scratch");
+      return makeError(ErrorCode::kResourceExhausted,
+                       "L7 rules: cannot allocate Hyperscan scratch");
     wk.flows.resize(flowsPerWorker);
     wk.free.reserve(flowsPerWorker);
     wk.matchCounts = std::vector<Counter>(db->matches_.size());
     for (uint32_t i = 0; i < flowsPerWorker; ++i) {
       if (hs_open_stream(db->db_, 0, &wk.flows[i].stream) != HS_SUCCESS)
-        return makeError(ErrorCode::kResourceExhausted,
-                         "L7 rules: cannot open " + std::to_string(flowsPerWorker) +
-                             " Hyperscan streams per worker");
+        return makeError(ErrorCode::kResourceExhausted, "L7 rules: cannot open " +
+                                                            std::to_string(flowsPerWorker) +
+                                                            " Hyperscan streams per worker");
       wk.free.push_back(flowsPerWorker - 1 - i);
     }
   }

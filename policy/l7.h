@@ -20,8 +20,8 @@
 #include <string>
 #include <vector>
 
-#include "core/result.h"
 #include "core/counters.h"
+#include "core/result.h"
 #include "policy/model.h"
 
 struct hs_database;
@@ -40,11 +40,11 @@ struct L7MatchInfo {
 struct L7Flow {
   hs_stream* stream = nullptr;
   uint32_t ruleset = 0;
-  uint32_t nextSeq = 0;   // next client byte expected
-  uint32_t entry = 0;     // the connection entry it belongs to (the stage's bookkeeping)
+  uint32_t nextSeq = 0;  // next client byte expected
+  uint32_t entry = 0;    // the connection entry it belongs to (the stage's bookkeeping)
   bool seqKnown = false;
-  bool inHead = false;    // between a request line and the end of its head
-  bool allowed = false;   // the current request head matched an allow rule
+  bool inHead = false;   // between a request line and the end of its head
+  bool allowed = false;  // the current request head matched an allow rule
   bool inUse = false;
 };
 
@@ -52,8 +52,8 @@ enum class L7Verdict : uint8_t { kPass, kDeny, kOutOfOrder };
 
 // What one scan decided and saw.
 struct L7Report {
-  int32_t denyMatch = -1;   // kDeny: the deny rule that matched, or -1: no allow rule matched
-  int32_t logMatch = -1;    // the last log rule that matched, if any
+  int32_t denyMatch = -1;  // kDeny: the deny rule that matched, or -1: no allow rule matched
+  int32_t logMatch = -1;   // the last log rule that matched, if any
   uint32_t logs = 0;
 };
 
@@ -61,7 +61,7 @@ struct L7Attachment {
   Ipv4Address pod;
   uint16_t port = 0;  // 0: every TCP port of the pod
   uint32_t ruleset = 0;
-  std::string pods;   // namespace/name of the pod, for listings
+  std::string pods;  // namespace/name of the pod, for listings
 };
 
 class L7Database {
@@ -84,7 +84,9 @@ class L7Database {
   // Every flow of worker w's pool (for reclaiming those whose connection ended).
   L7Flow* flows(unsigned w) { return workers_[w].flows.data(); }
   uint32_t flowsPerWorker() const { return flowsPerWorker_; }
-  uint32_t inUse(unsigned w) const { return flowsPerWorker_ - static_cast<uint32_t>(workers_[w].free.size()); }
+  uint32_t inUse(unsigned w) const {
+    return flowsPerWorker_ - static_cast<uint32_t>(workers_[w].free.size());
+  }
   // Feeds a client segment (payload, its sequence number; `syn` for the SYN itself).
   L7Verdict inspect(unsigned w, L7Flow& flow, const uint8_t* payload, uint32_t length, uint32_t seq,
                     bool syn, L7Report* report);

@@ -11,7 +11,9 @@ namespace {
 bool isAlnum(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 }
-bool isLowerAlnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
+bool isLowerAlnum(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
 
 // [A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?, at most 63.
 bool isQualifiedNamePart(std::string_view s) {
@@ -32,7 +34,9 @@ bool isLabelKey(std::string_view key) {
   return isDnsSubdomain(key.substr(0, slash)) && isQualifiedNamePart(key.substr(slash + 1));
 }
 
-bool isLabelValue(std::string_view value) { return value.empty() || isQualifiedNamePart(value); }
+bool isLabelValue(std::string_view value) {
+  return value.empty() || isQualifiedNamePart(value);
+}
 
 bool isPortName(std::string_view s) {
   if (s.empty() || s.size() > 15 || s.front() == '-' || s.back() == '-') return false;
@@ -85,10 +89,18 @@ std::string LabelSelector::toString() const {
     std::string values;
     for (const std::string& v : r.values) values += (values.empty() ? "" : ",") + v;
     switch (r.op) {
-      case SelectorRequirement::Operator::kIn: out += r.key + " in (" + values + ")"; break;
-      case SelectorRequirement::Operator::kNotIn: out += r.key + " notin (" + values + ")"; break;
-      case SelectorRequirement::Operator::kExists: out += r.key; break;
-      case SelectorRequirement::Operator::kDoesNotExist: out += "!" + r.key; break;
+      case SelectorRequirement::Operator::kIn:
+        out += r.key + " in (" + values + ")";
+        break;
+      case SelectorRequirement::Operator::kNotIn:
+        out += r.key + " notin (" + values + ")";
+        break;
+      case SelectorRequirement::Operator::kExists:
+        out += r.key;
+        break;
+      case SelectorRequirement::Operator::kDoesNotExist:
+        out += "!" + r.key;
+        break;
     }
   }
   return out.empty() ? "<all>" : out;

@@ -165,7 +165,8 @@ std::vector<PortMatch> portsFromJson(const Json* list, const Reader& r, const st
         }
         p.name = name;
       } else {
-        r.fail(f + ".port", "must be a number or a port name, not " + std::string(port.type_name()));
+        r.fail(f + ".port",
+               "must be a number or a port name, not " + std::string(port.type_name()));
         continue;
       }
     }
@@ -184,8 +185,8 @@ std::vector<PortMatch> portsFromJson(const Json* list, const Reader& r, const st
         continue;
       }
       if (end.get<int64_t>() < p.port) {
-        r.fail(f + ".endPort", std::to_string(end.get<int64_t>()) + " is below port " +
-                                   std::to_string(p.port));
+        r.fail(f + ".endPort",
+               std::to_string(end.get<int64_t>()) + " is below port " + std::to_string(p.port));
         continue;
       }
       p.endPort = end.get<uint16_t>();
@@ -247,8 +248,8 @@ std::vector<PolicyRule> rulesFromJson(const Json* list, const Reader& r, const s
         Peer peer;
         auto present = [&](const char* key) { return pj.contains(key) && !pj[key].is_null(); };
         if (present("podSelector"))
-          peer.podSelector = labelSelectorFromJson(pj["podSelector"], r.object,
-                                                   pf + ".podSelector", r.problems);
+          peer.podSelector =
+              labelSelectorFromJson(pj["podSelector"], r.object, pf + ".podSelector", r.problems);
         if (present("namespaceSelector"))
           peer.namespaceSelector = labelSelectorFromJson(pj["namespaceSelector"], r.object,
                                                          pf + ".namespaceSelector", r.problems);
@@ -284,19 +285,27 @@ bool annotationTrue(const Json* metadata, const char* key) {
 
 const char* protocolName(uint8_t protocol) {
   switch (protocol) {
-    case kProtoTcp: return "TCP";
-    case kProtoUdp: return "UDP";
-    case kProtoSctp: return "SCTP";
-    case 1: return "ICMP";
-    default: return "IP";
+    case kProtoTcp:
+      return "TCP";
+    case kProtoUdp:
+      return "UDP";
+    case kProtoSctp:
+      return "SCTP";
+    case 1:
+      return "ICMP";
+    default:
+      return "IP";
   }
 }
 
 const char* l7ActionName(L7Action a) {
   switch (a) {
-    case L7Action::kAllow: return "allow";
-    case L7Action::kDeny: return "deny";
-    case L7Action::kLog: return "log";
+    case L7Action::kAllow:
+      return "allow";
+    case L7Action::kDeny:
+      return "deny";
+    case L7Action::kLog:
+      return "log";
   }
   return "?";
 }
@@ -335,17 +344,21 @@ LabelSelector labelSelectorFromJson(const Json& j, const std::string& object,
       SelectorRequirement req;
       req.key = e.value("key", "");
       if (!e.contains("key") || !e["key"].is_string() || !isLabelKey(req.key)) {
-        r.fail(f + ".key", e.contains("key") ? quoted(e["key"]) + " is not a valid label key"
-                                             : "missing");
+        r.fail(f + ".key",
+               e.contains("key") ? quoted(e["key"]) + " is not a valid label key" : "missing");
         continue;
       }
       const std::string op = e.contains("operator") && e["operator"].is_string()
                                  ? e["operator"].get<std::string>()
                                  : "";
-      if (op == "In") req.op = SelectorRequirement::Operator::kIn;
-      else if (op == "NotIn") req.op = SelectorRequirement::Operator::kNotIn;
-      else if (op == "Exists") req.op = SelectorRequirement::Operator::kExists;
-      else if (op == "DoesNotExist") req.op = SelectorRequirement::Operator::kDoesNotExist;
+      if (op == "In")
+        req.op = SelectorRequirement::Operator::kIn;
+      else if (op == "NotIn")
+        req.op = SelectorRequirement::Operator::kNotIn;
+      else if (op == "Exists")
+        req.op = SelectorRequirement::Operator::kExists;
+      else if (op == "DoesNotExist")
+        req.op = SelectorRequirement::Operator::kDoesNotExist;
       else {
         r.fail(f + ".operator", (e.contains("operator") ? quoted(e["operator"]) : "missing") +
                                     std::string(" is not one of In, NotIn, Exists, DoesNotExist"));
@@ -398,8 +411,8 @@ NetworkPolicy networkPolicyFromJson(const Json& object, Problems& problems) {
   if (!spec->contains("podSelector"))
     r.fail("spec.podSelector", "missing (use {} to select every pod of the namespace)");
   else
-    p.podSelector = labelSelectorFromJson((*spec)["podSelector"], r.object, "spec.podSelector",
-                                          problems);
+    p.podSelector =
+        labelSelectorFromJson((*spec)["podSelector"], r.object, "spec.podSelector", problems);
   const Json* ingress = r.list(*spec, "ingress", "spec.ingress");
   const Json* egress = r.list(*spec, "egress", "spec.egress");
   p.ingressRules = rulesFromJson(ingress, r, "spec.ingress", "from");
@@ -409,8 +422,10 @@ NetworkPolicy networkPolicyFromJson(const Json& object, Problems& problems) {
     p.ingress = p.egress = false;
     for (size_t i = 0; i < types->size(); ++i) {
       const Json& t = (*types)[i];
-      if (t == "Ingress") p.ingress = true;
-      else if (t == "Egress") p.egress = true;
+      if (t == "Ingress")
+        p.ingress = true;
+      else if (t == "Egress")
+        p.egress = true;
       else
         r.fail("spec.policyTypes[" + std::to_string(i) + "]",
                quoted(t) + " is not one of Ingress, Egress");
@@ -440,8 +455,8 @@ L7Rule l7RuleFromJson(const Json& object, Problems& problems) {
   if (!spec->contains("podSelector"))
     r.fail("spec.podSelector", "missing (use {} to select every pod of the namespace)");
   else
-    rule.podSelector = labelSelectorFromJson((*spec)["podSelector"], r.object, "spec.podSelector",
-                                             problems);
+    rule.podSelector =
+        labelSelectorFromJson((*spec)["podSelector"], r.object, "spec.podSelector", problems);
   rule.ports = portsFromJson(r.list(*spec, "ports", "spec.ports"), r, "spec.ports", true);
   const Json* rules = r.list(*spec, "rules", "spec.rules");
   if (rules == nullptr || rules->empty()) r.fail("spec.rules", "missing or empty");
@@ -453,9 +468,12 @@ L7Rule l7RuleFromJson(const Json& object, Problems& problems) {
     r.onlyFields(j, f, {"action", "http", "pattern"});
     L7Match m;
     const Json action = j.value("action", Json());
-    if (action == "allow") m.action = L7Action::kAllow;
-    else if (action == "deny") m.action = L7Action::kDeny;
-    else if (action == "log") m.action = L7Action::kLog;
+    if (action == "allow")
+      m.action = L7Action::kAllow;
+    else if (action == "deny")
+      m.action = L7Action::kDeny;
+    else if (action == "log")
+      m.action = L7Action::kLog;
     else {
       r.fail(f + ".action", (action.is_null() ? std::string("missing") : quoted(action)) +
                                 " is not one of allow, deny, log");
@@ -493,8 +511,8 @@ L7Rule l7RuleFromJson(const Json& object, Problems& problems) {
       m.method = h.value("method", "");
       m.path = h.value("path", "");
       m.host = h.value("host", "");
-      if (!m.method.empty() &&
-          !std::all_of(m.method.begin(), m.method.end(), [](char c) { return c >= 'A' && c <= 'Z'; })) {
+      if (!m.method.empty() && !std::all_of(m.method.begin(), m.method.end(),
+                                            [](char c) { return c >= 'A' && c <= 'Z'; })) {
         r.fail(f + ".http.method", "'" + m.method + "' is not an HTTP method (upper-case letters)");
         continue;
       }
@@ -521,9 +539,11 @@ PodIdentity podIdentityFromJson(const Json& object, Problems& problems) {
   auto ip = object.contains("ip") && object["ip"].is_string()
                 ? Ipv4Address::parse(object["ip"].get<std::string>())
                 : std::nullopt;
-  if (!ip) r.fail("ip", object.contains("ip") ? quoted(object["ip"]) + " is not an IPv4 address"
-                                              : "missing");
-  else pod.ip = *ip;
+  if (!ip)
+    r.fail("ip",
+           object.contains("ip") ? quoted(object["ip"]) + " is not an IPv4 address" : "missing");
+  else
+    pod.ip = *ip;
   auto labels = object.find("labels");
   pod.labels = labelsFromJson(labels == object.end() ? nullptr : &*labels, r, "labels");
   if (const Json* ports = r.list(object, "ports", "ports")) {
@@ -582,21 +602,25 @@ Result<PolicyState> policyStateFromJson(const Json& args) {
   if (!args.is_object()) return invalidArgument("policy.apply: arguments must be an object");
   r.onlyFields(args, "", {"namespaces", "pods", "networkPolicies", "l7Rules", "audit"});
   if (args.contains("audit")) {
-    if (!args["audit"].is_boolean()) r.fail("audit", "must be true or false");
-    else state.audit = args["audit"].get<bool>();
+    if (!args["audit"].is_boolean())
+      r.fail("audit", "must be true or false");
+    else
+      state.audit = args["audit"].get<bool>();
   }
   std::set<std::string> seen;
   if (const Json* list = r.list(args, "namespaces", "namespaces"))
     for (const Json& j : *list) {
       NamespaceIdentity ns = namespaceFromJson(j, problems);
-      if (!seen.insert("ns/" + ns.name).second) problems.add("namespace " + ns.name + ": listed twice");
+      if (!seen.insert("ns/" + ns.name).second)
+        problems.add("namespace " + ns.name + ": listed twice");
       state.namespaces.push_back(std::move(ns));
     }
   std::set<uint32_t> ips;
   if (const Json* list = r.list(args, "pods", "pods"))
     for (const Json& j : *list) {
       PodIdentity pod = podIdentityFromJson(j, problems);
-      if (!seen.insert("pod/" + pod.key()).second) problems.add("pod " + pod.key() + ": listed twice");
+      if (!seen.insert("pod/" + pod.key()).second)
+        problems.add("pod " + pod.key() + ": listed twice");
       else if (pod.ip.value != 0 && !ips.insert(pod.ip.value).second)
         problems.add("pod " + pod.key(), "ip", "'" + pod.ip.toString() + "' is another pod's too");
       state.pods.push_back(std::move(pod));
@@ -643,14 +667,17 @@ Json rulesToJson(const std::vector<PolicyRule>& rules, const char* peersKey) {
       if (p.namespaceSelector) pj["namespaceSelector"] = labelSelectorToJson(*p.namespaceSelector);
       if (p.ipBlock) {
         pj["ipBlock"]["cidr"] = p.ipBlock->cidr.toString();
-        for (const Ipv4Prefix& e : p.ipBlock->except) pj["ipBlock"]["except"].push_back(e.toString());
+        for (const Ipv4Prefix& e : p.ipBlock->except)
+          pj["ipBlock"]["except"].push_back(e.toString());
       }
       r[peersKey].push_back(pj);
     }
     for (const PortMatch& p : rule.ports) {
       Json pj = {{"protocol", protocolName(p.protocol)}};
-      if (!p.name.empty()) pj["port"] = p.name;
-      else if (p.port) pj["port"] = p.port;
+      if (!p.name.empty())
+        pj["port"] = p.name;
+      else if (p.port)
+        pj["port"] = p.port;
       if (p.endPort) pj["endPort"] = p.endPort;
       r["ports"].push_back(pj);
     }

@@ -22,14 +22,18 @@ namespace nodeplane::policy {
 // generation differs from the current table's is evaluated again on its next packet.
 inline constexpr uint8_t kVerdictDenyEgress = 0x01;
 inline constexpr uint8_t kVerdictDenyIngress = 0x02;
-inline constexpr uint8_t kVerdictL7 = 0x04;        // the client side is scanned by L7 rules
+inline constexpr uint8_t kVerdictL7 = 0x04;  // the client side is scanned by L7 rules
 inline constexpr uint8_t kVerdictDeny = kVerdictDenyEgress | kVerdictDenyIngress;
 inline constexpr uint32_t kGenerationMask = 0xffffff;
 inline constexpr uint32_t verdictWord(uint32_t generation, uint8_t bits) {
   return (generation & kGenerationMask) << 8 | bits;
 }
-inline constexpr uint32_t verdictGeneration(uint32_t word) { return word >> 8; }
-inline constexpr uint8_t verdictBits(uint32_t word) { return static_cast<uint8_t>(word); }
+inline constexpr uint32_t verdictGeneration(uint32_t word) {
+  return word >> 8;
+}
+inline constexpr uint8_t verdictBits(uint32_t word) {
+  return static_cast<uint8_t>(word);
+}
 
 struct PolicyTableOptions {
   unsigned workers = 1;

@@ -67,12 +67,14 @@ ReferenceVerdict referenceVerdict(const PolicyState& state, const FlowQuery& flo
   bool srcIsolated = false, srcAllowed = false, dstIsolated = false, dstAllowed = false;
   for (const NetworkPolicy& p : state.policies) {
     if (!withAudit && (state.audit || p.audit)) continue;
-    if (src && p.egress && p.namespaceName == src->namespaceName && p.podSelector.matches(src->labels)) {
+    if (src && p.egress && p.namespaceName == src->namespaceName &&
+        p.podSelector.matches(src->labels)) {
       srcIsolated = true;
       for (const PolicyRule& r : p.egressRules)
         if (ruleMatches(state, r, p.namespaceName, flow.dst, dst, flow, dst)) srcAllowed = true;
     }
-    if (dst && p.ingress && p.namespaceName == dst->namespaceName && p.podSelector.matches(dst->labels)) {
+    if (dst && p.ingress && p.namespaceName == dst->namespaceName &&
+        p.podSelector.matches(dst->labels)) {
       dstIsolated = true;
       for (const PolicyRule& r : p.ingressRules)
         if (ruleMatches(state, r, p.namespaceName, flow.src, src, flow, dst)) dstAllowed = true;

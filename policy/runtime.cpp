@@ -11,12 +11,18 @@ namespace nodeplane::policy {
 
 const char* policyEventName(PolicyEvent e) {
   switch (e) {
-    case PolicyEvent::kDenyEgress: return "deny-egress";
-    case PolicyEvent::kDenyIngress: return "deny-ingress";
-    case PolicyEvent::kAuditDenyEgress: return "audit-deny-egress";
-    case PolicyEvent::kAuditDenyIngress: return "audit-deny-ingress";
-    case PolicyEvent::kL7Deny: return "l7-deny";
-    case PolicyEvent::kL7Log: return "l7-log";
+    case PolicyEvent::kDenyEgress:
+      return "deny-egress";
+    case PolicyEvent::kDenyIngress:
+      return "deny-ingress";
+    case PolicyEvent::kAuditDenyEgress:
+      return "audit-deny-egress";
+    case PolicyEvent::kAuditDenyIngress:
+      return "audit-deny-ingress";
+    case PolicyEvent::kL7Deny:
+      return "l7-deny";
+    case PolicyEvent::kL7Log:
+      return "l7-log";
   }
   return "?";
 }
@@ -74,9 +80,9 @@ Result<uint32_t> PolicyRuntime::slotFor(const std::string& key) {
   auto it = slots_.find(key);
   if (it != slots_.end()) return it->second;
   if (freeSlots_.empty())
-    return makeError(ErrorCode::kResourceExhausted,
-                     "networkpolicy " + key + ": more than " + std::to_string(maxPolicies_) +
-                         " policies on this node (--max-policies)");
+    return makeError(ErrorCode::kResourceExhausted, "networkpolicy " + key + ": more than " +
+                                                        std::to_string(maxPolicies_) +
+                                                        " policies on this node (--max-policies)");
   const uint32_t slot = freeSlots_.back();
   freeSlots_.pop_back();
   Totals now;

@@ -15,20 +15,20 @@
 #include <string>
 #include <vector>
 
-#include "core/result.h"
 #include "core/counters.h"
+#include "core/result.h"
 
 struct rte_ring;
 
 namespace nodeplane::policy {
 
 enum class PolicyEvent : uint8_t {
-  kDenyEgress,        // dropped: the source pod's egress policies allow no such flow
-  kDenyIngress,       // dropped: the destination pod's ingress policies allow no such flow
-  kAuditDenyEgress,   // audit mode: would have been dropped, passed
+  kDenyEgress,       // dropped: the source pod's egress policies allow no such flow
+  kDenyIngress,      // dropped: the destination pod's ingress policies allow no such flow
+  kAuditDenyEgress,  // audit mode: would have been dropped, passed
   kAuditDenyIngress,
-  kL7Deny,            // an L7 rule reset the flow
-  kL7Log,             // an L7 log rule matched
+  kL7Deny,  // an L7 rule reset the flow
+  kL7Log,   // an L7 log rule matched
 };
 const char* policyEventName(PolicyEvent e);
 
@@ -39,7 +39,7 @@ struct PolicyLogRecord {
   uint8_t protocol;
   PolicyEvent event;
   uint16_t worker;
-  uint32_t slot;    // policy counter slot (deny/audit), or L7 match index + 1 (0: no allow rule)
+  uint32_t slot;      // policy counter slot (deny/audit), or L7 match index + 1 (0: no allow rule)
   uint32_t l7Serial;  // the L7 database the match index belongs to
   uint32_t timeMs;
   uint32_t pad;

@@ -16,7 +16,7 @@ using Json = nlohmann::json;
 // The kinds nodeplane needs, with where the API serves them.
 struct KindInfo {
   const char* kind;
-  const char* path;   // collection path on the API server
+  const char* path;  // collection path on the API server
   bool namespaced;
 };
 const std::vector<KindInfo>& watchedKinds();
@@ -48,7 +48,8 @@ class ClusterState {
  private:
   // kind -> key -> object. Objects from manifest sources also remember the source.
   std::map<std::string, std::map<std::string, Json>> objects_;
-  std::map<std::string, std::map<std::string, std::vector<std::string>>> sources_;  // source -> kind -> keys
+  std::map<std::string, std::map<std::string, std::vector<std::string>>>
+      sources_;  // source -> kind -> keys
 };
 
 }  // namespace nodeplane::agent

@@ -67,7 +67,8 @@ class Agent {
     for (const Json& n : t.args["nodes"])
       if (n.value("name", "") == opts_.nodeName) self = &n;
     if (self == nullptr) {
-      spdlog::error("bootstrap: no usable Node object named '{}' (see the problems above)", opts_.nodeName);
+      spdlog::error("bootstrap: no usable Node object named '{}' (see the problems above)",
+                    opts_.nodeName);
       return false;
     }
     const std::string cidr = (*self)["podCidrs"][0];
@@ -90,13 +91,17 @@ class Agent {
       spdlog::info("bootstrap: wrote {}", opts_.writeNodeConfig);
     }
     if (!opts_.writeCniConfig.empty()) {
-      Json conf = {{"cniVersion", "1.0.0"}, {"name", "nodeplane"},
-                   {"plugins", Json::array({{{"type", "nodeplane-cni"}, {"mtu", opts_.cniMtu},
-                                             {"gateway", "169.254.1.1"},
-                                             {"controlSocket", opts_.socket},
-                                             {"ipam", {{"type", "host-local"},
-                                                       {"ranges", Json::array({Json::array({{{"subnet", cidr}}})})},
-                                                       {"dataDir", "/var/lib/cni/networks"}}}}})}};
+      Json conf = {
+          {"cniVersion", "1.0.0"},
+          {"name", "nodeplane"},
+          {"plugins", Json::array({{{"type", "nodeplane-cni"},
+                                    {"mtu", opts_.cniMtu},
+                                    {"gateway", "169.254.1.1"},
+                                    {"controlSocket", opts_.socket},
+                                    {"ipam",
+                                     {{"type", "host-local"},
+                                      {"ranges", Json::array({Json::array({{{"subnet", cidr}}})})},
+                                      {"dataDir", "/var/lib/cni/networks"}}}}})}};
       if (!writeAtomically(opts_.writeCniConfig, conf.dump(2) + "\n")) {
         spdlog::error("bootstrap: cannot write {}", opts_.writeCniConfig);
         return false;
@@ -107,7 +112,8 @@ class Agent {
   }
 
   int run() {
-    if (!opts_.manifests.empty()) sources_.push_back(std::make_unique<ManifestSource>(opts_.manifests, queue_));
+    if (!opts_.manifests.empty())
+      sources_.push_back(std::make_unique<ManifestSource>(opts_.manifests, queue_));
     if (opts_.stdinSource) sources_.push_back(std::make_unique<StreamSource>(std::cin, queue_));
     if (!opts_.kubeconfig.empty() || opts_.inCluster) {
       auto config = opts_.inCluster ? inClusterConfig() : loadKubeconfig(opts_.kubeconfig);
@@ -131,11 +137,22 @@ class Agent {
       for (SourceEvent& e : queue_.drain(std::chrono::milliseconds(50))) {
         bool changed = false;
         switch (e.type) {
-          case SourceEvent::Type::kReplaceKind: changed = state_.replaceKind(e.name, e.objects); break;
-          case SourceEvent::Type::kReplaceSource: changed = state_.replaceSource(e.name, e.objects); break;
-          case SourceEvent::Type::kWatch: changed = state_.apply(e.event); break;
-          case SourceEvent::Type::kSynced: ++syncs_; changed = true; break;
-          case SourceEvent::Type::kProblem: spdlog::warn("{}", e.message); break;
+          case SourceEvent::Type::kReplaceKind:
+            changed = state_.replaceKind(e.name, e.objects);
+            break;
+          case SourceEvent::Type::kReplaceSource:
+            changed = state_.replaceSource(e.name, e.objects);
+            break;
+          case SourceEvent::Type::kWatch:
+            changed = state_.apply(e.event);
+            break;
+          case SourceEvent::Type::kSynced:
+            ++syncs_;
+            changed = true;
+            break;
+          case SourceEvent::Type::kProblem:
+            spdlog::warn("{}", e.message);
+            break;
         }
         if (changed) {
           const auto now = std::chrono::steady_clock::now();
@@ -185,7 +202,9 @@ class Agent {
   }
 
  private:
-  bool bootstrapOnly() const { return !opts_.writeNodeConfig.empty() || !opts_.writeCniConfig.empty(); }
+  bool bootstrapOnly() const {
+    return !opts_.writeNodeConfig.empty() || !opts_.writeCniConfig.empty();
+  }
 
   bool push() {
     for (int attempt = 0; attempt < 6; ++attempt) {
@@ -203,10 +222,13 @@ class Agent {
       if (r) {
         ++generation_;
         pushed_ = true;
-        spdlog::info("applied generation {}: {} nodes, {} services ({} endpoints), {} pods, "
-                     "{} network policies, {} L7 rules{}",
-                     generation_, t.nodes, t.services, t.endpoints, t.pods, t.policies, t.l7Rules,
-                     excluded_.empty() ? "" : ", " + std::to_string(excluded_.size()) + " refused object(s) left out");
+        spdlog::info(
+            "applied generation {}: {} nodes, {} services ({} endpoints), {} pods, "
+            "{} network policies, {} L7 rules{}",
+            generation_, t.nodes, t.services, t.endpoints, t.pods, t.policies, t.l7Rules,
+            excluded_.empty()
+                ? ""
+                : ", " + std::to_string(excluded_.size()) + " refused object(s) left out");
         return true;
       }
       if (r.error().code == ErrorCode::kUnavailable) {
@@ -245,26 +267,28 @@ class Agent {
 
 int main(int argc, char** argv) {
   po::options_description desc("nodeplane-agent options");
-  desc.add_options()
-      ("help,h", "this help")
-      ("node-name", po::value<std::string>(), "this node's name (default: $NODE_NAME, then the host name)")
-      ("socket", po::value<std::string>()->default_value("/run/nodeplane/control.sock"), "the daemon's control socket")
-      ("manifests", po::value<std::vector<std::string>>()->multitoken(),
-          "manifest files or directories (YAML or JSON), watched for changes")
-      ("stdin", po::bool_switch(), "read watch events (kubectl get --watch -o json) from stdin")
-      ("kubeconfig", po::value<std::string>(), "read the API server named by this kubeconfig")
-      ("in-cluster", po::bool_switch(), "read the API server with the pod's service account")
-      ("debounce-ms", po::value<int>()->default_value(100), "quiet time that ends a burst of events")
-      ("once", po::bool_switch(), "push once the sources are read, then exit")
-      ("print", po::bool_switch(), "print each desired state (one JSON line) instead of pushing it")
-      ("write-node-config", po::value<std::string>(),
-          "bootstrap: write the daemon's config file (the template, then node-name, node-ip and "
-          "pod-cidr from this node's Node object) and exit")
-      ("node-config-template", po::value<std::string>(), "bootstrap: options for every node")
-      ("write-cni-config", po::value<std::string>(),
-          "bootstrap: write the CNI network config with this node's pod CIDR and exit")
-      ("cni-mtu", po::value<int>()->default_value(1450), "bootstrap: the pods' MTU")
-      ("log-level", po::value<std::string>()->default_value("info"), "trace ... off");
+  desc.add_options()("help,h", "this help")(
+      "node-name", po::value<std::string>(),
+      "this node's name (default: $NODE_NAME, then the host name)")(
+      "socket", po::value<std::string>()->default_value("/run/nodeplane/control.sock"),
+      "the daemon's control socket")(
+      "manifests", po::value<std::vector<std::string>>()->multitoken(),
+      "manifest files or directories (YAML or JSON), watched for changes")(
+      "stdin", po::bool_switch(), "read watch events (kubectl get --watch -o json) from stdin")(
+      "kubeconfig", po::value<std::string>(), "read the API server named by this kubeconfig")(
+      "in-cluster", po::bool_switch(), "read the API server with the pod's service account")(
+      "debounce-ms", po::value<int>()->default_value(100),
+      "quiet time that ends a burst of events")("once", po::bool_switch(),
+                                                "push once the sources are read, then exit")(
+      "print", po::bool_switch(), "print each desired state (one JSON line) instead of pushing it")(
+      "write-node-config", po::value<std::string>(),
+      "bootstrap: write the daemon's config file (the template, then node-name, node-ip and "
+      "pod-cidr from this node's Node object) and exit")(
+      "node-config-template", po::value<std::string>(), "bootstrap: options for every node")(
+      "write-cni-config", po::value<std::string>(),
+      "bootstrap: write the CNI network config with this node's pod CIDR and exit")(
+      "cni-mtu", po::value<int>()->default_value(1450), "bootstrap: the pods' MTU")(
+      "log-level", po::value<std::string>()->default_value("info"), "trace ... off");
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, desc), vm);
@@ -278,8 +302,10 @@ int main(int argc, char** argv) {
     return 0;
   }
   Options o;
-  if (vm.count("node-name")) o.nodeName = vm["node-name"].as<std::string>();
-  else if (const char* env = std::getenv("NODE_NAME")) o.nodeName = env;
+  if (vm.count("node-name"))
+    o.nodeName = vm["node-name"].as<std::string>();
+  else if (const char* env = std::getenv("NODE_NAME"))
+    o.nodeName = env;
   o.socket = vm["socket"].as<std::string>();
   if (vm.count("manifests")) o.manifests = vm["manifests"].as<std::vector<std::string>>();
   o.stdinSource = vm["stdin"].as<bool>();
@@ -289,16 +315,19 @@ int main(int argc, char** argv) {
   o.once = vm["once"].as<bool>();
   o.print = vm["print"].as<bool>();
   if (vm.count("write-node-config")) o.writeNodeConfig = vm["write-node-config"].as<std::string>();
-  if (vm.count("node-config-template")) o.nodeConfigTemplate = vm["node-config-template"].as<std::string>();
+  if (vm.count("node-config-template"))
+    o.nodeConfigTemplate = vm["node-config-template"].as<std::string>();
   if (vm.count("write-cni-config")) o.writeCniConfig = vm["write-cni-config"].as<std::string>();
   o.cniMtu = vm["cni-mtu"].as<int>();
   if ((!o.writeNodeConfig.empty() || !o.writeCniConfig.empty()) && o.nodeName.empty()) {
     std::cerr << "nodeplane-agent: --node-name (or $NODE_NAME) is required to bootstrap\n";
     return 2;
   }
-  const int sources = (!o.manifests.empty()) + o.stdinSource + (!o.kubeconfig.empty()) + o.inCluster;
+  const int sources =
+      (!o.manifests.empty()) + o.stdinSource + (!o.kubeconfig.empty()) + o.inCluster;
   if (sources == 0) {
-    std::cerr << "nodeplane-agent: --manifests, --stdin, --kubeconfig or --in-cluster is required\n";
+    std::cerr
+        << "nodeplane-agent: --manifests, --stdin, --kubeconfig or --in-cluster is required\n";
     return 2;
   }
   if (!o.kubeconfig.empty() && o.inCluster) {

@@ -63,7 +63,7 @@ void add(Json doc, const std::string& origin, LoadedObjects& out) {
     return;
   }
   if (doc.value("kind", "") == "List" || (doc.contains("items") && doc["items"].is_array() &&
-                                           doc.value("kind", "").ends_with("List"))) {
+                                          doc.value("kind", "").ends_with("List"))) {
     for (Json& item : doc["items"]) add(std::move(item), origin, out);
     return;
   }
@@ -100,7 +100,8 @@ LoadedObjects parseManifests(const std::string& text, const std::string& origin)
     for (const YAML::Node& doc : YAML::LoadAll(text)) add(toJson(doc), origin, out);
   } catch (const YAML::Exception& e) {
     // The documents before the bad one were read; the rest of the file is not trusted.
-    out.problems.push_back(origin + ":" + std::to_string(e.mark.line + 1) + ": YAML error: " + e.msg);
+    out.problems.push_back(origin + ":" + std::to_string(e.mark.line + 1) +
+                           ": YAML error: " + e.msg);
   }
   return out;
 }

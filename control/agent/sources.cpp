@@ -40,8 +40,7 @@ void ManifestSource::poll() {
       std::error_code ec;
       const auto mtime = fs::last_write_time(file, ec);
       const auto size = fs::file_size(file, ec);
-      now[file] = {ec ? -1 : static_cast<int64_t>(mtime.time_since_epoch().count()),
-                   ec ? 0 : size};
+      now[file] = {ec ? -1 : static_cast<int64_t>(mtime.time_since_epoch().count()), ec ? 0 : size};
     }
   if (loaded_ && now == seen_) return;
   seen_ = now;
@@ -82,16 +81,23 @@ std::optional<WatchEvent> parseWatchEvent(const Json& j) {
   if (j.contains("type") && j.contains("object") && j["type"].is_string()) {
     const std::string t = j["type"];
     WatchEvent e;
-    if (t == "ADDED") e.type = WatchEvent::Type::kAdded;
-    else if (t == "MODIFIED") e.type = WatchEvent::Type::kModified;
-    else if (t == "DELETED") e.type = WatchEvent::Type::kDeleted;
-    else if (t == "BOOKMARK") e.type = WatchEvent::Type::kBookmark;
-    else if (t == "ERROR") e.type = WatchEvent::Type::kError;
-    else return std::nullopt;
+    if (t == "ADDED")
+      e.type = WatchEvent::Type::kAdded;
+    else if (t == "MODIFIED")
+      e.type = WatchEvent::Type::kModified;
+    else if (t == "DELETED")
+      e.type = WatchEvent::Type::kDeleted;
+    else if (t == "BOOKMARK")
+      e.type = WatchEvent::Type::kBookmark;
+    else if (t == "ERROR")
+      e.type = WatchEvent::Type::kError;
+    else
+      return std::nullopt;
     e.object = j["object"];
     return e;
   }
-  if (j.contains("kind") && j.contains("metadata")) return WatchEvent{WatchEvent::Type::kModified, j};
+  if (j.contains("kind") && j.contains("metadata"))
+    return WatchEvent{WatchEvent::Type::kModified, j};
   return std::nullopt;
 }
 
@@ -114,7 +120,10 @@ void StreamSource::start() {
         j = Json(Json::value_t::discarded);
       }
       if (j.is_discarded()) {
-        queue_.push(SourceEvent{SourceEvent::Type::kProblem, name(), {}, {},
+        queue_.push(SourceEvent{SourceEvent::Type::kProblem,
+                                name(),
+                                {},
+                                {},
                                 "stdin: value " + std::to_string(count) +
                                     " is not valid JSON; the rest of the stream is ignored"});
         return;
@@ -127,15 +136,21 @@ void StreamSource::start() {
       for (const Json& v : values) {
         auto e = parseWatchEvent(v);
         if (!e) {
-          queue_.push(SourceEvent{SourceEvent::Type::kProblem, name(), {}, {},
-                                  "stdin: value " + std::to_string(count) +
-                                      " is neither a watch event nor an object"});
+          queue_.push(SourceEvent{
+              SourceEvent::Type::kProblem,
+              name(),
+              {},
+              {},
+              "stdin: value " + std::to_string(count) + " is neither a watch event nor an object"});
           continue;
         }
         queue_.push(SourceEvent{SourceEvent::Type::kWatch, name(), {}, *e, ""});
       }
     }
-    queue_.push(SourceEvent{SourceEvent::Type::kProblem, name(), {}, {},
+    queue_.push(SourceEvent{SourceEvent::Type::kProblem,
+                            name(),
+                            {},
+                            {},
                             "stdin: end of stream after " + std::to_string(count) +
                                 " values; the state stays as it is"});
   });
@@ -189,7 +204,8 @@ Result<ApiConfig> loadKubeconfig(const std::string& path) {
   auto bad = [&](const std::string& field, const std::string& why) {
     return invalidArgument("kubeconfig " + path + ": field '" + field + "': " + why);
   };
-  const std::string current = doc["current-context"] ? doc["current-context"].as<std::string>("") : "";
+  const std::string current =
+      doc["current-context"] ? doc["current-context"].as<std::string>("") : "";
   auto findNamed = [&](const char* list, const std::string& name, const char* inner) -> YAML::Node {
     if (!doc[list] || !doc[list].IsSequence()) return YAML::Node();
     for (const auto& item : doc[list])
@@ -204,7 +220,8 @@ Result<ApiConfig> loadKubeconfig(const std::string& path) {
     userName = ctx["user"].as<std::string>("");
   } else if (doc["clusters"] && doc["clusters"].size() == 1) {
     clusterName = doc["clusters"][0]["name"].as<std::string>("");
-    if (doc["users"] && doc["users"].size() == 1) userName = doc["users"][0]["name"].as<std::string>("");
+    if (doc["users"] && doc["users"].size() == 1)
+      userName = doc["users"][0]["name"].as<std::string>("");
   } else {
     return bad("current-context", "missing");
   }
@@ -228,10 +245,12 @@ Result<ApiConfig> loadKubeconfig(const std::string& path) {
     c.keyFile = relativeTo(path, user["client-key"].as<std::string>(""));
     if (user["client-certificate-data"])
       c.certPem = base64Decode(user["client-certificate-data"].as<std::string>(""));
-    if (user["client-key-data"]) c.keyPem = base64Decode(user["client-key-data"].as<std::string>(""));
+    if (user["client-key-data"])
+      c.keyPem = base64Decode(user["client-key-data"].as<std::string>(""));
     if (user["exec"] || user["auth-provider"])
-      return bad("users[" + userName + "]", "exec and auth-provider credentials are not supported; "
-                                            "use a token or a client certificate");
+      return bad("users[" + userName + "]",
+                 "exec and auth-provider credentials are not supported; "
+                 "use a token or a client certificate");
   }
   return c;
 }
@@ -247,15 +266,16 @@ Result<ApiConfig> inClusterConfig() {
   c.server = "https://" + (h.find(':') != std::string::npos ? "[" + h + "]" : h) + ":" + port;
   c.tokenFile = dir + "/token";
   c.caFile = dir + "/ca.crt";
-  if (!fs::exists(c.tokenFile)) return invalidArgument("in-cluster: " + c.tokenFile + " is missing");
+  if (!fs::exists(c.tokenFile))
+    return invalidArgument("in-cluster: " + c.tokenFile + " is missing");
   return c;
 }
 
 namespace {
 
 struct Transfer {
-  std::string buffer;       // a partial line
-  std::string body;         // whole body (lists)
+  std::string buffer;  // a partial line
+  std::string body;    // whole body (lists)
   bool streaming = false;
   std::function<bool(const Json&)> onLine;  // false: stop the transfer
   const std::atomic<bool>* stop = nullptr;
@@ -372,7 +392,10 @@ void ApiSource::run(const KindInfo& kind) {
   auto backoff = std::chrono::seconds(1);
   bool synced = false;
   auto problem = [&](const std::string& what) {
-    queue_.push(SourceEvent{SourceEvent::Type::kProblem, name(), {}, {},
+    queue_.push(SourceEvent{SourceEvent::Type::kProblem,
+                            name(),
+                            {},
+                            {},
                             std::string(kind.kind) + " (" + kind.path + "): " + what});
   };
   auto sleepFor = [&](std::chrono::seconds d) {
@@ -399,8 +422,10 @@ void ApiSource::run(const KindInfo& kind) {
         Response r = request(config_, url, t, 60);
         if (stop_.load()) return;
         if (!r.error.empty() || r.status != 200) {
-          if (r.status == 404) missing = true;  // e.g. the L7Rule CRD is not installed
-          else failed("list: " + (r.error.empty() ? "HTTP " + std::to_string(r.status) : r.error));
+          if (r.status == 404)
+            missing = true;  // e.g. the L7Rule CRD is not installed
+          else
+            failed("list: " + (r.error.empty() ? "HTTP " + std::to_string(r.status) : r.error));
           ok = false;
           break;
         }
@@ -420,14 +445,19 @@ void ApiSource::run(const KindInfo& kind) {
       } while (!next.empty());
       if (missing) {
         queue_.push(SourceEvent{SourceEvent::Type::kReplaceKind, kind.kind, {}, {}, ""});
-        if (!synced) queue_.push(SourceEvent{SourceEvent::Type::kSynced, std::string("api/") + kind.kind, {}, {}, ""});
+        if (!synced)
+          queue_.push(
+              SourceEvent{SourceEvent::Type::kSynced, std::string("api/") + kind.kind, {}, {}, ""});
         synced = true;
         sleepFor(std::chrono::seconds(30));  // look again later (a CRD may be installed)
         continue;
       }
       if (!ok) continue;
-      queue_.push(SourceEvent{SourceEvent::Type::kReplaceKind, kind.kind, std::move(items), {}, ""});
-      if (!synced) queue_.push(SourceEvent{SourceEvent::Type::kSynced, std::string("api/") + kind.kind, {}, {}, ""});
+      queue_.push(
+          SourceEvent{SourceEvent::Type::kReplaceKind, kind.kind, std::move(items), {}, ""});
+      if (!synced)
+        queue_.push(
+            SourceEvent{SourceEvent::Type::kSynced, std::string("api/") + kind.kind, {}, {}, ""});
       synced = true;
       resourceVersion = listVersion;
       backoff = std::chrono::seconds(1);
@@ -442,8 +472,10 @@ void ApiSource::run(const KindInfo& kind) {
       auto e = parseWatchEvent(line);
       if (!e) return true;
       if (e->type == WatchEvent::Type::kError) {
-        if (e->object.value("code", 0) == 410) gone = true;
-        else watchError = e->object.value("message", e->object.dump());
+        if (e->object.value("code", 0) == 410)
+          gone = true;
+        else
+          watchError = e->object.value("message", e->object.dump());
         return false;
       }
       const Json md = e->object.value("metadata", Json::object());

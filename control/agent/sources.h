@@ -21,8 +21,8 @@
 #include <thread>
 #include <vector>
 
-#include "core/result.h"
 #include "control/agent/cluster_state.h"
+#include "core/result.h"
 
 namespace nodeplane::agent {
 
@@ -100,11 +100,11 @@ class StreamSource : public Source {
 std::optional<WatchEvent> parseWatchEvent(const Json& j);
 
 struct ApiConfig {
-  std::string server;                     // https://host:port
-  std::string caFile, caPem;              // certificate authority (file or PEM text)
+  std::string server;         // https://host:port
+  std::string caFile, caPem;  // certificate authority (file or PEM text)
   bool insecureSkipVerify = false;
-  std::string token;                      // bearer token
-  std::string tokenFile;                  // re-read on every request (rotated tokens)
+  std::string token;                               // bearer token
+  std::string tokenFile;                           // re-read on every request (rotated tokens)
   std::string certFile, certPem, keyFile, keyPem;  // client certificate
 };
 

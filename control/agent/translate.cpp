@@ -13,7 +13,9 @@ namespace nodeplane::agent {
 
 namespace {
 
-std::string typeName(const Json& j) { return j.type_name(); }
+std::string typeName(const Json& j) {
+  return j.type_name();
+}
 
 // Reads one object, collecting problems under its name.
 class Reader {
@@ -143,7 +145,8 @@ Json translateNode(const Json& o, std::vector<std::string>& problems) {
   if (!r.ok() || !name) return nullptr;
   Json n = {{"name", *name}, {"ip", ip}, {"podCidrs", cidrs}};
   const Json& ann = Reader::at(o, "metadata.annotations");
-  if (ann.is_object() && ann.contains("nodeplane.io/vtep-mac") && ann["nodeplane.io/vtep-mac"].is_string())
+  if (ann.is_object() && ann.contains("nodeplane.io/vtep-mac") &&
+      ann["nodeplane.io/vtep-mac"].is_string())
     n["vtepMac"] = ann["nodeplane.io/vtep-mac"];
   return n;
 }
@@ -175,18 +178,22 @@ std::optional<PodInfo> readPod(const Json& o, std::vector<std::string>& problems
     const Json& ips = Reader::at(o, "status.podIPs");
     if (ips.is_array())
       for (const Json& e : ips)
-        if (e.is_object() && e.contains("ip") && e["ip"].is_string() && isIpv4(e["ip"].get<std::string>()))
+        if (e.is_object() && e.contains("ip") && e["ip"].is_string() &&
+            isIpv4(e["ip"].get<std::string>()))
           ip = e["ip"].get<std::string>();
   }
   if (!ip || !isIpv4(*ip)) return std::nullopt;  // not scheduled or not started yet
   p.ns = *ns;
   p.name = *name;
   p.ip = *ip;
-  p.node = Reader::at(o, "spec.nodeName").is_string() ? Reader::at(o, "spec.nodeName").get<std::string>() : "";
+  p.node = Reader::at(o, "spec.nodeName").is_string()
+               ? Reader::at(o, "spec.nodeName").get<std::string>()
+               : "";
   const Json& conditions = Reader::at(o, "status.conditions");
   if (conditions.is_array())
     for (const Json& c : conditions)
-      if (c.is_object() && c.value("type", "") == "Ready") p.ready = c.value("status", "") == "True";
+      if (c.is_object() && c.value("type", "") == "Ready")
+        p.ready = c.value("status", "") == "True";
   p.terminating = !Reader::at(o, "metadata.deletionTimestamp").is_null();
   return p;
 }
@@ -198,7 +205,8 @@ Json podPorts(const Json& pod) {
   for (const Json& c : containers) {
     if (!c.is_object() || !c.contains("ports") || !c["ports"].is_array()) continue;
     for (const Json& p : c["ports"]) {
-      if (!p.is_object() || !p.contains("containerPort") || !p["containerPort"].is_number_integer()) continue;
+      if (!p.is_object() || !p.contains("containerPort") || !p["containerPort"].is_number_integer())
+        continue;
       Json cp = {{"containerPort", p["containerPort"]}, {"protocol", p.value("protocol", "TCP")}};
       if (p.contains("name") && p["name"].is_string()) cp["name"] = p["name"];
       ports.push_back(cp);
@@ -251,11 +259,15 @@ bool endpointsFromSlices(const ClusterState& state, const std::string& ns, const
       if (!seen.insert(ip).second) continue;  // the same endpoint in two slices
       const Json cond = e.value("conditions", Json::object());
       auto flag = [&](const char* k, bool fallback) {
-        return cond.is_object() && cond.contains(k) && cond[k].is_boolean() ? cond[k].get<bool>() : fallback;
+        return cond.is_object() && cond.contains(k) && cond[k].is_boolean() ? cond[k].get<bool>()
+                                                                            : fallback;
       };
       const bool ready = flag("ready", true);
-      Json ep = {{"ip", ip}, {"ready", ready}, {"serving", flag("serving", ready)},
-                 {"terminating", flag("terminating", false)}, {"ports", ports}};
+      Json ep = {{"ip", ip},
+                 {"ready", ready},
+                 {"serving", flag("serving", ready)},
+                 {"terminating", flag("terminating", false)},
+                 {"ports", ports}};
       if (e.contains("nodeName") && e["nodeName"].is_string()) ep["nodeName"] = e["nodeName"];
       out.push_back(ep);
     }
@@ -280,10 +292,14 @@ bool endpointsFromEndpoints(const ClusterState& state, const std::string& ns,
     for (const char* key : {"addresses", "notReadyAddresses"}) {
       if (!s.contains(key) || !s[key].is_array()) continue;
       for (const Json& a : s[key]) {
-        if (!a.is_object() || !a.contains("ip") || !a["ip"].is_string() || !isIpv4(a["ip"].get<std::string>()))
+        if (!a.is_object() || !a.contains("ip") || !a["ip"].is_string() ||
+            !isIpv4(a["ip"].get<std::string>()))
           continue;
         const bool ready = std::string(key) == "addresses";
-        Json ep = {{"ip", a["ip"]}, {"ready", ready}, {"serving", ready}, {"terminating", false},
+        Json ep = {{"ip", a["ip"]},
+                   {"ready", ready},
+                   {"serving", ready},
+                   {"terminating", false},
                    {"ports", ports}};
         if (a.contains("nodeName") && a["nodeName"].is_string()) ep["nodeName"] = a["nodeName"];
         out.push_back(ep);
@@ -321,7 +337,8 @@ Json translateService(const ClusterState& state, const Json& o, const std::vecto
       if (ip.is_string() && isIpv4(ip.get<std::string>())) externalIps.push_back(ip);
   if (const Json* ingress = r.list(o, "status.loadBalancer.ingress", false))
     for (const Json& i : *ingress)
-      if (i.is_object() && i.contains("ip") && i["ip"].is_string() && isIpv4(i["ip"].get<std::string>()))
+      if (i.is_object() && i.contains("ip") && i["ip"].is_string() &&
+          isIpv4(i["ip"].get<std::string>()))
         lbIps.push_back(i["ip"]);
   const bool headless = clusterIps.empty() && externalIps.empty() && lbIps.empty();
   if (headless) return nullptr;  // no virtual address: DNS gives the pods' addresses
@@ -342,13 +359,15 @@ Json translateService(const ClusterState& state, const Json& o, const std::vecto
         continue;
       }
       if (!p.contains("port") || !p["port"].is_number_integer()) {
-        r.fail(f + ".port", p.contains("port") ? "must be a number, not " + typeName(p["port"]) : "missing");
+        r.fail(f + ".port",
+               p.contains("port") ? "must be a number, not " + typeName(p["port"]) : "missing");
         continue;
       }
       Json port = {{"protocol", proto}, {"port", p["port"]}};
       if (p.contains("name") && p["name"].is_string()) port["name"] = p["name"];
       if (p.contains("targetPort")) {
-        if (p["targetPort"].is_number_integer() || p["targetPort"].is_string()) port["targetPort"] = p["targetPort"];
+        if (p["targetPort"].is_number_integer() || p["targetPort"].is_string())
+          port["targetPort"] = p["targetPort"];
         else {
           r.fail(f + ".targetPort", "must be a number or a name, not " + typeName(p["targetPort"]));
           continue;
@@ -368,8 +387,13 @@ Json translateService(const ClusterState& state, const Json& o, const std::vecto
     if (r.ok()) r.fail("spec.ports", "no usable port");
     return nullptr;
   }
-  Json s = {{"namespace", *ns}, {"name", *name}, {"type", type}, {"clusterIPs", clusterIps},
-            {"externalIPs", externalIps}, {"loadBalancerIPs", lbIps}, {"ports", ports}};
+  Json s = {{"namespace", *ns},
+            {"name", *name},
+            {"type", type},
+            {"clusterIPs", clusterIps},
+            {"externalIPs", externalIps},
+            {"loadBalancerIPs", lbIps},
+            {"ports", ports}};
   if (auto a = r.string(o, "spec.sessionAffinity", false)) s["sessionAffinity"] = *a;
   const Json& timeout = Reader::at(o, "spec.sessionAffinityConfig.clientIP.timeoutSeconds");
   if (timeout.is_number_integer()) s["sessionAffinityTimeoutSeconds"] = timeout;
@@ -388,12 +412,18 @@ Json translateService(const ClusterState& state, const Json& o, const std::vecto
         for (const Json& p : ports) {
           const std::string pname = p.value("name", "");
           const Json target = p.contains("targetPort") ? p["targetPort"] : p["port"];
-          if (target.is_number_integer()) named[pname] = target;
-          else if (uint16_t n = namedContainerPort(*pod.object, target.get<std::string>(), p["protocol"]))
+          if (target.is_number_integer())
+            named[pname] = target;
+          else if (uint16_t n =
+                       namedContainerPort(*pod.object, target.get<std::string>(), p["protocol"]))
             named[pname] = n;
         }
-        eps.push_back({{"ip", pod.ip}, {"nodeName", pod.node}, {"ready", pod.ready && !pod.terminating},
-                       {"serving", pod.ready}, {"terminating", pod.terminating}, {"ports", named}});
+        eps.push_back({{"ip", pod.ip},
+                       {"nodeName", pod.node},
+                       {"ready", pod.ready && !pod.terminating},
+                       {"serving", pod.ready},
+                       {"terminating", pod.terminating},
+                       {"ports", named}});
       }
   }
   *endpoints += eps.size();
@@ -439,8 +469,12 @@ Translation translate(const ClusterState& state, const std::set<std::string>& ex
   std::set<std::string> ips;
   for (const PodInfo& p : pods) {
     if (!ips.insert(p.ip).second) continue;  // an address reused while the old pod terminates
-    identities.push_back({{"namespace", p.ns}, {"name", p.name}, {"ip", p.ip}, {"labels", p.labels},
-                          {"ports", podPorts(*p.object)}, {"node", p.node}});
+    identities.push_back({{"namespace", p.ns},
+                          {"name", p.name},
+                          {"ip", p.ip},
+                          {"labels", p.labels},
+                          {"ports", podPorts(*p.object)},
+                          {"node", p.node}});
   }
   Json policies = Json::array(), l7 = Json::array();
   for (const Json* o : state.list("NetworkPolicy")) {
@@ -448,10 +482,11 @@ Translation translate(const ClusterState& state, const std::set<std::string>& ex
     policy::Problems problems;
     (void)policy::networkPolicyFromJson(*o, problems);
     for (const std::string& p : problems.list()) t.problems.push_back(p);
-    if (problems.empty()) policies.push_back({{"apiVersion", "networking.k8s.io/v1"},
-                                              {"kind", "NetworkPolicy"},
-                                              {"metadata", Reader::at(*o, "metadata")},
-                                              {"spec", Reader::at(*o, "spec")}});
+    if (problems.empty())
+      policies.push_back({{"apiVersion", "networking.k8s.io/v1"},
+                          {"kind", "NetworkPolicy"},
+                          {"metadata", Reader::at(*o, "metadata")},
+                          {"spec", Reader::at(*o, "spec")}});
   }
   for (const Json* o : state.list("L7Rule")) {
     if (skip("l7rule", *o)) continue;
@@ -459,16 +494,20 @@ Translation translate(const ClusterState& state, const std::set<std::string>& ex
     (void)policy::l7RuleFromJson(*o, problems);
     for (const std::string& p : problems.list()) t.problems.push_back(p);
     if (problems.empty())
-      l7.push_back({{"apiVersion", "nodeplane.io/v1"}, {"kind", "L7Rule"},
-                    {"metadata", {{"namespace", Reader::at(*o, "metadata.namespace")},
-                                  {"name", Reader::at(*o, "metadata.name")}}},
+      l7.push_back({{"apiVersion", "nodeplane.io/v1"},
+                    {"kind", "L7Rule"},
+                    {"metadata",
+                     {{"namespace", Reader::at(*o, "metadata.namespace")},
+                      {"name", Reader::at(*o, "metadata.name")}}},
                     {"spec", Reader::at(*o, "spec")}});
   }
   // Only what the daemon reads of a policy's metadata: names and our annotation.
   for (Json& p : policies) {
-    Json md = {{"namespace", p["metadata"].value("namespace", "")}, {"name", p["metadata"].value("name", "")}};
+    Json md = {{"namespace", p["metadata"].value("namespace", "")},
+               {"name", p["metadata"].value("name", "")}};
     const Json ann = p["metadata"].value("annotations", Json::object());
-    if (ann.is_object() && ann.contains("nodeplane.io/audit")) md["annotations"] = {{"nodeplane.io/audit", ann["nodeplane.io/audit"]}};
+    if (ann.is_object() && ann.contains("nodeplane.io/audit"))
+      md["annotations"] = {{"nodeplane.io/audit", ann["nodeplane.io/audit"]}};
     p["metadata"] = md;
   }
   t.nodes = nodes.size();
@@ -476,9 +515,13 @@ Translation translate(const ClusterState& state, const std::set<std::string>& ex
   t.pods = identities.size();
   t.policies = policies.size();
   t.l7Rules = l7.size();
-  t.args = {{"nodes", nodes}, {"services", services},
-            {"policy", {{"namespaces", namespaces}, {"pods", identities},
-                        {"networkPolicies", policies}, {"l7Rules", l7}}}};
+  t.args = {{"nodes", nodes},
+            {"services", services},
+            {"policy",
+             {{"namespaces", namespaces},
+              {"pods", identities},
+              {"networkPolicies", policies},
+              {"l7Rules", l7}}}};
   return t;
 }
 

@@ -8,11 +8,11 @@
 #include <set>
 #include <sstream>
 
-#include "core/ipv4.h"
-#include "core/result.h"
 #include "control/client.h"
 #include "control/cni/ipam.h"
 #include "control/cni/netlink.h"
+#include "core/ipv4.h"
+#include "core/result.h"
 
 namespace nodeplane::cni {
 
@@ -57,9 +57,8 @@ template <typename T>
 using Outcome = std::variant<T, Failure>;
 
 CniOutcome failureOutput(const std::string& version, const Failure& f) {
-  Json j = {{"cniVersion", version.empty() ? kLatestVersion : version},
-            {"code", f.code},
-            {"msg", f.msg}};
+  Json j = {
+      {"cniVersion", version.empty() ? kLatestVersion : version}, {"code", f.code}, {"msg", f.msg}};
   if (!f.details.empty()) j["details"] = f.details;
   return CniOutcome{1, j.dump() + "\n"};
 }
@@ -124,9 +123,8 @@ Outcome<Ipv4Address> firstIpv4(const Json& result) {
 Json buildResult(const NetConf& conf, const CniEnv& env, const std::string& hostIf,
                  const LinkInfo& host, const LinkInfo& pod, Ipv4Address ip, const Json& ipam) {
   const bool v1 = conf.cniVersion == "1.0.0";
-  Json ipEntry = {{"address", ip.toString() + "/32"},
-                  {"gateway", conf.gateway.toString()},
-                  {"interface", 1}};
+  Json ipEntry = {
+      {"address", ip.toString() + "/32"}, {"gateway", conf.gateway.toString()}, {"interface", 1}};
   if (!v1) ipEntry["version"] = "4";
   Json result = {
       {"cniVersion", conf.cniVersion},
@@ -165,7 +163,9 @@ Outcome<Json> cmdAdd(const CniEnv& env, const NetConf& conf, const std::string& 
   if (!ipam)
     return Failure{ipamError.code != 0 ? ipamError.code : kErrIpam, ipam.error().message,
                    ipamError.details};
-  auto releaseIpam = [&] { (void)invokeDelegate(conf.ipamType, "DEL", stdinText, env.path, nullptr); };
+  auto releaseIpam = [&] {
+    (void)invokeDelegate(conf.ipamType, "DEL", stdinText, env.path, nullptr);
+  };
   auto ipResult = firstIpv4(*ipam);
   if (auto* f = std::get_if<Failure>(&ipResult)) {
     releaseIpam();
@@ -277,8 +277,7 @@ Outcome<Json> cmdCheck(const CniEnv& env, const NetConf& conf, const std::string
   for (const Json& p : (*pods)["pods"])
     if (p.value("containerId", "") == env.containerId && p.value("interface", "") == env.ifname) {
       if (p.value("ip", "") != ip.toString())
-        return Failure{kErrCheckFailed, "daemon has the pod with address " + p.value("ip", ""),
-                       ""};
+        return Failure{kErrCheckFailed, "daemon has the pod with address " + p.value("ip", ""), ""};
       return Json(nullptr);
     }
   return Failure{kErrCheckFailed, "the daemon has no attachment for this container", ""};
@@ -326,18 +325,17 @@ CniOutcome runCni(const CniEnv& env, const std::string& stdinText) {
     return CniOutcome{0, j.dump() + "\n"};
   }
   if (env.command != "ADD" && env.command != "DEL" && env.command != "CHECK")
-    return failureOutput("", Failure{kErrInvalidEnvironment,
-                                     "CNI_COMMAND '" + env.command + "' is not supported",
-                                     "supported: ADD, DEL, CHECK, VERSION"});
+    return failureOutput(
+        "", Failure{kErrInvalidEnvironment, "CNI_COMMAND '" + env.command + "' is not supported",
+                    "supported: ADD, DEL, CHECK, VERSION"});
   Json raw;
   auto parsed = parseNetConf(stdinText, &raw);
   if (auto* f = std::get_if<Failure>(&parsed))
     return failureOutput(raw.is_object() ? raw.value("cniVersion", "") : "", *f);
   const NetConf& conf = std::get<NetConf>(parsed);
   if (env.command == "CHECK" && conf.cniVersion.rfind("0.3", 0) == 0)
-    return failureOutput(conf.cniVersion,
-                         Failure{kErrIncompatibleVersion, "CHECK needs cniVersion 0.4.0 or later",
-                                 ""});
+    return failureOutput(conf.cniVersion, Failure{kErrIncompatibleVersion,
+                                                  "CHECK needs cniVersion 0.4.0 or later", ""});
 
   if (env.containerId.empty())
     return failureOutput(conf.cniVersion,

@@ -6,8 +6,8 @@
 #include <map>
 #include <string>
 
-#include "core/result.h"
 #include "control/protocol.h"
+#include "core/result.h"
 
 namespace nodeplane::cni {
 

@@ -52,16 +52,17 @@ Error nlError(const std::string& what, int err) {
 Result<Sock> connect() {
   Sock sock(nl_socket_alloc());
   if (!sock) return makeError(ErrorCode::kInternal, "netlink: out of memory");
-  if (int err = nl_connect(sock.get(), NETLINK_ROUTE); err < 0) return nlError("netlink connect", err);
+  if (int err = nl_connect(sock.get(), NETLINK_ROUTE); err < 0)
+    return nlError("netlink connect", err);
   return sock;
 }
 
 Result<Link> fetchLink(nl_sock* sock, const std::string& name) {
   rtnl_link* link = nullptr;
   if (int err = rtnl_link_get_kernel(sock, 0, name.c_str(), &link); err < 0)
-    return makeError(err == -NLE_OBJ_NOTFOUND || err == -NLE_NODEV ? ErrorCode::kNotFound
-                                                                    : ErrorCode::kInternal,
-                     "link " + name + ": " + nl_geterror(err));
+    return makeError(
+        err == -NLE_OBJ_NOTFOUND || err == -NLE_NODEV ? ErrorCode::kNotFound : ErrorCode::kInternal,
+        "link " + name + ": " + nl_geterror(err));
   return Link(link);
 }
 
@@ -114,7 +115,9 @@ Result<LinkInfo> getLink(const std::string& name) {
   return info;
 }
 
-bool linkExists(const std::string& name) { return getLink(name).ok(); }
+bool linkExists(const std::string& name) {
+  return getLink(name).ok();
+}
 
 Status createVethPair(const std::string& hostName, const std::string& peerName, int netnsFd,
                       unsigned mtu) {
@@ -154,8 +157,8 @@ Status deleteLink(const std::string& name) {
   if (!sock) return sock.error();
   auto link = fetchLink(sock->get(), name);
   if (!link) return link.error().code == ErrorCode::kNotFound ? okStatus() : Status(link.error());
-  if (int err = rtnl_link_delete(sock->get(), link->get()); err < 0 && err != -NLE_OBJ_NOTFOUND &&
-                                                             err != -NLE_NODEV)
+  if (int err = rtnl_link_delete(sock->get(), link->get());
+      err < 0 && err != -NLE_OBJ_NOTFOUND && err != -NLE_NODEV)
     return nlError("deleting " + name, err);
   return okStatus();
 }
@@ -236,8 +239,8 @@ bool hasRoute(const std::string& linkName, Ipv4Prefix dst, std::optional<Ipv4Add
     nl_addr* d = rtnl_route_get_dst(r);
     const unsigned len = d ? nl_addr_get_prefixlen(d) : 0;
     if (len != dst.length) continue;
-    if (len > 0 && (nl_addr_get_len(d) != 4 ||
-                    std::memcmp(nl_addr_get_binary_addr(d), &dstBe, 4) != 0))
+    if (len > 0 &&
+        (nl_addr_get_len(d) != 4 || std::memcmp(nl_addr_get_binary_addr(d), &dstBe, 4) != 0))
       continue;
     if (rtnl_route_get_nnexthops(r) < 1) continue;
     rtnl_nexthop* nh = rtnl_route_nexthop_n(r, 0);

@@ -8,9 +8,9 @@
 #include <ctime>
 #include <fstream>
 #include <iostream>
-#include <sstream>
 #include <map>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -77,9 +77,9 @@ std::string str(const Json& j, const char* key) {
 void printStatus(const Json& r) {
   TextTable t({"FIELD", "VALUE"});
   t.leftAlignNumbers();
-  for (const char* k : {"node", "nodeIp", "podCidr", "clusterCidr", "serviceCidr", "gatewayIp",
-                        "uplink", "generation", "workers", "pods", "uptimeSeconds", "version",
-                        "protocol"})
+  for (const char* k :
+       {"node", "nodeIp", "podCidr", "clusterCidr", "serviceCidr", "gatewayIp", "uplink",
+        "generation", "workers", "pods", "uptimeSeconds", "version", "protocol"})
     t.addRow({k, str(r, k)});
   std::cout << t.render();
 }
@@ -103,9 +103,8 @@ void printWorkers(const Json& r) {
     const Json& c = w["counters"];
     const bool control = w.value("control", false);
     t.addRow({control ? "control" : num(w["index"]), num(w["lcore"]),
-              control ? "-" : num(w["busyPercent"]), num(c["rx_packets"]),
-              num(c["tx_packets"]), num(c["drop_packets"]), num(c["rx_bursts"]),
-              num(c["loops"])});
+              control ? "-" : num(w["busyPercent"]), num(c["rx_packets"]), num(c["tx_packets"]),
+              num(c["drop_packets"]), num(c["rx_bursts"]), num(c["loops"])});
   }
   std::cout << t.render();
 }
@@ -220,14 +219,15 @@ void printPolicies(const Json& r) {
     return;
   }
   std::cout << "generation " << num(r["generation"]) << ", " << num(r["classifierRules"])
-            << " classifier rules, " << num(r["isolatedIngress"]) << " pod(s) isolated for ingress, "
-            << num(r["isolatedEgress"]) << " for egress" << (r.value("audit", false) ? ", AUDIT MODE" : "")
-            << "\n\n";
+            << " classifier rules, " << num(r["isolatedIngress"])
+            << " pod(s) isolated for ingress, " << num(r["isolatedEgress"]) << " for egress"
+            << (r.value("audit", false) ? ", AUDIT MODE" : "") << "\n\n";
   TextTable t({"NAMESPACE", "NAME", "POD-SELECTOR", "TYPES", "MODE", "LOCAL-PODS", "RULES",
                "ALLOWED", "DENIED", "AUDIT-DENIED"});
   for (const Json& p : r["policies"]) {
     std::string types;
-    for (const Json& ty : p["policyTypes"]) types += (types.empty() ? "" : ",") + ty.get<std::string>();
+    for (const Json& ty : p["policyTypes"])
+      types += (types.empty() ? "" : ",") + ty.get<std::string>();
     t.addRow({str(p, "namespace"), str(p, "name"), str(p, "podSelector"), types,
               p.value("audit", false) ? "audit" : "enforce", num(p["localPods"]),
               num(p["classifierRules"]), num(p["allowed"]), num(p["denied"]),
@@ -238,7 +238,8 @@ void printPolicies(const Json& r) {
   if (!l7["rules"].empty()) {
     std::cout << "\n";
     TextTable a({"L7 RULE", "ACTION", "MATCHES"});
-    for (const Json& m : l7["rules"]) a.addRow({str(m, "source"), str(m, "action"), num(m["matches"])});
+    for (const Json& m : l7["rules"])
+      a.addRow({str(m, "source"), str(m, "action"), num(m["matches"])});
     std::cout << a.render() << "\n";
     TextTable b({"POD", "IP", "PORT", "RULESET"});
     for (const Json& m : l7["attachments"])
@@ -268,14 +269,16 @@ void printPolicyLog(const Json& r) {
 void printPolicyCheck(const Json& r) {
   std::cout << (r.value("allowed", false) ? "allowed" : "denied") << " (egress "
             << (r.value("egressAllowed", false) ? "allowed" : "denied") << ", ingress "
-            << (r.value("ingressAllowed", false) ? "allowed" : "denied") << "; with audit-mode policies: "
+            << (r.value("ingressAllowed", false) ? "allowed" : "denied")
+            << "; with audit-mode policies: "
             << (r.value("auditAllowed", false) ? "allowed" : "denied") << ")\n";
 }
 
 void printGeneration(const Json& r) {
-  std::cout << "applied generation " << num(r["appliedGeneration"]) << " (from the agent), snapshot "
-            << num(r["generation"]) << ", " << num(r["services"]) << " services, "
-            << num(r["overlay"]["nodes"]) << " nodes, " << num(r["pods"]) << " pods\n";
+  std::cout << "applied generation " << num(r["appliedGeneration"])
+            << " (from the agent), snapshot " << num(r["generation"]) << ", " << num(r["services"])
+            << " services, " << num(r["overlay"]["nodes"]) << " nodes, " << num(r["pods"])
+            << " pods\n";
 }
 
 void printTrace(const Json& r) {
@@ -308,19 +311,23 @@ void printTrace(const Json& r) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string socket = getenv("NODEPLANE_SOCKET") ? getenv("NODEPLANE_SOCKET")
-                                                  : "/run/nodeplane/control.sock";
+  std::string socket =
+      getenv("NODEPLANE_SOCKET") ? getenv("NODEPLANE_SOCKET") : "/run/nodeplane/control.sock";
   bool json = false;
   std::vector<std::string> words;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "--json") json = true;
-    else if (a == "--socket" && i + 1 < argc) socket = argv[++i];
-    else if (a.rfind("--socket=", 0) == 0) socket = a.substr(9);
+    if (a == "--json")
+      json = true;
+    else if (a == "--socket" && i + 1 < argc)
+      socket = argv[++i];
+    else if (a.rfind("--socket=", 0) == 0)
+      socket = a.substr(9);
     else if (a == "-h" || a == "--help" || a == "help") {
       std::cout << kUsage;
       return 0;
-    } else words.push_back(a);
+    } else
+      words.push_back(a);
   }
   if (words.empty()) {
     std::cerr << kUsage;
@@ -331,24 +338,34 @@ int main(int argc, char** argv) {
   Json args = Json::object();
   void (*printer)(const Json&) = nullptr;
   const std::string& cmd = words[0];
-  if (cmd == "status") op = "status", printer = printStatus;
-  else if (cmd == "ports") op = "ports", printer = printPorts;
-  else if (cmd == "workers") op = "workers", printer = printWorkers;
+  if (cmd == "status")
+    op = "status", printer = printStatus;
+  else if (cmd == "ports")
+    op = "ports", printer = printPorts;
+  else if (cmd == "workers")
+    op = "workers", printer = printWorkers;
   else if (cmd == "drops" || cmd == "counters") {
     op = "drops", printer = printDrops;
     if (words.size() > 1 && words[1] == "--all") args["all"] = true;
-  } else if (cmd == "pods") op = "pod.list", printer = printPods;
-  else if (cmd == "nodes") op = "node.list", printer = printNodes;
-  else if (cmd == "neighbors" || cmd == "neigh") op = "neighbors", printer = printNeighbors;
-  else if (cmd == "services" || cmd == "svc") op = "service.list", printer = printServices;
-  else if (cmd == "conntrack" || cmd == "ct") op = "conntrack", printer = printConntrack;
+  } else if (cmd == "pods")
+    op = "pod.list", printer = printPods;
+  else if (cmd == "nodes")
+    op = "node.list", printer = printNodes;
+  else if (cmd == "neighbors" || cmd == "neigh")
+    op = "neighbors", printer = printNeighbors;
+  else if (cmd == "services" || cmd == "svc")
+    op = "service.list", printer = printServices;
+  else if (cmd == "conntrack" || cmd == "ct")
+    op = "conntrack", printer = printConntrack;
   else if (cmd == "flows") {
     const bool flush = words.size() >= 2 && words[1] == "flush";
     op = flush ? "flows.flush" : "flows";
     printer = flush ? nullptr : printFlows;
     auto parsed = flagsToArgs(words, flush ? 2 : 1,
-                              {{"--service", "service"}, {"--address", "address"},
-                               {"--port", "port"}, {"--limit", "limit"},
+                              {{"--service", "service"},
+                               {"--address", "address"},
+                               {"--port", "port"},
+                               {"--limit", "limit"},
                                {"--backend", "backend"}},
                               {"port", "limit"});
     if (!parsed) {
@@ -356,20 +373,18 @@ int main(int argc, char** argv) {
       return 2;
     }
     args = *parsed;
-  }
-  else if (cmd == "node" && words.size() >= 2 && (words[1] == "set" || words[1] == "delete")) {
+  } else if (cmd == "node" && words.size() >= 2 && (words[1] == "set" || words[1] == "delete")) {
     op = "node." + words[1];
-    auto parsed = flagsToArgs(words, 2,
-                              {{"--name", "name"}, {"--ip", "ip"}, {"--pod-cidr", "podCidr"},
-                               {"--vtep-mac", "vtepMac"}});
+    auto parsed = flagsToArgs(
+        words, 2,
+        {{"--name", "name"}, {"--ip", "ip"}, {"--pod-cidr", "podCidr"}, {"--vtep-mac", "vtepMac"}});
     if (!parsed) {
       std::cerr << "npctl: " << parsed.error().message << "\n";
       return 2;
     }
     args = *parsed;
     json = true;
-  }
-  else if (cmd == "pod" && words.size() >= 2 && (words[1] == "attach" || words[1] == "detach")) {
+  } else if (cmd == "pod" && words.size() >= 2 && (words[1] == "attach" || words[1] == "detach")) {
     op = "pod." + words[1];
     auto parsed = flagsToArgs(words, 2,
                               {{"--namespace", "namespace"},
@@ -391,10 +406,16 @@ int main(int argc, char** argv) {
     op = "status", printer = printGeneration;
   } else if (cmd == "trace") {
     op = "trace", printer = printTrace;
-    auto parsed = flagsToArgs(words, 1, {{"--from", "from"}, {"--src", "src"}, {"--dst", "dst"},
-                                         {"--protocol", "protocol"}, {"--sport", "sport"},
-                                         {"--dport", "dport"}, {"--flags", "flags"},
-                                         {"--payload", "payload"}, {"--ttl", "ttl"}},
+    auto parsed = flagsToArgs(words, 1,
+                              {{"--from", "from"},
+                               {"--src", "src"},
+                               {"--dst", "dst"},
+                               {"--protocol", "protocol"},
+                               {"--sport", "sport"},
+                               {"--dport", "dport"},
+                               {"--flags", "flags"},
+                               {"--payload", "payload"},
+                               {"--ttl", "ttl"}},
                               {"sport", "dport", "ttl"});
     if (!parsed) {
       std::cerr << "npctl: " << parsed.error().message << "\n";
@@ -413,9 +434,10 @@ int main(int argc, char** argv) {
     args = *parsed;
   } else if (cmd == "policy" && words.size() >= 2 && words[1] == "check") {
     op = "policy.check", printer = printPolicyCheck;
-    auto parsed = flagsToArgs(words, 2, {{"--src", "src"}, {"--dst", "dst"},
-                                         {"--protocol", "protocol"}, {"--port", "port"}},
-                              {"port"});
+    auto parsed = flagsToArgs(
+        words, 2,
+        {{"--src", "src"}, {"--dst", "dst"}, {"--protocol", "protocol"}, {"--port", "port"}},
+        {"port"});
     if (!parsed) {
       std::cerr << "npctl: " << parsed.error().message << "\n";
       return 2;
@@ -462,7 +484,9 @@ int main(int argc, char** argv) {
               << result.error().message << "\n";
     return 1;
   }
-  if (json || printer == nullptr) std::cout << result->dump(2) << "\n";
-  else printer(*result);
+  if (json || printer == nullptr)
+    std::cout << result->dump(2) << "\n";
+  else
+    printer(*result);
   return 0;
 }

@@ -9,7 +9,8 @@
 namespace nodeplane::control {
 namespace {
 
-std::string line(const std::string& args, const std::string& envelope = R"("v": 1, "id": 7, "op": "apply")") {
+std::string line(const std::string& args,
+                 const std::string& envelope = R"("v": 1, "id": 7, "op": "apply")") {
   return "{" + envelope + ", \"args\": " + args + "}";
 }
 

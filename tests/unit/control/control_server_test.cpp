@@ -112,7 +112,7 @@ TEST_F(ControlServerTest, ServesStatusToAClient) {
 }
 
 TEST_F(ControlServerTest, SocketIs0660InA0750Directory) {
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(::stat(path_.c_str(), &st), 0);
   EXPECT_TRUE(S_ISSOCK(st.st_mode));
   EXPECT_EQ(st.st_mode & 0777, 0660u);
@@ -121,10 +121,11 @@ TEST_F(ControlServerTest, SocketIs0660InA0750Directory) {
 }
 
 TEST_F(ControlServerTest, BadRequestsGetErrorsAndTheConnectionStaysUsable) {
-  std::string out = raw("this is not json\n{\"v\":1,\"id\":2,\"op\":\"nope\"}\n"
-                        "{\"v\":1,\"id\":3,\"op\":\"pod.attach\",\"args\":{\"name\":1}}\n"
-                        "{\"v\":1,\"id\":4,\"op\":\"status\"}\n",
-                        4);
+  std::string out =
+      raw("this is not json\n{\"v\":1,\"id\":2,\"op\":\"nope\"}\n"
+          "{\"v\":1,\"id\":3,\"op\":\"pod.attach\",\"args\":{\"name\":1}}\n"
+          "{\"v\":1,\"id\":4,\"op\":\"status\"}\n",
+          4);
   std::vector<Json> replies;
   size_t start = 0, nl;
   while ((nl = out.find('\n', start)) != std::string::npos) {
@@ -142,8 +143,8 @@ TEST_F(ControlServerTest, BadRequestsGetErrorsAndTheConnectionStaysUsable) {
 }
 
 TEST_F(ControlServerTest, OversizedRequestIsRefusedAndTheDaemonGoesOn) {
-  std::string big = "{\"v\":1,\"op\":\"status\",\"args\":{\"pad\":\"" + std::string(10000, 'x') +
-                    "\"}}\n";
+  std::string big =
+      "{\"v\":1,\"op\":\"status\",\"args\":{\"pad\":\"" + std::string(10000, 'x') + "\"}}\n";
   std::string out = raw(big);
   auto reply = Json::parse(out.substr(0, out.find('\n')));
   EXPECT_EQ(reply["error"]["code"], "too_large");
@@ -188,9 +189,9 @@ TEST_F(ControlServerTest, DropsListsEveryReasonOnRequest) {
 }
 
 TEST_F(ControlServerTest, ASecondDaemonCannotTakeALiveSocket) {
-  auto second = ControlServer::open(ServerConfig{path_, "", 4096},
-                                    [](std::string_view) { return std::string(); },
-                                    [](const Error&) { return std::string(); });
+  auto second = ControlServer::open(
+      ServerConfig{path_, "", 4096}, [](std::string_view) { return std::string(); },
+      [](const Error&) { return std::string(); });
   ASSERT_FALSE(second.ok());
   EXPECT_NE(second.error().message.find("in use"), std::string::npos);
 }

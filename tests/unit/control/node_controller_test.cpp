@@ -238,7 +238,6 @@ TEST(NodeControllerState, ACorruptStateFileIsIgnored) {
   std::filesystem::remove_all(dir);
 }
 
-
 // --- desired state (apply) -------------------------------------------------------------------
 
 class ApplyTest : public ::testing::Test {
@@ -255,7 +254,8 @@ class ApplyTest : public ::testing::Test {
     return node->applyDesired(std::move(*state));
   }
   static std::string svc(const char* name, const char* ip) {
-    return std::string(R"({"namespace": "shop", "name": ")") + name + R"(", "clusterIPs": [")" + ip +
+    return std::string(R"({"namespace": "shop", "name": ")") + name + R"(", "clusterIPs": [")" +
+           ip +
            R"("], "ports": [{"name": "http", "port": 80, "targetPort": 8080}],
               "endpoints": [{"ip": "10.244.1.5"}]})";
   }
@@ -282,7 +282,8 @@ TEST_F(ApplyTest, SectionsGivenReplaceSectionsLeftOutStay) {
 
 TEST_F(ApplyTest, ReapplyingTheSameStateChangesNothing) {
   const std::string state = R"({"nodes": [{"name": "node-cpu", "ip": "192.168.50.10",
-      "podCidrs": ["10.244.1.0/24"]}], "services": [)" + svc("a", "10.96.0.1") +
+      "podCidrs": ["10.244.1.0/24"]}], "services": [)" +
+                            svc("a", "10.96.0.1") +
                             R"(], "policy": {"pods": [{"namespace": "shop", "name": "p",
       "ip": "10.244.1.5"}], "networkPolicies": [{"metadata": {"namespace": "shop", "name": "d"},
       "spec": {"podSelector": {}}}]}})";
@@ -301,7 +302,8 @@ TEST_F(ApplyTest, EveryProblemIsReportedAndNothingChanges) {
   const uint64_t snapshot = node->generation();
   auto r = apply(R"({"generation": 9,
       "nodes": [{"name": "node-cpu", "ip": "192.168.50.99", "podCidrs": ["10.244.1.0/24"]}],
-      "services": [)" + svc("inside", "10.96.0.3") + "," + svc("outside", "192.0.2.1") + R"(],
+      "services": [)" +
+                 svc("inside", "10.96.0.3") + "," + svc("outside", "192.0.2.1") + R"(],
       "policy": {"l7Rules": [{"metadata": {"namespace": "shop", "name": "r"}, "spec": {
         "podSelector": {}, "rules": [{"action": "deny", "pattern": "(open"}]}}],
         "pods": [{"namespace": "shop", "name": "p", "ip": "10.244.1.5"}]}})");
@@ -318,7 +320,8 @@ TEST_F(ApplyTest, EveryProblemIsReportedAndNothingChanges) {
         "pods": [{"namespace": "shop", "name": "p", "ip": "10.244.1.5"}]}})");
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message.find("l7rule shop/r: field 'spec.rules[0].pattern'"),
-            std::string::npos) << r.error().message;
+            std::string::npos)
+      << r.error().message;
   EXPECT_EQ(node->policyTable(), nullptr);
 }
 
@@ -327,8 +330,8 @@ TEST_F(ApplyTest, MalformedArgumentsAreAllReported) {
       "services": [{"namespace": "shop"}], "nodes": [{"name": "n", "ip": "x"}]})"));
   ASSERT_FALSE(state.ok());
   const std::string& m = state.error().message;
-  for (const char* expected : {"field 'generation'", "field 'nodez': unknown field",
-                               "node n: field 'ip'", "field 'name'"})
+  for (const char* expected :
+       {"field 'generation'", "field 'nodez': unknown field", "node n: field 'ip'", "field 'name'"})
     EXPECT_NE(m.find(expected), std::string::npos) << expected << " in: " << m;
 }
 

@@ -43,7 +43,7 @@ struct BackendView {
 };
 
 std::map<std::string, BackendView> backendsOf(const lb::ServiceTable& t, const char* vip,
-                                               uint16_t port, uint8_t proto) {
+                                              uint16_t port, uint8_t proto) {
   uint32_t index;
   lb::ServiceAccess access;
   std::map<std::string, BackendView> out;

@@ -21,9 +21,7 @@ std::array<uint8_t, 6> macAt(const Bytes& b, size_t at) {
 class ResolverTest : public OverlayFixture {
  protected:
   void service(std::chrono::steady_clock::time_point at) { node->serviceSlowPath(at); }
-  size_t counted(DropReason r) {
-    return backend.control.drops[static_cast<size_t>(r)].read();
-  }
+  size_t counted(DropReason r) { return backend.control.drops[static_cast<size_t>(r)].read(); }
 };
 
 TEST_F(ResolverTest, SendsArpRequestsForTunnelEndpoints) {
@@ -107,12 +105,14 @@ TEST_F(ResolverTest, NodeTableValidationNamesNodeAndField) {
     control::NodeSpec spec;
     const char* expect;
   } cases[] = {
-      {{"x", ip("192.168.50.20"), {*Ipv4Prefix::parse("10.244.1.128/25")}, {}}, "overlaps this node"},
+      {{"x", ip("192.168.50.20"), {*Ipv4Prefix::parse("10.244.1.128/25")}, {}},
+       "overlaps this node"},
       {{"x", ip("192.168.50.11"), {*Ipv4Prefix::parse("10.244.9.0/24")}, {}}, "already belongs"},
       {{"x", ip("192.168.50.20"), {*Ipv4Prefix::parse("10.245.0.0/24")}, {}}, "cluster CIDR"},
       {{"x", ip("192.168.50.20"), {*Ipv4Prefix::parse("10.244.2.0/25")}, {}}, "node-gpu"},
       {{"x", ip("192.168.50.20"), {}, {}}, "'podCidrs': empty"},
-      {{"x", ip("192.168.50.10"), {*Ipv4Prefix::parse("10.244.9.0/24")}, {}}, "this node's address"},
+      {{"x", ip("192.168.50.10"), {*Ipv4Prefix::parse("10.244.9.0/24")}, {}},
+       "this node's address"},
       {{"x", ip("224.0.0.1"), {*Ipv4Prefix::parse("10.244.9.0/24")}, {}}, "'ip'"},
       {{"x", ip("192.168.50.20"), {*Ipv4Prefix::parse("10.244.9.0/24")}, mac("01:00:5e:00:00:01")},
        "'vtepMac'"},
@@ -127,8 +127,8 @@ TEST_F(ResolverTest, NodeTableValidationNamesNodeAndField) {
     EXPECT_NE(st.error().message.find(c.expect), std::string::npos) << st.error().message;
   }
   EXPECT_EQ(node->generation(), generation) << "nothing published for a rejected node";
-  EXPECT_TRUE(node->setNode({"node-cpu", ip(kNodeIp), {*Ipv4Prefix::parse("10.244.1.0/24")}, {}})
-                  .ok());
+  EXPECT_TRUE(
+      node->setNode({"node-cpu", ip(kNodeIp), {*Ipv4Prefix::parse("10.244.1.0/24")}, {}}).ok());
   EXPECT_EQ(node->nodes().size(), 2u);
   EXPECT_TRUE(node->deleteNode("node-gpu").ok());
   EXPECT_EQ(node->deleteNode("node-gpu").error().code, ErrorCode::kNotFound);
@@ -163,8 +163,11 @@ class RoutedUnderlayTest : public ::testing::Test {
     a.mac = mac(kPodMac);
     ASSERT_TRUE(node->attachPod(a).ok());
     // One peer on the uplink's subnet, one behind the router.
-    ASSERT_TRUE(node->setNode({"near", ip("192.168.50.11"), {*Ipv4Prefix::parse("10.244.2.0/24")}, {}}).ok());
-    ASSERT_TRUE(node->setNode({"far", ip("10.200.0.5"), {*Ipv4Prefix::parse("10.244.3.0/24")}, {}}).ok());
+    ASSERT_TRUE(
+        node->setNode({"near", ip("192.168.50.11"), {*Ipv4Prefix::parse("10.244.2.0/24")}, {}})
+            .ok());
+    ASSERT_TRUE(
+        node->setNode({"far", ip("10.200.0.5"), {*Ipv4Prefix::parse("10.244.3.0/24")}, {}}).ok());
   }
   void TearDown() override {
     for (auto& [port, m] : backend.injected) rte_pktmbuf_free(m);
@@ -182,10 +185,12 @@ TEST_F(RoutedUnderlayTest, EndpointsOffTheSubnetGoThroughTheGateway) {
   EXPECT_EQ(wanted, (std::set<std::string>{"192.168.50.1", "192.168.50.11"}));
 
   // The router answers: the far node's template gets the router's MAC, the near one stays open.
-  Bytes reply = PacketBuilder().eth(kUplinkMac, "52:54:00:00:00:01")
-                    .arp(2, "52:54:00:00:00:01", "192.168.50.1", kNodeIp, kUplinkMac).build();
-  backend.punted.push_back({makeMbuf(reply, kUplinkPort),
-                            static_cast<uint8_t>(PuntReason::kArp), 0, kUplinkPort, 0});
+  Bytes reply = PacketBuilder()
+                    .eth(kUplinkMac, "52:54:00:00:00:01")
+                    .arp(2, "52:54:00:00:00:01", "192.168.50.1", kNodeIp, kUplinkMac)
+                    .build();
+  backend.punted.push_back(
+      {makeMbuf(reply, kUplinkPort), static_cast<uint8_t>(PuntReason::kArp), 0, kUplinkPort, 0});
   node->serviceSlowPath(std::chrono::steady_clock::now());
   const auto& table = *backend.current()->overlay;
   for (size_t i = 0; i < table.nodeCount(); ++i) {
@@ -197,10 +202,12 @@ TEST_F(RoutedUnderlayTest, EndpointsOffTheSubnetGoThroughTheGateway) {
 }
 
 TEST_F(RoutedUnderlayTest, OuterChecksumIsLeftToTheNicWhenItCan) {
-  Bytes reply = PacketBuilder().eth(kUplinkMac, "52:54:00:00:00:01")
-                    .arp(2, "52:54:00:00:00:01", "192.168.50.1", kNodeIp, kUplinkMac).build();
-  backend.punted.push_back({makeMbuf(reply, kUplinkPort),
-                            static_cast<uint8_t>(PuntReason::kArp), 0, kUplinkPort, 0});
+  Bytes reply = PacketBuilder()
+                    .eth(kUplinkMac, "52:54:00:00:00:01")
+                    .arp(2, "52:54:00:00:00:01", "192.168.50.1", kNodeIp, kUplinkMac)
+                    .build();
+  backend.punted.push_back(
+      {makeMbuf(reply, kUplinkPort), static_cast<uint8_t>(PuntReason::kArp), 0, kUplinkPort, 0});
   node->serviceSlowPath(std::chrono::steady_clock::now());
   ASSERT_TRUE(backend.current()->overlay->txIpChecksumOffload());
   WorkerCounters counters;
@@ -209,8 +216,12 @@ TEST_F(RoutedUnderlayTest, OuterChecksumIsLeftToTheNicWhenItCan) {
   Burst burst;
   burst.count = 1;
   burst.inPort = 1;
-  burst.pkts[0] = makeMbuf(PacketBuilder().eth("02:fe:00:00:00:01", kPodMac)
-                               .ipv4(kPodIp, "10.244.3.9").udp(1, 2).build(), 1);
+  burst.pkts[0] = makeMbuf(PacketBuilder()
+                               .eth("02:fe:00:00:00:01", kPodMac)
+                               .ipv4(kPodIp, "10.244.3.9")
+                               .udp(1, 2)
+                               .build(),
+                           1);
   dataplane::runStages(burst, *backend.current(), ctx);
   ASSERT_EQ(burst.meta[0].action, Action::kTransmit);
   rte_mbuf* m = burst.pkts[0];

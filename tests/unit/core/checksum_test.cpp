@@ -24,7 +24,8 @@ TEST(Checksum, TtlDecrementMatchesRecomputation) {
   std::mt19937 rng(7);
   for (int i = 0; i < 100000; ++i) {
     rte_ipv4_hdr h = randomHeader(rng);
-    if (h.time_to_live <= 1) h.time_to_live = 2, h.hdr_checksum = 0, h.hdr_checksum = rte_ipv4_cksum(&h);
+    if (h.time_to_live <= 1)
+      h.time_to_live = 2, h.hdr_checksum = 0, h.hdr_checksum = rte_ipv4_cksum(&h);
     decrementTtl(&h);
     rte_ipv4_hdr ref = h;
     ref.hdr_checksum = 0;

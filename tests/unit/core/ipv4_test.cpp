@@ -35,7 +35,8 @@ TEST(MacAddress, ParsesAndFormats) {
   EXPECT_FALSE(m->isMulticast());
   EXPECT_TRUE(MacAddress::parse("01:00:5e:00:00:01")->isMulticast());
   EXPECT_TRUE(MacAddress::parse("00:00:00:00:00:00")->isZero());
-  for (const char* bad : {"", "02:ab:cd:00:11", "02-ab-cd-00-11-ff", "02:ab:cd:00:11:fg", "2:ab:cd:00:11:ff0"})
+  for (const char* bad :
+       {"", "02:ab:cd:00:11", "02-ab-cd-00-11-ff", "02:ab:cd:00:11:fg", "2:ab:cd:00:11:ff0"})
     EXPECT_FALSE(MacAddress::parse(bad)) << bad;
 }
 

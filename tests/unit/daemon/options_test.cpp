@@ -15,8 +15,8 @@ Result<ParsedOptions> parse(std::vector<std::string> args) {
   return parseDaemonOptions(static_cast<int>(argv.size()), argv.data());
 }
 
-const std::vector<std::string> kMinimal = {"--node-name", "node-cpu", "--node-ip", "192.168.50.10",
-                                           "--pod-cidr", "10.244.1.0/24"};
+const std::vector<std::string> kMinimal = {"--node-name",   "node-cpu",   "--node-ip",
+                                           "192.168.50.10", "--pod-cidr", "10.244.1.0/24"};
 
 std::vector<std::string> with(std::vector<std::string> extra) {
   std::vector<std::string> a = kMinimal;

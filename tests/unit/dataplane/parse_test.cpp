@@ -57,8 +57,7 @@ const std::vector<ParseCase>& cases() {
       {"gre (not parsed, routed on L3)",
        [] { return PacketBuilder().ipv4("10.244.1.2", "10.0.0.1").ipProto(47).payload(8).build(); },
        Action::kContinue},
-      {"ip options",
-       [] { return tcpFrame().ipOptions(8).build(); }, Action::kContinue},
+      {"ip options", [] { return tcpFrame().ipOptions(8).build(); }, Action::kContinue},
       {"ethernet padding",
        [] { return PacketBuilder().ipv4("10.244.1.2", "10.244.1.3").udp(1, 2).padTo(60).build(); },
        Action::kContinue},
@@ -75,8 +74,8 @@ const std::vector<ParseCase>& cases() {
        [] { return tcpFrame().fragment(0, true).payload(16).build(); }, Action::kContinue},
       // Malformed classes, one each.
       {"empty frame", [] { return Bytes(); }, Action::kDrop, DropReason::kEthTruncated},
-      {"frame shorter than ethernet",
-       [] { return Bytes(10, 0); }, Action::kDrop, DropReason::kEthTruncated},
+      {"frame shorter than ethernet", [] { return Bytes(10, 0); }, Action::kDrop,
+       DropReason::kEthTruncated},
       {"vlan header cut",
        [] {
          Bytes b = tcpFrame().vlan(5).build();
@@ -84,8 +83,7 @@ const std::vector<ParseCase>& cases() {
          return b;
        },
        Action::kDrop, DropReason::kEthTruncated},
-      {"three vlan tags",
-       [] { return tcpFrame().vlan(1).vlan(2).vlan(3).build(); }, Action::kDrop,
+      {"three vlan tags", [] { return tcpFrame().vlan(1).vlan(2).vlan(3).build(); }, Action::kDrop,
        DropReason::kEthVlanTooDeep},
       {"ipv6",
        [] {
@@ -317,8 +315,8 @@ TEST(Parse, EveryTruncationIsRejectedWithoutOverread) {
     PacketMeta ref;
     parsePacket(whole, ref);
     rte_pktmbuf_free(whole);
-    const size_t needed = ref.l3 == L3Kind::kIpv4 ? ref.l3Offset + ref.ipTotalLength
-                                                  : ref.l3Offset + 28u;
+    const size_t needed =
+        ref.l3 == L3Kind::kIpv4 ? ref.l3Offset + ref.ipTotalLength : ref.l3Offset + 28u;
     for (size_t len = 0; len < full.size(); ++len) {
       rte_mbuf* m = testing::makeExactMbuf(Bytes(full.begin(), full.begin() + len));
       PacketMeta meta;

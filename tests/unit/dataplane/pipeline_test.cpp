@@ -80,8 +80,8 @@ TEST_F(PipelineTest, ForwardsBetweenPodsRewritingMacsAndTtl) {
             (std::array<uint8_t, 6>{out[0], out[1], out[2], out[3], out[4], out[5]}));
   EXPECT_EQ(MacAddress::parse(kPortBMac)->bytes,
             (std::array<uint8_t, 6>{out[6], out[7], out[8], out[9], out[10], out[11]}));
-  EXPECT_EQ(out[14 + 8], 63);                                      // TTL
-  EXPECT_EQ(testing::internetChecksum(&out[14], 20), 0);           // header checksum valid
+  EXPECT_EQ(out[14 + 8], 63);                                            // TTL
+  EXPECT_EQ(testing::internetChecksum(&out[14], 20), 0);                 // header checksum valid
   EXPECT_TRUE(std::equal(in.begin() + 34, in.end(), out.begin() + 34));  // L4 untouched
   rte_pktmbuf_free(m);
 }
@@ -155,10 +155,18 @@ TEST_F(PipelineTest, RejectsWhatAPodMustNotSend) {
       {"vlan tagged", fromA().vlan(5).ipv4("10.244.1.2", "10.244.1.3").udp(1, 2).build(),
        DropReason::kPodVlanTagged},
       {"not to our mac",
-       PacketBuilder().eth("0a:00:00:00:00:99", kPodAMac).ipv4("10.244.1.2", "10.244.1.3").udp(1, 2).build(),
+       PacketBuilder()
+           .eth("0a:00:00:00:00:99", kPodAMac)
+           .ipv4("10.244.1.2", "10.244.1.3")
+           .udp(1, 2)
+           .build(),
        DropReason::kEthDstNotLocal},
       {"multicast",
-       PacketBuilder().eth("01:00:5e:00:00:fb", kPodAMac).ipv4("10.244.1.2", "224.0.0.251").udp(5353, 5353).build(),
+       PacketBuilder()
+           .eth("01:00:5e:00:00:fb", kPodAMac)
+           .ipv4("10.244.1.2", "224.0.0.251")
+           .udp(5353, 5353)
+           .build(),
        DropReason::kIpv4DstMulticast},
       {"broadcast to our mac", fromA().ipv4("10.244.1.2", "255.255.255.255").udp(1, 2).build(),
        DropReason::kIpv4DstMulticast},
@@ -210,8 +218,10 @@ TEST_F(PipelineTest, IcmpErrorsAreRateLimited) {
   for (int i = 0; i < 10; ++i) {
     rte_mbuf* m;
     PacketMeta meta = run(fromA().ipv4("10.244.1.2", "10.244.1.3", 1).udp(1, 2).build(), 0, &m);
-    if (meta.action == Action::kTransmit) ++sent;
-    else EXPECT_EQ(meta.drop, DropReason::kIpv4TtlExpired);
+    if (meta.action == Action::kTransmit)
+      ++sent;
+    else
+      EXPECT_EQ(meta.drop, DropReason::kIpv4TtlExpired);
     rte_pktmbuf_free(m);
   }
   EXPECT_EQ(sent, 2);
@@ -249,7 +259,10 @@ TEST_F(PipelineTest, ABurstMixesVerdictsPerPacket) {
   const Bytes frames[] = {
       fromA().ipv4("10.244.1.2", "10.244.1.3").tcp(1, 2).build(),
       fromA().ipv4("10.244.1.2", "8.8.8.8").tcp(1, 2).build(),
-      PacketBuilder().eth("ff:ff:ff:ff:ff:ff", kPodAMac).arp(1, kPodAMac, "10.244.1.2", "169.254.1.1").build(),
+      PacketBuilder()
+          .eth("ff:ff:ff:ff:ff:ff", kPodAMac)
+          .arp(1, kPodAMac, "10.244.1.2", "169.254.1.1")
+          .build(),
       Bytes(5, 0),
       fromA().ipv4("10.244.1.2", "10.244.1.3").udp(1, 2).build(),
   };

@@ -15,9 +15,8 @@ using nodeplane::DropReason;
 
 constexpr const char* kClientMac = "0a:00:00:00:00:0a";
 constexpr const char* kBackendMac = "0a:00:00:00:00:0b";
-constexpr const char* kClientPortMac = "02:fe:00:00:00:00";  // fake port 0
-constexpr const char* kBackendPortMac = "02:fe:00:00:00:01"; // fake port 1
-
+constexpr const char* kClientPortMac = "02:fe:00:00:00:00";   // fake port 0
+constexpr const char* kBackendPortMac = "02:fe:00:00:00:01";  // fake port 1
 
 class ServiceStageTest : public PodPairFixture {
  protected:
@@ -58,7 +57,8 @@ class ServiceStageTest : public PodPairFixture {
 TEST_F(ServiceStageTest, TranslatesToTheBackendAndBack) {
   service("web", "10.96.0.30", {"10.244.1.3"});
   rte_mbuf* m;
-  auto meta = run(fromClient().ipv4("10.244.1.2", "10.96.0.30").tcp(40000, 80, 0x02).build(), 0, &m);
+  auto meta =
+      run(fromClient().ipv4("10.244.1.2", "10.96.0.30").tcp(40000, 80, 0x02).build(), 0, &m);
   ASSERT_EQ(meta.action, Action::kTransmit);
   EXPECT_EQ(meta.outPort, 1);
   Bytes out = mbufBytes(m);
@@ -83,7 +83,8 @@ TEST_F(ServiceStageTest, TranslatesToTheBackendAndBack) {
 TEST_F(ServiceStageTest, NoEndpointsRefusesTcpWithAReset) {
   service("empty", "10.96.0.34", {});
   rte_mbuf* m;
-  auto meta = run(fromClient().ipv4("10.244.1.2", "10.96.0.34").tcp(40001, 80, 0x02).build(), 0, &m);
+  auto meta =
+      run(fromClient().ipv4("10.244.1.2", "10.96.0.34").tcp(40001, 80, 0x02).build(), 0, &m);
   ASSERT_EQ(meta.action, Action::kTransmit);
   EXPECT_EQ(meta.outPort, 0);
   Bytes out = mbufBytes(m);
@@ -104,7 +105,8 @@ TEST_F(ServiceStageTest, NoEndpointsRefusesTcpWithAReset) {
 TEST_F(ServiceStageTest, NoEndpointsRefusesUdpWithPortUnreachableFromTheVip) {
   service("empty", "10.96.0.34", {}, 17);
   rte_mbuf* m;
-  auto meta = run(fromClient().ipv4("10.244.1.2", "10.96.0.34").udp(5000, 80).payload(8).build(), 0, &m);
+  auto meta =
+      run(fromClient().ipv4("10.244.1.2", "10.96.0.34").udp(5000, 80).payload(8).build(), 0, &m);
   ASSERT_EQ(meta.action, Action::kTransmit);
   Bytes out = mbufBytes(m);
   EXPECT_EQ(get32(out, 26), ip("10.96.0.34").value);
@@ -126,7 +128,8 @@ TEST_F(ServiceStageTest, InternalTrafficPolicyLocalSendsEveryFlowToTheLocalEndpo
   service("mixed", "10.96.0.41", {"10.244.1.3", "10.244.2.9"}, 6, /*localPolicy=*/true);
   for (uint16_t sport = 1000; sport < 1064; ++sport) {
     rte_mbuf* m;
-    auto meta = run(fromClient().ipv4("10.244.1.2", "10.96.0.41").tcp(sport, 80, 0x02).build(), 0, &m);
+    auto meta =
+        run(fromClient().ipv4("10.244.1.2", "10.96.0.41").tcp(sport, 80, 0x02).build(), 0, &m);
     ASSERT_EQ(meta.action, Action::kTransmit) << sport;
     EXPECT_EQ(get32(mbufBytes(m), 30), ip("10.244.1.3").value) << sport;
     rte_pktmbuf_free(m);
@@ -136,7 +139,8 @@ TEST_F(ServiceStageTest, InternalTrafficPolicyLocalSendsEveryFlowToTheLocalEndpo
 TEST_F(ServiceStageTest, HairpinIsSourceNatedToTheOverlayAddress) {
   service("self", "10.96.0.33", {"10.244.1.3"});
   rte_mbuf* m;
-  auto meta = run(fromBackend().ipv4("10.244.1.3", "10.96.0.33").tcp(40000, 80, 0x02).build(), 1, &m);
+  auto meta =
+      run(fromBackend().ipv4("10.244.1.3", "10.96.0.33").tcp(40000, 80, 0x02).build(), 1, &m);
   ASSERT_EQ(meta.action, Action::kTransmit);
   Bytes out = mbufBytes(m);
   EXPECT_EQ(get32(out, 26), ip("10.244.1.0").value) << "source: the node's overlay address";
@@ -145,7 +149,8 @@ TEST_F(ServiceStageTest, HairpinIsSourceNatedToTheOverlayAddress) {
   EXPECT_GE(snatPort, 32768);
   rte_pktmbuf_free(m);
   // The pod answers the overlay address; the reply is translated back to the pod itself.
-  meta = run(fromBackend().ipv4("10.244.1.3", "10.244.1.0").tcp(8080, snatPort, 0x12).build(), 1, &m);
+  meta =
+      run(fromBackend().ipv4("10.244.1.3", "10.244.1.0").tcp(8080, snatPort, 0x12).build(), 1, &m);
   ASSERT_EQ(meta.action, Action::kTransmit);
   out = mbufBytes(m);
   EXPECT_EQ(get32(out, 26), ip("10.96.0.33").value);
@@ -175,7 +180,8 @@ TEST_F(ServiceStageTest, AnUnchangedBackendKeepsItsFlowsAcrossChanges) {
   run(fromClient().ipv4("10.244.1.2", "10.96.0.30").tcp(40000, 80, 0x02).build(), 0, &m);
   rte_pktmbuf_free(m);
   service("web", "10.96.0.30", {"10.244.1.3", "10.244.2.4", "10.244.2.5"});
-  auto meta = run(fromClient().ipv4("10.244.1.2", "10.96.0.30").tcp(40000, 80, 0x10).build(), 0, &m);
+  auto meta =
+      run(fromClient().ipv4("10.244.1.2", "10.96.0.30").tcp(40000, 80, 0x10).build(), 0, &m);
   ASSERT_EQ(meta.action, Action::kTransmit);
   EXPECT_EQ(get32(mbufBytes(m), 30), ip("10.244.1.3").value);
   rte_pktmbuf_free(m);
@@ -200,15 +206,18 @@ TEST_F(ServiceStageTest, IcmpErrorsFromTheBackendAreAboutWhatTheClientSent) {
   rte_pktmbuf_free(m);
   // The backend's kernel answers port-unreachable quoting the packet it got.
   Bytes quote(translated.begin() + 14, translated.end());
-  Bytes icmpErr = fromBackend().ipv4("10.244.1.3", "10.244.1.2").ipProto(1).payloadBytes(
-      [&] {
-        Bytes b = {3, 3, 0, 0, 0, 0, 0, 0};
-        b.insert(b.end(), quote.begin(), quote.end());
-        uint16_t c = testing::internetChecksum(b.data(), b.size());
-        b[2] = static_cast<uint8_t>(c >> 8);
-        b[3] = static_cast<uint8_t>(c);
-        return b;
-      }()).build();
+  Bytes icmpErr = fromBackend()
+                      .ipv4("10.244.1.3", "10.244.1.2")
+                      .ipProto(1)
+                      .payloadBytes([&] {
+                        Bytes b = {3, 3, 0, 0, 0, 0, 0, 0};
+                        b.insert(b.end(), quote.begin(), quote.end());
+                        uint16_t c = testing::internetChecksum(b.data(), b.size());
+                        b[2] = static_cast<uint8_t>(c >> 8);
+                        b[3] = static_cast<uint8_t>(c);
+                        return b;
+                      }())
+                      .build();
   auto meta = run(icmpErr, 1, &m);
   ASSERT_EQ(meta.action, Action::kTransmit);
   EXPECT_EQ(meta.outPort, 0);

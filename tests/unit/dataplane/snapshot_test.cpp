@@ -21,7 +21,8 @@ std::unique_ptr<Snapshot> countedSnapshot(uint64_t generation) {
   auto s = std::make_unique<Snapshot>();
   s->generation = generation;
   s->workers.resize(kWorkers);
-  s->routes = std::shared_ptr<const RouteTable>(nullptr, [](const RouteTable*) { --liveSnapshots; });
+  s->routes =
+      std::shared_ptr<const RouteTable>(nullptr, [](const RouteTable*) { --liveSnapshots; });
   ++liveSnapshots;
   return s;
 }

@@ -13,16 +13,16 @@ namespace {
 constexpr uint8_t F = RTE_TCP_FIN_FLAG, S = RTE_TCP_SYN_FLAG, R = RTE_TCP_RST_FLAG,
                   A = RTE_TCP_ACK_FLAG;
 
-const ConnState kTcpStates[] = {ConnState::kTcpSynSent, ConnState::kTcpSynRecv,
+const ConnState kTcpStates[] = {ConnState::kTcpSynSent,     ConnState::kTcpSynRecv,
                                 ConnState::kTcpEstablished, ConnState::kTcpFinWait,
-                                ConnState::kTcpTimeWait, ConnState::kTcpClose};
+                                ConnState::kTcpTimeWait,    ConnState::kTcpClose};
 
 TEST(TcpStateMachine, EveryStateDirectionAndFlagCombination) {
   for (ConnState s : kTcpStates)
     for (bool fromOrig : {true, false})
       for (uint8_t combo = 0; combo < 16; ++combo) {
-        const uint8_t f = (combo & 1 ? F : 0) | (combo & 2 ? S : 0) | (combo & 4 ? R : 0) |
-                          (combo & 8 ? A : 0);
+        const uint8_t f =
+            (combo & 1 ? F : 0) | (combo & 2 ? S : 0) | (combo & 4 ? R : 0) | (combo & 8 ? A : 0);
         for (uint8_t finBits : {uint8_t{0}, kConnFinOrig, kConnFinReply}) {
           uint8_t flags = finBits;
           const ConnState next = nextTcpState(s, fromOrig, f, &flags);
@@ -72,7 +72,8 @@ TEST(TcpStateMachine, WhatMayOpenAFlow) {
   EXPECT_EQ(initialTcpState(S), ConnState::kTcpSynSent);
   EXPECT_EQ(initialTcpState(A), ConnState::kTcpEstablished) << "loose pick-up after a restart";
   EXPECT_EQ(initialTcpState(A | 0x08), ConnState::kTcpEstablished);  // PSH|ACK
-  for (uint8_t f : {uint8_t(0), uint8_t(S | A), uint8_t(R), uint8_t(R | A), uint8_t(F), uint8_t(S | F)})
+  for (uint8_t f :
+       {uint8_t(0), uint8_t(S | A), uint8_t(R), uint8_t(R | A), uint8_t(F), uint8_t(S | F)})
     EXPECT_EQ(initialTcpState(f), ConnState::kFree) << int(f);
 }
 
@@ -88,8 +89,8 @@ FlowKey key(uint32_t src, uint32_t dst, uint16_t sport, uint16_t dport, uint8_t 
 
 ConnEntry flow(uint32_t client, uint16_t port, ConnState state = ConnState::kTcpEstablished) {
   ConnEntry e{};
-  e.orig = key(client, 0x0a600001, port, 80);                 // client -> VIP 10.96.0.1:80
-  e.reply = key(0x0af40105, client, 8080, port);              // backend -> client
+  e.orig = key(client, 0x0a600001, port, 80);     // client -> VIP 10.96.0.1:80
+  e.reply = key(0x0af40105, client, 8080, port);  // backend -> client
   e.stateWord = static_cast<uint16_t>(state) | kConnDnat << 8;
   return e;
 }
@@ -188,7 +189,8 @@ TEST_F(ConnShardTest, WhenFullEvictsNonEstablishedNearbyNeverEstablished) {
   auto s2 = ConnShard::create("ct_test_evict", 64, 0, 0, nullptr);
   ASSERT_TRUE(s2.ok());
   auto& small = **s2;
-  for (uint16_t p = 0; p < 64; ++p) ASSERT_GE(small.insert(flow(1, p, ConnState::kTcpSynSent), 0), 0);
+  for (uint16_t p = 0; p < 64; ++p)
+    ASSERT_GE(small.insert(flow(1, p, ConnState::kTcpSynSent), 0), 0);
   EXPECT_GE(small.insert(flow(2, 1), 0), 0);
   EXPECT_EQ(small.stats().evictions.read(), 1u);
   EXPECT_EQ(small.live(), 64u);

@@ -13,7 +13,8 @@ namespace {
 
 std::vector<MaglevBackend> backends(int n, uint32_t weight = 1) {
   std::vector<MaglevBackend> out;
-  for (int i = 0; i < n; ++i) out.push_back({"10.244.1." + std::to_string(10 + i) + ":8080", weight});
+  for (int i = 0; i < n; ++i)
+    out.push_back({"10.244.1." + std::to_string(10 + i) + ":8080", weight});
   return out;
 }
 

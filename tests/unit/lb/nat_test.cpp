@@ -38,7 +38,9 @@ Bytes rewrite(const Bytes& in, bool source, uint32_t ip, uint16_t port) {
   return out;
 }
 
-std::string ipText(uint32_t v) { return Ipv4Address{v}.toString(); }
+std::string ipText(uint32_t v) {
+  return Ipv4Address{v}.toString();
+}
 
 TEST(Nat, TcpAndUdpChecksumsStayExactOverRandomRewrites) {
   std::mt19937 rng(99);
@@ -49,8 +51,10 @@ TEST(Nat, TcpAndUdpChecksumsStayExactOverRandomRewrites) {
     const bool tcp = i % 2 == 0;
     PacketBuilder b;
     b.ipv4(ipText(src).c_str(), ipText(dst).c_str());
-    if (tcp) b.tcp(sport, dport);
-    else b.udp(sport, dport);
+    if (tcp)
+      b.tcp(sport, dport);
+    else
+      b.udp(sport, dport);
     b.payload(rng() % 200);
     const Bytes in = b.build();
     ASSERT_EQ(l4Sum(in), 0);
@@ -72,8 +76,11 @@ TEST(Nat, UdpWithoutChecksumKeepsNone) {
 
 TEST(Nat, IcmpEchoIdentifierIsThePort) {
   for (bool request : {true, false}) {
-    const Bytes in = PacketBuilder().ipv4("10.244.1.2", "203.0.113.10").icmpEcho(777, 1, request)
-                         .payload(16).build();
+    const Bytes in = PacketBuilder()
+                         .ipv4("10.244.1.2", "203.0.113.10")
+                         .icmpEcho(777, 1, request)
+                         .payload(16)
+                         .build();
     const Bytes out = rewrite(in, request, 0xc0a8320a, 40001);  // SNAT request / un-SNAT reply
     EXPECT_EQ(get16(out, 38), 40001) << "identifier";
     EXPECT_EQ(testing::internetChecksum(&out[34], out.size() - 34), 0) << "ICMP checksum";
@@ -82,8 +89,8 @@ TEST(Nat, IcmpEchoIdentifierIsThePort) {
 }
 
 TEST(Nat, LaterFragmentsOnlyGetTheirAddressRewritten) {
-  const Bytes in = PacketBuilder().ipv4("10.0.0.1", "10.96.0.10").fragment(10, false)
-                       .payload(24, 0x55).build();
+  const Bytes in =
+      PacketBuilder().ipv4("10.0.0.1", "10.96.0.10").fragment(10, false).payload(24, 0x55).build();
   const Bytes out = rewrite(in, false, 0x0af40105, 8080);
   EXPECT_EQ(testing::internetChecksum(&out[14], 20), 0);
   EXPECT_TRUE(std::equal(in.begin() + 34, in.end(), out.begin() + 34)) << "payload untouched";

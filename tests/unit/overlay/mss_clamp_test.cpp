@@ -26,7 +26,8 @@ Bytes synWith(Bytes options, uint8_t flags = 0x02) {
   Bytes pseudo(12);
   std::copy(b.begin() + 26, b.begin() + 34, pseudo.begin());
   pseudo[9] = 6;
-  pseudo[10] = static_cast<uint8_t>((total - 20) >> 8), pseudo[11] = static_cast<uint8_t>(total - 20);
+  pseudo[10] = static_cast<uint8_t>((total - 20) >> 8),
+  pseudo[11] = static_cast<uint8_t>(total - 20);
   pseudo.insert(pseudo.end(), b.begin() + tcp, b.end());
   c = testing::internetChecksum(pseudo.data(), pseudo.size());
   b[tcp + 16] = static_cast<uint8_t>(c >> 8), b[tcp + 17] = static_cast<uint8_t>(c);
@@ -38,7 +39,8 @@ bool tcpChecksumValid(const Bytes& b) {
   Bytes pseudo(12);
   std::copy(b.begin() + 26, b.begin() + 34, pseudo.begin());
   pseudo[9] = 6;
-  pseudo[10] = static_cast<uint8_t>((total - 20) >> 8), pseudo[11] = static_cast<uint8_t>(total - 20);
+  pseudo[10] = static_cast<uint8_t>((total - 20) >> 8),
+  pseudo[11] = static_cast<uint8_t>(total - 20);
   pseudo.insert(pseudo.end(), b.begin() + 34, b.begin() + 14 + total);
   return testing::internetChecksum(pseudo.data(), pseudo.size()) == 0;
 }
@@ -87,13 +89,13 @@ TEST(MssClamp, FindsTheMssAfterOtherOptions) {
 }
 
 TEST(MssClamp, LeavesWhatNeedsNoChange) {
-  EXPECT_FALSE(clamp(synWith({2, 4, 0x05, 0x00}), 1410).changed);            // 1280: fits
-  EXPECT_FALSE(clamp(synWith({2, 4, 0x05, 0xb4}, 0x10), 1410).changed);      // not a SYN
-  EXPECT_FALSE(clamp(synWith({}), 1410).changed);                            // no options
-  EXPECT_FALSE(clamp(synWith({1, 1, 0, 0, 2, 4, 0x05, 0xb4}), 1410).changed); // after END
-  EXPECT_FALSE(clamp(synWith({8, 0, 2, 4, 0x05, 0xb4}), 1410).changed);      // length 0: malformed
-  EXPECT_FALSE(clamp(synWith({8, 40, 2, 4, 0x05, 0xb4}), 1410).changed);     // runs past header
-  auto synAck = clamp(synWith({2, 4, 0x05, 0xb4}, 0x12), 1410);              // SYN-ACK: clamped
+  EXPECT_FALSE(clamp(synWith({2, 4, 0x05, 0x00}), 1410).changed);              // 1280: fits
+  EXPECT_FALSE(clamp(synWith({2, 4, 0x05, 0xb4}, 0x10), 1410).changed);        // not a SYN
+  EXPECT_FALSE(clamp(synWith({}), 1410).changed);                              // no options
+  EXPECT_FALSE(clamp(synWith({1, 1, 0, 0, 2, 4, 0x05, 0xb4}), 1410).changed);  // after END
+  EXPECT_FALSE(clamp(synWith({8, 0, 2, 4, 0x05, 0xb4}), 1410).changed);   // length 0: malformed
+  EXPECT_FALSE(clamp(synWith({8, 40, 2, 4, 0x05, 0xb4}), 1410).changed);  // runs past header
+  auto synAck = clamp(synWith({2, 4, 0x05, 0xb4}, 0x12), 1410);           // SYN-ACK: clamped
   EXPECT_TRUE(synAck.changed);
 }
 

@@ -18,7 +18,6 @@ using nodeplane::Action;
 using nodeplane::DropReason;
 using nodeplane::PuntReason;
 
-
 std::array<uint8_t, 6> macAt(const Bytes& b, size_t at) {
   return {b[at], b[at + 1], b[at + 2], b[at + 3], b[at + 4], b[at + 5]};
 }
@@ -115,10 +114,10 @@ TEST_F(OverlayFixture, TooBigWithDfGetsFragmentationNeededWithTheOverlayMtu) {
   EXPECT_EQ(macAt(out, 0), mac(kPodMac).bytes);
   EXPECT_EQ(get16(out, 26) << 16 | get16(out, 28), ip(kNodeIp).value);
   EXPECT_EQ(get16(out, 30) << 16 | get16(out, 32), ip(kPodIp).value);
-  EXPECT_EQ(out[34], 3);              // destination unreachable
-  EXPECT_EQ(out[35], 4);              // fragmentation needed and DF set
-  EXPECT_EQ(get16(out, 38), 0);       // unused
-  EXPECT_EQ(get16(out, 40), 1450);    // next-hop MTU
+  EXPECT_EQ(out[34], 3);            // destination unreachable
+  EXPECT_EQ(out[35], 4);            // fragmentation needed and DF set
+  EXPECT_EQ(get16(out, 38), 0);     // unused
+  EXPECT_EQ(get16(out, 40), 1450);  // next-hop MTU
   EXPECT_EQ(internetChecksum(&out[34], out.size() - 34), 0);
   EXPECT_TRUE(std::equal(big.begin() + 14, big.begin() + 14 + 28, out.begin() + 42));
   EXPECT_EQ(counters.drops[static_cast<size_t>(DropReason::kFragmentationNeeded)].read(), 1u);
@@ -171,8 +170,12 @@ TEST_F(OverlayFixture, SynMssIsClampedOnTheWayIn) {
 
 TEST_F(OverlayFixture, DecapsulatesToTheLocalPod) {
   resolvePeer();
-  Bytes inner = PacketBuilder().eth(kOurVtep, kPeerVtep).ipv4("10.244.2.7", kPodIp, 63)
-                    .udp(7, 7001).payload(10).build();
+  Bytes inner = PacketBuilder()
+                    .eth(kOurVtep, kPeerVtep)
+                    .ipv4("10.244.2.7", kPodIp, 63)
+                    .udp(7, 7001)
+                    .payload(10)
+                    .build();
   rte_mbuf* m;
   auto meta = run(vxlan(inner), kUplinkPort, &m);
   ASSERT_EQ(meta.action, Action::kTransmit) << dropReasonInfo(meta.drop).name;
@@ -188,8 +191,10 @@ TEST_F(OverlayFixture, DecapsulatesToTheLocalPod) {
 
 TEST_F(OverlayFixture, AnswersArpForOurPodCidrInsideTheTunnel) {
   resolvePeer();
-  Bytes request = PacketBuilder().eth("ff:ff:ff:ff:ff:ff", kPeerVtep)
-                      .arp(1, kPeerVtep, "10.244.2.0", "10.244.1.0").build();
+  Bytes request = PacketBuilder()
+                      .eth("ff:ff:ff:ff:ff:ff", kPeerVtep)
+                      .arp(1, kPeerVtep, "10.244.2.0", "10.244.1.0")
+                      .build();
   rte_mbuf* m;
   auto meta = run(vxlan(request), kUplinkPort, &m);
   ASSERT_EQ(meta.action, Action::kTransmit) << dropReasonInfo(meta.drop).name;
@@ -197,31 +202,34 @@ TEST_F(OverlayFixture, AnswersArpForOurPodCidrInsideTheTunnel) {
   Bytes out = mbufBytes(m);
   EXPECT_EQ(get16(out, 36), 4789);
   const size_t arp = 50 + 14;
-  EXPECT_EQ(get16(out, arp + 6), 2);                       // reply
-  EXPECT_EQ(macAt(out, arp + 8), mac(kOurVtep).bytes);     // 10.244.1.0 is at our VTEP
+  EXPECT_EQ(get16(out, arp + 6), 2);                    // reply
+  EXPECT_EQ(macAt(out, arp + 8), mac(kOurVtep).bytes);  // 10.244.1.0 is at our VTEP
   EXPECT_EQ(macAt(out, 50), mac(kPeerVtep).bytes);
   rte_pktmbuf_free(m);
 }
 
 TEST_F(OverlayFixture, UplinkArpAndPingForTheNode) {
   rte_mbuf* m;
-  auto meta = run(PacketBuilder().eth("ff:ff:ff:ff:ff:ff", kPeerMac)
-                      .arp(1, kPeerMac, kPeerIp, kNodeIp).build(),
-                  kUplinkPort, &m);
+  auto meta = run(
+      PacketBuilder().eth("ff:ff:ff:ff:ff:ff", kPeerMac).arp(1, kPeerMac, kPeerIp, kNodeIp).build(),
+      kUplinkPort, &m);
   ASSERT_EQ(meta.action, Action::kTransmit);
   Bytes out = mbufBytes(m);
   EXPECT_EQ(macAt(out, 14 + 8), mac(kUplinkMac).bytes);
   rte_pktmbuf_free(m);
 
-  meta = run(PacketBuilder().eth(kUplinkMac, kPeerMac).arp(2, kPeerMac, kPeerIp, kNodeIp, kUplinkMac)
+  meta = run(PacketBuilder()
+                 .eth(kUplinkMac, kPeerMac)
+                 .arp(2, kPeerMac, kPeerIp, kNodeIp, kUplinkMac)
                  .build(),
              kUplinkPort, &m);
   EXPECT_EQ(meta.action, Action::kPunt);
   EXPECT_EQ(meta.punt, PuntReason::kArp);
   rte_pktmbuf_free(m);
 
-  meta = run(PacketBuilder().eth(kUplinkMac, kPeerMac).ipv4(kPeerIp, kNodeIp).icmpEcho(1, 1).build(),
-             kUplinkPort, &m);
+  meta =
+      run(PacketBuilder().eth(kUplinkMac, kPeerMac).ipv4(kPeerIp, kNodeIp).icmpEcho(1, 1).build(),
+          kUplinkPort, &m);
   ASSERT_EQ(meta.action, Action::kTransmit);
   EXPECT_EQ(mbufBytes(m)[34], 0);  // echo reply
   rte_pktmbuf_free(m);
@@ -235,8 +243,8 @@ struct BadUplinkCase {
 
 TEST_F(OverlayFixture, EveryBadUplinkClassHasItsCounter) {
   resolvePeer();
-  const Bytes inner = PacketBuilder().eth(kOurVtep, kPeerVtep).ipv4("10.244.2.7", kPodIp)
-                          .udp(7, 7001).build();
+  const Bytes inner =
+      PacketBuilder().eth(kOurVtep, kPeerVtep).ipv4("10.244.2.7", kPodIp).udp(7, 7001).build();
   auto withUdpLength = [&](uint16_t len) {
     Bytes b = vxlan(inner);
     b[38] = static_cast<uint8_t>(len >> 8);
@@ -252,8 +260,12 @@ TEST_F(OverlayFixture, EveryBadUplinkClassHasItsCounter) {
        DropReason::kVxlanNoIBit},
       {"vxlan truncated",
        [&](auto&) {
-         return PacketBuilder().eth(kUplinkMac, kPeerMac).ipv4(kPeerIp, kNodeIp).udp(1, 4789)
-             .payload(5).build();
+         return PacketBuilder()
+             .eth(kUplinkMac, kPeerMac)
+             .ipv4(kPeerIp, kNodeIp)
+             .udp(1, 4789)
+             .payload(5)
+             .build();
        },
        DropReason::kVxlanTruncated},
       {"inner shorter than ethernet", [&](auto& f) { return f.vxlan(Bytes(9, 0)); },
@@ -269,33 +281,49 @@ TEST_F(OverlayFixture, EveryBadUplinkClassHasItsCounter) {
        DropReason::kVxlanInnerNotIpv4},
       {"inner not for our vtep",
        [&](auto& f) {
-         return f.vxlan(PacketBuilder().eth("0a:0b:0c:0d:0e:0f", kPeerVtep)
-                            .ipv4("10.244.2.7", kPodIp).udp(1, 2).build());
+         return f.vxlan(PacketBuilder()
+                            .eth("0a:0b:0c:0d:0e:0f", kPeerVtep)
+                            .ipv4("10.244.2.7", kPodIp)
+                            .udp(1, 2)
+                            .build());
        },
        DropReason::kVxlanInnerDstMac},
       {"inner arp for a foreign address",
        [&](auto& f) {
-         return f.vxlan(PacketBuilder().eth("ff:ff:ff:ff:ff:ff", kPeerVtep)
-                            .arp(1, kPeerVtep, "10.244.2.0", "10.244.9.1").build());
+         return f.vxlan(PacketBuilder()
+                            .eth("ff:ff:ff:ff:ff:ff", kPeerVtep)
+                            .arp(1, kPeerVtep, "10.244.2.0", "10.244.9.1")
+                            .build());
        },
        DropReason::kVxlanInnerArpNotOurs},
       {"udp length shorter than the datagram", [&](auto&) { return withUdpLength(30); },
        DropReason::kVxlanBadUdpLength},
       {"outer fragment",
        [&](auto&) {
-         return PacketBuilder().eth(kUplinkMac, kPeerMac).ipv4(kPeerIp, kNodeIp)
-             .fragment(0, true).udp(1, 4789).payload(64).build();
+         return PacketBuilder()
+             .eth(kUplinkMac, kPeerMac)
+             .ipv4(kPeerIp, kNodeIp)
+             .fragment(0, true)
+             .udp(1, 4789)
+             .payload(64)
+             .build();
        },
        DropReason::kVxlanOuterFragment},
       {"back into the overlay",
        [&](auto& f) {
-         return f.vxlan(PacketBuilder().eth(kOurVtep, kPeerVtep).ipv4("10.244.2.7", "10.244.2.8")
-                            .udp(1, 2).build());
+         return f.vxlan(PacketBuilder()
+                            .eth(kOurVtep, kPeerVtep)
+                            .ipv4("10.244.2.7", "10.244.2.8")
+                            .udp(1, 2)
+                            .build());
        },
        DropReason::kOverlayLoop},
       {"not for this node",
        [&](auto&) {
-         return PacketBuilder().eth(kUplinkMac, kPeerMac).ipv4(kPeerIp, "192.168.50.77").udp(1, 2)
+         return PacketBuilder()
+             .eth(kUplinkMac, kPeerMac)
+             .ipv4(kPeerIp, "192.168.50.77")
+             .udp(1, 2)
              .build();
        },
        DropReason::kUplinkNotForNode},
@@ -304,15 +332,19 @@ TEST_F(OverlayFixture, EveryBadUplinkClassHasItsCounter) {
          return PacketBuilder().eth(kUplinkMac, kPeerMac).ipv4(kPeerIp, kNodeIp).tcp(1, 22).build();
        },
        DropReason::kHostPathUnavailable},
-      {"tagged", [&](auto& f) { Bytes b = f.vxlan(inner); b.insert(b.begin() + 12, {0x81, 0, 0, 5}); return b; },
+      {"tagged",
+       [&](auto& f) {
+         Bytes b = f.vxlan(inner);
+         b.insert(b.begin() + 12, {0x81, 0, 0, 5});
+         return b;
+       },
        DropReason::kUplinkVlanTagged},
   };
   for (const auto& c : cases) {
     rte_mbuf* m;
     auto meta = run(c.frame(*this), kUplinkPort, &m);
     EXPECT_EQ(meta.action, Action::kDrop) << c.name;
-    EXPECT_EQ(dropReasonInfo(meta.drop).name, dropReasonInfo(c.drop).name)
-        << c.name;
+    EXPECT_EQ(dropReasonInfo(meta.drop).name, dropReasonInfo(c.drop).name) << c.name;
     rte_pktmbuf_free(m);
   }
 }
@@ -320,8 +352,8 @@ TEST_F(OverlayFixture, EveryBadUplinkClassHasItsCounter) {
 // Every truncation of a valid VXLAN frame is rejected without reading past it (ASan build).
 TEST_F(OverlayFixture, EveryTruncatedVxlanFrameIsRejectedInBounds) {
   resolvePeer();
-  const Bytes full = vxlan(PacketBuilder().eth(kOurVtep, kPeerVtep).ipv4("10.244.2.7", kPodIp)
-                               .tcp(1, 2).build());
+  const Bytes full =
+      vxlan(PacketBuilder().eth(kOurVtep, kPeerVtep).ipv4("10.244.2.7", kPodIp).tcp(1, 2).build());
   for (size_t len = 0; len < full.size(); ++len) {
     Burst burst;
     burst.count = 1;

@@ -16,16 +16,24 @@ namespace {
 
 const Ipv4Prefix kLocal = *Ipv4Prefix::parse("10.244.1.0/24");
 
-Ipv4Address addr(const char* text) { return *Ipv4Address::parse(text); }
-Ipv4Prefix prefix(const char* text) { return *Ipv4Prefix::parse(text); }
+Ipv4Address addr(const char* text) {
+  return *Ipv4Address::parse(text);
+}
+Ipv4Prefix prefix(const char* text) {
+  return *Ipv4Prefix::parse(text);
+}
 
 struct Decision {
   bool denyEgress, denyIngress, auditDenyEgress, auditDenyIngress;
 };
 
 Decision classify(const Classifier& c, const FlowQuery& q) {
-  AclKey key{q.protocol, {0, 0, 0}, rte_cpu_to_be_32(q.src.value), rte_cpu_to_be_32(q.dst.value),
-             rte_cpu_to_be_16(40000), rte_cpu_to_be_16(q.dport)};
+  AclKey key{q.protocol,
+             {0, 0, 0},
+             rte_cpu_to_be_32(q.src.value),
+             rte_cpu_to_be_32(q.dst.value),
+             rte_cpu_to_be_16(40000),
+             rte_cpu_to_be_16(q.dport)};
   const AclKey* keys[1] = {&key};
   uint32_t r[kCategories];
   c.classify(keys, 1, r);
@@ -66,9 +74,11 @@ PolicyState baseCluster() {
       p.namespaceName = ns;
       p.name = pod;
       // a and b on this node, c on another.
-      p.ip = addr((std::string(pod[0] == 'c' ? "10.244.2." : "10.244.1.") + std::to_string(host++)).c_str());
+      p.ip = addr((std::string(pod[0] == 'c' ? "10.244.2." : "10.244.1.") + std::to_string(host++))
+                      .c_str());
       p.labels = {{"pod", pod}};
-      p.ports = {{"serve-80-tcp", 80, kProtoTcp}, {"serve-81-tcp", 81, kProtoTcp},
+      p.ports = {{"serve-80-tcp", 80, kProtoTcp},
+                 {"serve-81-tcp", 81, kProtoTcp},
                  {"serve-80-udp", 80, kProtoUdp}};
       s.pods.push_back(p);
     }
@@ -96,7 +106,8 @@ TEST(Compiler, NoPolicyNoRules) {
   EXPECT_TRUE(c.rules.empty());
   auto cls = build(s);
   EXPECT_TRUE(cls->empty());
-  EXPECT_FALSE(classify(*cls, {pod(s, "x", "a").ip, pod(s, "y", "b").ip, kProtoTcp, 80}).denyIngress);
+  EXPECT_FALSE(
+      classify(*cls, {pod(s, "x", "a").ip, pod(s, "y", "b").ip, kProtoTcp, 80}).denyIngress);
 }
 
 TEST(Compiler, DefaultDenyIngressIsolatesOnlyLocalSelectedPods) {
@@ -109,8 +120,10 @@ TEST(Compiler, DefaultDenyIngressIsolatesOnlyLocalSelectedPods) {
   EXPECT_EQ(c.isolatedIngress, 2u) << "x/a and x/b are local, x/c is not";
   EXPECT_EQ(c.policies[0].localPods, 2u);
   auto cls = build(s);
-  EXPECT_TRUE(classify(*cls, {pod(s, "y", "a").ip, pod(s, "x", "a").ip, kProtoTcp, 80}).denyIngress);
-  EXPECT_FALSE(classify(*cls, {pod(s, "x", "a").ip, pod(s, "y", "a").ip, kProtoTcp, 80}).denyEgress);
+  EXPECT_TRUE(
+      classify(*cls, {pod(s, "y", "a").ip, pod(s, "x", "a").ip, kProtoTcp, 80}).denyIngress);
+  EXPECT_FALSE(
+      classify(*cls, {pod(s, "x", "a").ip, pod(s, "y", "a").ip, kProtoTcp, 80}).denyEgress);
 }
 
 TEST(Compiler, NamedPortsResolvePerDestinationPod) {
@@ -137,8 +150,9 @@ TEST(Compiler, EndPortRangesAndIpBlocks) {
   p.name = "range";
   p.ingress = false;
   p.egress = true;
-  p.egressRules.push_back(PolicyRule{{Peer{{}, {}, IpBlock{prefix("10.244.0.0/16"), {prefix("10.244.2.0/24")}}}},
-                                     {PortMatch{kProtoTcp, 80, 81, ""}}});
+  p.egressRules.push_back(
+      PolicyRule{{Peer{{}, {}, IpBlock{prefix("10.244.0.0/16"), {prefix("10.244.2.0/24")}}}},
+                 {PortMatch{kProtoTcp, 80, 81, ""}}});
   s.policies.push_back(p);
   auto cls = build(s);
   const auto src = pod(s, "x", "a").ip;
@@ -195,7 +209,7 @@ class Generator {
   FlowQuery flow(const PolicyState& s) {
     auto address = [&]() {
       const unsigned r = pick(10);
-      if (r == 0) return Ipv4Address{0x08080808};                 // outside the cluster
+      if (r == 0) return Ipv4Address{0x08080808};                   // outside the cluster
       if (r == 1) return Ipv4Address{0x0af40100u + 200 + pick(4)};  // local, no pod
       return s.pods[pick(static_cast<unsigned>(s.pods.size()))].ip;
     };
@@ -214,11 +228,23 @@ class Generator {
     for (unsigned i = 0; i < n; ++i) {
       const char* key = keys_[pick(3)];
       switch (pick(5)) {
-        case 0: sel.matchLabels[key] = values_[pick(3)]; break;
-        case 1: sel.matchExpressions.push_back({key, SelectorRequirement::Operator::kIn, {values_[pick(3)], values_[pick(3)]}}); break;
-        case 2: sel.matchExpressions.push_back({key, SelectorRequirement::Operator::kNotIn, {values_[pick(3)]}}); break;
-        case 3: sel.matchExpressions.push_back({key, SelectorRequirement::Operator::kExists, {}}); break;
-        default: sel.matchExpressions.push_back({key, SelectorRequirement::Operator::kDoesNotExist, {}}); break;
+        case 0:
+          sel.matchLabels[key] = values_[pick(3)];
+          break;
+        case 1:
+          sel.matchExpressions.push_back(
+              {key, SelectorRequirement::Operator::kIn, {values_[pick(3)], values_[pick(3)]}});
+          break;
+        case 2:
+          sel.matchExpressions.push_back(
+              {key, SelectorRequirement::Operator::kNotIn, {values_[pick(3)]}});
+          break;
+        case 3:
+          sel.matchExpressions.push_back({key, SelectorRequirement::Operator::kExists, {}});
+          break;
+        default:
+          sel.matchExpressions.push_back({key, SelectorRequirement::Operator::kDoesNotExist, {}});
+          break;
       }
     }
     return sel;
@@ -227,9 +253,14 @@ class Generator {
   LabelSelector namespaceSelector() {
     LabelSelector sel;
     switch (pick(3)) {
-      case 0: break;  // every namespace
-      case 1: sel.matchLabels["team"] = coin() ? "a" : "b"; break;
-      default: sel.matchLabels["kubernetes.io/metadata.name"] = coin() ? "x" : "y"; break;
+      case 0:
+        break;  // every namespace
+      case 1:
+        sel.matchLabels["team"] = coin() ? "a" : "b";
+        break;
+      default:
+        sel.matchLabels["kubernetes.io/metadata.name"] = coin() ? "x" : "y";
+        break;
     }
     return sel;
   }
@@ -237,18 +268,28 @@ class Generator {
   Peer peer() {
     Peer p;
     switch (pick(4)) {
-      case 0: p.podSelector = selector(); break;
-      case 1: p.namespaceSelector = namespaceSelector(); break;
-      case 2: p.podSelector = selector(); p.namespaceSelector = namespaceSelector(); break;
+      case 0:
+        p.podSelector = selector();
+        break;
+      case 1:
+        p.namespaceSelector = namespaceSelector();
+        break;
+      case 2:
+        p.podSelector = selector();
+        p.namespaceSelector = namespaceSelector();
+        break;
       default: {
         const uint8_t len = static_cast<uint8_t>(16 + pick(9));
         Ipv4Prefix cidr{Ipv4Address{0x0af40000u & (~0u << (32 - len))}, len};
         if (pick(4) == 0) cidr = Ipv4Prefix{Ipv4Address{0}, 0};
         IpBlock b{cidr, {}};
         if (coin()) b.except.push_back(Ipv4Prefix{Ipv4Address{0x0af40100u + 8 * pick(4)}, 29});
-        if (coin() && cidr.length <= 23) b.except.push_back(Ipv4Prefix{Ipv4Address{0x0af40200u}, 24});
+        if (coin() && cidr.length <= 23)
+          b.except.push_back(Ipv4Prefix{Ipv4Address{0x0af40200u}, 24});
         // except must lie inside cidr
-        std::erase_if(b.except, [&](const Ipv4Prefix& e) { return !(cidr.contains(e.address) && e.length > cidr.length); });
+        std::erase_if(b.except, [&](const Ipv4Prefix& e) {
+          return !(cidr.contains(e.address) && e.length > cidr.length);
+        });
         p.ipBlock = b;
       }
     }
@@ -257,11 +298,16 @@ class Generator {
 
   PortMatch port() {
     switch (pick(5)) {
-      case 0: return PortMatch{kProtoTcp, 80, 0, ""};
-      case 1: return PortMatch{kProtoUdp, 53, 0, ""};
-      case 2: return PortMatch{kProtoTcp, 9000, static_cast<uint16_t>(9000 + pick(3)), ""};
-      case 3: return PortMatch{coin() ? kProtoTcp : kProtoUdp, 0, 0, coin() ? "web" : "dns"};
-      default: return PortMatch{coin() ? kProtoSctp : kProtoTcp, 0, 0, ""};
+      case 0:
+        return PortMatch{kProtoTcp, 80, 0, ""};
+      case 1:
+        return PortMatch{kProtoUdp, 53, 0, ""};
+      case 2:
+        return PortMatch{kProtoTcp, 9000, static_cast<uint16_t>(9000 + pick(3)), ""};
+      case 3:
+        return PortMatch{coin() ? kProtoTcp : kProtoUdp, 0, 0, coin() ? "web" : "dns"};
+      default:
+        return PortMatch{coin() ? kProtoSctp : kProtoTcp, 0, 0, ""};
     }
   }
 

@@ -19,7 +19,6 @@ constexpr const char* kServerMac = "0a:00:00:00:00:0b";
 constexpr const char* kClientPortMac = "02:fe:00:00:00:00";  // fake port 0
 constexpr const char* kServerPortMac = "02:fe:00:00:00:01";  // fake port 1
 
-
 class EnforceTest : public PodPairFixture {
  protected:
   void SetUp() override {
@@ -38,7 +37,8 @@ class EnforceTest : public PodPairFixture {
                {"namespace": "x", "name": "server", "ip": "10.244.1.3", "labels": {"app": "web"},
                 "ports": [{"name": "http", "containerPort": 80}]},
                {"namespace": "x", "name": "remote", "ip": "10.244.2.9", "labels": {"app": "web"}}],
-      "networkPolicies": )") + policies + R"(, "l7Rules": )" + l7 + "}");
+      "networkPolicies": )") +
+                            policies + R"(, "l7Rules": )" + l7 + "}");
     args["audit"] = audit;
     auto state = policy::policyStateFromJson(args);
     ASSERT_TRUE(state.ok()) << state.error().message;
@@ -69,15 +69,18 @@ TEST_F(EnforceTest, WithoutPolicyPodFlowsAreNotTracked) {
 
 TEST_F(EnforceTest, AllowedFlowIsTrackedAndItsRepliesPass) {
   apply(kAllowClientsOn80);
-  EXPECT_EQ(run(fromClient().ipv4("10.244.1.2", "10.244.1.3").tcp(40000, 80, 0x02).build(), 0).action,
-            Action::kTransmit);
+  EXPECT_EQ(
+      run(fromClient().ipv4("10.244.1.2", "10.244.1.3").tcp(40000, 80, 0x02).build(), 0).action,
+      Action::kTransmit);
   EXPECT_EQ(tracker->live(), 1u);
   EXPECT_EQ(counters.podFlows.read(), 1u);
   // The server is isolated for ingress, not egress; the client for neither. The reply passes
   // because the flow is tracked (it would pass anyway); what isolation blocks is new flows:
-  EXPECT_EQ(run(fromServer().ipv4("10.244.1.3", "10.244.1.2").tcp(80, 40000, 0x12).build(), 1).action,
-            Action::kTransmit);
-  const auto denied = run(fromClient().ipv4("10.244.1.2", "10.244.1.3").tcp(40001, 81, 0x02).build(), 0);
+  EXPECT_EQ(
+      run(fromServer().ipv4("10.244.1.3", "10.244.1.2").tcp(80, 40000, 0x12).build(), 1).action,
+      Action::kTransmit);
+  const auto denied =
+      run(fromClient().ipv4("10.244.1.2", "10.244.1.3").tcp(40001, 81, 0x02).build(), 0);
   EXPECT_EQ(denied.action, Action::kDrop);
   EXPECT_EQ(denied.drop, DropReason::kPolicyDeniedIngress);
   EXPECT_EQ(tracker->live(), 1u) << "denied flows take no entry";
@@ -91,11 +94,14 @@ TEST_F(EnforceTest, AllowedFlowIsTrackedAndItsRepliesPass) {
 TEST_F(EnforceTest, RepliesOfAnAllowedFlowPassTheOtherSidesIsolation) {
   // The client is isolated for ingress (nothing may connect to it); its own flows' replies pass.
   apply(R"([{"metadata": {"namespace": "y", "name": "deny-in"}, "spec": {"podSelector": {}}}])");
-  EXPECT_EQ(run(fromClient().ipv4("10.244.1.2", "10.244.1.3").tcp(40000, 80, 0x02).build(), 0).action,
-            Action::kTransmit);
-  EXPECT_EQ(run(fromServer().ipv4("10.244.1.3", "10.244.1.2").tcp(80, 40000, 0x12).build(), 1).action,
-            Action::kTransmit);
-  const auto opened = run(fromServer().ipv4("10.244.1.3", "10.244.1.2").tcp(5555, 22, 0x02).build(), 1);
+  EXPECT_EQ(
+      run(fromClient().ipv4("10.244.1.2", "10.244.1.3").tcp(40000, 80, 0x02).build(), 0).action,
+      Action::kTransmit);
+  EXPECT_EQ(
+      run(fromServer().ipv4("10.244.1.3", "10.244.1.2").tcp(80, 40000, 0x12).build(), 1).action,
+      Action::kTransmit);
+  const auto opened =
+      run(fromServer().ipv4("10.244.1.3", "10.244.1.2").tcp(5555, 22, 0x02).build(), 1);
   EXPECT_EQ(opened.action, Action::kDrop);
   EXPECT_EQ(opened.drop, DropReason::kPolicyDeniedIngress);
   // A stray RST is judged on its own and dropped: it could open nothing.
@@ -112,27 +118,36 @@ TEST_F(EnforceTest, EgressDenialAndUdpAndIcmp) {
   EXPECT_EQ(run(fromClient().ipv4("10.244.1.2", "10.244.1.3").udp(5000, 54).build(), 0).drop,
             DropReason::kPolicyDeniedEgress);
   EXPECT_EQ(run(fromClient().ipv4("10.244.1.2", "10.244.1.3").icmpEcho(7, 1).build(), 0).drop,
-            DropReason::kPolicyDeniedEgress) << "a rule with ports allows no ICMP";
-  EXPECT_EQ(run(fromClient().ipv4("10.244.1.2", "10.244.1.3").ipProto(47).payload(20).build(), 0).drop,
-            DropReason::kPolicyDeniedEgress) << "untracked protocols are judged too";
+            DropReason::kPolicyDeniedEgress)
+      << "a rule with ports allows no ICMP";
+  EXPECT_EQ(
+      run(fromClient().ipv4("10.244.1.2", "10.244.1.3").ipProto(47).payload(20).build(), 0).drop,
+      DropReason::kPolicyDeniedEgress)
+      << "untracked protocols are judged too";
 }
 
 TEST_F(EnforceTest, APolicyChangeReachesEstablishedFlowsOnTheirNextPacket) {
   apply("[]");
-  EXPECT_EQ(run(fromClient().ipv4("10.244.1.2", "10.244.1.3").tcp(40000, 80, 0x02).build(), 0).action,
-            Action::kTransmit);
-  EXPECT_EQ(run(fromClient().ipv4("10.244.1.2", "10.244.1.3").tcp(40000, 81, 0x02).build(), 0).action,
-            Action::kTransmit);
+  EXPECT_EQ(
+      run(fromClient().ipv4("10.244.1.2", "10.244.1.3").tcp(40000, 80, 0x02).build(), 0).action,
+      Action::kTransmit);
+  EXPECT_EQ(
+      run(fromClient().ipv4("10.244.1.2", "10.244.1.3").tcp(40000, 81, 0x02).build(), 0).action,
+      Action::kTransmit);
   apply(kAllowClientsOn80);
-  EXPECT_EQ(run(fromClient().ipv4("10.244.1.2", "10.244.1.3").tcp(40000, 80, 0x10).build(), 0).action,
-            Action::kTransmit);
-  const auto revoked = run(fromServer().ipv4("10.244.1.3", "10.244.1.2").tcp(81, 40000, 0x10).build(), 1);
+  EXPECT_EQ(
+      run(fromClient().ipv4("10.244.1.2", "10.244.1.3").tcp(40000, 80, 0x10).build(), 0).action,
+      Action::kTransmit);
+  const auto revoked =
+      run(fromServer().ipv4("10.244.1.3", "10.244.1.2").tcp(81, 40000, 0x10).build(), 1);
   EXPECT_EQ(revoked.action, Action::kDrop) << "either direction of a revoked flow";
   EXPECT_EQ(revoked.drop, DropReason::kPolicyDeniedIngress);
   EXPECT_EQ(counters.policyReevaluated.read(), 2u);
   apply("[]");
-  EXPECT_EQ(run(fromClient().ipv4("10.244.1.2", "10.244.1.3").tcp(40000, 81, 0x10).build(), 0).action,
-            Action::kTransmit) << "and allowed again when the policy goes";
+  EXPECT_EQ(
+      run(fromClient().ipv4("10.244.1.2", "10.244.1.3").tcp(40000, 81, 0x10).build(), 0).action,
+      Action::kTransmit)
+      << "and allowed again when the policy goes";
 }
 
 TEST_F(EnforceTest, ServiceTrafficIsJudgedAgainstTheBackend) {
@@ -147,21 +162,26 @@ TEST_F(EnforceTest, ServiceTrafficIsJudgedAgainstTheBackend) {
   svc.endpoints = {e};
   ASSERT_TRUE(node->setService(svc).ok());
   apply(kAllowClientsOn80);
-  EXPECT_EQ(run(fromClient().ipv4("10.244.1.2", "10.96.0.30").tcp(40000, 8080, 0x02).build(), 0).action,
-            Action::kTransmit) << "VIP:8080 -> backend port 80 (named port http)";
-  EXPECT_EQ(run(fromClient().ipv4("10.244.1.2", "10.96.0.30").tcp(40001, 8081, 0x02).build(), 0).drop,
-            DropReason::kPolicyDeniedIngress);
+  EXPECT_EQ(
+      run(fromClient().ipv4("10.244.1.2", "10.96.0.30").tcp(40000, 8080, 0x02).build(), 0).action,
+      Action::kTransmit)
+      << "VIP:8080 -> backend port 80 (named port http)";
+  EXPECT_EQ(
+      run(fromClient().ipv4("10.244.1.2", "10.96.0.30").tcp(40001, 8081, 0x02).build(), 0).drop,
+      DropReason::kPolicyDeniedIngress);
 }
 
 TEST_F(EnforceTest, AuditModeCountsAndPasses) {
   apply(R"([{"metadata": {"namespace": "x", "name": "deny"}, "spec": {"podSelector": {}}}])", "[]",
         /*audit=*/true);
-  EXPECT_EQ(run(fromClient().ipv4("10.244.1.2", "10.244.1.3").tcp(40000, 80, 0x02).build(), 0).action,
-            Action::kTransmit);
+  EXPECT_EQ(
+      run(fromClient().ipv4("10.244.1.2", "10.244.1.3").tcp(40000, 80, 0x02).build(), 0).action,
+      Action::kTransmit);
   EXPECT_EQ(counters.policyAuditDenied.read(), 1u);
   node->drainPolicyLog();
   ASSERT_EQ(node->policyRuntime()->recent().size(), 1u);
-  EXPECT_EQ(node->policyRuntime()->recent()[0].record.event, policy::PolicyEvent::kAuditDenyIngress);
+  EXPECT_EQ(node->policyRuntime()->recent()[0].record.event,
+            policy::PolicyEvent::kAuditDenyIngress);
   EXPECT_EQ(node->policyRuntime()->recent()[0].policy, "x/deny");
 }
 
@@ -181,18 +201,38 @@ constexpr const char* kL7 = R"([{"metadata": {"namespace": "x", "name": "web-l7"
 
 TEST_F(EnforceTest, AnL7DenialResetsTheFlowBothWays) {
   apply("[]", kL7);
-  EXPECT_EQ(run(fromClient().ipv4("10.244.1.2", "10.244.1.3").tcp(40000, 80, 0x02).tcpSeq(7000).build(), 0).action,
-            Action::kTransmit);
-  EXPECT_EQ(run(fromServer().ipv4("10.244.1.3", "10.244.1.2").tcp(80, 40000, 0x12).tcpSeq(9000, 7001).build(), 1).action,
+  EXPECT_EQ(
+      run(fromClient().ipv4("10.244.1.2", "10.244.1.3").tcp(40000, 80, 0x02).tcpSeq(7000).build(),
+          0)
+          .action,
+      Action::kTransmit);
+  EXPECT_EQ(run(fromServer()
+                    .ipv4("10.244.1.3", "10.244.1.2")
+                    .tcp(80, 40000, 0x12)
+                    .tcpSeq(9000, 7001)
+                    .build(),
+                1)
+                .action,
             Action::kTransmit);
   const std::string ok = "GET /public/a HTTP/1.1\r\nHost: s\r\n\r\n";
-  EXPECT_EQ(run(fromClient().ipv4("10.244.1.2", "10.244.1.3").tcp(40000, 80, 0x18).tcpSeq(7001, 9001)
-                    .payloadBytes(Bytes(ok.begin(), ok.end())).build(), 0).action,
+  EXPECT_EQ(run(fromClient()
+                    .ipv4("10.244.1.2", "10.244.1.3")
+                    .tcp(40000, 80, 0x18)
+                    .tcpSeq(7001, 9001)
+                    .payloadBytes(Bytes(ok.begin(), ok.end()))
+                    .build(),
+                0)
+                .action,
             Action::kTransmit);
   const std::string bad = "GET /admin HTTP/1.1\r\nHost: s\r\n\r\n";
   const uint32_t badSeq = 7001 + static_cast<uint32_t>(ok.size());
-  auto out = runAll(fromClient().ipv4("10.244.1.2", "10.244.1.3").tcp(40000, 80, 0x18).tcpSeq(badSeq, 9001)
-                        .payloadBytes(Bytes(bad.begin(), bad.end())).build(), 0);
+  auto out = runAll(fromClient()
+                        .ipv4("10.244.1.2", "10.244.1.3")
+                        .tcp(40000, 80, 0x18)
+                        .tcpSeq(badSeq, 9001)
+                        .payloadBytes(Bytes(bad.begin(), bad.end()))
+                        .build(),
+                    0);
   ASSERT_EQ(out.size(), 2u) << "the segment, turned into a RST, and a RST made for the client";
   // To the server: its own addresses, the segment's sequence number, no payload.
   ASSERT_EQ(out[0].first.action, Action::kTransmit);
@@ -214,13 +254,24 @@ TEST_F(EnforceTest, AnL7DenialResetsTheFlowBothWays) {
   for (auto& [meta, m] : out) rte_pktmbuf_free(m);
   EXPECT_EQ(counters.l7Resets.read(), 1u);
   // The flow stays refused: the client's retransmission is answered with another RST.
-  auto again = runAll(fromClient().ipv4("10.244.1.2", "10.244.1.3").tcp(40000, 80, 0x18).tcpSeq(badSeq, 9001)
-                          .payloadBytes(Bytes(bad.begin(), bad.end())).build(), 0);
+  auto again = runAll(fromClient()
+                          .ipv4("10.244.1.2", "10.244.1.3")
+                          .tcp(40000, 80, 0x18)
+                          .tcpSeq(badSeq, 9001)
+                          .payloadBytes(Bytes(bad.begin(), bad.end()))
+                          .build(),
+                      0);
   ASSERT_EQ(again.size(), 1u);
   EXPECT_EQ(again[0].first.outPort, 0);
   EXPECT_EQ(mbufBytes(again[0].second)[47] & 0x04, 0x04);
   rte_pktmbuf_free(again[0].second);
-  EXPECT_EQ(run(fromServer().ipv4("10.244.1.3", "10.244.1.2").tcp(80, 40000, 0x10).tcpSeq(9001, badSeq).build(), 1).drop,
+  EXPECT_EQ(run(fromServer()
+                    .ipv4("10.244.1.3", "10.244.1.2")
+                    .tcp(80, 40000, 0x10)
+                    .tcpSeq(9001, badSeq)
+                    .build(),
+                1)
+                .drop,
             DropReason::kL7Denied);
 }
 
@@ -228,8 +279,14 @@ TEST_F(EnforceTest, L7OutOfOrderSegmentsAreDroppedForResending) {
   apply("[]", kL7);
   run(fromClient().ipv4("10.244.1.2", "10.244.1.3").tcp(40000, 80, 0x02).tcpSeq(7000).build(), 0);
   const std::string part = "HTTP/1.1\r\n\r\n";
-  EXPECT_EQ(run(fromClient().ipv4("10.244.1.2", "10.244.1.3").tcp(40000, 80, 0x18).tcpSeq(7100, 1)
-                    .payloadBytes(Bytes(part.begin(), part.end())).build(), 0).drop,
+  EXPECT_EQ(run(fromClient()
+                    .ipv4("10.244.1.2", "10.244.1.3")
+                    .tcp(40000, 80, 0x18)
+                    .tcpSeq(7100, 1)
+                    .payloadBytes(Bytes(part.begin(), part.end()))
+                    .build(),
+                0)
+                .drop,
             DropReason::kL7OutOfOrder);
 }
 
@@ -242,11 +299,13 @@ TEST_F(EnforceTest, BadPolicyChangesNothing) {
   ASSERT_TRUE(state.ok());
   auto st = node->applyPolicy(std::move(*state));
   ASSERT_FALSE(st.ok());
-  EXPECT_NE(st.error().message.find("l7rule x/bad: field 'spec.rules[0].pattern'"), std::string::npos)
+  EXPECT_NE(st.error().message.find("l7rule x/bad: field 'spec.rules[0].pattern'"),
+            std::string::npos)
       << st.error().message;
   EXPECT_EQ(node->policyTable()->generation(), generation);
   EXPECT_EQ(run(fromClient().ipv4("10.244.1.2", "10.244.1.3").tcp(40001, 81, 0x02).build(), 0).drop,
-            DropReason::kPolicyDeniedIngress) << "the last good policy is still in force";
+            DropReason::kPolicyDeniedIngress)
+      << "the last good policy is still in force";
 }
 
 }  // namespace

@@ -66,7 +66,8 @@ TEST_F(L7Test, AttachesToTheSelectedPodAndItsNamedPortOnly) {
 }
 
 TEST_F(L7Test, AllowedRequestsPassAndKeepAliveWorks) {
-  EXPECT_EQ(send("GET /public/a.html HTTP/1.1\r\nHost: web\r\nAccept: */*\r\n\r\n"), L7Verdict::kPass);
+  EXPECT_EQ(send("GET /public/a.html HTTP/1.1\r\nHost: web\r\nAccept: */*\r\n\r\n"),
+            L7Verdict::kPass);
   EXPECT_EQ(send("GET /public/b HTTP/1.1\r\nHost: web\r\n\r\n"), L7Verdict::kPass);
   EXPECT_EQ(send("POST /health HTTP/1.1\r\nUser-Agent: x\r\nHOST: web.x.svc:80\r\n\r\n"),
             L7Verdict::kPass);
@@ -122,11 +123,11 @@ TEST_F(L7Test, SegmentsAreScannedInSequenceOrderOnly) {
   EXPECT_EQ(send(second), L7Verdict::kPass);
   // A segment overlapping scanned bytes: only its new part is scanned.
   const std::string third = "GET /private HTTP/1.1\r\n\r\n";
-  EXPECT_EQ(db->inspect(0, *flow,
-                        reinterpret_cast<const uint8_t*>((second.substr(8) + third).data()),
-                        static_cast<uint32_t>(second.size() - 8 + third.size()),
-                        seq - static_cast<uint32_t>(second.size() - 8), false, &r),
-            L7Verdict::kDeny);
+  EXPECT_EQ(
+      db->inspect(0, *flow, reinterpret_cast<const uint8_t*>((second.substr(8) + third).data()),
+                  static_cast<uint32_t>(second.size() - 8 + third.size()),
+                  seq - static_cast<uint32_t>(second.size() - 8), false, &r),
+      L7Verdict::kDeny);
 }
 
 TEST_F(L7Test, StreamStatesAreReusedWithoutAllocation) {

@@ -67,8 +67,8 @@ TEST(Names, LabelKeysAndValues) {
 TEST(Names, PortNames) {
   EXPECT_TRUE(isPortName("http"));
   EXPECT_TRUE(isPortName("serve-80-tcp"));
-  EXPECT_FALSE(isPortName("80"));           // no letter
-  EXPECT_FALSE(isPortName("HTTP"));         // upper case
+  EXPECT_FALSE(isPortName("80"));    // no letter
+  EXPECT_FALSE(isPortName("HTTP"));  // upper case
   EXPECT_FALSE(isPortName("a--b"));
   EXPECT_FALSE(isPortName("-a"));
   EXPECT_FALSE(isPortName("abcdefghijklmnop"));  // 16

@@ -7,7 +7,9 @@
 namespace nodeplane::policy {
 namespace {
 
-Json parse(const char* text) { return Json::parse(text); }
+Json parse(const char* text) {
+  return Json::parse(text);
+}
 
 // The example of the Kubernetes documentation ("test-network-policy"), as kubectl get -o json
 // prints it (metadata trimmed).
@@ -55,18 +57,22 @@ TEST(NetworkPolicyJson, ReadsTheDocumentationExample) {
 TEST(NetworkPolicyJson, PolicyTypesDefaultAsTheApiServerDoes) {
   Problems problems;
   auto p = networkPolicyFromJson(parse(R"({"metadata": {"name": "a", "namespace": "x"},
-      "spec": {"podSelector": {}}})"), problems);
+      "spec": {"podSelector": {}}})"),
+                                 problems);
   EXPECT_TRUE(p.ingress);
   EXPECT_FALSE(p.egress) << "no egress rules: ingress only";
   p = networkPolicyFromJson(parse(R"({"metadata": {"name": "a", "namespace": "x"},
-      "spec": {"podSelector": {}, "egress": [{}]}})"), problems);
+      "spec": {"podSelector": {}, "egress": [{}]}})"),
+                            problems);
   EXPECT_TRUE(p.ingress);
   EXPECT_TRUE(p.egress);
   p = networkPolicyFromJson(parse(R"({"metadata": {"name": "a", "namespace": "x"},
-      "spec": {"podSelector": {}, "egress": []}})"), problems);
+      "spec": {"podSelector": {}, "egress": []}})"),
+                            problems);
   EXPECT_FALSE(p.egress) << "an empty egress list adds no Egress type";
   p = networkPolicyFromJson(parse(R"({"metadata": {"name": "a", "namespace": "x"},
-      "spec": {"podSelector": {}, "policyTypes": ["Egress"]}})"), problems);
+      "spec": {"podSelector": {}, "policyTypes": ["Egress"]}})"),
+                            problems);
   EXPECT_FALSE(p.ingress);
   EXPECT_TRUE(p.egress);
   EXPECT_TRUE(problems.empty()) << problems.toError().message;
@@ -77,7 +83,8 @@ TEST(NetworkPolicyJson, PortForms) {
   auto p = networkPolicyFromJson(parse(R"({"metadata": {"name": "a", "namespace": "x"},
       "spec": {"podSelector": {}, "ingress": [{"ports": [
         {"port": "http"}, {"protocol": "UDP", "port": 53}, {"port": 32000, "endPort": 32768},
-        {"protocol": "SCTP"}]}]}})"), problems);
+        {"protocol": "SCTP"}]}]}})"),
+                                 problems);
   ASSERT_TRUE(problems.empty()) << problems.toError().message;
   const auto& ports = p.ingressRules[0].ports;
   ASSERT_EQ(ports.size(), 4u);
@@ -90,7 +97,8 @@ TEST(NetworkPolicyJson, PortForms) {
 TEST(NetworkPolicyJson, AuditAnnotation) {
   Problems problems;
   auto p = networkPolicyFromJson(parse(R"({"metadata": {"name": "a", "namespace": "x",
-      "annotations": {"nodeplane.io/audit": "true"}}, "spec": {"podSelector": {}}})"), problems);
+      "annotations": {"nodeplane.io/audit": "true"}}, "spec": {"podSelector": {}}})"),
+                                 problems);
   EXPECT_TRUE(p.audit);
 }
 
@@ -118,27 +126,41 @@ INSTANTIATE_TEST_SUITE_P(
     EveryConstruct, NetworkPolicyBadInput,
     ::testing::Values(
         BadCase{R"({})", "spec.podSelector", "missing"},
-        BadCase{R"({"podSelector": {"matchLabels": {"a b": "x"}}})", "spec.podSelector.matchLabels.a b", "'a b'"},
-        BadCase{R"({"podSelector": {"matchLabels": {"app": "a b"}}})", "spec.podSelector.matchLabels.app", "'a b'"},
-        BadCase{R"({"podSelector": {"matchExpressions": [{"key": "env", "operator": "Maybe", "values": ["x"]}]}})",
-                "spec.podSelector.matchExpressions[0].operator", "'Maybe'"},
+        BadCase{R"({"podSelector": {"matchLabels": {"a b": "x"}}})",
+                "spec.podSelector.matchLabels.a b", "'a b'"},
+        BadCase{R"({"podSelector": {"matchLabels": {"app": "a b"}}})",
+                "spec.podSelector.matchLabels.app", "'a b'"},
+        BadCase{
+            R"({"podSelector": {"matchExpressions": [{"key": "env", "operator": "Maybe", "values": ["x"]}]}})",
+            "spec.podSelector.matchExpressions[0].operator", "'Maybe'"},
         BadCase{R"({"podSelector": {"matchExpressions": [{"key": "env", "operator": "In"}]}})",
                 "spec.podSelector.matchExpressions[0].values", "non-empty"},
-        BadCase{R"({"podSelector": {"matchExpressions": [{"key": "env", "operator": "Exists", "values": ["x"]}]}})",
-                "spec.podSelector.matchExpressions[0].values", "empty"},
-        BadCase{R"({"podSelector": {}, "policyTypes": ["Sideways"]})", "spec.policyTypes[0]", "'Sideways'"},
-        BadCase{R"({"podSelector": {}, "ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0.0/33"}}]}]})",
-                "spec.ingress[0].from[0].ipBlock.cidr", "'10.0.0.0/33'"},
-        BadCase{R"({"podSelector": {}, "ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0.0/16", "except": ["10.1.0.0/24"]}}]}]})",
-                "spec.ingress[0].from[0].ipBlock.except[0]", "'10.1.0.0/24'"},
-        BadCase{R"({"podSelector": {}, "ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0.0/16"}, "podSelector": {}}]}]})",
-                "spec.ingress[0].from[0].ipBlock", "may not be combined"},
-        BadCase{R"({"podSelector": {}, "ingress": [{"from": [{}]}]})", "spec.ingress[0].from[0]", "must specify"},
-        BadCase{R"({"podSelector": {}, "egress": [{"ports": [{"port": 70000}]}]})", "spec.egress[0].ports[0].port", "70000"},
-        BadCase{R"({"podSelector": {}, "egress": [{"ports": [{"port": "HTTP_80"}]}]})", "spec.egress[0].ports[0].port", "'HTTP_80'"},
-        BadCase{R"({"podSelector": {}, "egress": [{"ports": [{"protocol": "ICMP"}]}]})", "spec.egress[0].ports[0].protocol", "'ICMP'"},
-        BadCase{R"({"podSelector": {}, "egress": [{"ports": [{"port": 90, "endPort": 80}]}]})", "spec.egress[0].ports[0].endPort", "80"},
-        BadCase{R"({"podSelector": {}, "egress": [{"ports": [{"port": "http", "endPort": 80}]}]})", "spec.egress[0].ports[0].endPort", "numeric"},
+        BadCase{
+            R"({"podSelector": {"matchExpressions": [{"key": "env", "operator": "Exists", "values": ["x"]}]}})",
+            "spec.podSelector.matchExpressions[0].values", "empty"},
+        BadCase{R"({"podSelector": {}, "policyTypes": ["Sideways"]})", "spec.policyTypes[0]",
+                "'Sideways'"},
+        BadCase{
+            R"({"podSelector": {}, "ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0.0/33"}}]}]})",
+            "spec.ingress[0].from[0].ipBlock.cidr", "'10.0.0.0/33'"},
+        BadCase{
+            R"({"podSelector": {}, "ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0.0/16", "except": ["10.1.0.0/24"]}}]}]})",
+            "spec.ingress[0].from[0].ipBlock.except[0]", "'10.1.0.0/24'"},
+        BadCase{
+            R"({"podSelector": {}, "ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0.0/16"}, "podSelector": {}}]}]})",
+            "spec.ingress[0].from[0].ipBlock", "may not be combined"},
+        BadCase{R"({"podSelector": {}, "ingress": [{"from": [{}]}]})", "spec.ingress[0].from[0]",
+                "must specify"},
+        BadCase{R"({"podSelector": {}, "egress": [{"ports": [{"port": 70000}]}]})",
+                "spec.egress[0].ports[0].port", "70000"},
+        BadCase{R"({"podSelector": {}, "egress": [{"ports": [{"port": "HTTP_80"}]}]})",
+                "spec.egress[0].ports[0].port", "'HTTP_80'"},
+        BadCase{R"({"podSelector": {}, "egress": [{"ports": [{"protocol": "ICMP"}]}]})",
+                "spec.egress[0].ports[0].protocol", "'ICMP'"},
+        BadCase{R"({"podSelector": {}, "egress": [{"ports": [{"port": 90, "endPort": 80}]}]})",
+                "spec.egress[0].ports[0].endPort", "80"},
+        BadCase{R"({"podSelector": {}, "egress": [{"ports": [{"port": "http", "endPort": 80}]}]})",
+                "spec.egress[0].ports[0].endPort", "numeric"},
         BadCase{R"({"podSelector": {}, "ingres": []})", "spec.ingres", "unknown field"}));
 
 TEST(PolicyStateJson, ReportsEveryProblemAtOnce) {

@@ -50,9 +50,7 @@ class FakeBackend : public dataplane::DataplaneBackend {
     ++publications;
   }
   void synchronize() override { ++synchronizations; }
-  Result<dataplane::PortStats> portStats(uint16_t) const override {
-    return dataplane::PortStats{};
-  }
+  Result<dataplane::PortStats> portStats(uint16_t) const override { return dataplane::PortStats{}; }
   std::vector<dataplane::WorkerStats> workerStats() const override {
     return std::vector<dataplane::WorkerStats>(workers);
   }

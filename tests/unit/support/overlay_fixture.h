@@ -14,13 +14,13 @@
 
 namespace nodeplane::testing {
 
-inline constexpr const char* kUplinkMac = "02:fe:00:00:00:00";  // fake port 0
-inline constexpr const char* kPodPortMac = "02:fe:00:00:00:01"; // fake port 1
+inline constexpr const char* kUplinkMac = "02:fe:00:00:00:00";   // fake port 0
+inline constexpr const char* kPodPortMac = "02:fe:00:00:00:01";  // fake port 1
 inline constexpr const char* kPodMac = "0a:00:00:00:00:0a";
 inline constexpr const char* kPodIp = "10.244.1.2";
 inline constexpr const char* kNodeIp = "192.168.50.10";
 inline constexpr const char* kPeerIp = "192.168.50.11";
-inline constexpr const char* kPeerMac = "52:54:00:00:00:0b";      // its underlay MAC
+inline constexpr const char* kPeerMac = "52:54:00:00:00:0b";  // its underlay MAC
 inline constexpr const char* kOurVtep = "0e:4e:c0:a8:32:0a";
 inline constexpr const char* kPeerVtep = "0e:4e:c0:a8:32:0b";
 inline constexpr uint16_t kUplinkPort = 0;
@@ -67,8 +67,7 @@ class OverlayFixture : public ::testing::Test {
                       .arp(2, kPeerMac, kPeerIp, kNodeIp, kUplinkMac)
                       .build();
     backend.punted.push_back(dataplane::PuntedPacket{
-        makeMbuf(reply, kUplinkPort), static_cast<uint8_t>(PuntReason::kArp), 0,
-        kUplinkPort, 0});
+        makeMbuf(reply, kUplinkPort), static_cast<uint8_t>(PuntReason::kArp), 0, kUplinkPort, 0});
     node->serviceSlowPath(std::chrono::steady_clock::now());
   }
 
@@ -90,11 +89,21 @@ class OverlayFixture : public ::testing::Test {
   // An outer VXLAN frame from `src` around `inner`.
   Bytes vxlan(const Bytes& inner, const char* src = kPeerIp, uint32_t vni = 1,
               uint8_t flags = 0x08) {
-    Bytes header = {flags, 0, 0, 0, static_cast<uint8_t>(vni >> 16), static_cast<uint8_t>(vni >> 8),
-                    static_cast<uint8_t>(vni), 0};
+    Bytes header = {flags,
+                    0,
+                    0,
+                    0,
+                    static_cast<uint8_t>(vni >> 16),
+                    static_cast<uint8_t>(vni >> 8),
+                    static_cast<uint8_t>(vni),
+                    0};
     header.insert(header.end(), inner.begin(), inner.end());
-    return PacketBuilder().eth(kUplinkMac, kPeerMac).ipv4(src, kNodeIp).udp(50000, 4789)
-        .payloadBytes(header).build();
+    return PacketBuilder()
+        .eth(kUplinkMac, kPeerMac)
+        .ipv4(src, kNodeIp)
+        .udp(50000, 4789)
+        .payloadBytes(header)
+        .build();
   }
 
   FakeBackend backend;

@@ -34,11 +34,11 @@ class PacketBuilder {
   PacketBuilder& udp(uint16_t srcPort, uint16_t dstPort);
   PacketBuilder& icmpEcho(uint16_t id, uint16_t seq, bool request = true);
   PacketBuilder& ipProto(uint8_t proto);  // an L4 we do not parse, e.g. GRE
-  PacketBuilder& arp(uint16_t op, const char* senderMac, const char* senderIp,
-                     const char* targetIp, const char* targetMac = "00:00:00:00:00:00");
+  PacketBuilder& arp(uint16_t op, const char* senderMac, const char* senderIp, const char* targetIp,
+                     const char* targetMac = "00:00:00:00:00:00");
   PacketBuilder& payload(size_t bytes, uint8_t fill = 0xab);
   PacketBuilder& payloadBytes(const Bytes& bytes);  // exact L4 payload (e.g. a VXLAN frame)
-  PacketBuilder& padTo(size_t frameBytes);  // Ethernet padding after the IP datagram
+  PacketBuilder& padTo(size_t frameBytes);          // Ethernet padding after the IP datagram
 
   Bytes build() const;
 

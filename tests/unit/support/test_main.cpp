@@ -10,9 +10,18 @@
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
   std::string prefix = "np-unit-" + std::to_string(getpid());
-  std::vector<std::string> args = {"unit",        "--no-huge", "-m", "512", "--no-pci",
-                                   "--no-shconf", "-l",        "0",  "--log-level=error",
-                                   "--no-telemetry", "--file-prefix", prefix};
+  std::vector<std::string> args = {"unit",
+                                   "--no-huge",
+                                   "-m",
+                                   "512",
+                                   "--no-pci",
+                                   "--no-shconf",
+                                   "-l",
+                                   "0",
+                                   "--log-level=error",
+                                   "--no-telemetry",
+                                   "--file-prefix",
+                                   prefix};
   std::vector<char*> argvEal;
   for (auto& a : args) argvEal.push_back(a.data());
   if (rte_eal_init(static_cast<int>(argvEal.size()), argvEal.data()) < 0) {

@@ -45,7 +45,8 @@ items:
   ASSERT_TRUE(o.problems.empty());
   ASSERT_EQ(o.objects.size(), 2u);
   EXPECT_TRUE(o.objects[0]["spec"]["ports"][0]["port"].is_number_integer());
-  EXPECT_TRUE(o.objects[0]["spec"]["ports"][0]["targetPort"].is_string()) << "quoted stays a string";
+  EXPECT_TRUE(o.objects[0]["spec"]["ports"][0]["targetPort"].is_string())
+      << "quoted stays a string";
   EXPECT_EQ(o.objects[1]["spec"]["clusterIP"], "10.96.0.1");
   EXPECT_EQ(o.objects[1]["spec"]["x"], true);
   EXPECT_TRUE(o.objects[1]["spec"]["y"].is_null());
@@ -55,7 +56,8 @@ items:
 TEST(Manifests, JsonDocumentsOneAfterAnother) {
   LoadedObjects o = parseManifests(
       "{\"kind\": \"Namespace\", \"metadata\": {\"name\": \"a\"}}\n"
-      "{\"kind\": \"List\", \"items\": [{\"kind\": \"Namespace\", \"metadata\": {\"name\": \"b\"}}]}",
+      "{\"kind\": \"List\", \"items\": [{\"kind\": \"Namespace\", \"metadata\": {\"name\": "
+      "\"b\"}}]}",
       "inline");
   ASSERT_TRUE(o.problems.empty());
   EXPECT_EQ(o.objects.size(), 2u);
@@ -150,7 +152,8 @@ TEST_F(ClusterFixture, PolicyIdentitiesAndObjects) {
   EXPECT_EQ(pods[0]["ports"][0]["containerPort"], 8080);
   ASSERT_EQ(policy["networkPolicies"].size(), 1u);
   const Json& np = policy["networkPolicies"][0];
-  EXPECT_EQ(np["metadata"], (Json{{"namespace", "shop"}, {"name", "web-from-shop"},
+  EXPECT_EQ(np["metadata"], (Json{{"namespace", "shop"},
+                                  {"name", "web-from-shop"},
                                   {"annotations", {{"nodeplane.io/audit", "true"}}}}))
       << "only what the daemon reads of the metadata";
   EXPECT_EQ(np["spec"]["ingress"][0]["ports"][0]["port"], "http");
@@ -172,7 +175,8 @@ TEST(Translate, EveryBadObjectIsNamedAndSkipped) {
            "service shop/bad-port: field 'spec.ports[0].port': must be a number, not string",
            "service shop/bad-ports-type: field 'spec.ports': must be a list, not string",
            "pod shop/bad-labels: field 'metadata.labels.app': label values are strings, not number",
-           "networkpolicy shop/bad-cidr: field 'spec.ingress[0].from[0].ipBlock.cidr': '10.0.0.0/40'",
+           "networkpolicy shop/bad-cidr: field 'spec.ingress[0].from[0].ipBlock.cidr': "
+           "'10.0.0.0/40'",
            "l7rule shop/bad-action: field 'spec.rules[0].action': 'block'",
        })
     EXPECT_TRUE(mentions(t.problems, expected)) << expected;

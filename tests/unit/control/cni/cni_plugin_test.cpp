@@ -37,10 +37,11 @@ TEST(CniPlugin, VersionListsSupportedVersions) {
 TEST(CniPlugin, MalformedInputGetsSpecErrorCodes) {
   EXPECT_EQ(errorCode(runCni(env("ADD"), "{not json")), 6);
   EXPECT_EQ(errorCode(runCni(env("ADD"), R"({"name":"x","ipam":{"type":"host-local"}})")), 7);
-  EXPECT_EQ(errorCode(runCni(env("ADD"), R"({"cniVersion":"9.9.9","name":"x","ipam":{"type":"h"}})")),
-            1);
+  EXPECT_EQ(
+      errorCode(runCni(env("ADD"), R"({"cniVersion":"9.9.9","name":"x","ipam":{"type":"h"}})")), 1);
   EXPECT_EQ(errorCode(runCni(env("ADD"), R"({"cniVersion":"1.0.0","name":"x"})")), 7);
-  EXPECT_EQ(errorCode(runCni(env("ADD"), R"({"cniVersion":"1.0.0","name":"x","mtu":20,"ipam":{"type":"h"}})")),
+  EXPECT_EQ(errorCode(runCni(env("ADD"),
+                             R"({"cniVersion":"1.0.0","name":"x","mtu":20,"ipam":{"type":"h"}})")),
             7);
   EXPECT_EQ(errorCode(runCni(env("FROB"), kConf)), 4);
   CniEnv noContainer = env("ADD");

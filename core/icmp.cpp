@@ -17,16 +17,11 @@ constexpr uint16_t kIcmpErrorMaxLength = 576;  // RFC 1812 4.3.2.3
 constexpr uint8_t kDefaultTtl = 64;
 constexpr uint16_t kEthHeaderLength = sizeof(rte_ether_hdr);
 
-bool isIcmpError(uint8_t type) {
-  switch (type) {
-    case RTE_IP_ICMP_ECHO_REPLY:
-    case RTE_IP_ICMP_ECHO_REQUEST:
-    case 13:  // timestamp
-    case 14:  // timestamp reply
-      return false;
-    default:
-      return true;
-  }
+// Queries and their replies; everything else may be an error message, and errors are never sent
+// about those (RFC 1812 4.3.2.7), unknown types included.
+bool isIcmpQuery(uint8_t type) {
+  return type == RTE_IP_ICMP_ECHO_REPLY || type == RTE_IP_ICMP_ECHO_REQUEST ||
+         type == kIcmpTimestamp || type == kIcmpTimestampReply;
 }
 
 bool isMartianSource(rte_be32_t be) {
@@ -80,7 +75,7 @@ IcmpErrorResult buildIcmpError(rte_mbuf* m, PacketMeta& meta, uint8_t type, uint
     return IcmpErrorResult::kNotAllowed;
   if (meta.ipProto == IPPROTO_ICMP) {
     auto* orig = rte_pktmbuf_mtod_offset(m, const rte_icmp_hdr*, meta.l4Offset);
-    if (isIcmpError(orig->icmp_type)) return IcmpErrorResult::kNotAllowed;
+    if (!isIcmpQuery(orig->icmp_type)) return IcmpErrorResult::kNotAllowed;
   }
   if (m->nb_segs != 1) return IcmpErrorResult::kUnbuildable;
 

@@ -8,6 +8,16 @@
 
 namespace nodeplane {
 
+// ICMP types and codes (RFC 792) the data plane sends or looks at (DPDK 22.11 names only echo).
+inline constexpr uint8_t kIcmpDestinationUnreachable = 3;
+inline constexpr uint8_t kIcmpCodeFragmentationNeeded = 4;  // of destination unreachable
+inline constexpr uint8_t kIcmpCodePortUnreachable = 3;      // of destination unreachable
+inline constexpr uint8_t kIcmpTimeExceeded = 11;
+inline constexpr uint8_t kIcmpCodeTtlExceededInTransit = 0;  // of time exceeded
+inline constexpr uint8_t kIcmpParameterProblem = 12;
+inline constexpr uint8_t kIcmpTimestamp = 13;
+inline constexpr uint8_t kIcmpTimestampReply = 14;
+
 // Turns an ARP request into the reply "targetIp is at ourMac", addressed to the requester.
 void buildArpReply(rte_mbuf* m, const PacketMeta& meta, const rte_ether_addr& ourMac);
 

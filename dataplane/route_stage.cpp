@@ -15,10 +15,6 @@ namespace nodeplane::dataplane {
 
 namespace {
 
-constexpr uint8_t kIcmpTimeExceeded = 11;
-constexpr uint8_t kIcmpTtlExceededInTransit = 0;
-constexpr uint8_t kIcmpUnreachable = 3;
-constexpr uint8_t kIcmpFragmentationNeeded = 4;
 constexpr uint16_t kTcpIpHeaders = 40;  // IPv4 + TCP without options: MSS = MTU - 40
 
 }  // namespace
@@ -55,12 +51,12 @@ void toRemoteNode(rte_mbuf* m, PacketMeta& meta, const NextHop& nh, const Snapsh
   auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, meta.l3Offset);
   if (ip->time_to_live <= 1)
     return rejectWithIcmp(m, meta, DropReason::kIpv4TtlExpired, kIcmpTimeExceeded,
-                          kIcmpTtlExceededInTransit, 0, snapshot, ctx);
+                          kIcmpCodeTtlExceededInTransit, 0, snapshot, ctx);
   if (meta.ipTotalLength > table.innerMtu()) {
     if (meta.flags & kFlagDontFragment)
-      return rejectWithIcmp(m, meta, DropReason::kFragmentationNeeded, kIcmpUnreachable,
-                            kIcmpFragmentationNeeded, rte_cpu_to_be_32(table.innerMtu()), snapshot,
-                            ctx);
+      return rejectWithIcmp(m, meta, DropReason::kFragmentationNeeded, kIcmpDestinationUnreachable,
+                            kIcmpCodeFragmentationNeeded, rte_cpu_to_be_32(table.innerMtu()),
+                            snapshot, ctx);
     return meta.setPunt(PuntReason::kFragment);
   }
   decrementTtl(ip);
@@ -79,7 +75,7 @@ void toUplink(rte_mbuf* m, PacketMeta& meta, const Snapshot& snapshot, WorkerCon
   auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, meta.l3Offset);
   if (ip->time_to_live <= 1)
     return rejectWithIcmp(m, meta, DropReason::kIpv4TtlExpired, kIcmpTimeExceeded,
-                          kIcmpTtlExceededInTransit, 0, snapshot, ctx);
+                          kIcmpCodeTtlExceededInTransit, 0, snapshot, ctx);
   decrementTtl(ip);
   rewriteEthernet(m, meta, table.gatewayMac(), table.uplinkMac());
   if (unlikely(!table.gatewayResolved()))
@@ -161,7 +157,7 @@ void routeStage(Burst& burst, const Snapshot& snapshot, WorkerContext& ctx) {
     auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, meta.l3Offset);
     if (ip->time_to_live <= 1) {
       rejectWithIcmp(m, meta, DropReason::kIpv4TtlExpired, kIcmpTimeExceeded,
-                     kIcmpTtlExceededInTransit, 0, snapshot, ctx);
+                     kIcmpCodeTtlExceededInTransit, 0, snapshot, ctx);
       continue;
     }
     decrementTtl(ip);

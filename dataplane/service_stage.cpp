@@ -45,7 +45,6 @@ constexpr uint8_t kProtoAffinity = 0xff;  // affinity records in the flow table
 constexpr uint16_t kPortFirst = 32768;    // source ports for SNAT: Linux's ephemeral range
 constexpr uint16_t kPortLast = 60999;
 constexpr uint32_t kPortAttempts = 64;
-constexpr uint8_t kIcmpUnreachable = 3, kIcmpPortUnreachable = 3;
 
 inline uint32_t flowHash(const FlowKey& k) {
   return rte_hash_crc(&k, sizeof(k), 0x6e70u);
@@ -183,8 +182,8 @@ void reject(rte_mbuf* m, PacketMeta& meta, FlowContext& fc) {
     }
     return meta.setDrop(DropReason::kServiceNoEndpoints);
   }
-  rejectWithIcmp(m, meta, DropReason::kServiceNoEndpoints, kIcmpUnreachable, kIcmpPortUnreachable,
-                 0, fc.snap, fc.ctx, meta.dstIp);
+  rejectWithIcmp(m, meta, DropReason::kServiceNoEndpoints, kIcmpDestinationUnreachable,
+                 kIcmpCodePortUnreachable, 0, fc.snap, fc.ctx, meta.dstIp);
 }
 
 // Session affinity: the backend this client was last sent to on this service port, if alive.

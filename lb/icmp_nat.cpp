@@ -9,12 +9,14 @@
 #include <rte_udp.h>
 
 #include "core/checksum.h"
+#include "core/icmp.h"
 #include "lb/nat.h"
 
 namespace nodeplane::lb {
 
 bool isIcmpError(uint8_t type) {
-  return type == 3 || type == 11 || type == 12;
+  return type == kIcmpDestinationUnreachable || type == kIcmpTimeExceeded ||
+         type == kIcmpParameterProblem;
 }
 
 bool translateIcmpError(rte_mbuf* m, PacketMeta& meta, ConnTracker& conntrack, unsigned worker) {

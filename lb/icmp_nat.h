@@ -12,6 +12,8 @@
 
 namespace nodeplane::lb {
 
+// An ICMP error that quotes the datagram it is about and is translated back: destination
+// unreachable, time exceeded, parameter problem.
 bool isIcmpError(uint8_t type);
 
 // Translates the ICMP error in `m` (parsed into `meta`) when its quote belongs to a tracked,

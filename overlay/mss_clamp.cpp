@@ -11,11 +11,10 @@ namespace {
 constexpr uint8_t kOptionEnd = 0;
 constexpr uint8_t kOptionNop = 1;
 constexpr uint8_t kOptionMss = 2;
-constexpr uint8_t kTcpSyn = 0x02;
 }  // namespace
 
 bool clampMss(rte_mbuf* m, const PacketMeta& meta, uint16_t maxMss) {
-  if (meta.ipProto != IPPROTO_TCP || !(meta.tcpFlags & kTcpSyn) ||
+  if (meta.ipProto != IPPROTO_TCP || !(meta.tcpFlags & RTE_TCP_SYN_FLAG) ||
       (meta.flags & kFlagLaterFragment))
     return false;
   auto* tcp = rte_pktmbuf_mtod_offset(m, rte_tcp_hdr*, meta.l4Offset);

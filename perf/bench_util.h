@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <rte_mbuf.h>
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -29,6 +31,20 @@ inline bool initEal(const char* program, unsigned memoryMb = 1024) {
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   return rte_eal_init(static_cast<int>(argv.size()), argv.data()) >= 0;
+}
+
+// What every benchmark's main() starts with: the EAL (as initEal), warnings only in the log, and
+// the packet pool "bench" (8191 mbufs). Null when the EAL does not start.
+inline rte_mempool* startBenchmark(const char* program, unsigned memoryMb = 1024) {
+  if (!initEal(program, memoryMb)) return nullptr;
+  spdlog::set_level(spdlog::level::warn);
+  return rte_pktmbuf_pool_create("bench", 8191, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, 0);
+}
+
+// The benchmark's first two lines: what it measures, and the TSC frequency with the units.
+inline void printTitle(const std::string& title, const char* units) {
+  std::printf("%s\nTSC %.0f MHz; %s\n\n", title.c_str(),
+              static_cast<double>(rte_get_tsc_hz()) / 1e6, units);
 }
 
 // Runs `body` (which processes `packetsPerCall` packets) `calls` times per sample, takes the

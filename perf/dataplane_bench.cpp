@@ -30,11 +30,7 @@ namespace {
 constexpr uint16_t kBurst = 32;
 constexpr size_t kFrame = 60;  // 64 bytes on the wire with the FCS
 
-rte_mempool* pool() {
-  static rte_mempool* p =
-      rte_pktmbuf_pool_create("bench", 8191, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, 0);
-  return p;
-}
+rte_mempool* benchPool = nullptr;  // made by main()
 
 // A 60-byte Ethernet/IPv4/UDP frame from pod A (port 0) to `dst`.
 void writeFrame(uint8_t* f, const rte_ether_addr& portMac, uint32_t src, uint32_t dst) {
@@ -72,7 +68,7 @@ Run measure(const dp::Snapshot& snap, const std::vector<uint32_t>& dsts, uint32_
   for (size_t i = 0; i < templates.size(); ++i)
     writeFrame(templates[i].data(), portMac, src, dsts[i % dsts.size()]);
   for (uint16_t i = 0; i < kBurst; ++i) {
-    burst.pkts[i] = rte_pktmbuf_alloc(pool());
+    burst.pkts[i] = rte_pktmbuf_alloc(benchPool);
     rte_pktmbuf_append(burst.pkts[i], kFrame);
     burst.pkts[i]->port = 0;
   }
@@ -117,12 +113,11 @@ Run measure(const dp::Snapshot& snap, const std::vector<uint32_t>& dsts, uint32_
 }  // namespace
 
 int main(int, char** argv) {
-  if (!perf::initEal(argv[0])) return 1;
-  spdlog::set_level(spdlog::level::warn);
-  const double hz = static_cast<double>(rte_get_tsc_hz());
-  std::printf("nodeplane dataplane_bench: parse + same-node forward, %zu-byte frames, burst %u\n",
-              kFrame + 4, kBurst);
-  std::printf("TSC %.0f MHz; figures are TSC cycles per packet (median of 7 runs)\n\n", hz / 1e6);
+  benchPool = perf::startBenchmark(argv[0]);
+  if (benchPool == nullptr) return 1;
+  perf::printTitle("nodeplane dataplane_bench: parse + same-node forward, " +
+                       std::to_string(kFrame + 4) + "-byte frames, burst " + std::to_string(kBurst),
+                   "figures are TSC cycles per packet (median of 7 runs)");
 
   // The real control path builds the snapshot: node with two pods.
   testing::FakeBackend backend;

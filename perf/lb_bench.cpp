@@ -56,11 +56,10 @@ int main(int argc, char** argv) {
     if (std::string(argv[i]) == "--services")
       serviceCount = static_cast<uint32_t>(std::stoul(argv[++i]));
   }
-  if (!perf::initEal(argv[0], 4096)) return 1;
-  spdlog::set_level(spdlog::level::warn);
-  rte_mempool* pool = rte_pktmbuf_pool_create("bench", 8191, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, 0);
-  std::printf("nodeplane lb_bench: services and connection tracking, 64-byte frames, burst 32\n");
-  std::printf("TSC %.0f MHz; TSC cycles per packet (median of 7 runs)\n\n", rte_get_tsc_hz() / 1e6);
+  rte_mempool* pool = perf::startBenchmark(argv[0], 4096);
+  if (pool == nullptr) return 1;
+  perf::printTitle("nodeplane lb_bench: services and connection tracking, 64-byte frames, burst 32",
+                   "TSC cycles per packet (median of 7 runs)");
 
   // A node with a client pod (port 0) and a backend pod (port 1) and `serviceCount` services.
   const uint64_t heapBefore = heapBytes();

@@ -56,9 +56,8 @@ std::vector<Bytes> frames(const char* dstMac, const char* srcMac, const char* sr
 }  // namespace
 
 int main(int, char** argv) {
-  if (!perf::initEal(argv[0])) return 1;
-  spdlog::set_level(spdlog::level::warn);
-  rte_mempool* pool = rte_pktmbuf_pool_create("bench", 8191, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, 0);
+  rte_mempool* pool = perf::startBenchmark(argv[0]);
+  if (pool == nullptr) return 1;
 
   testing::FakeBackend backend;
   backend.pool = pool;
@@ -111,8 +110,9 @@ int main(int, char** argv) {
   ctx.icmpLimiter.configure(rte_get_tsc_hz(), 1000, 50);
   Burst burst;
 
-  std::printf("nodeplane overlay_bench: VXLAN, 64-byte inner frames, %u flows, burst 32\n", kFlows);
-  std::printf("TSC %.0f MHz; TSC cycles per packet (median of 7 runs)\n\n", rte_get_tsc_hz() / 1e6);
+  perf::printTitle("nodeplane overlay_bench: VXLAN, 64-byte inner frames, " +
+                       std::to_string(kFlows) + " flows, burst 32",
+                   "TSC cycles per packet (median of 7 runs)");
   perf::printHeader();
 
   auto runPipeline = [&](uint16_t port) {

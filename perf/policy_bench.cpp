@@ -126,11 +126,10 @@ int main(int argc, char** argv) {
       policies = static_cast<uint32_t>(std::stoul(argv[++i]));
     if (std::string(argv[i]) == "--peers") peers = static_cast<uint32_t>(std::stoul(argv[++i]));
   }
-  if (!perf::initEal(argv[0], 2048)) return 1;
-  spdlog::set_level(spdlog::level::warn);
-  rte_mempool* pool = rte_pktmbuf_pool_create("bench", 8191, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, 0);
-  std::printf("nodeplane policy_bench: NetworkPolicy (rte_acl) and L7 rules (Hyperscan)\n");
-  std::printf("TSC %.0f MHz; TSC cycles (median of 7 runs)\n\n", rte_get_tsc_hz() / 1e6);
+  rte_mempool* pool = perf::startBenchmark(argv[0], 2048);
+  if (pool == nullptr) return 1;
+  perf::printTitle("nodeplane policy_bench: NetworkPolicy (rte_acl) and L7 rules (Hyperscan)",
+                   "TSC cycles (median of 7 runs)");
 
   auto tracker = lb::ConnTracker::create(1 << 20, 1, 0, nullptr);
   if (!tracker) return 1;

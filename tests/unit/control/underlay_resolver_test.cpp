@@ -216,12 +216,8 @@ TEST_F(RoutedUnderlayTest, OuterChecksumIsLeftToTheNicWhenItCan) {
   Burst burst;
   burst.count = 1;
   burst.inPort = 1;
-  burst.pkts[0] = makeMbuf(PacketBuilder()
-                               .eth("02:fe:00:00:00:01", kPodMac)
-                               .ipv4(kPodIp, "10.244.3.9")
-                               .udp(1, 2)
-                               .build(),
-                           1);
+  burst.pkts[0] = makeMbuf(
+      PacketBuilder().eth(kPodPortMac, kPodMac).ipv4(kPodIp, "10.244.3.9").udp(1, 2).build(), 1);
   dataplane::runStages(burst, *backend.current(), ctx);
   ASSERT_EQ(burst.meta[0].action, Action::kTransmit);
   rte_mbuf* m = burst.pkts[0];

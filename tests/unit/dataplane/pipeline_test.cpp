@@ -20,8 +20,8 @@ using testing::PacketBuilder;
 
 constexpr const char* kPodAMac = "0a:00:00:00:00:0a";
 constexpr const char* kPodBMac = "0a:00:00:00:00:0b";
-constexpr const char* kPortAMac = "02:fe:00:00:00:00";  // FakeBackend: port 0
-constexpr const char* kPortBMac = "02:fe:00:00:00:01";  // port 1
+constexpr const char* kPortAMac = testing::kFakePort0Mac;
+constexpr const char* kPortBMac = testing::kFakePort1Mac;
 
 class PipelineTest : public ::testing::Test {
  protected:

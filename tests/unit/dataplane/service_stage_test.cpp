@@ -13,17 +13,11 @@ namespace {
 using nodeplane::Action;
 using nodeplane::DropReason;
 
-constexpr const char* kClientMac = "0a:00:00:00:00:0a";
-constexpr const char* kBackendMac = "0a:00:00:00:00:0b";
-constexpr const char* kClientPortMac = "02:fe:00:00:00:00";   // fake port 0
-constexpr const char* kBackendPortMac = "02:fe:00:00:00:01";  // fake port 1
-
 class ServiceStageTest : public PodPairFixture {
  protected:
   void SetUp() override {
     startNode(nodeSettings());
-    attach("ns", "c1", "10.244.1.2", kClientMac);   // port 0
-    attach("ns", "w1", "10.244.1.3", kBackendMac);  // port 1
+    attachPair("ns", "c1", "ns", "w1");  // client 10.244.1.2, backend 10.244.1.3
   }
 
   void service(const char* name, const char* vip, std::vector<const char*> backends,
@@ -50,8 +44,8 @@ class ServiceStageTest : public PodPairFixture {
     return all.front().first;
   }
 
-  PacketBuilder fromClient() { return PacketBuilder().eth(kClientPortMac, kClientMac); }
-  PacketBuilder fromBackend() { return PacketBuilder().eth(kBackendPortMac, kBackendMac); }
+  static PacketBuilder fromClient() { return fromFirstPod(); }
+  static PacketBuilder fromBackend() { return fromSecondPod(); }
 };
 
 TEST_F(ServiceStageTest, TranslatesToTheBackendAndBack) {

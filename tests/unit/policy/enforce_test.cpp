@@ -14,19 +14,13 @@ using nodeplane::Action;
 using nodeplane::DropReason;
 using policy::Json;
 
-constexpr const char* kClientMac = "0a:00:00:00:00:0a";
-constexpr const char* kServerMac = "0a:00:00:00:00:0b";
-constexpr const char* kClientPortMac = "02:fe:00:00:00:00";  // fake port 0
-constexpr const char* kServerPortMac = "02:fe:00:00:00:01";  // fake port 1
-
 class EnforceTest : public PodPairFixture {
  protected:
   void SetUp() override {
     control::NodeSettings s = nodeSettings();
     s.l7FlowsPerWorker = 16;
     startNode(s);
-    attach("y", "client", "10.244.1.2", kClientMac);  // port 0
-    attach("x", "server", "10.244.1.3", kServerMac);  // port 1
+    attachPair("y", "client", "x", "server");  // client 10.244.1.2, server 10.244.1.3
   }
 
   // The identities of the two pods, plus `policies` and `l7` (JSON arrays).
@@ -52,8 +46,8 @@ class EnforceTest : public PodPairFixture {
     return out.front().first;
   }
 
-  PacketBuilder fromClient() { return PacketBuilder().eth(kClientPortMac, kClientMac); }
-  PacketBuilder fromServer() { return PacketBuilder().eth(kServerPortMac, kServerMac); }
+  static PacketBuilder fromClient() { return fromFirstPod(); }
+  static PacketBuilder fromServer() { return fromSecondPod(); }
 };
 
 constexpr const char* kAllowClientsOn80 = R"([{"metadata": {"namespace": "x", "name": "web"},

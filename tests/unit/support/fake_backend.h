@@ -11,6 +11,10 @@
 
 namespace nodeplane::testing {
 
+// The MACs of the fake ports: 02:fe:00:00:00:<port id>, ids handed out from 0 in opening order.
+inline constexpr const char* kFakePort0Mac = "02:fe:00:00:00:00";
+inline constexpr const char* kFakePort1Mac = "02:fe:00:00:00:01";
+
 class FakeBackend : public dataplane::DataplaneBackend {
  public:
   unsigned workers = 1;

@@ -14,8 +14,8 @@
 
 namespace nodeplane::testing {
 
-inline constexpr const char* kUplinkMac = "02:fe:00:00:00:00";   // fake port 0
-inline constexpr const char* kPodPortMac = "02:fe:00:00:00:01";  // fake port 1
+inline constexpr const char* kUplinkMac = kFakePort0Mac;
+inline constexpr const char* kPodPortMac = kFakePort1Mac;
 inline constexpr const char* kPodMac = "0a:00:00:00:00:0a";
 inline constexpr const char* kPodIp = "10.244.1.2";
 inline constexpr const char* kNodeIp = "192.168.50.10";

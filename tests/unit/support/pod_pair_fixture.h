@@ -17,6 +17,12 @@
 
 namespace nodeplane::testing {
 
+// The pair: the first pod attached takes fake port 0, the second fake port 1.
+inline constexpr const char* kFirstPodIp = "10.244.1.2";
+inline constexpr const char* kFirstPodMac = "0a:00:00:00:00:0a";
+inline constexpr const char* kSecondPodIp = "10.244.1.3";
+inline constexpr const char* kSecondPodMac = "0a:00:00:00:00:0b";
+
 class PodPairFixture : public ::testing::Test {
  protected:
   // node-cpu 192.168.50.10, pods 10.244.1.0/24 in a 10.244.0.0/16 cluster, services 10.96.0.0/12,
@@ -55,6 +61,17 @@ class PodPairFixture : public ::testing::Test {
     a.mac = mac(macText);
     ASSERT_TRUE(node->attachPod(a).ok());
   }
+
+  // Attaches the pair (namespace, name of each).
+  void attachPair(const char* firstNs, const char* firstName, const char* secondNs,
+                  const char* secondName) {
+    attach(firstNs, firstName, kFirstPodIp, kFirstPodMac);      // port 0
+    attach(secondNs, secondName, kSecondPodIp, kSecondPodMac);  // port 1
+  }
+
+  // A frame the first / second pod sends (Ethernet from the pod's MAC to its port's).
+  static PacketBuilder fromFirstPod() { return PacketBuilder().eth(kFakePort0Mac, kFirstPodMac); }
+  static PacketBuilder fromSecondPod() { return PacketBuilder().eth(kFakePort1Mac, kSecondPodMac); }
 
   // Runs one frame through the stages; returns every packet that came out (the frame's own
   // first, then any the stages made), freeing none.

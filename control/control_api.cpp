@@ -579,7 +579,9 @@ Result<Json> ControlApi::conntrackStats() const {
   const auto& t = ct->timeouts();
   return Json{{"entries", ct->live()},
               {"capacity", ct->capacity()},
-              {"bytesPerFlow", sizeof(lb::ConnEntry)},
+              {"bytesPerFlow", ct->capacity() ? ct->memoryBytes() / ct->capacity() : 0},
+              {"entryBytes", sizeof(lb::ConnEntry)},
+              {"memoryBytes", ct->memoryBytes()},
               {"inserts", inserts},
               {"evictions", evictions},
               {"fullDrops", fullDrops},

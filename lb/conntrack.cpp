@@ -293,6 +293,14 @@ Result<std::unique_ptr<ConnTracker>> ConnTracker::create(uint32_t capacity, unsi
   static std::atomic<uint32_t> sequence{0};
   const uint32_t id = sequence.fetch_add(1);
   std::unique_ptr<ConnTracker> t(new ConnTracker());
+  // What the EAL heap gave the shards (created at start-up, on the control thread, while nothing
+  // else allocates from it).
+  auto heapInUse = [socketId] {
+    rte_malloc_socket_stats st{};
+    rte_malloc_get_socket_stats(socketId < 0 ? 0 : socketId, &st);
+    return st.heap_allocsz_bytes;
+  };
+  const uint64_t before = heapInUse();
   const uint32_t perShard = std::max<uint32_t>(64, (capacity + shards - 1) / shards);
   for (unsigned i = 0; i < shards; ++i) {
     auto shard = ConnShard::create("np_ct" + std::to_string(id) + "_" + std::to_string(i), perShard,
@@ -300,6 +308,8 @@ Result<std::unique_ptr<ConnTracker>> ConnTracker::create(uint32_t capacity, unsi
     if (!shard) return shard.error();
     t->shards_.push_back(std::move(*shard));
   }
+  const uint64_t after = heapInUse();
+  t->memoryBytes_ = after > before ? after - before : 0;
   return t;
 }
 

@@ -1,6 +1,6 @@
 // Connection tracking: one entry per flow, found from either direction, whichever worker sees it.
 //
-// Layout (DESIGN.md §4, decided by benchmark, see lb/README.md): one shard per worker. A shard is
+// Layout (decided by benchmark, see lb/README.md): one shard per worker. A shard is
 // an rte_hash in lock-free-reader mode plus an array of 64-byte entries. Only the owning worker
 // adds, deletes and ages its shard (one writer: no lock); any worker looks up any shard
 // (lock-free). Both tuples of a flow map to the same entry (key data = index << 1 | direction). A
@@ -229,9 +229,12 @@ class ConnTracker {
   void setTimeouts(const ConnTimeouts& t) { timeouts_ = t; }
   uint32_t capacity() const;
   uint32_t live() const;
+  // EAL memory the table took at creation (entries, both hash keys per flow, slack, rings).
+  uint64_t memoryBytes() const { return memoryBytes_; }
 
  private:
   std::vector<std::unique_ptr<ConnShard>> shards_;
+  uint64_t memoryBytes_ = 0;
   ConnTimeouts timeouts_;
 };
 

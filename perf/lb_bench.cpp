@@ -41,12 +41,6 @@ std::string ipText(uint32_t v) {
   return Ipv4Address{v}.toString();
 }
 
-uint64_t heapBytes() {
-  rte_malloc_socket_stats st{};
-  rte_malloc_get_socket_stats(0, &st);
-  return st.heap_allocsz_bytes;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -62,13 +56,12 @@ int main(int argc, char** argv) {
                    "TSC cycles per packet (median of 7 runs)");
 
   // A node with a client pod (port 0) and a backend pod (port 1) and `serviceCount` services.
-  const uint64_t heapBefore = heapBytes();
   auto tracker = lb::ConnTracker::create(flows + flows / 16, 1, 0, nullptr);
   if (!tracker) {
     std::fprintf(stderr, "%s\n", tracker.error().message.c_str());
     return 1;
   }
-  const uint64_t heapTracker = heapBytes() - heapBefore;
+  const uint64_t heapTracker = (*tracker)->memoryBytes();
   testing::FakeBackend backend;
   backend.pool = pool;
   backend.tracker = tracker->get();

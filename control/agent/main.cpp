@@ -210,6 +210,7 @@ class Agent {
     for (int attempt = 0; attempt < 6; ++attempt) {
       Translation t = translate(state_, excluded_);
       for (const std::string& p : t.problems) spdlog::warn("skipped: {}", p);
+      reportPodsWithoutAddress(t.podsWithoutAddress);
       Json args = t.args;
       args["generation"] = generation_ + 1;
       if (opts_.print) {
@@ -252,7 +253,18 @@ class Agent {
     return true;
   }
 
+  // Said once per pod, at info level: a pod manifest without status.podIP is not an error (the
+  // pod may not run yet) but nothing reaches the data plane for it.
+  void reportPodsWithoutAddress(const std::set<std::string>& pods) {
+    for (const std::string& p : pods)
+      if (!podsWithoutAddress_.count(p))
+        spdlog::info(
+            "pod {}: no IPv4 address in status.podIP/podIPs yet: left out until it has one", p);
+    podsWithoutAddress_ = pods;
+  }
+
   Options opts_;
+  std::set<std::string> podsWithoutAddress_;
   control::ControlClient client_;
   EventQueue queue_;
   ClusterState state_;

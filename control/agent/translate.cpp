@@ -159,7 +159,10 @@ struct PodInfo {
   bool terminating = false;
 };
 
-std::optional<PodInfo> readPod(const Json& o, std::vector<std::string>& problems) {
+// A pod as an identity and an endpoint, or nothing: host-network and finished pods, and pods
+// without an IPv4 address yet (named in *withoutAddress).
+std::optional<PodInfo> readPod(const Json& o, std::vector<std::string>& problems,
+                               std::set<std::string>* withoutAddress) {
   Reader r("pod " + nameOf(o), problems);
   PodInfo p;
   p.object = &o;
@@ -182,7 +185,10 @@ std::optional<PodInfo> readPod(const Json& o, std::vector<std::string>& problems
             isIpv4(e["ip"].get<std::string>()))
           ip = e["ip"].get<std::string>();
   }
-  if (!ip || !isIpv4(*ip)) return std::nullopt;  // not scheduled or not started yet
+  if (!ip || !isIpv4(*ip)) {  // not scheduled or not started yet
+    withoutAddress->insert(*ns + "/" + *name);
+    return std::nullopt;
+  }
   p.ns = *ns;
   p.name = *name;
   p.ip = *ip;
@@ -447,7 +453,7 @@ Translation translate(const ClusterState& state, const std::set<std::string>& ex
   std::vector<PodInfo> pods;
   for (const Json* o : state.list("Pod")) {
     if (skip("pod", *o)) continue;
-    if (auto p = readPod(*o, t.problems)) pods.push_back(std::move(*p));
+    if (auto p = readPod(*o, t.problems, &t.podsWithoutAddress)) pods.push_back(std::move(*p));
   }
   Json services = Json::array();
   for (const Json* o : state.list("Service")) {

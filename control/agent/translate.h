@@ -19,6 +19,9 @@ namespace nodeplane::agent {
 struct Translation {
   Json args = Json::object();  // nodes, services, policy (generation is the caller's)
   std::vector<std::string> problems;
+  // Running pods left out because their status has no IPv4 address yet (status.podIP/podIPs):
+  // "namespace/name". Pod manifests need it, as the API server reports it once the pod runs.
+  std::set<std::string> podsWithoutAddress;
   size_t nodes = 0, services = 0, endpoints = 0, pods = 0, policies = 0, l7Rules = 0;
 };
 

@@ -77,10 +77,14 @@ std::string str(const Json& j, const char* key) {
 void printStatus(const Json& r) {
   TextTable t({"FIELD", "VALUE"});
   t.leftAlignNumbers();
-  for (const char* k :
-       {"node", "nodeIp", "podCidr", "clusterCidr", "serviceCidr", "gatewayIp", "uplink",
-        "generation", "workers", "pods", "uptimeSeconds", "version", "protocol"})
+  for (const char* k : {"node", "nodeIp", "podCidr", "clusterCidr", "serviceCidr", "gatewayIp",
+                        "uplink", "generation", "appliedGeneration", "workers", "pods", "services",
+                        "flows", "uptimeSeconds", "version", "protocol"})
     t.addRow({k, str(r, k)});
+  // The overlay's settings, one row each ("vtepMac" is what kernel VTEPs need for this node).
+  if (r.contains("overlay") && r["overlay"].is_object())
+    for (const char* k : {"vtepMac", "vni", "udpPort", "mtu", "podMtu", "nodes"})
+      t.addRow({std::string("overlay.") + k, str(r["overlay"], k)});
   std::cout << t.render();
 }
 
@@ -170,8 +174,8 @@ void printFlows(const Json& r) {
 void printConntrack(const Json& r) {
   TextTable t({"FIELD", "VALUE"});
   t.leftAlignNumbers();
-  for (const char* k : {"entries", "capacity", "bytesPerFlow", "inserts", "evictions", "fullDrops",
-                        "expired", "removed"})
+  for (const char* k : {"entries", "capacity", "bytesPerFlow", "entryBytes", "memoryBytes",
+                        "inserts", "evictions", "fullDrops", "expired", "removed"})
     t.addRow({k, num(r[k])});
   for (const auto& [k, v] : r["timeoutsSeconds"].items()) t.addRow({"timeout." + k, num(v)});
   std::cout << t.render();

@@ -146,6 +146,8 @@ TEST_F(ClusterFixture, PolicyIdentitiesAndObjects) {
   EXPECT_EQ(policy["namespaces"][0]["labels"]["team"], "retail");
   const Json& pods = policy["pods"];
   ASSERT_EQ(pods.size(), 2u) << "not the pending pod, not the host-network pod";
+  EXPECT_EQ(t.podsWithoutAddress, (std::set<std::string>{"shop/pending"}))
+      << "the pending pod is named as left out for want of an address, the host-network one not";
   EXPECT_EQ(pods[0]["ip"], "10.244.2.7");
   EXPECT_EQ(pods[0]["labels"]["app"], "web");
   EXPECT_EQ(pods[0]["ports"][0]["name"], "http");

@@ -1,6 +1,7 @@
 // Every reason a packet leaves the data plane without being transmitted, from one table.
-// The same table feeds the enum, the counters, npctl and the control protocol (STYLE.md #9).
-// Reasons are never renumbered on the wire: clients see names, not numbers.
+// The same table feeds the enum, the counters, npctl and the control protocol
+// (docs/architecture.md, "Named drop reasons"). Reasons are never renumbered on the wire: clients
+// see names, not numbers.
 #pragma once
 
 #include <array>

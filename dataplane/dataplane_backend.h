@@ -1,6 +1,7 @@
 // The contract between the control plane and the running data plane: open and close ports,
 // publish snapshots, wait for a grace period. The control plane's logic is tested against other
-// implementations of it (STYLE.md #11); dataplane::Engine is the real one.
+// implementations of it (docs/architecture.md, "One core function, thin front ends");
+// dataplane::Engine is the real one.
 #pragma once
 
 #include <cstdint>

@@ -1,4 +1,5 @@
-// The services and connection-tracking stage, between ingress and routing (DESIGN.md §3):
+// The services and connection-tracking stage, between ingress and routing (docs/architecture.md,
+// "The packet path"):
 //   tracked flow   -> its translation (DNAT to the backend / SNAT) and state, in place
 //   new to service -> backend by session affinity or Maglev, per traffic policy; SNAT where
 //                     replies would otherwise bypass this node (remote backend of external

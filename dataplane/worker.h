@@ -1,7 +1,8 @@
-// One run-to-completion loop per worker lcore (DESIGN.md §3): load the snapshot, poll the RX
-// queues it assigns this worker, run the stages over each burst, dispatch, flush TX buffers,
-// report a quiescent state. No locks, allocation, exceptions, syscalls or logging per packet;
-// the only syscall is the optional sleep after an idle stretch (offline for QSBR meanwhile).
+// One run-to-completion loop per worker lcore (docs/architecture.md, "The packet path"): load the
+// snapshot, poll the RX queues it assigns this worker, run the stages over each burst, dispatch,
+// flush TX buffers, report a quiescent state. No locks, allocation, exceptions, syscalls or logging
+// per packet; the only syscall is the optional sleep after an idle stretch (offline for QSBR
+// meanwhile).
 #pragma once
 
 #include <atomic>

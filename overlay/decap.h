@@ -14,7 +14,8 @@
 namespace nodeplane::overlay {
 
 // The last source node seen by one worker (most bursts come from few peers: one hash lookup per
-// change of peer, STYLE.md #8). Keyed by snapshot generation: a new table invalidates it.
+// change of peer: docs/architecture.md, "Tiny caches for repeats"). Keyed by snapshot generation: a
+// new table invalidates it.
 struct DecapCache {
   uint64_t generation = ~uint64_t{0};
   rte_be32_t ip = 0;

@@ -1,6 +1,6 @@
 """Scenario: the real nodeplane binary with two pods on net_pcap vdevs. Scapy writes what pod A
 sends; the daemon's output pcaps are compared packet by packet with what scapy says must come out
-(STYLE.md #13). Malformed input is checked against the daemon's named drop counters."""
+(docs/architecture.md, "Testing"). Malformed input is checked against the daemon's named drop counters."""
 
 import time
 

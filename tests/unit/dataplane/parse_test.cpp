@@ -1,5 +1,6 @@
-// The parser against one fixture per packet class it must accept or reject (STYLE.md #12), and
-// against every truncation and many mutations of valid frames without reading past their end.
+// The parser against one fixture per packet class it must accept or reject (table-driven fixtures,
+// docs/architecture.md), and against every truncation and many mutations of valid frames without
+// reading past their end.
 #include "dataplane/parse.h"
 
 #include <gtest/gtest.h>

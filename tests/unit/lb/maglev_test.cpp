@@ -1,5 +1,6 @@
 // Maglev: golden outputs (the table is part of the contract: every node must build the same one),
-// spread with equal weights, weights, and disruption when a backend leaves (STYLE.md #7).
+// spread with equal weights, weights, and disruption when a backend leaves (docs/architecture.md,
+// "Maglev as a pure, deterministic builder").
 #include "lb/maglev.h"
 
 #include <gtest/gtest.h>

@@ -114,8 +114,8 @@ int main(int argc, char** argv) {
     else if (a == "--churn-seconds")
       churnSeconds = static_cast<uint32_t>(std::stoul(argv[++i]));
   }
-  rte_mempool* pool = perf::startBenchmark(argv[0], 2048);
-  if (pool == nullptr) return 1;
+  if (!perf::startBenchmark(argv[0], 2048)) return 1;
+  rte_mempool* pool = perf::packetPool();
   const size_t qsbrSize = rte_rcu_qsbr_get_memsize(1);
   auto* qsbr = static_cast<rte_rcu_qsbr*>(rte_zmalloc("bench_qsbr", qsbrSize, RTE_CACHE_LINE_SIZE));
   rte_rcu_qsbr_init(qsbr, 1);

@@ -30,8 +30,6 @@ namespace {
 constexpr uint16_t kBurst = 32;
 constexpr size_t kFrame = 60;  // 64 bytes on the wire with the FCS
 
-rte_mempool* benchPool = nullptr;  // made by main()
-
 // A 60-byte Ethernet/IPv4/UDP frame from pod A (port 0) to `dst`.
 void writeFrame(uint8_t* f, const rte_ether_addr& portMac, uint32_t src, uint32_t dst) {
   std::memset(f, 0, kFrame);
@@ -68,7 +66,7 @@ Run measure(const dp::Snapshot& snap, const std::vector<uint32_t>& dsts, uint32_
   for (size_t i = 0; i < templates.size(); ++i)
     writeFrame(templates[i].data(), portMac, src, dsts[i % dsts.size()]);
   for (uint16_t i = 0; i < kBurst; ++i) {
-    burst.pkts[i] = rte_pktmbuf_alloc(benchPool);
+    burst.pkts[i] = rte_pktmbuf_alloc(perf::packetPool());
     rte_pktmbuf_append(burst.pkts[i], kFrame);
     burst.pkts[i]->port = 0;
   }
@@ -113,8 +111,7 @@ Run measure(const dp::Snapshot& snap, const std::vector<uint32_t>& dsts, uint32_
 }  // namespace
 
 int main(int, char** argv) {
-  benchPool = perf::startBenchmark(argv[0]);
-  if (benchPool == nullptr) return 1;
+  if (!perf::startBenchmark(argv[0])) return 1;
   perf::printTitle("nodeplane dataplane_bench: parse + same-node forward, " +
                        std::to_string(kFrame + 4) + "-byte frames, burst " + std::to_string(kBurst),
                    "figures are TSC cycles per packet (median of 7 runs)");

@@ -50,8 +50,8 @@ int main(int argc, char** argv) {
     if (std::string(argv[i]) == "--services")
       serviceCount = static_cast<uint32_t>(std::stoul(argv[++i]));
   }
-  rte_mempool* pool = perf::startBenchmark(argv[0], 4096);
-  if (pool == nullptr) return 1;
+  if (!perf::startBenchmark(argv[0], 4096)) return 1;
+  rte_mempool* pool = perf::packetPool();
   perf::printTitle("nodeplane lb_bench: services and connection tracking, 64-byte frames, burst 32",
                    "TSC cycles per packet (median of 7 runs)");
 

@@ -56,8 +56,8 @@ std::vector<Bytes> frames(const char* dstMac, const char* srcMac, const char* sr
 }  // namespace
 
 int main(int, char** argv) {
-  rte_mempool* pool = perf::startBenchmark(argv[0]);
-  if (pool == nullptr) return 1;
+  if (!perf::startBenchmark(argv[0])) return 1;
+  rte_mempool* pool = perf::packetPool();
 
   testing::FakeBackend backend;
   backend.pool = pool;

@@ -126,8 +126,8 @@ int main(int argc, char** argv) {
       policies = static_cast<uint32_t>(std::stoul(argv[++i]));
     if (std::string(argv[i]) == "--peers") peers = static_cast<uint32_t>(std::stoul(argv[++i]));
   }
-  rte_mempool* pool = perf::startBenchmark(argv[0], 2048);
-  if (pool == nullptr) return 1;
+  if (!perf::startBenchmark(argv[0], 2048)) return 1;
+  rte_mempool* pool = perf::packetPool();
   perf::printTitle("nodeplane policy_bench: NetworkPolicy (rte_acl) and L7 rules (Hyperscan)",
                    "TSC cycles (median of 7 runs)");
 

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 namespace nodeplane::control {
 
@@ -145,12 +146,31 @@ void ControlServer::pollOnce(int timeoutMs) {
     it = clients_.find(fd);
     if (it != clients_.end() && (events[i].events & EPOLLIN)) onReadable(it->second);
   }
+  closeIdle(Clock::now());
 }
 
-bool ControlServer::peerAllowed(int fd, std::string* who) const {
+void ControlServer::closeIdle(Clock::time_point now) {
+  std::vector<int> idle;
+  for (const auto& [fd, client] : clients_)
+    if (now - client.lastActivity >= config_.idleTimeout) idle.push_back(fd);
+  for (int fd : idle) {
+    spdlog::debug("control socket: closing a connection idle for {} ms",
+                  config_.idleTimeout.count());
+    drop(fd);
+  }
+}
+
+void ControlServer::refuse(int fd, const Error& error) {
+  std::string reply = errorReply_(error);
+  (void)!::write(fd, reply.data(), reply.size());
+  ::close(fd);
+}
+
+bool ControlServer::peerAllowed(int fd, uid_t* uid, std::string* who) const {
   ucred cred{};
   socklen_t len = sizeof(cred);
   if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return false;
+  *uid = cred.uid;
   *who = "pid " + std::to_string(cred.pid) + " uid " + std::to_string(cred.uid) + " gid " +
          std::to_string(cred.gid);
   if (cred.uid == 0 || cred.uid == ::geteuid()) return true;
@@ -162,26 +182,38 @@ void ControlServer::accept() {
     int fd = ::accept4(listenFd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) return;  // EAGAIN: no more pending
     std::string who;
-    if (!peerAllowed(fd, &who)) {
+    uid_t uid = 0;
+    if (!peerAllowed(fd, &uid, &who)) {
       spdlog::warn("control socket: refused {}", who);
-      std::string reply = errorReply_(
-          makeError(ErrorCode::kPermissionDenied, "not allowed on this control socket"));
-      (void)!::write(fd, reply.data(), reply.size());
-      ::close(fd);
+      refuse(fd, makeError(ErrorCode::kPermissionDenied, "not allowed on this control socket"));
       continue;
     }
     if (clients_.size() >= config_.maxClients) {
-      std::string reply =
-          errorReply_(makeError(ErrorCode::kResourceExhausted, "too many control connections"));
-      (void)!::write(fd, reply.data(), reply.size());
-      ::close(fd);
-      continue;
+      closeIdle(Clock::now());
+      if (clients_.size() >= config_.maxClients) {
+        refuse(fd, makeError(ErrorCode::kResourceExhausted, "too many control connections"));
+        continue;
+      }
+    }
+    if (uid != 0) {
+      size_t same = 0;
+      for (const auto& [other, client] : clients_) same += client.uid == uid;
+      if (same >= config_.maxClientsPerUid) {
+        spdlog::warn("control socket: refused {}: {} connections already", who, same);
+        refuse(fd, makeError(ErrorCode::kResourceExhausted,
+                             "too many control connections for uid " + std::to_string(uid) +
+                                 " (at most " + std::to_string(config_.maxClientsPerUid) + ")"));
+        continue;
+      }
     }
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLRDHUP;
     ev.data.fd = fd;
     ::epoll_ctl(epollFd_, EPOLL_CTL_ADD, fd, &ev);
-    clients_[fd].fd = fd;
+    Client& client = clients_[fd];
+    client.fd = fd;
+    client.uid = uid;
+    client.lastActivity = Clock::now();
     spdlog::debug("control socket: connection from {}", who);
   }
 }
@@ -193,6 +225,7 @@ void ControlServer::onReadable(Client& client) {
   while (true) {
     ssize_t n = ::read(fd, buf, sizeof(buf));
     if (n > 0) {
+      client.lastActivity = Clock::now();
       client.in.append(buf, static_cast<size_t>(n));
       if (client.in.size() > config_.maxRequestBytes + 1) break;
       continue;
@@ -215,6 +248,9 @@ void ControlServer::onReadable(Client& client) {
                                                           " bytes exceeds the limit of " +
                                                           std::to_string(config_.maxRequestBytes)));
       client.closeAfterWrite = true;
+    } else if (line.find('\0') != std::string_view::npos) {
+      // Nothing after a NUL is seen by a C string reader: refuse rather than read half a line.
+      client.out += errorReply_(makeError(ErrorCode::kBadRequest, "request contains a NUL byte"));
     } else if (!line.empty()) {
       client.out += handler_(line);
     }
@@ -243,6 +279,7 @@ void ControlServer::flush(Client& client) {
     ssize_t n = ::send(fd, client.out.data(), client.out.size(), MSG_NOSIGNAL);
     if (n > 0) {
       client.out.erase(0, static_cast<size_t>(n));
+      client.lastActivity = Clock::now();
       continue;
     }
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;

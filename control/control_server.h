@@ -2,11 +2,15 @@
 // Single-threaded (the daemon's control thread drives it with pollOnce), non-blocking, epoll.
 // Security: socket 0660 in a 0750 directory; every peer's credentials (SO_PEERCRED) are checked
 // before anything is read: root, the daemon's own uid, or a member of the configured group.
-// A request line longer than the cap gets a too_large error and the connection is closed.
+// A request line longer than the cap gets a too_large error and the connection is closed; a line
+// with a NUL byte in it gets bad_request. Limits: connections in all, connections per uid (other
+// than root: a member of the control group cannot crowd root out), and an idle timeout (no byte
+// either way for that long closes the connection), so that idle clients cannot hold the socket.
 #pragma once
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -22,6 +26,8 @@ struct ServerConfig {
   std::string group;  // empty: only root and our uid
   size_t maxRequestBytes = 64u << 20;
   size_t maxClients = 64;
+  size_t maxClientsPerUid = 8;  // for uids other than root
+  std::chrono::milliseconds idleTimeout{60'000};
 };
 
 class ControlServer {
@@ -42,8 +48,11 @@ class ControlServer {
   void pollOnce(int timeoutMs);
 
  private:
+  using Clock = std::chrono::steady_clock;
   struct Client {
     int fd = -1;
+    uid_t uid = 0;
+    Clock::time_point lastActivity;
     std::string in;
     std::string out;
     bool closeAfterWrite = false;
@@ -55,7 +64,9 @@ class ControlServer {
         errorReply_(std::move(errorReply)) {}
   Status listen();
   void accept();
-  bool peerAllowed(int fd, std::string* who) const;
+  bool peerAllowed(int fd, uid_t* uid, std::string* who) const;
+  void refuse(int fd, const Error& error);
+  void closeIdle(Clock::time_point now);
   void onReadable(Client& client);
   void onWritable(Client& client);
   void flush(Client& client);

@@ -127,7 +127,9 @@ int main(int argc, char** argv) {
     } else {
       control::ControlApi api(node, **engine);
       auto server = control::ControlServer::open(
-          control::ServerConfig{opts.controlSocket, opts.controlGroup, opts.controlMaxRequestBytes},
+          control::ServerConfig{opts.controlSocket, opts.controlGroup, opts.controlMaxRequestBytes,
+                                64, opts.controlConnectionsPerUid,
+                                std::chrono::seconds(opts.controlIdleTimeoutSeconds)},
           [&api](std::string_view line) { return api.handleLine(line); },
           [](const Error& error) { return control::formatReply(nullptr, error); });
       if (!server) {

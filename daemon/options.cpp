@@ -130,6 +130,10 @@ Result<ParsedOptions> parseDaemonOptions(int argc, const char* const* argv) {
       ("control-group", po::value<std::string>(), "group also allowed on the control socket")
       ("control-max-request", po::value<size_t>()->default_value(64u << 20),
           "largest accepted control request, bytes")
+      ("control-idle-timeout", po::value<unsigned>()->default_value(60),
+          "seconds without a byte either way before a control connection is closed")
+      ("control-connections-per-uid", po::value<unsigned>()->default_value(8),
+          "control connections a non-root uid may hold at once")
       ("state-dir", po::value<std::string>()->default_value("/run/nodeplane"),
           "where attached pods are recorded to survive a restart (\"\": nowhere)")
       ("log-level", po::value<std::string>()->default_value("info"),
@@ -297,6 +301,12 @@ Result<ParsedOptions> parseDaemonOptions(int argc, const char* const* argv) {
   o.controlMaxRequestBytes = vm["control-max-request"].as<size_t>();
   if (o.controlMaxRequestBytes < 4096)
     return optionError("control-max-request", "below the minimum of 4096 bytes");
+  o.controlIdleTimeoutSeconds = vm["control-idle-timeout"].as<unsigned>();
+  if (o.controlIdleTimeoutSeconds < 1 || o.controlIdleTimeoutSeconds > 86400)
+    return optionError("control-idle-timeout", "must be 1 to 86400 seconds");
+  o.controlConnectionsPerUid = vm["control-connections-per-uid"].as<unsigned>();
+  if (o.controlConnectionsPerUid < 1 || o.controlConnectionsPerUid > 64)
+    return optionError("control-connections-per-uid", "must be 1 to 64");
 
   o.stateDir = vm["state-dir"].as<std::string>();
   if (!o.stateDir.empty() && o.stateDir.front() != '/')

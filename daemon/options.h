@@ -30,6 +30,8 @@ struct DaemonOptions {
   std::string controlSocket = "/run/nodeplane/control.sock";
   std::string controlGroup;  // also allowed on the socket, besides root and our own uid
   size_t controlMaxRequestBytes = 64u << 20;
+  unsigned controlIdleTimeoutSeconds = 60;
+  unsigned controlConnectionsPerUid = 8;
   std::string stateDir = "/run/nodeplane";  // empty: attachments are not kept across restarts
   std::string logLevel = "info";
   Ipv4Address gatewayIp{0xa9fe0101};  // 169.254.1.1

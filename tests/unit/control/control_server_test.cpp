@@ -44,9 +44,10 @@ class ControlServerTest : public ::testing::Test {
     std::filesystem::remove_all(base_);
   }
 
-  void startServer(size_t maxRequest = 4096) {
+  void startServer(size_t maxRequest = 4096) { startServer(ServerConfig{path_, "", maxRequest}); }
+  void startServer(const ServerConfig& config) {
     auto server = ControlServer::open(
-        ServerConfig{path_, "", maxRequest},
+        config,
         [this](std::string_view line) {
           Json id;
           auto req = parseRequest(line, &id);
@@ -68,13 +69,19 @@ class ControlServerTest : public ::testing::Test {
     server_.reset();
   }
 
-  // Sends raw bytes, returns everything read until the server closes or `lines` lines arrived.
-  std::string raw(const std::string& bytes, int lines = 1) {
+  // A connected client socket (no request sent).
+  int connectRaw() {
     int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
     std::strncpy(addr.sun_path, path_.c_str(), sizeof(addr.sun_path) - 1);
     EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    return fd;
+  }
+
+  // Sends raw bytes, returns everything read until the server closes or `lines` lines arrived.
+  std::string raw(const std::string& bytes, int lines = 1) {
+    int fd = connectRaw();
     size_t off = 0;
     while (off < bytes.size()) {
       ssize_t n = ::send(fd, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
@@ -224,6 +231,70 @@ TEST_F(ControlServerTest, PeersWithoutPermissionAreRefusedBeforeAnythingIsRead) 
   ::waitpid(child, &status, 0);
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 0) << "1: not refused, 3: could not change uid";
+}
+
+TEST_F(ControlServerTest, ARequestWithANulByteIsRefused) {
+  // A C-string reader would see a valid request and ignore the rest of the line.
+  std::string out = raw(
+      std::string("{\"v\":1,\"op\":\"status\"}\0garbage\n", 30) + "{\"v\":1,\"op\":\"status\"}\n",
+      2);
+  const auto first = Json::parse(out.substr(0, out.find('\n')));
+  EXPECT_EQ(first["error"]["code"], "bad_request") << out;
+  EXPECT_NE(first["error"]["message"].get<std::string>().find("NUL"), std::string::npos);
+  const auto second = Json::parse(out.substr(out.find('\n') + 1));
+  EXPECT_TRUE(second["ok"].get<bool>()) << "the connection stays usable";
+}
+
+TEST_F(ControlServerTest, IdleConnectionsAreClosedAndFreeTheirSlots) {
+  stopServer();
+  ServerConfig config{path_, "", 4096};
+  config.maxClients = 4;
+  config.idleTimeout = std::chrono::milliseconds(300);
+  startServer(config);
+  // Four clients that connect and say nothing hold every slot...
+  std::vector<int> idle;
+  for (int i = 0; i < 4; ++i) idle.push_back(connectRaw());
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  auto refused = ControlClient(path_).call("status");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, ErrorCode::kResourceExhausted);
+  // ... until the idle timeout closes them.
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  for (int fd : idle) {
+    char c;
+    EXPECT_EQ(::read(fd, &c, 1), 0) << "closed by the server";
+    ::close(fd);
+  }
+  EXPECT_TRUE(ControlClient(path_).call("status").ok());
+}
+
+TEST_F(ControlServerTest, ANonRootUidCannotTakeEverySlot) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to test another uid";
+  stopServer();
+  ServerConfig config{path_, "nogroup", 4096};
+  config.maxClients = 8;
+  config.maxClientsPerUid = 3;
+  startServer(config);
+  ::chmod((base_ + "/run").c_str(), 0755);  // let the other uid reach the socket at all
+  ::chmod(base_.c_str(), 0755);
+  pid_t child = ::fork();
+  if (child == 0) {
+    if (::setgid(65534) != 0 || ::setuid(65534) != 0) _exit(3);
+    std::vector<int> fds;
+    for (int i = 0; i < 3; ++i) fds.push_back(connectRaw());
+    ::usleep(100000);
+    auto r = ControlClient(path_).call("status");  // the fourth
+    const bool refused = !r.ok() && r.error().code == ErrorCode::kResourceExhausted &&
+                         r.error().message.find("uid 65534") != std::string::npos;
+    ::usleep(200000);  // keep the three open while the parent (root) checks
+    _exit(refused ? 0 : 1);
+  }
+  ::usleep(200000);
+  EXPECT_TRUE(ControlClient(path_).call("status").ok()) << "root still gets in";
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "1: the fourth connection was not refused, 3: no setuid";
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "control/model_json_reader.h"
+#include "core/json.h"
 
 namespace nodeplane::control {
 
@@ -53,7 +54,7 @@ class SimdView {
   }
   std::string dump() const { return simdjson::minify(e_); }
   Json json() const {
-    return Json::parse(simdjson::minify(e_), nullptr, /*allow_exceptions=*/false);
+    return json::parse(simdjson::minify(e_)).value_or(Json(Json::value_t::discarded));
   }
 
  private:
@@ -61,7 +62,14 @@ class SimdView {
 };
 
 dom::parser& parser() {
-  static dom::parser p;  // control thread only; keeps its buffers for the next request
+  // Control thread only; keeps its buffers for the next request. Nesting past json::kMaxDepth
+  // is a parse error here too (the generic path then refuses the line).
+  static dom::parser p = [] {
+    dom::parser made;
+    // Only fails without memory; then parse() allocates (with the default depth) as before.
+    if (made.allocate(64 * 1024, json::kMaxDepth) != simdjson::SUCCESS) return dom::parser();
+    return made;
+  }();
   return p;
 }
 

@@ -1,10 +1,14 @@
 #include "control/protocol.h"
 
+#include "core/json.h"
+
 namespace nodeplane::control {
 
 Result<Request> parseRequest(std::string_view line, Json* idOut) {
-  Json doc = Json::parse(line, nullptr, /*allow_exceptions=*/false);
-  if (doc.is_discarded()) return makeError(ErrorCode::kBadRequest, "request is not valid JSON");
+  std::string why;
+  auto parsed = json::parse(line, &why);
+  if (!parsed) return makeError(ErrorCode::kBadRequest, "request is " + why);
+  Json& doc = *parsed;
   if (!doc.is_object()) return makeError(ErrorCode::kBadRequest, "request is not a JSON object");
   Request request;
   if (doc.contains("id")) {
@@ -34,7 +38,8 @@ Result<Request> parseRequest(std::string_view line, Json* idOut) {
 std::string formatRequest(const Request& request) {
   Json doc = {{"v", kProtocolVersion}, {"op", request.op}, {"args", request.args}};
   if (!request.id.is_null()) doc["id"] = request.id;
-  return doc.dump() + "\n";
+  // Replace invalid UTF-8 (from a manifest, an interface name) instead of throwing.
+  return doc.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
 }
 
 std::string formatReply(const Json& id, const Result<Json>& result) {
@@ -50,13 +55,18 @@ std::string formatReply(const Json& id, const Result<Json>& result) {
 }
 
 Result<Json> parseReply(std::string_view line) {
-  Json doc = Json::parse(line, nullptr, false);
-  if (doc.is_discarded() || !doc.is_object() || !doc.contains("ok") || !doc["ok"].is_boolean())
+  auto parsed = json::parse(line);
+  if (!parsed || !json::field(*parsed, "ok").is_boolean())
     return makeError(ErrorCode::kBadRequest, "malformed reply from the daemon");
-  if (doc["ok"].get<bool>()) return doc.contains("result") ? doc["result"] : Json::object();
-  const Json& err = doc.value("error", Json::object());
-  auto code = errorCodeByName(err.value("code", "internal"));
-  return makeError(code.value_or(ErrorCode::kInternal), err.value("message", "unknown error"));
+  const Json& doc = *parsed;
+  if (doc["ok"].get<bool>()) {
+    const Json& result = json::field(doc, "result");
+    return result.is_null() ? Json::object() : result;
+  }
+  const Json& err = json::field(doc, "error");
+  auto code = errorCodeByName(json::string(err, "code", "internal"));
+  return makeError(code.value_or(ErrorCode::kInternal),
+                   json::string(err, "message", "unknown error"));
 }
 
 Error ArgReader::error(const char* field, const std::string& message) const {

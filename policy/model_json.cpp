@@ -14,6 +14,14 @@ std::string quoted(const Json& j) {
   return j.dump();
 }
 
+// The string at `key` of object `j`; `fallback` when absent, null or not a string (the caller's
+// validation then names the field). Never throws, unlike Json::value on a wrong type.
+std::string stringOr(const Json& j, const char* key, const char* fallback = "") {
+  if (!j.is_object()) return fallback;
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : fallback;
+}
+
 // One object being read: its description ("networkpolicy x/name") and where problems go.
 struct Reader {
   std::string object;
@@ -106,8 +114,8 @@ bool readMetadata(const Json& object, const std::string& kind, std::string* ns, 
     return false;
   }
   if (metadataOut) *metadataOut = &*md;
-  *ns = md->value("namespace", "");
-  *name = md->value("name", "");
+  *ns = stringOr(*md, "namespace");
+  *name = stringOr(*md, "name");
   r.object = kind + " " + (ns->empty() ? "<no namespace>" : *ns) + "/" +
              (name->empty() ? "<unnamed>" : *name);
   bool ok = true;
@@ -342,7 +350,7 @@ LabelSelector labelSelectorFromJson(const Json& j, const std::string& object,
       if (!r.isObject(e, f)) continue;
       r.onlyFields(e, f, {"key", "operator", "values"});
       SelectorRequirement req;
-      req.key = e.value("key", "");
+      req.key = stringOr(e, "key");
       if (!e.contains("key") || !e["key"].is_string() || !isLabelKey(req.key)) {
         r.fail(f + ".key",
                e.contains("key") ? quoted(e["key"]) + " is not a valid label key" : "missing");
@@ -530,8 +538,8 @@ PodIdentity podIdentityFromJson(const Json& object, Problems& problems) {
   PodIdentity pod;
   Reader r{"pod <unnamed>", problems};
   if (!r.isObject(object, "")) return pod;
-  pod.namespaceName = object.value("namespace", "");
-  pod.name = object.value("name", "");
+  pod.namespaceName = stringOr(object, "namespace");
+  pod.name = stringOr(object, "name");
   r.object = "pod " + pod.key();
   r.onlyFields(object, "", {"namespace", "name", "ip", "labels", "ports", "node"});
   if (!isDnsLabel(pod.namespaceName)) r.fail("namespace", "missing or not a namespace name");
@@ -553,7 +561,11 @@ PodIdentity podIdentityFromJson(const Json& object, Problems& problems) {
       if (!r.isObject(j, f)) continue;
       r.onlyFields(j, f, {"name", "containerPort", "protocol", "hostPort", "hostIP"});
       ContainerPort p;
-      p.name = j.value("name", "");
+      p.name = stringOr(j, "name");
+      if (j.contains("name") && !j["name"].is_null() && !j["name"].is_string()) {
+        r.fail(f + ".name", quoted(j["name"]) + " is not a port name");
+        continue;
+      }
       if (!p.name.empty() && !isPortName(p.name)) {
         r.fail(f + ".name", "'" + p.name + "' is not a valid port name");
         continue;
@@ -564,7 +576,10 @@ PodIdentity podIdentityFromJson(const Json& object, Problems& problems) {
         continue;
       }
       p.port = j["containerPort"].get<uint16_t>();
-      auto proto = parseProtocol(j.value("protocol", "TCP"));
+      const bool protocolGiven = j.contains("protocol") && !j["protocol"].is_null();
+      auto proto = protocolGiven && !j["protocol"].is_string()
+                       ? std::nullopt
+                       : parseProtocol(stringOr(j, "protocol", "TCP"));
       if (!proto) {
         r.fail(f + ".protocol", quoted(j["protocol"]) + " is not one of TCP, UDP, SCTP");
         continue;
@@ -586,7 +601,7 @@ NamespaceIdentity namespaceFromJson(const Json& object, Problems& problems) {
     r.fail("metadata", "must be an object");
     return ns;
   }
-  ns.name = md.value("name", "");
+  ns.name = stringOr(md, "name");
   r.object = "namespace " + ns.name;
   if (!isDnsLabel(ns.name)) r.fail("name", "missing or not a namespace name");
   auto labels = md.find("labels");

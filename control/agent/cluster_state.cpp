@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "core/json.h"
+
 namespace nodeplane::agent {
 
 const std::vector<KindInfo>& watchedKinds() {
@@ -24,16 +26,16 @@ bool ClusterState::watched(const std::string& kind) {
 }
 
 std::string ClusterState::keyOf(const Json& o) {
-  const Json md = o.value("metadata", Json::object());
-  const std::string name = md.is_object() ? md.value("name", "") : "";
-  const std::string ns = md.is_object() ? md.value("namespace", "") : "";
+  const Json md = json::field(o, "metadata");
+  const std::string name = json::string(md, "name");
+  const std::string ns = json::string(md, "namespace");
   return ns.empty() ? name : ns + "/" + name;
 }
 
 bool ClusterState::apply(const WatchEvent& e) {
   if (e.type == WatchEvent::Type::kBookmark || e.type == WatchEvent::Type::kError) return false;
   if (!e.object.is_object()) return false;
-  const std::string kind = e.object.value("kind", "");
+  const std::string kind = json::string(e.object, "kind");
   if (!watched(kind)) return false;
   const std::string key = keyOf(e.object);
   auto& byKey = objects_[kind];
@@ -47,6 +49,7 @@ bool ClusterState::apply(const WatchEvent& e) {
 bool ClusterState::replaceKind(const std::string& kind, const std::vector<Json>& objects) {
   std::map<std::string, Json> next;
   for (const Json& o : objects) {
+    if (!o.is_object()) continue;
     Json copy = o;
     if (!copy.contains("kind")) copy["kind"] = kind;  // list items omit it
     const std::string key = keyOf(copy);  // before the move: Json's operator= takes its copy first
@@ -63,7 +66,7 @@ bool ClusterState::replaceSource(const std::string& source, const std::vector<Js
   auto& previous = sources_[source];
   std::map<std::string, std::vector<std::string>> now;
   for (const Json& o : objects) {
-    const std::string kind = o.value("kind", "");
+    const std::string kind = json::string(o, "kind");
     if (!watched(kind)) continue;
     now[kind].push_back(keyOf(o));
     changed |= apply(WatchEvent{WatchEvent::Type::kModified, o});

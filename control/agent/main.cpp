@@ -19,6 +19,7 @@
 #include "control/agent/sources.h"
 #include "control/agent/translate.h"
 #include "control/client.h"
+#include "core/json.h"
 
 namespace po = boost::program_options;
 using namespace nodeplane;
@@ -65,7 +66,7 @@ class Agent {
     Translation t = translate(state_);
     const Json* self = nullptr;
     for (const Json& n : t.args["nodes"])
-      if (n.value("name", "") == opts_.nodeName) self = &n;
+      if (json::string(n, "name") == opts_.nodeName) self = &n;
     if (self == nullptr) {
       spdlog::error("bootstrap: no usable Node object named '{}' (see the problems above)",
                     opts_.nodeName);

@@ -7,6 +7,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/json.h"
+
 namespace nodeplane::agent {
 
 namespace fs = std::filesystem;
@@ -35,7 +37,33 @@ Json scalar(const YAML::Node& n) {
   return v;
 }
 
-Json toJson(const YAML::Node& n) {
+// How much of a YAML document may be turned into JSON. Aliases make a node appear wherever it is
+// referred to: nine levels of ten aliases each ("billion laughs") would expand to 10^9 nodes.
+// A document may expand to at most a few nodes per byte of its text, and nest no deeper than
+// JSON may.
+struct Budget {
+  size_t nodes;
+  bool exceeded = false;
+  std::string why;
+};
+
+size_t nodeBudget(size_t textBytes) {
+  return std::max<size_t>(100'000, 4 * textBytes);
+}
+
+Json toJson(const YAML::Node& n, Budget& budget, unsigned depth = 0) {
+  if (budget.exceeded) return nullptr;
+  if (budget.nodes == 0) {
+    budget.exceeded = true;
+    budget.why = "expands to more nodes than its size allows (aliases of aliases?)";
+    return nullptr;
+  }
+  --budget.nodes;
+  if (depth > json::kMaxDepth) {
+    budget.exceeded = true;
+    budget.why = "nested deeper than " + std::to_string(json::kMaxDepth) + " levels";
+    return nullptr;
+  }
   switch (n.Type()) {
     case YAML::NodeType::Null:
     case YAML::NodeType::Undefined:
@@ -44,12 +72,19 @@ Json toJson(const YAML::Node& n) {
       return scalar(n);
     case YAML::NodeType::Sequence: {
       Json a = Json::array();
-      for (const auto& item : n) a.push_back(toJson(item));
+      for (const auto& item : n) a.push_back(toJson(item, budget, depth + 1));
       return a;
     }
     case YAML::NodeType::Map: {
       Json o = Json::object();
-      for (const auto& kv : n) o[kv.first.as<std::string>()] = toJson(kv.second);
+      for (const auto& kv : n) {
+        if (!kv.first.IsScalar()) {  // JSON keys are strings
+          budget.exceeded = true;
+          budget.why = "a mapping key that is not a scalar";
+          return nullptr;
+        }
+        o[kv.first.Scalar()] = toJson(kv.second, budget, depth + 1);
+      }
       return o;
     }
   }
@@ -62,8 +97,8 @@ void add(Json doc, const std::string& origin, LoadedObjects& out) {
     out.problems.push_back(origin + ": a document that is not an object");
     return;
   }
-  if (doc.value("kind", "") == "List" || (doc.contains("items") && doc["items"].is_array() &&
-                                          doc.value("kind", "").ends_with("List"))) {
+  const std::string kind = json::string(doc, "kind");
+  if (json::field(doc, "items").is_array() && kind.ends_with("List")) {
     for (Json& item : doc["items"]) add(std::move(item), origin, out);
     return;
   }
@@ -78,26 +113,36 @@ LoadedObjects parseManifests(const std::string& text, const std::string& origin)
   if (first != std::string::npos && (text[first] == '{' || text[first] == '[')) {
     // JSON: one value, or several concatenated (kubectl get -o json prints one).
     std::istringstream in(text);
-    while (in >> std::ws && in.peek() != EOF) {
-      Json doc;
-      try {
-        in >> doc;  // one value; several may follow
-      } catch (const Json::exception&) {
-        doc = Json(Json::value_t::discarded);
+    std::string why;
+    while (auto value = json::readValueText(in, &why)) {
+      auto doc = why.empty() ? json::parse(*value, &why) : std::nullopt;
+      if (!doc) {
+        out.problems.push_back(origin + ": a JSON value that is " + why);
+        if (why.rfind("nested", 0) == 0) continue;  // skipped; the rest is read
+        return out;
       }
-      if (doc.is_discarded()) {
-        out.problems.push_back(origin + ": not valid JSON");
-        break;
-      }
-      if (doc.is_array())
-        for (Json& d : doc) add(std::move(d), origin, out);
+      if (doc->is_array())
+        for (Json& d : *doc) add(std::move(d), origin, out);
       else
-        add(std::move(doc), origin, out);
+        add(std::move(*doc), origin, out);
     }
+    if (!why.empty()) out.problems.push_back(origin + ": not valid JSON: " + why);
     return out;
   }
   try {
-    for (const YAML::Node& doc : YAML::LoadAll(text)) add(toJson(doc), origin, out);
+    Budget budget{nodeBudget(text.size())};
+    size_t index = 0;
+    for (const YAML::Node& doc : YAML::LoadAll(text)) {
+      ++index;
+      Json converted = toJson(doc, budget);
+      if (budget.exceeded) {
+        // Nothing of this document is used, nor of the ones after it (the budget is spent).
+        out.problems.push_back(origin + ": YAML document " + std::to_string(index) + " " +
+                               budget.why + ": left out");
+        break;
+      }
+      add(std::move(converted), origin, out);
+    }
   } catch (const YAML::Exception& e) {
     // The documents before the bad one were read; the rest of the file is not trusted.
     out.problems.push_back(origin + ":" + std::to_string(e.mark.line + 1) +

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "control/agent/manifests.h"
+#include "core/json.h"
 
 namespace nodeplane::agent {
 
@@ -93,6 +94,7 @@ std::optional<WatchEvent> parseWatchEvent(const Json& j) {
       e.type = WatchEvent::Type::kError;
     else
       return std::nullopt;
+    if (!j["object"].is_object()) return std::nullopt;
     e.object = j["object"];
     return e;
   }
@@ -111,25 +113,26 @@ void StreamSource::start() {
     // debounce gather the first burst.
     queue_.push(SourceEvent{SourceEvent::Type::kSynced, name(), {}, {}, ""});
     uint64_t count = 0;
-    while (in_ >> std::ws && in_.peek() != EOF) {
-      Json j;
+    std::string why;
+    while (auto text = json::readValueText(in_, &why)) {
       ++count;
-      try {
-        in_ >> j;  // one value; the stream keeps the rest
-      } catch (const Json::exception&) {
-        j = Json(Json::value_t::discarded);
-      }
-      if (j.is_discarded()) {
-        queue_.push(SourceEvent{SourceEvent::Type::kProblem,
-                                name(),
-                                {},
-                                {},
-                                "stdin: value " + std::to_string(count) +
-                                    " is not valid JSON; the rest of the stream is ignored"});
+      std::optional<Json> parsed = why.empty() ? json::parse(*text, &why) : std::nullopt;
+      if (!parsed) {
+        // Too deep: skipped, the stream goes on. Not JSON: nothing after it can be trusted.
+        const bool resumable = why.rfind("nested", 0) == 0;
+        queue_.push(
+            SourceEvent{SourceEvent::Type::kProblem,
+                        name(),
+                        {},
+                        {},
+                        "stdin: value " + std::to_string(count) + " is " + why +
+                            (resumable ? ": skipped" : "; the rest of the stream is ignored")});
+        if (resumable) continue;
         return;
       }
+      Json j = std::move(*parsed);
       std::vector<Json> values;
-      if (j.value("kind", "") == "List" && j.contains("items") && j["items"].is_array())
+      if (json::string(j, "kind") == "List" && json::field(j, "items").is_array())
         values = j["items"].get<std::vector<Json>>();
       else
         values.push_back(std::move(j));
@@ -147,6 +150,8 @@ void StreamSource::start() {
         queue_.push(SourceEvent{SourceEvent::Type::kWatch, name(), {}, *e, ""});
       }
     }
+    if (!why.empty())
+      queue_.push(SourceEvent{SourceEvent::Type::kProblem, name(), {}, {}, "stdin: " + why});
     queue_.push(SourceEvent{SourceEvent::Type::kProblem,
                             name(),
                             {},
@@ -297,8 +302,8 @@ size_t onData(char* data, size_t size, size_t n, void* user) {
     const std::string line = t->buffer.substr(start, nl - start);
     start = nl + 1;
     if (line.find_first_not_of(" \r\t") == std::string::npos) continue;
-    Json j = Json::parse(line, nullptr, false);
-    if (j.is_discarded() || !t->onLine(j)) {
+    auto j = json::parse(line);
+    if (!j || !t->onLine(*j)) {
       t->aborted = true;
       return 0;  // ends the transfer
     }
@@ -429,19 +434,20 @@ void ApiSource::run(const KindInfo& kind) {
           ok = false;
           break;
         }
-        Json body = Json::parse(t.body, nullptr, false);
-        if (body.is_discarded() || !body.contains("items") || !body["items"].is_array()) {
+        Json body = json::parse(t.body).value_or(Json(nullptr));
+        if (!json::field(body, "items").is_array()) {
           failed("list: the response is not a list");
           ok = false;
           break;
         }
         for (Json& item : body["items"]) {
+          if (!item.is_object()) continue;
           if (!item.contains("kind")) item["kind"] = kind.kind;
           items.push_back(std::move(item));
         }
-        const Json md = body.value("metadata", Json::object());
-        listVersion = md.value("resourceVersion", "");
-        next = md.value("continue", "");
+        const Json md = json::field(body, "metadata");
+        listVersion = json::string(md, "resourceVersion");
+        next = json::string(md, "continue");
       } while (!next.empty());
       if (missing) {
         queue_.push(SourceEvent{SourceEvent::Type::kReplaceKind, kind.kind, {}, {}, ""});
@@ -472,13 +478,15 @@ void ApiSource::run(const KindInfo& kind) {
       auto e = parseWatchEvent(line);
       if (!e) return true;
       if (e->type == WatchEvent::Type::kError) {
-        if (e->object.value("code", 0) == 410)
+        if (json::integer(e->object, "code", 0) == 410)
           gone = true;
         else
-          watchError = e->object.value("message", e->object.dump());
+          watchError = json::field(e->object, "message").is_string()
+                           ? json::string(e->object, "message")
+                           : e->object.dump(-1, ' ', false, Json::error_handler_t::replace);
         return false;
       }
-      const Json md = e->object.value("metadata", Json::object());
+      const Json md = json::field(e->object, "metadata");
       if (md.is_object() && md.contains("resourceVersion") && md["resourceVersion"].is_string())
         resourceVersion = md["resourceVersion"];
       if (e->type != WatchEvent::Type::kBookmark) {

@@ -6,6 +6,7 @@
 #include <map>
 #include <regex>
 
+#include "core/json.h"
 #include "policy/labels.h"
 #include "policy/model_json.h"
 
@@ -30,20 +31,7 @@ class Reader {
   const std::string& what() const { return what_; }
 
   // The value at a dotted path, or null when absent.
-  static const Json& at(const Json& o, const std::string& path) {
-    static const Json null;
-    const Json* cur = &o;
-    size_t start = 0;
-    while (start <= path.size()) {
-      const size_t dot = path.find('.', start);
-      const std::string key = path.substr(start, dot == std::string::npos ? dot : dot - start);
-      if (!cur->is_object() || !cur->contains(key)) return null;
-      cur = &(*cur)[key];
-      if (dot == std::string::npos) break;
-      start = dot + 1;
-    }
-    return *cur;
-  }
+  static const Json& at(const Json& o, const std::string& path) { return json::path(o, path); }
   const Json* object(const Json& o, const std::string& path, bool required) {
     const Json& v = at(o, path);
     if (v.is_null()) {
@@ -111,8 +99,8 @@ bool isIpv4Cidr(const std::string& s) {
 
 std::string nameOf(const Json& o) {
   const Json& md = Reader::at(o, "metadata");
-  const std::string ns = md.is_object() ? md.value("namespace", "") : "";
-  const std::string name = md.is_object() ? md.value("name", "<unnamed>") : "<unnamed>";
+  const std::string ns = json::string(md, "namespace");
+  const std::string name = json::string(md, "name", "<unnamed>");
   return ns.empty() ? name : ns + "/" + name;
 }
 
@@ -127,7 +115,7 @@ Json translateNode(const Json& o, std::vector<std::string>& problems) {
   std::string ip;
   if (const Json* addrs = r.list(o, "status.addresses", true)) {
     for (const Json& a : *addrs)
-      if (a.is_object() && a.value("type", "") == "InternalIP" && a.contains("address") &&
+      if (a.is_object() && json::string(a, "type") == "InternalIP" && a.contains("address") &&
           a["address"].is_string() && isIpv4(a["address"].get<std::string>())) {
         ip = a["address"].get<std::string>();
         break;
@@ -198,8 +186,8 @@ std::optional<PodInfo> readPod(const Json& o, std::vector<std::string>& problems
   const Json& conditions = Reader::at(o, "status.conditions");
   if (conditions.is_array())
     for (const Json& c : conditions)
-      if (c.is_object() && c.value("type", "") == "Ready")
-        p.ready = c.value("status", "") == "True";
+      if (c.is_object() && json::string(c, "type") == "Ready")
+        p.ready = json::string(c, "status") == "True";
   p.terminating = !Reader::at(o, "metadata.deletionTimestamp").is_null();
   return p;
 }
@@ -213,8 +201,11 @@ Json podPorts(const Json& pod) {
     for (const Json& p : c["ports"]) {
       if (!p.is_object() || !p.contains("containerPort") || !p["containerPort"].is_number_integer())
         continue;
-      Json cp = {{"containerPort", p["containerPort"]}, {"protocol", p.value("protocol", "TCP")}};
-      if (p.contains("name") && p["name"].is_string()) cp["name"] = p["name"];
+      // Name and protocol as given (the policy reader names a wrong type); TCP by default.
+      const Json& protocol = json::field(p, "protocol");
+      Json cp = {{"containerPort", p["containerPort"]},
+                 {"protocol", protocol.is_null() ? Json("TCP") : protocol}};
+      if (!json::field(p, "name").is_null()) cp["name"] = p["name"];
       ports.push_back(cp);
     }
   }
@@ -223,7 +214,7 @@ Json podPorts(const Json& pod) {
 
 uint16_t namedContainerPort(const Json& pod, const std::string& name, const std::string& proto) {
   for (const Json& p : podPorts(pod))
-    if (p.value("name", "") == name && p.value("protocol", "TCP") == proto)
+    if (json::string(p, "name") == name && json::string(p, "protocol") == proto)
       return p["containerPort"].get<uint16_t>();
   return 0;
 }
@@ -235,17 +226,18 @@ bool endpointsFromSlices(const ClusterState& state, const std::string& ns, const
   std::set<std::string> seen;
   for (const Json* slice : state.list("EndpointSlice")) {
     const Json& md = Reader::at(*slice, "metadata");
-    if (!md.is_object() || md.value("namespace", "") != ns) continue;
+    if (!md.is_object() || json::string(md, "namespace") != ns) continue;
     const Json& owner = Reader::at(*slice, "metadata.labels");
-    if (!owner.is_object() || owner.value("kubernetes.io/service-name", "") != svc) continue;
+    if (!owner.is_object() || json::string(owner, "kubernetes.io/service-name") != svc) continue;
     any = true;
-    if (slice->value("addressType", "IPv4") != "IPv4") continue;
+    if (const Json& type = json::field(*slice, "addressType"); !type.is_null() && type != "IPv4")
+      continue;
     Reader r("endpointslice " + nameOf(*slice), problems);
     std::map<std::string, uint16_t> ports;
     if (const Json* list = r.list(*slice, "ports", false))
       for (const Json& p : *list)
         if (p.is_object() && p.contains("port") && p["port"].is_number_integer())
-          ports[p.value("name", "")] = p["port"].get<uint16_t>();
+          ports[json::string(p, "name")] = p["port"].get<uint16_t>();
     const Json* eps = r.list(*slice, "endpoints", false);
     if (eps == nullptr) continue;
     for (size_t i = 0; i < eps->size(); ++i) {
@@ -263,7 +255,7 @@ bool endpointsFromSlices(const ClusterState& state, const std::string& ns, const
       }
       const std::string ip = addrs[0].get<std::string>();
       if (!seen.insert(ip).second) continue;  // the same endpoint in two slices
-      const Json cond = e.value("conditions", Json::object());
+      const Json cond = json::field(e, "conditions");
       auto flag = [&](const char* k, bool fallback) {
         return cond.is_object() && cond.contains(k) && cond[k].is_boolean() ? cond[k].get<bool>()
                                                                             : fallback;
@@ -294,7 +286,7 @@ bool endpointsFromEndpoints(const ClusterState& state, const std::string& ns,
     if (s.contains("ports") && s["ports"].is_array())
       for (const Json& p : s["ports"])
         if (p.is_object() && p.contains("port") && p["port"].is_number_integer())
-          ports[p.value("name", "")] = p["port"].get<uint16_t>();
+          ports[json::string(p, "name")] = p["port"].get<uint16_t>();
     for (const char* key : {"addresses", "notReadyAddresses"}) {
       if (!s.contains(key) || !s[key].is_array()) continue;
       for (const Json& a : s[key]) {
@@ -359,7 +351,11 @@ Json translateService(const ClusterState& state, const Json& o, const std::vecto
         r.fail(f, "must be an object, not " + typeName(p));
         continue;
       }
-      const std::string proto = p.value("protocol", "TCP");
+      if (const Json& given = json::field(p, "protocol"); !given.is_null() && !given.is_string()) {
+        r.fail(f + ".protocol", "must be TCP or UDP, not " + typeName(given));
+        continue;
+      }
+      const std::string proto = json::string(p, "protocol", "TCP");
       if (proto == "SCTP") {
         r.fail(f + ".protocol", "SCTP services are not supported (the port is left out)");
         continue;
@@ -416,7 +412,7 @@ Json translateService(const ClusterState& state, const Json& o, const std::vecto
         if (pod.ns != *ns || !selects(selector, pod.labels)) continue;
         Json named = Json::object();
         for (const Json& p : ports) {
-          const std::string pname = p.value("name", "");
+          const std::string pname = json::string(p, "name");
           const Json target = p.contains("targetPort") ? p["targetPort"] : p["port"];
           if (target.is_number_integer())
             named[pname] = target;
@@ -475,12 +471,17 @@ Translation translate(const ClusterState& state, const std::set<std::string>& ex
   std::set<std::string> ips;
   for (const PodInfo& p : pods) {
     if (!ips.insert(p.ip).second) continue;  // an address reused while the old pod terminates
-    identities.push_back({{"namespace", p.ns},
-                          {"name", p.name},
-                          {"ip", p.ip},
-                          {"labels", p.labels},
-                          {"ports", podPorts(*p.object)},
-                          {"node", p.node}});
+    Json identity = {{"namespace", p.ns},
+                     {"name", p.name},
+                     {"ip", p.ip},
+                     {"labels", p.labels},
+                     {"ports", podPorts(*p.object)},
+                     {"node", p.node}};
+    // Checked as the daemon will read it: a pod it would refuse is left out here, named.
+    policy::Problems problems;
+    (void)policy::podIdentityFromJson(identity, problems);
+    for (const std::string& problem : problems.list()) t.problems.push_back(problem);
+    if (problems.empty()) identities.push_back(std::move(identity));
   }
   Json policies = Json::array(), l7 = Json::array();
   for (const Json* o : state.list("NetworkPolicy")) {
@@ -509,9 +510,9 @@ Translation translate(const ClusterState& state, const std::set<std::string>& ex
   }
   // Only what the daemon reads of a policy's metadata: names and our annotation.
   for (Json& p : policies) {
-    Json md = {{"namespace", p["metadata"].value("namespace", "")},
-               {"name", p["metadata"].value("name", "")}};
-    const Json ann = p["metadata"].value("annotations", Json::object());
+    Json md = {{"namespace", json::string(p["metadata"], "namespace")},
+               {"name", json::string(p["metadata"], "name")}};
+    const Json ann = json::field(p["metadata"], "annotations");
     if (ann.is_object() && ann.contains("nodeplane.io/audit"))
       md["annotations"] = {{"nodeplane.io/audit", ann["nodeplane.io/audit"]}};
     p["metadata"] = md;

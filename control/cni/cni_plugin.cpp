@@ -12,6 +12,7 @@
 #include "control/cni/ipam.h"
 #include "control/cni/netlink.h"
 #include "core/ipv4.h"
+#include "core/json.h"
 #include "core/result.h"
 
 namespace nodeplane::cni {
@@ -56,17 +57,26 @@ struct Failure {
 template <typename T>
 using Outcome = std::variant<T, Failure>;
 
+// JSON text; invalid UTF-8 (a container id or pod name from the environment) is replaced, not
+// thrown about.
+std::string dumpJson(const Json& j) {
+  return j.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
 CniOutcome failureOutput(const std::string& version, const Failure& f) {
   Json j = {
       {"cniVersion", version.empty() ? kLatestVersion : version}, {"code", f.code}, {"msg", f.msg}};
   if (!f.details.empty()) j["details"] = f.details;
-  return CniOutcome{1, j.dump() + "\n"};
+  return CniOutcome{1, dumpJson(j) + "\n"};
 }
 
 Outcome<NetConf> parseNetConf(const std::string& text, Json* raw) {
-  Json doc = Json::parse(text, nullptr, false);
-  if (doc.is_discarded() || !doc.is_object())
+  std::string why;
+  auto parsed = json::parse(text, &why);
+  if (!parsed) return Failure{kErrDecode, "network configuration on stdin is " + why, ""};
+  if (!parsed->is_object())
     return Failure{kErrDecode, "network configuration on stdin is not a JSON object", ""};
+  const Json& doc = *parsed;
   *raw = doc;
   NetConf c;
   if (!doc.contains("cniVersion") || !doc["cniVersion"].is_string())
@@ -117,7 +127,7 @@ Outcome<Ipv4Address> firstIpv4(const Json& result) {
       if (addr) return *addr;
     }
   }
-  return Failure{kErrIpam, "IPAM result holds no IPv4 address", result.dump()};
+  return Failure{kErrIpam, "IPAM result holds no IPv4 address", dumpJson(result)};
 }
 
 Json buildResult(const NetConf& conf, const CniEnv& env, const std::string& hostIf,
@@ -274,12 +284,16 @@ Outcome<Json> cmdCheck(const CniEnv& env, const NetConf& conf, const std::string
   control::ControlClient client(conf.controlSocket);
   auto pods = client.call("pod.list");
   if (!pods) return Failure{kErrDaemon, "nodeplane daemon: " + pods.error().message, ""};
-  for (const Json& p : (*pods)["pods"])
-    if (p.value("containerId", "") == env.containerId && p.value("interface", "") == env.ifname) {
-      if (p.value("ip", "") != ip.toString())
-        return Failure{kErrCheckFailed, "daemon has the pod with address " + p.value("ip", ""), ""};
-      return Json(nullptr);
-    }
+  const Json& list = json::field(*pods, "pods");
+  if (list.is_array())
+    for (const Json& p : list)
+      if (json::string(p, "containerId") == env.containerId &&
+          json::string(p, "interface") == env.ifname) {
+        if (json::string(p, "ip") != ip.toString())
+          return Failure{kErrCheckFailed,
+                         "daemon has the pod with address " + json::string(p, "ip"), ""};
+        return Json(nullptr);
+      }
   return Failure{kErrCheckFailed, "the daemon has no attachment for this container", ""};
 }
 
@@ -322,7 +336,7 @@ CniOutcome runCni(const CniEnv& env, const std::string& stdinText) {
   if (env.command == "VERSION") {
     Json j = {{"cniVersion", kLatestVersion},
               {"supportedVersions", Json::array({"0.3.0", "0.3.1", "0.4.0", "1.0.0"})}};
-    return CniOutcome{0, j.dump() + "\n"};
+    return CniOutcome{0, dumpJson(j) + "\n"};
   }
   if (env.command != "ADD" && env.command != "DEL" && env.command != "CHECK")
     return failureOutput(
@@ -331,7 +345,7 @@ CniOutcome runCni(const CniEnv& env, const std::string& stdinText) {
   Json raw;
   auto parsed = parseNetConf(stdinText, &raw);
   if (auto* f = std::get_if<Failure>(&parsed))
-    return failureOutput(raw.is_object() ? raw.value("cniVersion", "") : "", *f);
+    return failureOutput(json::string(raw, "cniVersion"), *f);
   const NetConf& conf = std::get<NetConf>(parsed);
   if (env.command == "CHECK" && conf.cniVersion.rfind("0.3", 0) == 0)
     return failureOutput(conf.cniVersion, Failure{kErrIncompatibleVersion,
@@ -356,7 +370,7 @@ CniOutcome runCni(const CniEnv& env, const std::string& stdinText) {
                                                  : cmdCheck(env, conf, stdinText);
   if (auto* f = std::get_if<Failure>(&outcome)) return failureOutput(conf.cniVersion, *f);
   const Json& result = std::get<Json>(outcome);
-  return CniOutcome{0, result.is_null() ? "" : result.dump() + "\n"};
+  return CniOutcome{0, result.is_null() ? "" : dumpJson(result) + "\n"};
 }
 
 }  // namespace nodeplane::cni

@@ -12,6 +12,8 @@
 #include <sstream>
 #include <vector>
 
+#include "core/json.h"
+
 extern char** environ;
 
 namespace nodeplane::cni {
@@ -90,22 +92,25 @@ Result<Json> invokeDelegate(const std::string& type, const std::string& command,
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
 
-  Json doc = output.empty() ? Json(nullptr) : Json::parse(output, nullptr, false);
+  std::string why;
+  auto parsed = output.empty() ? std::optional<Json>(Json(nullptr)) : json::parse(output, &why);
   const bool success = WIFEXITED(status) && WEXITSTATUS(status) == 0;
   if (success) {
-    if (doc.is_discarded())
-      return makeError(ErrorCode::kInternal, "IPAM plugin " + type + " printed invalid JSON");
-    return doc;
+    if (!parsed)
+      return makeError(ErrorCode::kInternal,
+                       "IPAM plugin " + type + " printed output that is " + why);
+    return *parsed;
   }
   std::string message = "IPAM plugin " + type + " " + command + " failed";
-  if (!doc.is_discarded() && doc.is_object() && doc.contains("msg")) {
+  if (parsed && json::field(*parsed, "msg").is_string()) {
+    const Json& doc = *parsed;
+    const std::string msg = json::string(doc, "msg"), details = json::string(doc, "details");
     if (error) {
-      error->code = doc.value("code", 999);
-      error->msg = doc.value("msg", "");
-      error->details = doc.value("details", "");
+      error->code = static_cast<int>(json::integer(doc, "code", 999));
+      error->msg = msg;
+      error->details = details;
     }
-    message += ": " + doc.value("msg", "") +
-               (doc.value("details", "").empty() ? "" : " (" + doc.value("details", "") + ")");
+    message += ": " + msg + (details.empty() ? "" : " (" + details + ")");
   }
   return makeError(ErrorCode::kInternal, message);
 }

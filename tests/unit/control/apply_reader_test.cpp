@@ -120,6 +120,14 @@ TEST(ApplyReader, EveryBadInputGetsTheGenericPathsErrors) {
       R"({"services": [{"namespace": "a", "name": "x", "ports": [{"port": 80}], "endpoints": [{"ip": "10.0.0.1", "color": "red"}]}]})",
       R"({"nodes": [{"name": "n1", "ip": "x"}], "services": [{"namespace": "a", "ports": []}]})",
       R"({"policy": {"networkPolicies": [{"metadata": {"namespace": "a", "name": "p"}, "spec": {"ingres": []}}]}})",
+      // Wrong types in the policy section (these once ended the daemon with a type_error).
+      R"({"policy": {"namespaces": [{"name": 5}]}})",
+      R"({"policy": {"pods": [{"namespace": [], "name": "p", "ip": "10.244.1.2"}]}})",
+      R"({"policy": {"pods": [{"namespace": "a", "name": true, "ip": "10.244.1.2"}]}})",
+      R"({"policy": {"pods": [{"namespace": "a", "name": "p", "ip": "10.244.1.2", "ports": [{"name": 1, "containerPort": 80}]}]}})",
+      R"({"policy": {"pods": [{"namespace": "a", "name": "p", "ip": "10.244.1.2", "ports": [{"containerPort": 80, "protocol": 6}]}]}})",
+      R"({"policy": {"networkPolicies": [{"metadata": {"namespace": 1, "name": "p"}, "spec": {"podSelector": {}}}]}})",
+      R"({"policy": {"networkPolicies": [{"metadata": {"namespace": "a", "name": ["p"]}, "spec": {"podSelector": {}}}]}})",
   };
   for (const char* args : bad) {
     auto fast = readApplyRequest(line(args));

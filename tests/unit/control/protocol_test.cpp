@@ -42,6 +42,15 @@ TEST(Protocol, RejectsMalformedRequestsWithANamedProblem) {
   }
 }
 
+TEST(Protocol, ARequestNestedDeeperThanAnyRequestIsRefusedBeforeItIsBuilt) {
+  const std::string deep = R"({"v":1,"op":"status","args":{"a":)" + std::string(100, '[') + "1" +
+                           std::string(100, ']') + "}}";
+  auto r = parseRequest(deep);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ErrorCode::kBadRequest);
+  EXPECT_NE(r.error().message.find("nested deeper"), std::string::npos) << r.error().message;
+}
+
 TEST(Protocol, KeepsTheIdOfARejectedRequest) {
   Json id;
   auto r = parseRequest(R"({"v":9,"id":42,"op":"status"})", &id);

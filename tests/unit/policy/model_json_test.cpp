@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+
 namespace nodeplane::policy {
 namespace {
 
@@ -177,6 +179,32 @@ TEST(PolicyStateJson, ReportsEveryProblemAtOnce) {
                                "networkpolicy x/p1: field 'spec.policyTypes[0]'",
                                "networkpolicy x/p2: field 'spec.ingress[0].ports[0].port'"})
     EXPECT_NE(m.find(expected), std::string::npos) << expected << " in: " << m;
+}
+
+// Every string field of the policy section given as another type is an error naming the field,
+// never an exception (a number, a list, a bool, an object, null where a string belongs).
+TEST(PolicyStateJson, AWrongTypeAnywhereIsAnErrorNotAnException) {
+  const char* fields[] = {
+      R"({"namespaces": [{"name": %s}]})",
+      R"({"namespaces": [{"metadata": {"name": %s}}]})",
+      R"({"pods": [{"namespace": %s, "name": "p", "ip": "10.244.1.2"}]})",
+      R"({"pods": [{"namespace": "a", "name": %s, "ip": "10.244.1.2"}]})",
+      R"({"pods": [{"namespace": "a", "name": "p", "ip": %s}]})",
+      R"({"pods": [{"namespace": "a", "name": "p", "ip": "10.244.1.2", "ports": [{"name": %s, "containerPort": 80}]}]})",
+      R"({"pods": [{"namespace": "a", "name": "p", "ip": "10.244.1.2", "ports": [{"containerPort": 80, "protocol": %s}]}]})",
+      R"({"networkPolicies": [{"metadata": {"namespace": %s, "name": "p"}, "spec": {"podSelector": {}}}]})",
+      R"({"networkPolicies": [{"metadata": {"namespace": "a", "name": %s}, "spec": {"podSelector": {}}}]})",
+      R"({"networkPolicies": [{"metadata": {"namespace": "a", "name": "p"}, "spec": {"podSelector": {"matchExpressions": [{"key": %s, "operator": "Exists"}]}}}]})",
+      R"({"l7Rules": [{"metadata": {"namespace": %s, "name": "r"}, "spec": {"podSelector": {}, "rules": [{"action": "allow", "http": {"method": "GET"}}]}}]})",
+  };
+  for (const char* field : fields)
+    for (const char* value : {"5", "[1]", "true", "{\"a\": 1}"}) {
+      char text[512];
+      std::snprintf(text, sizeof(text), field, value);
+      Result<PolicyState> r = makeError(ErrorCode::kInternal, "not run");
+      EXPECT_NO_THROW(r = policyStateFromJson(Json::parse(text))) << text;
+      EXPECT_FALSE(r.ok()) << text;
+    }
 }
 
 TEST(PolicyStateJson, DuplicatesAndSharedAddressesAreRefused) {

@@ -70,6 +70,83 @@ TEST(Manifests, AYamlErrorNamesTheFileAndLineAndKeepsWhatCameBefore) {
   EXPECT_NE(o.problems[0].find("YAML error"), std::string::npos) << o.problems[0];
 }
 
+// "Billion laughs": nine levels of ten aliases each would expand to 10^9 nodes. The document is
+// refused with a problem; what came before it is kept.
+TEST(Manifests, AliasesOfAliasesAreRefusedNotExpanded) {
+  std::string yaml = "kind: Namespace\nmetadata: {name: before}\n---\na: &a [lol]\n";
+  char prev = 'a';
+  for (char level = 'b'; level <= 'j'; ++level, ++prev) {
+    yaml += std::string(1, level) + ": &" + level + " [";
+    for (int i = 0; i < 10; ++i) yaml += std::string(i ? ", *" : "*") + prev;
+    yaml += "]\n";
+  }
+  LoadedObjects o = parseManifests(yaml, "laughs.yaml");
+  ASSERT_EQ(o.objects.size(), 1u) << "the document before it";
+  ASSERT_EQ(o.problems.size(), 1u);
+  EXPECT_NE(o.problems[0].find("expands to more nodes"), std::string::npos) << o.problems[0];
+}
+
+TEST(Manifests, JsonNestedTooDeepIsSkippedAndTheRestRead) {
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  LoadedObjects o = parseManifests(
+      "{\"kind\": \"Namespace\", \"metadata\": {\"name\": \"a\"}}\n" + std::string("{\"x\": ") +
+          deep + "}\n{\"kind\": \"Namespace\", \"metadata\": {\"name\": \"b\"}}",
+      "deep.json");
+  EXPECT_EQ(o.objects.size(), 2u);
+  ASSERT_EQ(o.problems.size(), 1u);
+  EXPECT_NE(o.problems[0].find("nested deeper"), std::string::npos) << o.problems[0];
+}
+
+// Numbers, lists and bools where strings belong: each object is reported and skipped, and the
+// agent goes on (these once ended it with a type_error).
+TEST(Translate, WrongTypesAreReportedAndSkippedNeverFatal) {
+  LoadedObjects loaded = parseManifests(R"(
+kind: 5
+metadata: {name: odd}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: 12345, namespace: shop}
+status: {phase: Running, podIP: 10.244.1.77}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: proto-number, namespace: shop}
+spec:
+  clusterIP: 10.96.0.77
+  ports: [{port: 80, protocol: 6}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: port-types, namespace: shop, labels: {app: x}}
+spec:
+  containers: [{name: c, ports: [{containerPort: 80, protocol: 6, name: 7}]}]
+status: {phase: Running, podIP: 10.244.1.78, conditions: [{type: 5, status: []}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: s1, namespace: shop, labels: {kubernetes.io/service-name: 9}}
+addressType: 4
+endpoints: [{addresses: [10.244.1.78], conditions: {ready: "yes"}}]
+ports: [{name: 3, port: 80}]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: [np], namespace: shop}
+spec: {podSelector: {}}
+)",
+                                        "types.yaml");
+  ASSERT_TRUE(loaded.problems.empty());
+  ClusterState state;
+  state.replaceSource("test", loaded.objects);
+  Translation t;
+  EXPECT_NO_THROW(t = translate(state));
+  EXPECT_TRUE(mentions(t.problems, "service shop/proto-number: field 'spec.ports[0].protocol'"))
+      << ::testing::PrintToString(t.problems);
+  EXPECT_TRUE(t.args["services"].empty());
+  EXPECT_TRUE(mentions(t.problems, "pod shop/port-types")) << ::testing::PrintToString(t.problems);
+}
+
 TEST(ClusterState, WatchEventsAndSourceReplacement) {
   ClusterState s;
   Json svc = {{"kind", "Service"}, {"metadata", {{"namespace", "a"}, {"name", "x"}}}};

@@ -62,6 +62,25 @@ TEST(CniPlugin, MalformedInputGetsSpecErrorCodes) {
   EXPECT_EQ(Json::parse(o.stdoutText)["cniVersion"], "0.4.0");
 }
 
+// Input no runtime would send, but a careless operator or an attacker could: none of it crashes
+// the plugin, each gets a spec error.
+TEST(CniPlugin, HostileConfigsGetErrorsNotCrashes) {
+  // Nested 200,000 deep (a copy of such a value once overflowed the stack).
+  const std::string deep = std::string(200000, '[') + std::string(200000, ']');
+  auto o = runCni(env("ADD"),
+                  R"({"cniVersion":"1.0.0","name":"x","ipam":{"type":"h"},"x":)" + deep + "}");
+  EXPECT_EQ(errorCode(o), 6);
+  EXPECT_NE(o.stdoutText.find("nested deeper"), std::string::npos) << o.stdoutText;
+  // Wrong types where strings belong, in what the error echoes too.
+  EXPECT_EQ(errorCode(runCni(env("ADD"), R"({"cniVersion":5,"name":"x","ipam":{"type":"h"}})")), 7);
+  EXPECT_EQ(
+      errorCode(runCni(env("ADD"), R"({"cniVersion":"1.0.0","name":[],"ipam":{"type":"h"}})")), 7);
+  // Bytes that are not UTF-8 in the environment end up in the error text: replaced, not thrown.
+  CniEnv badCommand = env("\xff\xfe");
+  auto bad = runCni(badCommand, kConf);
+  EXPECT_EQ(errorCode(bad), 4);
+}
+
 TEST(CniPlugin, HostInterfaceNamesAreStableAndFitIfnamsiz) {
   const std::string a = hostInterfaceName("0123456789abcdef", "eth0");
   EXPECT_EQ(a, hostInterfaceName("0123456789abcdef", "eth0"));

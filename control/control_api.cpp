@@ -402,6 +402,18 @@ Result<Json> ControlApi::serviceList() const {
                 bj["maglevEntries"] = counts[i];
           }
         }
+        // New flows dropped because every SNAT source port towards the backend was taken.
+        uint64_t exhausted = 0;
+        for (uint32_t i = 0; i < sp.backendCount; ++i) {
+          const lb::ServiceBackend& b = table->backend(sp, i);
+          const uint64_t n = reg.snatExhausted(b.slot);
+          exhausted += n;
+          for (auto& bj : backends)
+            if (bj["ip"] == Ipv4Address{rte_be_to_cpu_32(b.ip)}.toString() &&
+                bj["port"] == rte_be_to_cpu_16(b.port))
+              bj["snatPortsExhausted"] = n;
+        }
+        pj["snatPortsExhausted"] = exhausted;
       }
       pj["backends"] = backends;
       ports.push_back(pj);

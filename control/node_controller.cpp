@@ -16,7 +16,10 @@ NodeController::NodeController(NodeSettings settings, dp::DataplaneBackend& back
       backend_(backend),
       interfaceExists_([](const std::string& name) { return ::if_nametoindex(name.c_str()) != 0; }),
       stateFile_(settings_.stateFile, settings_.nodeName),
-      resolver_(backend) {}
+      resolver_(backend) {
+  services_.setCounters(std::make_shared<lb::BackendCounters>(backend_.workerCount(),
+                                                              lb::BackendCounters::kDefaultSlots));
+}
 
 MacAddress NodeController::vtepMac() const {
   return vtepMacOf(settings_);

@@ -310,7 +310,7 @@ Result<ServiceRegistry::Prepared> ServiceRegistry::prepareChanges(
   for (; c != changes.end(); ++c)
     if (c->second) addChanged(c->first);
 
-  auto table = lb::ServiceTable::build(inputs, out.tags, table_.get(), socketId);
+  auto table = lb::ServiceTable::build(inputs, out.tags, table_.get(), socketId, counters_);
   if (!table) return table.error();
   out.table = std::move(*table);
   out.changes = std::move(changes);
@@ -323,7 +323,10 @@ void ServiceRegistry::commit(Prepared&& p) {
     freeSlots_.push_back(slotOf_.at(bk));
     slotOf_.erase(bk);
   }
-  for (const auto& [bk, slot] : p.newSlots) slotOf_[bk] = slot;
+  for (const auto& [bk, slot] : p.newSlots) {
+    slotOf_[bk] = slot;
+    counterBaselines_[slot] = counters_ ? counters_->snatExhaustedTotal(slot) : 0;
+  }
   for (const auto& [pk, id] : p.newPortIds) {
     portIds_[pk] = id;
     portNames_[id] = pk;
@@ -356,6 +359,12 @@ std::set<uint32_t> ServiceRegistry::slotsOf(Ipv4Address ip, uint16_t port) const
   for (const auto& [bk, slot] : slotOf_)
     if (std::get<1>(bk) == ip.value && std::get<2>(bk) == port) out.insert(slot);
   return out;
+}
+
+uint64_t ServiceRegistry::snatExhausted(uint32_t slot) const {
+  if (!counters_) return 0;
+  auto it = counterBaselines_.find(slot);
+  return counters_->snatExhaustedTotal(slot) - (it == counterBaselines_.end() ? 0 : it->second);
 }
 
 std::string ServiceRegistry::portName(uint32_t id) const {

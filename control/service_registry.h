@@ -79,6 +79,14 @@ class ServiceRegistry {
   // The port an endpoint serves a service port on, if it serves it at all.
   static std::optional<uint16_t> backendPort(const ServicePortSpec& p, const EndpointSpec& e);
 
+  // The backends' counters the tables built from now on count into (kept for the daemon's life).
+  void setCounters(std::shared_ptr<lb::BackendCounters> counters) {
+    counters_ = std::move(counters);
+  }
+  // New flows to backend `slot` dropped for want of an SNAT source port, since the slot was
+  // given to its current backend.
+  uint64_t snatExhausted(uint32_t slot) const;
+
  private:
   static std::string portKey(const ServiceSpec& s, const ServicePortSpec& p);
 
@@ -95,6 +103,8 @@ class ServiceRegistry {
   std::vector<uint32_t> tags_{0};  // slot 0: no backend
   std::vector<uint32_t> freeSlots_;
   lb::MaglevCache maglev_;
+  std::shared_ptr<lb::BackendCounters> counters_;
+  std::unordered_map<uint32_t, uint64_t> counterBaselines_;  // slot -> total when handed out
 };
 
 }  // namespace nodeplane::control

@@ -33,7 +33,8 @@ namespace nodeplane {
   X(kIpv4BadChecksum, "ipv4_bad_checksum", "IPv4 header checksum wrong")                           \
   X(kIpv4FragmentWithoutL4, "ipv4_fragment_without_l4",                                            \
     "first fragment too short for its L4 header, or a fragment overlapping it (RFC 1858)")         \
-  X(kIpv4SourceInvalid, "ipv4_source_invalid", "source is multicast, broadcast or zero")           \
+  X(kIpv4SourceInvalid, "ipv4_source_invalid",                                                     \
+    "source is zero, multicast, class E or broadcast (any port, in tunnels too)")                  \
   X(kIpv4DstMulticast, "ipv4_dst_multicast", "multicast and broadcast are not routed")             \
   X(kIpv4TtlExpired, "ipv4_ttl_expired", "TTL ran out; ICMP time-exceeded sent (rate-limited)")    \
   X(kTcpTruncated, "tcp_truncated", "TCP header shorter than 20 bytes or its data offset")         \
@@ -77,9 +78,11 @@ namespace nodeplane {
   X(kServiceNoLocalEndpoint, "service_no_local_endpoint",                                          \
     "traffic policy Local and no endpoint on this node")                                           \
   X(kServiceUnknown, "service_unknown", "to a service-CIDR address and port no service has")       \
-  X(kConntrackFull, "conntrack_full", "connection table full, nothing evictable")                  \
+  X(kConntrackFull, "conntrack_full",                                                              \
+    "connection table full of established flows: nothing evictable")                               \
   X(kConntrackInvalid, "conntrack_invalid", "a TCP segment that cannot open a tracked flow")       \
-  X(kMasqueradeNoPort, "masquerade_no_port", "no free source port to translate the flow to")       \
+  X(kMasqueradeNoPort, "masquerade_no_port",                                                       \
+    "every SNAT source port towards that destination is taken (per backend: npctl services)")      \
   X(kMasqueradeUnsupported, "masquerade_unsupported",                                              \
     "leaving the cluster but not TCP, UDP or ICMP echo (or a later fragment): not translatable")   \
   X(kFragmentUntracked, "fragment_untracked",                                                      \

@@ -49,8 +49,7 @@ std::optional<Json> parse(std::string_view text, std::string* error, unsigned ma
   return doc;
 }
 
-std::optional<std::string> readValueText(std::istream& in, std::string* error,
-                                         unsigned maxDepth) {
+std::optional<std::string> readValueText(std::istream& in, std::string* error, unsigned maxDepth) {
   error->clear();
   in >> std::ws;
   if (in.peek() == std::char_traits<char>::eof()) return std::nullopt;
@@ -72,8 +71,8 @@ std::optional<std::string> readValueText(std::istream& in, std::string* error,
       if (!inString && depth == 0) break;  // a top-level string
       continue;
     }
-    if (depth == 0 && !text.empty() && (std::isspace(static_cast<unsigned char>(c)) ||
-                                        c == '{' || c == '[' || c == '"')) {
+    if (depth == 0 && !text.empty() &&
+        (std::isspace(static_cast<unsigned char>(c)) || c == '{' || c == '[' || c == '"')) {
       in.unget();  // the end of a top-level number or literal
       break;
     }

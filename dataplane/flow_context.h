@@ -29,6 +29,7 @@ struct FlowContext {
   lb::ConnTracker& ct;
   lb::ConnShard& own;
   MadePackets& made;
+  unsigned inserted = 0;  // entries this burst added to `own` (its later packets look again)
 };
 
 // A reply to a client that came in on the uplink goes straight back to where it came from.

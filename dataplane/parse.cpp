@@ -13,6 +13,12 @@ namespace nodeplane::dataplane {
 
 namespace {
 
+// Zero, multicast, reserved (class E) or broadcast: never the source of a packet.
+inline bool isInvalidSource(rte_be32_t be) {
+  const uint32_t a = rte_be_to_cpu_32(be);
+  return a == 0 || (a >> 28) >= 0xe;
+}
+
 constexpr uint16_t kEtherTypeIpv4 = RTE_ETHER_TYPE_IPV4;
 constexpr uint16_t kEtherTypeArp = RTE_ETHER_TYPE_ARP;
 constexpr uint16_t kEtherTypeIpv6 = RTE_ETHER_TYPE_IPV6;
@@ -113,6 +119,8 @@ void parseIpv4(const rte_mbuf* m, const uint8_t* data, PacketMeta& meta) {
   if (csumFlags == RTE_MBUF_F_RX_IP_CKSUM_BAD) return meta.setDrop(DropReason::kIpv4BadChecksum);
   if (csumFlags != RTE_MBUF_F_RX_IP_CKSUM_GOOD && rte_raw_cksum(ip, ihl) != 0xffff)
     return meta.setDrop(DropReason::kIpv4BadChecksum);
+  // Here, so that every ingress checks it: pod ports, the uplink, and frames out of a tunnel.
+  if (isInvalidSource(ip->src_addr)) return meta.setDrop(DropReason::kIpv4SourceInvalid);
 
   meta.l3 = L3Kind::kIpv4;
   meta.srcIp = ip->src_addr;

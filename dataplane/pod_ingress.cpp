@@ -15,11 +15,6 @@ inline bool isMulticastOrBroadcast(rte_be32_t be) {
   return (a >> 28) == 0xe || a == 0xffffffffu;
 }
 
-inline bool isInvalidSource(rte_be32_t be) {
-  uint32_t a = rte_be_to_cpu_32(be);
-  return a == 0 || (a >> 28) >= 0xe;  // zero, multicast, reserved class E, broadcast
-}
-
 void handleArp(rte_mbuf* m, PacketMeta& meta, const PortConfig& port, WorkerContext& ctx) {
   auto* arp = rte_pktmbuf_mtod_offset(m, const rte_arp_hdr*, meta.l3Offset);
   // Answer requests for any address but the pod's own (that is a duplicate-address probe or a
@@ -64,9 +59,8 @@ void podIngressStage(Burst& burst, const Snapshot& snapshot, WorkerContext& ctx)
                                                                : DropReason::kEthDstNotLocal);
       continue;
     }
-    if (meta.srcIp != port.podIp) {
-      meta.setDrop(isInvalidSource(meta.srcIp) ? DropReason::kIpv4SourceInvalid
-                                               : DropReason::kPodSourceSpoofed);
+    if (meta.srcIp != port.podIp) {  // (invalid sources were dropped by the parser)
+      meta.setDrop(DropReason::kPodSourceSpoofed);
       continue;
     }
     if (meta.dstIp == snapshot.settings.gatewayIp) {

@@ -42,9 +42,6 @@ using lb::translateIcmpError;
 namespace {
 
 constexpr uint8_t kProtoAffinity = 0xff;  // affinity records in the flow table
-constexpr uint16_t kPortFirst = 32768;    // source ports for SNAT: Linux's ephemeral range
-constexpr uint16_t kPortLast = 60999;
-constexpr uint32_t kPortAttempts = 64;
 
 inline uint32_t flowHash(const FlowKey& k) {
   return rte_hash_crc(&k, sizeof(k), 0x6e70u);
@@ -144,22 +141,15 @@ namespace {
 // used: the callers skip what follows an insert in a trace).
 int64_t track(FlowContext& fc, const ConnEntry& e) {
   if (fc.ctx.dryRun) return 0;
-  return fc.own.insert(e, fc.ctx.nowMs);
+  const int64_t index = fc.own.insert(e, fc.ctx.nowMs);
+  if (index >= 0) ++fc.inserted;
+  return index;
 }
 
-// Finds a source port in this worker's share of the range for which the reply tuple is free.
-// Workers own disjoint ports (port % workers == worker), so two never pick the same one.
+// A free SNAT source port for `reply` from this worker's share (lb/snat_ports.h).
 bool allocatePort(FlowContext& fc, FlowKey& reply, uint32_t hash) {
-  const unsigned workers = std::max<unsigned>(1, fc.ctx.workerCount);
-  const uint32_t span = (kPortLast - kPortFirst + 1) / workers;
-  for (uint32_t attempt = 0; attempt < kPortAttempts; ++attempt) {
-    const uint32_t k = (hash + attempt * 40503u) % span;
-    reply.dport =
-        rte_cpu_to_be_16(static_cast<uint16_t>(kPortFirst + k * workers + fc.ctx.workerIndex));
-    ConnRef r;
-    if (!fc.own.lookup(reply, &r)) return true;
-  }
-  return false;
+  return fc.ctx.snatPorts.allocate(fc.own, &reply, hash, fc.ctx.workerIndex, fc.ctx.workerCount,
+                                   fc.ctx.nowMs);
 }
 
 ConnState initialState(const PacketMeta& meta) {
@@ -274,8 +264,10 @@ void newServiceFlow(rte_mbuf* m, PacketMeta& meta, const FlowKey& key, uint32_t 
   const bool hairpin = b.ip == meta.srcIp;
   if (hairpin || (external && !b.local)) {
     e.reply.dst = rte_cpu_to_be_32(fc.snap.settings.podCidr);
-    if (!allocatePort(fc, e.reply, flowHash(key)))
+    if (!allocatePort(fc, e.reply, flowHash(key))) {
+      if (!fc.ctx.dryRun) fc.services->countSnatExhausted(fc.ctx.workerIndex, b.slot);
       return meta.setDrop(DropReason::kMasqueradeNoPort);
+    }
     flags |= kConnSnat;
   }
   if (meta.flags & kFlagFromUplink) {
@@ -356,7 +348,6 @@ void newPodFlow(rte_mbuf* m, PacketMeta& meta, const FlowKey* key, FlowContext& 
   e.policyWord = policyWord;
   e.stateWord = static_cast<uint16_t>(initial);
   const int64_t index = track(fc, e);
-  if (index == -EEXIST) return;  // another worker's packet of the same flow won the race
   if (index < 0) return meta.setDrop(DropReason::kConntrackFull);
   fc.ctx.counters->podFlows.add();
   (void)startFlow(fc, m, meta, verdict, static_cast<uint32_t>(index));
@@ -479,6 +470,9 @@ void serviceStage(Burst& burst, const Snapshot& snapshot, WorkerContext& ctx) {
     ConnRef ref = refs[k];
     bool hit = hits & (uint64_t{1} << k);
     Found service = found[k];
+    // A flow an earlier packet of this burst opened: one entry (and one SNAT port) per flow,
+    // however many of its packets arrive together.
+    if (!hit && fc.inserted != 0) hit = fc.own.lookup(keys[i], &ref);
     if (hit && !alive(fc, fc.ct.entry(ref))) {
       // Its backend went away (or was flushed): forget it and treat the packet as new.
       if (ref.shard == ctx.workerIndex && !ctx.dryRun) fc.own.remove(ref.index);

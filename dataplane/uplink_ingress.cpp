@@ -75,6 +75,13 @@ void uplinkIngressStage(Burst& burst, const Snapshot& snapshot, WorkerContext& c
       meta.setDrop(DropReason::kPortNotServed);
       continue;
     }
+    // A promiscuous uplink sees frames for other hosts: only ours, broadcast and multicast.
+    const auto* eth = rte_pktmbuf_mtod(m, const rte_ether_hdr*);
+    if (!rte_is_same_ether_addr(&eth->dst_addr, &table->uplinkMac()) &&
+        !rte_is_multicast_ether_addr(&eth->dst_addr)) {
+      meta.setDrop(DropReason::kEthDstNotLocal);
+      continue;
+    }
     if (meta.flags & kFlagVlanTagged) {
       meta.setDrop(DropReason::kUplinkVlanTagged);
       continue;

@@ -6,13 +6,10 @@
 
 #include "core/counters.h"
 #include "core/icmp_rate_limiter.h"
+#include "lb/snat_ports.h"
 #include "overlay/decap.h"
 
 struct rte_ring;
-
-namespace nodeplane::lb {
-class ConnTracker;
-}
 
 namespace nodeplane::dataplane {
 
@@ -47,6 +44,7 @@ struct WorkerContext {
   bool dryRun = false;
   IcmpRateLimiter icmpLimiter;
   overlay::DecapCache decapCache;
+  lb::SnatPorts snatPorts;  // this worker's share of the SNAT source ports
 };
 
 }  // namespace nodeplane::dataplane

@@ -18,7 +18,8 @@ constexpr uint8_t kSyn = RTE_TCP_SYN_FLAG;
 constexpr uint8_t kRst = RTE_TCP_RST_FLAG;
 constexpr uint8_t kAck = RTE_TCP_ACK_FLAG;
 constexpr uint32_t kEvictCandidates = 8;  // live entries considered for eviction
-constexpr uint32_t kEvictScan = 64;       // slots looked at, at most
+constexpr uint32_t kEvictWindow = 64;     // slots looked at from one position
+constexpr uint32_t kEvictWindows = 4;     // positions tried before scanning on
 
 void* keyData(uint32_t index, bool reply) {
   return reinterpret_cast<void*>(static_cast<uintptr_t>(index) << 1 | (reply ? 1 : 0));
@@ -226,15 +227,27 @@ uint32_t ConnShard::popFree() {
 
 bool ConnShard::evictNear(uint32_t hash) {
   // "Near": the first live entries from a position the new flow's hash picks, so eviction is
-  // spread over the table and never looks far (a bounded scan, only when the table is full).
+  // spread over the table and looks at few slots (only when the table is full). A window may hold
+  // no live entry at all: the table keeps slots - capacity of slack for entries in their grace
+  // period, and after a fill those can be adjacent. Then another position is tried, and after
+  // kEvictWindows the scan goes on from the last one: a full table has live entries within
+  // slots - capacity positions of anywhere, so a non-established one is found if there is one
+  // among the first kEvictCandidates live entries seen.
   uint32_t considered = 0;
-  for (uint32_t k = 0; k < kEvictScan && considered < kEvictCandidates; ++k) {
-    const uint32_t index = (hash + k) % slots_;
+  uint32_t index = hash % slots_;
+  for (uint32_t scanned = 0; scanned < slots_ && considered < kEvictCandidates; ++scanned) {
+    if (considered == 0 && scanned != 0 && scanned % kEvictWindow == 0 &&
+        scanned / kEvictWindow < kEvictWindows) {
+      hash = hash * 2654435761u + 0x9e3779b9u;  // a window of free slots: another position
+      index = hash % slots_;
+    }
     const ConnState s = entries_[index].state();
+    const uint32_t at = index;
+    index = index + 1 == slots_ ? 0 : index + 1;
     if (s == ConnState::kFree) continue;
     ++considered;
     if (isEstablished(s)) continue;
-    remove(index);
+    remove(at);
     stats_.evictions.add();
     return true;
   }
@@ -276,11 +289,19 @@ int64_t ConnShard::insert(const ConnEntry& proto, uint32_t nowMs) {
   return index;
 }
 
+void ConnShard::removeKey(const FlowKey& key, uint32_t index, bool reply) {
+  // Only if the key is still ours: an entry's key may have been taken by a newer entry (rte_hash
+  // replaces the data of a key added twice), and removing it would orphan that live flow.
+  void* data = nullptr;
+  if (rte_hash_lookup_data(hash_, &key, &data) >= 0 && data == keyData(index, reply))
+    rte_hash_del_key(hash_, &key);
+}
+
 void ConnShard::remove(uint32_t index) {
   ConnEntry& e = entries_[index];
   if (e.state() == ConnState::kFree) return;
-  rte_hash_del_key(hash_, &e.reply);
-  if (!(e.orig == e.reply)) rte_hash_del_key(hash_, &e.orig);
+  removeKey(e.reply, index, true);
+  if (!(e.orig == e.reply)) removeKey(e.orig, index, false);
   std::atomic_ref<uint16_t>(e.stateWord).store(0, std::memory_order_relaxed);
   std::atomic_ref<uint32_t>(live_).store(live_ - 1, std::memory_order_relaxed);
   // The index returns only after every worker that may have looked it up is done with it.

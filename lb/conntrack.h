@@ -180,8 +180,10 @@ class ConnShard {
 
   // Owner only. Inserts both tuples of `proto` (state, keys, translation filled in). When the
   // table is full, evicts a non-established entry near the new one's hash if there is one.
-  // Returns the index, or -ENOSPC (nothing evictable: the caller drops the flow) / -EEXIST.
+  // Returns the index, or -ENOSPC (nothing evictable: the caller drops the flow). The caller
+  // makes sure the tuples are not in the shard yet (a key added twice would be taken over).
   int64_t insert(const ConnEntry& proto, uint32_t nowMs);
+  // Removes the entry and those of its keys that still point to it.
   void remove(uint32_t index);
   // Ages `budget` entries from the sweep cursor: expired ones, and those `dead` says are dead
   // (their backend went away), are removed. Returns how many.
@@ -201,6 +203,7 @@ class ConnShard {
   bool evictNear(uint32_t hash);
   uint32_t popFree();
   static void freeIndices(void* shard, void* elements, unsigned count);
+  void removeKey(const FlowKey& key, uint32_t index, bool reply);
 
   rte_hash* hash_ = nullptr;
   rte_rcu_qsbr_dq* deferredFree_ = nullptr;

@@ -98,9 +98,10 @@ void ServicePortInput::resolve(MaglevCache& cache, uint32_t maxSize) {
 
 Result<std::shared_ptr<const ServiceTable>> ServiceTable::build(
     const std::vector<const ServicePortInput*>& inputs, std::vector<uint32_t> tags,
-    const ServiceTable* previous, int socketId) {
+    const ServiceTable* previous, int socketId, std::shared_ptr<BackendCounters> counters) {
   std::shared_ptr<ServiceTable> t(new ServiceTable());
   t->tags_ = std::move(tags);
+  t->counters_ = std::move(counters);
   size_t backendCount = 0, addressCount = 0;
   for (const ServicePortInput* in : inputs) {
     backendCount += in->backends.size();

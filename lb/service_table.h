@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/result.h"
+#include "lb/backend_counters.h"
 #include "lb/maglev.h"
 
 struct rte_hash;
@@ -112,9 +113,11 @@ class ServiceTable {
   // `tags` has one entry per backend slot (index 0: no backend). Inputs must be resolved. The
   // address lookup of `previous` is shared when the addresses and their ports are the same (an
   // endpoint change): then nothing but arrays is built.
+  // `counters`: the backends' counters (kept across tables); null: nothing counted.
   static Result<std::shared_ptr<const ServiceTable>> build(
       const std::vector<const ServicePortInput*>& ports, std::vector<uint32_t> tags,
-      const ServiceTable* previous, int socketId);
+      const ServiceTable* previous, int socketId,
+      std::shared_ptr<BackendCounters> counters = nullptr);
 
   // The service port behind (ip, port, proto), and how it was reached. False when none.
   bool find(rte_be32_t ip, rte_be16_t port, uint8_t proto, uint32_t* portIndex,
@@ -148,6 +151,10 @@ class ServiceTable {
   void prefetchTag(uint32_t slot) const {
     if (slot < tags_.size()) __builtin_prefetch(&tags_[slot]);
   }
+  // A new flow to backend `slot` dropped for want of a free SNAT source port (worker `worker`).
+  void countSnatExhausted(unsigned worker, uint32_t slot) const {
+    if (counters_) counters_->snatExhausted(worker, slot).add();
+  }
   size_t portCount() const { return ports_.size(); }
   size_t tableCount() const { return tables_.size(); }
   bool sharesLookupWith(const ServiceTable& other) const { return lookup_ == other.lookup_; }
@@ -165,6 +172,7 @@ class ServiceTable {
   std::vector<ServiceBackend> backends_;
   std::vector<MaglevCache::Table> tables_;  // shared with the cache and other snapshots
   std::vector<uint32_t> tags_;
+  std::shared_ptr<BackendCounters> counters_;
 };
 
 }  // namespace nodeplane::lb

@@ -142,18 +142,20 @@ void printNeighbors(const Json& r) {
 
 void printServices(const Json& r) {
   TextTable t({"SERVICE", "TYPE", "CLUSTER-IP", "PORT", "NODE-PORT", "BACKEND", "LOCAL", "USABLE",
-               "MAGLEV"});
+               "MAGLEV", "NO-SNAT-PORT"});
   for (const Json& s : r["services"]) {
     const std::string name = str(s, "namespace") + "/" + str(s, "name");
     const std::string vip = s["clusterIPs"].empty() ? "-" : s["clusterIPs"][0].get<std::string>();
     for (const Json& p : s["ports"]) {
       const std::string port = num(p["port"]) + "/" + str(p, "protocol");
       if (p["backends"].empty())
-        t.addRow({name, str(s, "type"), vip, port, str(p, "nodePort"), "(none)", "-", "-", "-"});
+        t.addRow(
+            {name, str(s, "type"), vip, port, str(p, "nodePort"), "(none)", "-", "-", "-", "-"});
       for (const Json& b : p["backends"])
         t.addRow({name, str(s, "type"), vip, port, str(p, "nodePort"),
                   str(b, "ip") + ":" + num(b["port"]), b.value("local", false) ? "yes" : "no",
-                  b.value("usable", false) ? "yes" : "no", num(b["maglevEntries"])});
+                  b.value("usable", false) ? "yes" : "no", num(b["maglevEntries"]),
+                  num(b.value("snatPortsExhausted", Json()))});
     }
   }
   std::cout << t.render();

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 #include <rte_icmp.h>
 
+#include <set>
+
 #include "tests/unit/support/pod_pair_fixture.h"
 
 namespace nodeplane::testing {
@@ -151,6 +153,67 @@ TEST_F(ServiceStageTest, HairpinIsSourceNatedToTheOverlayAddress) {
   EXPECT_EQ(get32(out, 30), ip("10.244.1.3").value);
   EXPECT_EQ(get16(out, 36), 40000);
   rte_pktmbuf_free(m);
+}
+
+// A new UDP flow's first packets arrive together: one entry and one SNAT port for all of them,
+// not one each (whose expiry would later take the live flow's keys with them).
+TEST_F(ServiceStageTest, PacketsOfANewFlowInOneBurstShareOneEntryAndOneSnatPort) {
+  service("self-udp", "10.96.0.34", {"10.244.1.3"}, 17);
+  const Bytes frame = fromBackend().ipv4("10.244.1.3", "10.96.0.34").udp(40000, 80).build();
+  auto out = runBurst(std::vector<Bytes>(8, frame), 1);
+  ASSERT_EQ(out.size(), 8u);
+  std::set<uint16_t> snatPorts;
+  for (auto& [meta, m] : out) {
+    EXPECT_EQ(meta.action, Action::kTransmit);
+    snatPorts.insert(get16(mbufBytes(m), 34));
+    rte_pktmbuf_free(m);
+  }
+  EXPECT_EQ(snatPorts.size(), 1u) << "every packet of the flow leaves from one SNAT port";
+  EXPECT_EQ(tracker->live(), 1u);
+  EXPECT_EQ(counters.serviceFlows.read(), 1u);
+}
+
+// Past the SNAT pool, a new flow is refused at once (no probing per packet), and the refusals are
+// counted against the service's backend.
+TEST_F(ServiceStageTest, AnExhaustedSnatPoolRefusesCheaplyAndIsCountedPerBackend) {
+  stopNode();
+  startNode(nodeSettings(), 32768);
+  attachPair("ns", "c1", "ns", "w1");
+  service("self-udp", "10.96.0.36", {"10.244.1.3"}, 17);
+  // Every port of the pool towards the backend 10.244.1.3:8080/UDP from the overlay address is
+  // taken (as by 28,232 earlier hairpin flows).
+  lb::ConnShard& shard = tracker->shard(0);
+  for (uint32_t port = lb::SnatPorts::kFirst; port <= lb::SnatPorts::kLast; ++port) {
+    lb::ConnEntry e{};
+    e.orig.src = rte_cpu_to_be_32(0x0b000000u + port);  // some client
+    e.orig.dst = rte_cpu_to_be_32(ip("10.96.0.36").value);
+    e.orig.sport = rte_cpu_to_be_16(1000);
+    e.orig.dport = rte_cpu_to_be_16(80);
+    e.orig.proto = IPPROTO_UDP;
+    e.reply.src = rte_cpu_to_be_32(ip("10.244.1.3").value);
+    e.reply.dst = rte_cpu_to_be_32(ip("10.244.1.0").value);
+    e.reply.sport = rte_cpu_to_be_16(8080);
+    e.reply.dport = rte_cpu_to_be_16(static_cast<uint16_t>(port));
+    e.reply.proto = IPPROTO_UDP;
+    e.stateWord = static_cast<uint16_t>(lb::ConnState::kUdpReplied);
+    ASSERT_GE(shard.insert(e, ctx.nowMs), 0);
+  }
+  for (uint16_t sport = 40000; sport < 40003; ++sport) {
+    rte_mbuf* m;
+    auto meta = run(fromBackend().ipv4("10.244.1.3", "10.96.0.36").udp(sport, 80).build(), 1, &m);
+    EXPECT_EQ(meta.action, Action::kDrop);
+    EXPECT_EQ(meta.drop, DropReason::kMasqueradeNoPort);
+    rte_pktmbuf_free(m);
+  }
+  // Counted against the backend, as npctl services shows it.
+  const lb::ServiceTable& table = *backend.current()->services;
+  uint32_t index = 0;
+  lb::ServiceAccess access;
+  ASSERT_TRUE(table.find(rte_cpu_to_be_32(ip("10.96.0.36").value), rte_cpu_to_be_16(80),
+                         IPPROTO_UDP, &index, &access));
+  const lb::ServicePortEntry& sp = table.port(index);
+  ASSERT_EQ(sp.backendCount, 1u);
+  EXPECT_EQ(node->serviceRegistry().snatExhausted(table.backend(sp, 0).slot), 3u);
 }
 
 TEST_F(ServiceStageTest, AFlowWhoseBackendWentAwayIsPickedAgain) {

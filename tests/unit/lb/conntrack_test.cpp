@@ -196,6 +196,25 @@ TEST_F(ConnShardTest, WhenFullEvictsNonEstablishedNearbyNeverEstablished) {
   EXPECT_EQ(small.live(), 64u);
 }
 
+TEST_F(ConnShardTest, RemovingAnEntryLeavesTheKeysANewerEntryTookOver) {
+  // Two entries with one original tuple (the second replaced the key's data): removing the first
+  // must not take the key away from the second, which is the live flow.
+  const ConnEntry first = flow(1, 7, ConnState::kUdpUnreplied);
+  ConnEntry second = first;
+  second.reply = key(0x0af40106, 1, 8080, 7);  // another backend
+  const int64_t a = shard->insert(first, 0);
+  const int64_t b = shard->insert(second, 0);
+  ASSERT_GE(a, 0);
+  ASSERT_GE(b, 0);
+  shard->remove(static_cast<uint32_t>(a));
+  ConnRef r;
+  ASSERT_TRUE(shard->lookup(first.orig, &r)) << "the live flow lost its key";
+  EXPECT_EQ(r.index, static_cast<uint32_t>(b));
+  ASSERT_TRUE(shard->lookup(second.reply, &r));
+  EXPECT_EQ(r.index, static_cast<uint32_t>(b));
+  EXPECT_FALSE(shard->lookup(first.reply, &r)) << "the removed entry's own key is gone";
+}
+
 TEST(ConnTracker, FindsFlowsInOtherWorkersShards) {
   auto t = ConnTracker::create(256, 3, 0, nullptr);
   ASSERT_TRUE(t.ok());
@@ -238,6 +257,39 @@ TEST(ConnShardQsbr, IndicesComeBackOnlyAfterReadersAreQuiescent) {
       EXPECT_EQ(used.count(i), 0u) << "index " << i << " reused inside its grace period";
     }
     rte_rcu_qsbr_quiescent(qsbr, 0);
+    rte_rcu_qsbr_thread_offline(qsbr, 0);
+    rte_rcu_qsbr_thread_unregister(qsbr, 0);
+  }
+  rte_free(qsbr);
+}
+
+// A flood of unanswered UDP fills the table; every new flow must still find a slot by evicting
+// one of them, however the grace periods of the evicted ones overlap.
+TEST(ConnShardQsbr, AFloodOfUnansweredFlowsNeverLeavesANewFlowWithoutASlot) {
+  const size_t size = rte_rcu_qsbr_get_memsize(1);
+  auto* qsbr = static_cast<rte_rcu_qsbr*>(rte_zmalloc("ct_qsbr_flood", size, 64));
+  ASSERT_EQ(rte_rcu_qsbr_init(qsbr, 1), 0);
+  {
+    auto s = ConnShard::create("ct_flood_shard", 1024, 0, 0, qsbr);
+    ASSERT_TRUE(s.ok()) << s.error().message;
+    ConnShard& shard = **s;
+    rte_rcu_qsbr_thread_register(qsbr, 0);
+    rte_rcu_qsbr_thread_online(qsbr, 0);
+    // Bursts of 64 new flows, the worker quiescent between bursts (as the worker loop is).
+    uint32_t client = 0x0b000000;
+    for (int burst = 0; burst < 200; ++burst) {
+      for (int i = 0; i < 64; ++i) {
+        const int64_t index =
+            shard.insert(flow(++client, static_cast<uint16_t>(i), ConnState::kUdpUnreplied), 0);
+        ASSERT_GE(index, 0) << "burst " << burst << " flow " << i << ": no slot although "
+                            << shard.live() << " unanswered flows were evictable";
+      }
+      rte_rcu_qsbr_quiescent(qsbr, 0);
+    }
+    EXPECT_EQ(shard.stats().fullDrops.read(), 0u);
+    EXPECT_GT(shard.stats().evictions.read(), 0u);
+    // The flood is over; the first new flow after it gets a slot too.
+    EXPECT_GE(shard.insert(flow(++client, 1, ConnState::kTcpSynSent), 0), 0);
     rte_rcu_qsbr_thread_offline(qsbr, 0);
     rte_rcu_qsbr_thread_unregister(qsbr, 0);
   }

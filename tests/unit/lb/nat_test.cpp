@@ -45,7 +45,8 @@ std::string ipText(uint32_t v) {
 TEST(Nat, TcpAndUdpChecksumsStayExactOverRandomRewrites) {
   std::mt19937 rng(99);
   for (int i = 0; i < 3000; ++i) {
-    const uint32_t src = rng(), dst = rng(), newIp = rng();
+    // Any unicast source (the parser drops zero, multicast, class E and broadcast sources).
+    const uint32_t src = 0x01000000u + rng() % 0xdf000000u, dst = rng(), newIp = rng();
     const uint16_t sport = static_cast<uint16_t>(rng()), dport = static_cast<uint16_t>(rng()),
                    newPort = static_cast<uint16_t>(rng());
     const bool tcp = i % 2 == 0;

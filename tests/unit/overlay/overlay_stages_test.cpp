@@ -339,12 +339,37 @@ TEST_F(OverlayFixture, EveryBadUplinkClassHasItsCounter) {
          return b;
        },
        DropReason::kUplinkVlanTagged},
+      // Valid VXLAN, but sent to another host's MAC (a promiscuous uplink sees it).
+      {"another host's frame",
+       [&](auto& f) {
+         Bytes b = f.vxlan(inner);
+         const Bytes other = {0x52, 0x54, 0x00, 0x00, 0x00, 0x99};
+         std::copy(other.begin(), other.end(), b.begin());
+         return b;
+       },
+       DropReason::kEthDstNotLocal},
   };
   for (const auto& c : cases) {
     rte_mbuf* m;
     auto meta = run(c.frame(*this), kUplinkPort, &m);
     EXPECT_EQ(meta.action, Action::kDrop) << c.name;
     EXPECT_EQ(dropReasonInfo(meta.drop).name, dropReasonInfo(c.drop).name) << c.name;
+    rte_pktmbuf_free(m);
+  }
+}
+
+// A tunnel does not launder a source no host may have: the inner packet is checked as a pod's
+// would be.
+TEST_F(OverlayFixture, DecapsulatedPacketsWithAnInvalidSourceAreDropped) {
+  resolvePeer();
+  for (const char* source : {"224.0.0.1", "0.0.0.0", "255.255.255.255", "240.0.0.9"}) {
+    rte_mbuf* m;
+    auto meta = run(
+        vxlan(PacketBuilder().eth(kOurVtep, kPeerVtep).ipv4(source, kPodIp).udp(7, 7001).build()),
+        kUplinkPort, &m);
+    EXPECT_EQ(meta.action, Action::kDrop) << source;
+    EXPECT_EQ(dropReasonInfo(meta.drop).name, dropReasonInfo(DropReason::kIpv4SourceInvalid).name)
+        << source;
     rte_pktmbuf_free(m);
   }
 }

@@ -38,8 +38,8 @@ class PodPairFixture : public ::testing::Test {
     return s;
   }
 
-  void startNode(const control::NodeSettings& s) {
-    auto t = lb::ConnTracker::create(4096, 1, 0, nullptr);
+  void startNode(const control::NodeSettings& s, uint32_t conntrackCapacity = 4096) {
+    auto t = lb::ConnTracker::create(conntrackCapacity, 1, 0, nullptr);
     ASSERT_TRUE(t.ok());
     tracker = std::move(*t);
     backend.tracker = tracker.get();
@@ -49,6 +49,13 @@ class PodPairFixture : public ::testing::Test {
     ctx.counters = &counters;
     ctx.conntrack = tracker.get();
     ctx.icmpLimiter.configure(1'000'000, 1000, 50);
+  }
+
+  // Stops the node started by startNode (to start another).
+  void stopNode() {
+    node.reset();
+    backend = FakeBackend{};
+    tracker.reset();
   }
 
   // Pods take fake ports in the order they are attached.
@@ -76,10 +83,17 @@ class PodPairFixture : public ::testing::Test {
   // Runs one frame through the stages; returns every packet that came out (the frame's own
   // first, then any the stages made), freeing none.
   std::vector<std::pair<PacketMeta, rte_mbuf*>> runAll(const Bytes& frame, uint16_t port) {
+    return runBurst({frame}, port);
+  }
+
+  // Runs frames received together (one burst) through the stages; returns every packet that came
+  // out, in burst order, freeing none.
+  std::vector<std::pair<PacketMeta, rte_mbuf*>> runBurst(const std::vector<Bytes>& frames,
+                                                         uint16_t port) {
     Burst burst;
-    burst.count = 1;
+    burst.count = static_cast<uint16_t>(frames.size());
     burst.inPort = port;
-    burst.pkts[0] = makeMbuf(frame, port);
+    for (size_t i = 0; i < frames.size(); ++i) burst.pkts[i] = makeMbuf(frames[i], port);
     ctx.generation = backend.current()->generation;
     dataplane::runStages(burst, *backend.current(), ctx);
     std::vector<std::pair<PacketMeta, rte_mbuf*>> out;

@@ -64,19 +64,24 @@ inline Error fieldError(const std::string& op, std::string_view field, const std
 }
 
 // Takes an object's members into named slots (the last of a repeated name wins); a name not in
-// `names` is an error.
+// `names` is an error, the first in byte order among several: simdjson gives members in document
+// order, nlohmann in key order, and both paths must say the same.
 template <class V, size_t N>
 Status takeMembers(const std::string& op, const V& object,
                    const std::array<std::string_view, N>& names,
                    std::array<std::optional<V>, N>& slots) {
-  return object.members([&](std::string_view key, const V& value) -> Status {
+  std::optional<std::string_view> unknown;
+  (void)object.members([&](std::string_view key, const V& value) -> Status {
     for (size_t i = 0; i < N; ++i)
       if (names[i] == key) {
         slots[i] = value;
         return okStatus();
       }
-    return invalidArgument(op + ": unknown field '" + std::string(key) + "'");
+    if (!unknown || key < *unknown) unknown = key;
+    return okStatus();
   });
+  if (unknown) return invalidArgument(op + ": unknown field '" + std::string(*unknown) + "'");
+  return okStatus();
 }
 
 template <class V>
@@ -91,52 +96,47 @@ Result<std::vector<EndpointSpec>> readEndpoints(const std::string& op, const V& 
                              "': " + why);
     };
     if (!j.isObject()) return fail("", "not an object");
+    // Members into slots first, then checked in this order, whatever order they came in.
+    enum : size_t { kIp, kNodeName, kReady, kServing, kTerminating, kPorts, kWeight, kTargetRef };
+    static constexpr std::array<std::string_view, 8> names = {
+        "ip", "nodeName", "ready", "serving", "terminating", "ports", "weight", "targetRef"};
+    std::array<std::optional<V>, 8> f;
+    if (auto st = takeMembers(op, j, names, f); !st) return fail("", st.error().message);
     EndpointSpec e;
-    bool haveIp = false, haveServing = false, haveReady = false;
-    auto member = j.members([&](std::string_view key, const V& v) -> Status {
-      if (key == "targetRef") return okStatus();  // informational (which pod)
-      if (v.isNull()) {
-        if (key == "ip") return fail(".ip", "missing or not a string");
-        haveReady |= key == "ready";  // as written, for the serving default below
-        haveServing |= key == "serving";
-        return okStatus();  // otherwise absent
-      }
-      if (key == "ip") {
-        if (!v.isString()) return fail(".ip", "missing or not a string");
-        auto ip = Ipv4Address::parse(v.string());
-        if (!ip) return fail(".ip", "'" + std::string(v.string()) + "' is not IPv4");
-        e.ip = *ip;
-        haveIp = true;
-      } else if (key == "nodeName") {
-        if (!v.isString()) return fail(".nodeName", "not a string");
-        e.nodeName = v.string();
-      } else if (key == "ready" || key == "serving" || key == "terminating") {
-        if (!v.isBool()) return fail("." + std::string(key), "not a boolean");
-        const bool b = v.boolean();
-        if (key == "ready")
-          e.ready = b, haveReady = true;
-        else if (key == "serving")
-          e.serving = b, haveServing = true;
-        else
-          e.terminating = b;
-      } else if (key == "ports") {
-        if (!v.isObject()) return fail(".ports", "not an object of name: port");
-        return v.members([&](std::string_view name, const V& port) -> Status {
-          if (!port.isUnsigned() || port.unsignedValue() == 0 || port.unsignedValue() > 65535)
-            return fail(".ports." + std::string(name), "not a port number");
+    auto given = [&](size_t k) { return f[k] && !f[k]->isNull(); };
+    if (!given(kIp) || !f[kIp]->isString()) return fail(".ip", "missing or not a string");
+    auto ip = Ipv4Address::parse(f[kIp]->string());
+    if (!ip) return fail(".ip", "'" + std::string(f[kIp]->string()) + "' is not IPv4");
+    e.ip = *ip;
+    if (given(kNodeName)) {
+      if (!f[kNodeName]->isString()) return fail(".nodeName", "not a string");
+      e.nodeName = f[kNodeName]->string();
+    }
+    for (size_t k : {kReady, kServing, kTerminating}) {
+      if (!given(k)) continue;
+      if (!f[k]->isBool()) return fail("." + std::string(names[k]), "not a boolean");
+      (k == kReady ? e.ready : k == kServing ? e.serving : e.terminating) = f[k]->boolean();
+    }
+    if (given(kPorts)) {
+      if (!f[kPorts]->isObject()) return fail(".ports", "not an object of name: port");
+      std::optional<std::string> bad;  // the first in byte order, as for unknown fields
+      (void)f[kPorts]->members([&](std::string_view name, const V& port) -> Status {
+        if (!port.isUnsigned() || port.unsignedValue() == 0 || port.unsignedValue() > 65535) {
+          if (!bad || name < *bad) bad = std::string(name);
+        } else {
           e.ports[std::string(name)] = static_cast<uint16_t>(port.unsignedValue());
-          return okStatus();
-        });
-      } else if (key == "weight") {
-        if (!v.isUnsigned() || v.unsignedValue() > 65535) return fail(".weight", "not 0-65535");
-        e.weight = static_cast<uint32_t>(v.unsignedValue());
-      } else {
-        return fail("", op + ": unknown field '" + std::string(key) + "'");
-      }
-      return okStatus();
-    });
-    if (!member) return member;
-    if (!haveIp) return fail(".ip", "missing or not a string");
+        }
+        return okStatus();
+      });
+      if (bad) return fail(".ports." + *bad, "not a port number");
+    }
+    if (given(kWeight)) {
+      if (!f[kWeight]->isUnsigned() || f[kWeight]->unsignedValue() > 65535)
+        return fail(".weight", "not 0-65535");
+      e.weight = static_cast<uint32_t>(f[kWeight]->unsignedValue());
+    }
+    // ready given (null counts: written), serving not: serving follows ready.
+    const bool haveReady = f[kReady].has_value(), haveServing = f[kServing].has_value();
     if (haveReady && !haveServing) e.serving = e.ready;
     out.push_back(std::move(e));
     return okStatus();
@@ -332,15 +332,22 @@ Result<DesiredState> readDesiredState(const V& args) {
   static constexpr std::array<std::string_view, 4> names = {"generation", "nodes", "services",
                                                             "policy"};
   std::array<std::optional<V>, 4> f;
+  std::vector<std::string> unknown;
   (void)args.members([&](std::string_view key, const V& value) -> Status {
     for (size_t i = 0; i < names.size(); ++i)
       if (names[i] == key) {
         f[i] = value;
         return okStatus();
       }
-    problems.push_back("apply: field '" + std::string(key) + "': unknown field");
+    unknown.push_back(std::string(key));
     return okStatus();
   });
+  // In byte order, whichever order the members came in, once each (nlohmann keeps only the last
+  // of a repeated name; simdjson shows them all): see takeMembers.
+  std::sort(unknown.begin(), unknown.end());
+  unknown.erase(std::unique(unknown.begin(), unknown.end()), unknown.end());
+  for (const std::string& key : unknown)
+    problems.push_back("apply: field '" + key + "': unknown field");
   if (f[0]) {
     if (!f[0]->isUnsigned())
       problems.push_back("apply: field 'generation': not a non-negative integer");

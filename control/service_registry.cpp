@@ -102,7 +102,8 @@ Status ServiceRegistry::checkConflicts(const Services& all, const NodeSettings& 
   // (address, port, protocol) packed in 64 bits -> the service answering there.
   std::unordered_map<uint64_t, const std::string*> owner;
   owner.reserve(all.size() * 2);
-  for (const auto& [key, s] : all) {
+  for (const auto& [serviceKey, s] : all) {
+    const std::string& key = serviceKey;  // a structured binding cannot be captured (clang 14)
     auto claim = [&](Ipv4Address ip, uint16_t port, uint8_t proto) -> Status {
       const uint64_t k = uint64_t{ip.value} << 24 | uint64_t{port} << 8 | proto;
       auto [it, inserted] = owner.emplace(k, &key);

@@ -10,8 +10,8 @@ bool SnatPorts::allocate(const ConnShard& own, FlowKey* reply, uint32_t hash, un
                          unsigned workers, uint32_t nowMs) {
   // The group: the reply tuple without the port being chosen.
   const uint32_t groupHash = rte_hash_crc_4byte(
-      reply->dst, rte_hash_crc_4byte(reply->src, static_cast<uint32_t>(reply->sport) << 8 |
-                                                     reply->proto));
+      reply->dst,
+      rte_hash_crc_4byte(reply->src, static_cast<uint32_t>(reply->sport) << 8 | reply->proto));
   Exhausted& cached = exhausted_[groupHash % kCacheSize];
   const bool sameGroup = cached.valid && cached.farIp == reply->src &&
                          cached.snatIp == reply->dst && cached.farPort == reply->sport &&

@@ -262,7 +262,7 @@ L7Verdict L7Database::inspect(unsigned w, L7Flow& flow, const uint8_t* payload, 
   }
   const int32_t ahead = static_cast<int32_t>(seq - flow.nextSeq);
   if (ahead > 0) return L7Verdict::kOutOfOrder;
-  const uint32_t seen = static_cast<uint32_t>(-ahead);
+  const uint32_t seen = flow.nextSeq - seq;     // modulo 2^32: -ahead, also for ahead == INT32_MIN
   if (seen >= length) return L7Verdict::kPass;  // a retransmission of scanned bytes
   payload += seen;
   length -= seen;

@@ -91,6 +91,54 @@ Json toJson(const YAML::Node& n, Budget& budget, unsigned depth = 0) {
   return nullptr;
 }
 
+// yaml-cpp 0.7 never returns from a document whose top-level node begins with ',' (after any
+// comments, anchors or tags): found by fuzzing. Such a document is refused before yaml-cpp sees
+// it. Returns the 1-based line of the first one, or 0.
+size_t strayFlowEntryLine(const std::string& text) {
+  bool atDocumentStart = true;
+  size_t line = 1;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c == '\n') {
+      ++line;
+      // A document marker starts the next document.
+      if (text.compare(i + 1, 3, "---") == 0 || text.compare(i + 1, 3, "...") == 0) {
+        atDocumentStart = true;
+        i += 3;
+      }
+      continue;
+    }
+    if (!atDocumentStart) {
+      // Skip to the end of the line: only a marker starts a document again.
+      const size_t nl = text.find('\n', i);
+      if (nl == std::string::npos) break;
+      i = nl - 1;
+      continue;
+    }
+    if (c == ' ' || c == '\t' || c == '\r') continue;
+    if (i == 0 && (text.compare(0, 3, "---") == 0 || text.compare(0, 3, "...") == 0)) {
+      i += 2;
+      continue;
+    }
+    if (c == '#' || c == '%') {  // a comment or a directive: the rest of the line
+      const size_t nl = text.find('\n', i);
+      if (nl == std::string::npos) break;
+      i = nl - 1;
+      continue;
+    }
+    if (c == '&' || c == '!') {  // an anchor or a tag: the node follows it
+      while (i + 1 < text.size() && text[i + 1] != ' ' && text[i + 1] != '\t' &&
+             text[i + 1] != '\n')
+        ++i;
+      continue;
+    }
+    if (c == ',') return line;
+    atDocumentStart = false;
+    --i;  // look at this line's end from here
+  }
+  return 0;
+}
+
 void add(Json doc, const std::string& origin, LoadedObjects& out) {
   if (doc.is_null()) return;  // an empty document
   if (!doc.is_object()) {
@@ -127,6 +175,11 @@ LoadedObjects parseManifests(const std::string& text, const std::string& origin)
         add(std::move(*doc), origin, out);
     }
     if (!why.empty()) out.problems.push_back(origin + ": not valid JSON: " + why);
+    return out;
+  }
+  if (const size_t line = strayFlowEntryLine(text); line != 0) {
+    out.problems.push_back(origin + ":" + std::to_string(line) +
+                           ": YAML error: a document begins with ','");
     return out;
   }
   try {

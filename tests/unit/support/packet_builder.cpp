@@ -238,7 +238,7 @@ rte_mbuf* makeMbuf(const Bytes& bytes, uint16_t port) {
   if (m == nullptr) throw std::runtime_error("mbuf alloc");
   char* data = rte_pktmbuf_append(m, static_cast<uint16_t>(bytes.size()));
   if (data == nullptr) throw std::runtime_error("mbuf append");
-  std::memcpy(data, bytes.data(), bytes.size());
+  if (!bytes.empty()) std::memcpy(data, bytes.data(), bytes.size());
   m->port = port;
   return m;
 }

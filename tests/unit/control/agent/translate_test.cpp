@@ -86,6 +86,21 @@ TEST(Manifests, AliasesOfAliasesAreRefusedNotExpanded) {
   EXPECT_NE(o.problems[0].find("expands to more nodes"), std::string::npos) << o.problems[0];
 }
 
+// yaml-cpp 0.7 never returns from a document that begins with ',' (found by fuzz_manifests):
+// such text is refused before it reaches yaml-cpp.
+TEST(Manifests, ADocumentBeginningWithACommaIsRefusedNotParsedForever) {
+  for (const char* text : {",", " ,", "# c\n,", "a: b\n---\n, x", "&x ,", "!t ,", "--- ,"}) {
+    LoadedObjects o = parseManifests(text, "stray.yaml");
+    ASSERT_EQ(o.problems.size(), 1u) << text;
+    EXPECT_NE(o.problems[0].find("begins with ','"), std::string::npos) << o.problems[0];
+  }
+  // Commas elsewhere are YAML as usual.
+  LoadedObjects fine =
+      parseManifests("kind: Namespace\nmetadata: {name: a, labels: {x: y}}\n", "ok");
+  EXPECT_TRUE(fine.problems.empty());
+  EXPECT_EQ(fine.objects.size(), 1u);
+}
+
 TEST(Manifests, JsonNestedTooDeepIsSkippedAndTheRestRead) {
   const std::string deep = std::string(100000, '[') + std::string(100000, ']');
   LoadedObjects o = parseManifests(

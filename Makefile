@@ -6,11 +6,16 @@
 #   make format        clang-format every C++ file in place (.clang-format)
 #   make check-format  fail on any C++ file that differs from .clang-format (CI runs it)
 #   make check-layers  fail on an include that points up a layer (docs/architecture.md; CI runs it)
+#   make fuzz          build the libFuzzer targets (clang, ASan+UBSan) and run each FUZZ_SECONDS
+#   make fuzz-smoke    each fuzz target over its committed corpus, then briefly (part of make test)
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 300
+FUZZ_TARGETS = $(addprefix tests/fuzz/fuzz_,packet_path control_line apply_reader manifests cni)
 MESON_OPTS ?=
 
-.PHONY: all deps build test test-unit test-asan demo bench clean format check-format check-layers lint
+.PHONY: all deps build test test-unit test-asan demo bench clean format check-format check-layers lint fuzz fuzz-build fuzz-smoke
 
 all: build
 
@@ -26,6 +31,7 @@ build: deps $(BUILD)/build.ninja
 test: build
 	meson test -C $(BUILD) --print-errorlogs --num-processes 2
 	$(MAKE) --no-print-directory test-asan
+	$(MAKE) --no-print-directory fuzz-smoke
 
 test-unit: build
 	meson test -C $(BUILD) --print-errorlogs --suite unit
@@ -37,6 +43,19 @@ test-asan: deps $(ASAN_BUILD)/build.ninja
 	ninja -C $(ASAN_BUILD)
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  meson test -C $(ASAN_BUILD) --print-errorlogs --suite unit --no-rebuild
+
+$(FUZZ_BUILD)/build.ninja:
+	CC=clang CXX=clang++ meson setup $(FUZZ_BUILD) -Dfuzz=true -Dbuildtype=debugoptimized \
+	  -Db_sanitize=address,undefined -Db_lundef=false
+
+fuzz-build: deps $(FUZZ_BUILD)/build.ninja
+	ninja -C $(FUZZ_BUILD) $(FUZZ_TARGETS)
+
+fuzz: fuzz-build
+	FUZZ_BUILD=$(FUZZ_BUILD) ./scripts/fuzz.sh run $(FUZZ_SECONDS)
+
+fuzz-smoke: fuzz-build
+	FUZZ_BUILD=$(FUZZ_BUILD) ./scripts/fuzz.sh smoke
 
 demo: build
 	/usr/bin/python3 tools/demo.py
@@ -60,4 +79,4 @@ check-layers:
 lint: check-format check-layers
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

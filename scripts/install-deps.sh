@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential meson ninja-build pkg-config clang-format
+  build-essential meson ninja-build pkg-config clang-format clang libclang-rt-14-dev
   dpdk dpdk-dev libdpdk-dev
   libhyperscan-dev libboost-program-options-dev
   libgtest-dev libgmock-dev libbenchmark-dev

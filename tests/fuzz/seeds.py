@@ -1,0 +1,162 @@
+#!/usr/bin/python3
+"""Writes the fuzz targets' seed corpora (tests/fuzz/corpus/<target>/): valid inputs of every
+kind each target reads, from which libFuzzer mutates. Run again after changing it; the files are
+committed so that `make fuzz-smoke` replays exactly these.
+"""
+import json
+import pathlib
+import struct
+
+from scapy.all import ARP, ICMP, IP, TCP, UDP, Ether, Raw  # noqa: E402
+from scapy.layers.vxlan import VXLAN  # noqa: E402
+
+HERE = pathlib.Path(__file__).resolve().parent
+CORPUS = HERE / "corpus"
+ROOT = HERE.parent.parent
+
+UPLINK_MAC = "02:fe:00:00:00:00"   # fake port 0
+CLIENT_PORT_MAC = "02:fe:00:00:00:01"
+SERVER_PORT_MAC = "02:fe:00:00:00:02"
+CLIENT_MAC, SERVER_MAC = "0a:00:00:00:00:0a", "0a:00:00:00:00:0b"
+OUR_VTEP = "0e:4e:c0:a8:32:0a"
+PEER_VTEP = "0e:4e:c0:a8:32:0b"
+PEER_MAC = "52:54:00:00:00:0b"
+
+
+def write(target, name, data):
+    d = CORPUS / target
+    d.mkdir(parents=True, exist_ok=True)
+    (d / name).write_bytes(data if isinstance(data, bytes) else data.encode())
+
+
+def burst(port, frames, headroom=True):
+    out = bytes([port | (4 if headroom else 0)])
+    for f in frames:
+        b = bytes(f)
+        out += struct.pack("<H", len(b)) + b
+    return out
+
+
+def packet_path():
+    def c(dst):  # from the client pod (port 1)
+        return Ether(dst=CLIENT_PORT_MAC, src=CLIENT_MAC) / IP(src="10.244.1.2", dst=dst)
+
+    def s(dst):  # from the server pod (port 2)
+        return Ether(dst=SERVER_PORT_MAC, src=SERVER_MAC) / IP(src="10.244.1.3", dst=dst)
+
+    u = Ether(dst=UPLINK_MAC, src=PEER_MAC)
+    seeds = {
+        "pod-to-pod-udp": burst(1, [c("10.244.1.3") / UDP(sport=4000, dport=7) / Raw(b"x" * 16)]),
+        "pod-to-service-syn": burst(1, [c("10.96.0.10") / TCP(sport=40000, dport=80, flags="S")]),
+        "pod-to-service-udp-burst": burst(1, [c("10.96.0.53") / UDP(sport=5000, dport=80) /
+                                              Raw(b"q")] * 8),
+        "hairpin": burst(1, [Ether(dst=CLIENT_PORT_MAC, src=CLIENT_MAC) /
+                             IP(src="10.244.1.2", dst="10.96.0.77") / TCP(dport=80, flags="S")]),
+        "l7-get": burst(1, [c("10.244.1.3") / TCP(sport=40001, dport=8080, flags="S", seq=0),
+                            c("10.244.1.3") / TCP(sport=40001, dport=8080, flags="PA", seq=1) /
+                            Raw(b"GET /api/x HTTP/1.1\r\nHost: a\r\n\r\n")], headroom=False),
+        "to-remote-pod": burst(1, [c("10.244.2.5") / UDP(sport=1, dport=2)]),
+        "out-of-cluster": burst(1, [c("8.8.8.8") / UDP(sport=1, dport=53)]),
+        "server-reply": burst(2, [s("10.244.1.2") / TCP(sport=8080, dport=40000, flags="SA")]),
+        "arp-gateway": burst(1, [Ether(dst="ff:ff:ff:ff:ff:ff", src=CLIENT_MAC) /
+                                 ARP(op=1, hwsrc=CLIENT_MAC, psrc="10.244.1.2",
+                                     pdst="169.254.1.1")]),
+        "ping-gateway": burst(1, [Ether(dst=CLIENT_PORT_MAC, src=CLIENT_MAC) /
+                                  IP(src="10.244.1.2", dst="169.254.1.1") / ICMP()]),
+        "fragments": burst(1, [Ether(dst=CLIENT_PORT_MAC, src=CLIENT_MAC) /
+                               IP(src="10.244.1.2", dst="10.244.1.3", flags="MF") /
+                               UDP(sport=1, dport=2) / Raw(b"a" * 24),
+                               Ether(dst=CLIENT_PORT_MAC, src=CLIENT_MAC) /
+                               IP(src="10.244.1.2", dst="10.244.1.3", frag=4) / Raw(b"b" * 8)]),
+        "uplink-vxlan": burst(0, [u / IP(src="192.168.50.11", dst="192.168.50.10") /
+                                  UDP(sport=50000, dport=4789) / VXLAN(vni=1) /
+                                  Ether(dst=OUR_VTEP, src=PEER_VTEP) /
+                                  IP(src="10.244.2.5", dst="10.244.1.3") / TCP(dport=8080)]),
+        "uplink-nodeport": burst(0, [u / IP(src="192.168.60.9", dst="192.168.50.10") /
+                                     TCP(sport=33000, dport=30080, flags="S")]),
+        "uplink-external-ip": burst(0, [u / IP(src="192.168.60.9", dst="192.168.50.200") /
+                                        TCP(sport=33001, dport=80, flags="S")]),
+        "uplink-arp": burst(0, [Ether(dst="ff:ff:ff:ff:ff:ff", src=PEER_MAC) /
+                                ARP(op=1, hwsrc=PEER_MAC, psrc="192.168.50.11",
+                                    pdst="192.168.50.10")]),
+        "uplink-icmp-error": burst(0, [u / IP(src="192.168.60.1", dst="192.168.50.10") /
+                                       ICMP(type=3, code=4) /
+                                       IP(src="192.168.50.10", dst="192.168.60.9") /
+                                       TCP(sport=30080, dport=33000)]),
+    }
+    for name, data in seeds.items():
+        write("packet_path", name, data)
+
+
+def control_line():
+    def line(op, args=None, id_=1):
+        req = {"v": 1, "id": id_, "op": op}
+        if args is not None:
+            req["args"] = args
+        return json.dumps(req)
+    apply_args = {
+        "generation": 3,
+        "nodes": [{"name": "node-cpu", "ip": "192.168.50.10", "podCidrs": ["10.244.1.0/24"]},
+                  {"name": "node-gpu", "ip": "192.168.50.11", "podCidrs": ["10.244.2.0/24"]}],
+        "services": [{"namespace": "shop", "name": "web", "type": "NodePort",
+                      "clusterIPs": ["10.96.0.10"],
+                      "ports": [{"name": "http", "protocol": "TCP", "port": 80,
+                                 "targetPort": 8080, "nodePort": 30080}],
+                      "endpoints": [{"ip": "10.244.2.5", "nodeName": "node-gpu"}]}],
+        "policy": {"namespaces": [{"name": "shop"}],
+                   "pods": [{"namespace": "shop", "name": "a", "ip": "10.244.1.5",
+                             "labels": {"app": "a"}}],
+                   "networkPolicies": [{"metadata": {"namespace": "shop", "name": "p"},
+                                        "spec": {"podSelector": {}}}]},
+    }
+    seeds = {
+        "status": line("status"),
+        "apply": line("apply", apply_args),
+        "pod-attach": line("pod.attach", {"namespace": "shop", "name": "c1", "containerId": "abc",
+                                          "hostInterface": "veth1", "ip": "10.244.1.2",
+                                          "mac": "0a:00:00:00:00:01"}),
+        "service-set": line("service.set", apply_args["services"][0]),
+        "endpoints": line("service.endpoints", {"namespace": "shop", "name": "web",
+                                                "endpoints": [{"ip": "10.244.1.9"}]}),
+        "node-set": line("node.set", apply_args["nodes"][1]),
+        "policy-apply": line("policy.apply", apply_args["policy"]),
+        "flows": line("flows", {"service": "shop/web"}),
+        "trace": line("trace", {"from": "shop/c1", "dst": "10.96.0.10", "dport": 80}),
+        "drops": line("drops", {"all": True}),
+        "conntrack": line("conntrack"),
+    }
+    for name, data in seeds.items():
+        write("control_line", name, data)
+
+
+def apply_reader():
+    for f in sorted((CORPUS / "control_line").glob("*")):
+        req = json.loads(f.read_text())
+        if "args" in req:
+            write("apply_reader", f.name, json.dumps(req["args"]))
+
+
+def manifests():
+    for f in list((ROOT / "tests/fixtures/k8s").glob("*.yaml")) + \
+            list((ROOT / "configs/demo-cluster").glob("*.yaml")):
+        write("manifests", f.parent.name + "-" + f.name, f.read_bytes())
+    write("manifests", "json-list", json.dumps(
+        {"kind": "List", "items": [{"kind": "Namespace", "metadata": {"name": "a"}}]}))
+
+
+def cni():
+    conf = {"cniVersion": "1.0.0", "name": "nodeplane", "type": "nodeplane-cni", "mtu": 1450,
+            "gateway": "169.254.1.1", "ipam": {"type": "host-local",
+                                               "ranges": [[{"subnet": "10.244.1.0/24"}]]}}
+    env = "ctr-0123\neth0\nIgnoreUnknown=1;K8S_POD_NAMESPACE=shop;K8S_POD_NAME=web-1\n"
+    write("cni", "add", env + "A\n" + json.dumps(conf))
+    write("cni", "version", env + "B\n")
+    write("cni", "check-0.4", env + "A\n" + json.dumps({**conf, "cniVersion": "0.4.0"}))
+
+
+if __name__ == "__main__":
+    packet_path()
+    control_line()
+    apply_reader()
+    manifests()
+    cni()

@@ -14,9 +14,17 @@ namespace nodeplane::fuzz {
 
 inline void startEal() {
   static bool started = [] {
-    std::vector<std::string> args = {"fuzz",     "--no-huge", "-m",         "256",
-                                     "--no-pci", "--no-shconf", "-l",       "0",
-                                     "--log-level=crit", "--no-telemetry", "--file-prefix",
+    std::vector<std::string> args = {"fuzz",
+                                     "--no-huge",
+                                     "-m",
+                                     "256",
+                                     "--no-pci",
+                                     "--no-shconf",
+                                     "-l",
+                                     "0",
+                                     "--log-level=crit",
+                                     "--no-telemetry",
+                                     "--file-prefix",
                                      "np-fuzz-" + std::to_string(getpid())};
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());

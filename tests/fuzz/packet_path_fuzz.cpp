@@ -9,8 +9,8 @@
 #include <rte_mbuf.h>
 
 #include <chrono>
-#include <cstdio>
 #include <cstdint>
+#include <cstdio>
 #include <memory>
 #include <vector>
 

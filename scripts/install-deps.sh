@@ -8,7 +8,7 @@ packages=(
   dpdk dpdk-dev libdpdk-dev
   libhyperscan-dev libboost-program-options-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libspdlog-dev nlohmann-json3-dev libsimdjson-dev libyaml-cpp-dev libcurl4-openssl-dev
+  libspdlog-dev nlohmann-json3-dev libsimdjson-dev libyaml-dev libcurl4-openssl-dev
   libnl-3-dev libnl-route-3-dev libpcap-dev
   containernetworking-plugins iproute2 iputils-ping ethtool procps curl tcpdump bridge-utils openssl
   python3 python3-scapy python3-pytest python3-yaml

@@ -1,7 +1,6 @@
 #include "control/agent/sources.h"
 
 #include <curl/curl.h>
-#include <yaml-cpp/yaml.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -9,6 +8,7 @@
 #include <sstream>
 
 #include "control/agent/manifests.h"
+#include "control/agent/yaml.h"
 #include "core/json.h"
 
 namespace nodeplane::agent {
@@ -200,59 +200,58 @@ std::string relativeTo(const std::string& base, const std::string& path) {
 }  // namespace
 
 Result<ApiConfig> loadKubeconfig(const std::string& path) {
-  YAML::Node doc;
-  try {
-    doc = YAML::LoadFile(path);
-  } catch (const YAML::Exception& e) {
-    return invalidArgument("kubeconfig " + path + ": " + e.what());
-  }
+  std::ifstream file(path);
+  if (!file) return invalidArgument("kubeconfig " + path + ": cannot be read");
+  YamlDocuments yaml = readYaml(readFile(path));
+  if (!yaml.error.empty())
+    return invalidArgument("kubeconfig " + path + ":" + std::to_string(yaml.errorLine) + ": " +
+                           yaml.error);
+  const Json doc = yaml.documents.empty() ? Json() : yaml.documents.front();
   auto bad = [&](const std::string& field, const std::string& why) {
     return invalidArgument("kubeconfig " + path + ": field '" + field + "': " + why);
   };
-  const std::string current =
-      doc["current-context"] ? doc["current-context"].as<std::string>("") : "";
-  auto findNamed = [&](const char* list, const std::string& name, const char* inner) -> YAML::Node {
-    if (!doc[list] || !doc[list].IsSequence()) return YAML::Node();
-    for (const auto& item : doc[list])
-      if (item["name"] && item["name"].as<std::string>("") == name) return item[inner];
-    return YAML::Node();
+  const std::string current = json::string(doc, "current-context");
+  auto findNamed = [&](const char* list, const std::string& name, const char* inner) -> Json {
+    const Json& items = json::field(doc, list);
+    if (!items.is_array()) return Json();
+    for (const Json& item : items)
+      if (json::string(item, "name") == name) return json::field(item, inner);
+    return Json();
   };
   std::string clusterName, userName;
+  const Json& clusters = json::field(doc, "clusters");
+  const Json& users = json::field(doc, "users");
   if (!current.empty()) {
-    YAML::Node ctx = findNamed("contexts", current, "context");
-    if (!ctx) return bad("current-context", "no context named '" + current + "'");
-    clusterName = ctx["cluster"].as<std::string>("");
-    userName = ctx["user"].as<std::string>("");
-  } else if (doc["clusters"] && doc["clusters"].size() == 1) {
-    clusterName = doc["clusters"][0]["name"].as<std::string>("");
-    if (doc["users"] && doc["users"].size() == 1)
-      userName = doc["users"][0]["name"].as<std::string>("");
+    const Json ctx = findNamed("contexts", current, "context");
+    if (!ctx.is_object()) return bad("current-context", "no context named '" + current + "'");
+    clusterName = json::string(ctx, "cluster");
+    userName = json::string(ctx, "user");
+  } else if (clusters.is_array() && clusters.size() == 1) {
+    clusterName = json::string(clusters[0], "name");
+    if (users.is_array() && users.size() == 1) userName = json::string(users[0], "name");
   } else {
     return bad("current-context", "missing");
   }
-  YAML::Node cluster = findNamed("clusters", clusterName, "cluster");
-  if (!cluster) return bad("clusters", "no cluster named '" + clusterName + "'");
+  const Json cluster = findNamed("clusters", clusterName, "cluster");
+  if (!cluster.is_object()) return bad("clusters", "no cluster named '" + clusterName + "'");
   ApiConfig c;
-  c.server = cluster["server"].as<std::string>("");
+  c.server = json::string(cluster, "server");
   if (c.server.rfind("https://", 0) != 0 && c.server.rfind("http://", 0) != 0)
     return bad("clusters[" + clusterName + "].server", "'" + c.server + "' is not an http(s) URL");
   while (!c.server.empty() && c.server.back() == '/') c.server.pop_back();
-  c.caFile = relativeTo(path, cluster["certificate-authority"].as<std::string>(""));
-  if (cluster["certificate-authority-data"])
-    c.caPem = base64Decode(cluster["certificate-authority-data"].as<std::string>(""));
-  c.insecureSkipVerify = cluster["insecure-skip-tls-verify"].as<bool>(false);
+  c.caFile = relativeTo(path, json::string(cluster, "certificate-authority"));
+  c.caPem = base64Decode(json::string(cluster, "certificate-authority-data"));
+  c.insecureSkipVerify = json::boolean(cluster, "insecure-skip-tls-verify");
   if (!userName.empty()) {
-    YAML::Node user = findNamed("users", userName, "user");
-    if (!user) return bad("users", "no user named '" + userName + "'");
-    c.token = user["token"].as<std::string>("");
-    c.tokenFile = relativeTo(path, user["tokenFile"].as<std::string>(""));
-    c.certFile = relativeTo(path, user["client-certificate"].as<std::string>(""));
-    c.keyFile = relativeTo(path, user["client-key"].as<std::string>(""));
-    if (user["client-certificate-data"])
-      c.certPem = base64Decode(user["client-certificate-data"].as<std::string>(""));
-    if (user["client-key-data"])
-      c.keyPem = base64Decode(user["client-key-data"].as<std::string>(""));
-    if (user["exec"] || user["auth-provider"])
+    const Json user = findNamed("users", userName, "user");
+    if (!user.is_object()) return bad("users", "no user named '" + userName + "'");
+    c.token = json::string(user, "token");
+    c.tokenFile = relativeTo(path, json::string(user, "tokenFile"));
+    c.certFile = relativeTo(path, json::string(user, "client-certificate"));
+    c.keyFile = relativeTo(path, json::string(user, "client-key"));
+    c.certPem = base64Decode(json::string(user, "client-certificate-data"));
+    c.keyPem = base64Decode(json::string(user, "client-key-data"));
+    if (!json::field(user, "exec").is_null() || !json::field(user, "auth-provider").is_null())
       return bad("users[" + userName + "]",
                  "exec and auth-provider credentials are not supported; "
                  "use a token or a client certificate");

@@ -11,6 +11,14 @@ namespace nodeplane::control {
 
 namespace dp = dataplane;
 
+namespace {
+
+// Ethernet header and one 802.1Q tag on top of the largest IP packet (a pod's MTU is at most the
+// uplink's).
+constexpr uint32_t kPodFrameOverhead = 18;
+
+}  // namespace
+
 NodeController::NodeController(NodeSettings settings, dp::DataplaneBackend& backend)
     : settings_(std::move(settings)),
       backend_(backend),
@@ -153,12 +161,11 @@ Result<AttachedPod> NodeController::attachPod(const PodAttachment& spec) {
                            " already attached for " + describePod(pod.spec));
   }
 
-  const std::string devargs = !spec.devargs.empty()
-                                  ? spec.devargs
-                                  : "net_af_packet_np" + std::to_string(++portSequence_) +
-                                        ",iface=" + spec.hostInterface +
-                                        ",qpairs=" + std::to_string(backend_.workerCount());
-  auto port = backend_.openPort(devargs);
+  // A veth's host end gets a pod port of our own; anything else (memif, vhost-user, pcap) is a
+  // DPDK vdev named by its devargs.
+  auto port = spec.devargs.empty()
+                  ? backend_.openPodPort(spec.hostInterface, settings_.mtu + kPodFrameOverhead)
+                  : backend_.openPort(spec.devargs);
   if (!port) return makeError(port.error().code, describePod(spec) + ": " + port.error().message);
 
   PodMap next = pods;

@@ -113,7 +113,6 @@ class NodeController {
   NodeModel model_;  // what the current snapshot was assembled from
   std::shared_ptr<const dataplane::RouteTable> routes_;  // of the current snapshot
   uint64_t generation_ = 0;
-  uint64_t portSequence_ = 0;  // makes each af_packet vdev name unique
   std::function<bool(const std::string&)> interfaceExists_;
   PodStateFile stateFile_;
   UnderlayResolver resolver_;

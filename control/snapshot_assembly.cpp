@@ -130,9 +130,13 @@ Result<std::unique_ptr<dp::Snapshot>> assembleSnapshot(
   auto addPort = [&](const dp::PortInfo& port, dp::PortConfig config) {
     config.mac = toEther(port.mac);
     snap->ports[port.id] = config;
-    // Queue q of every port is polled by worker q (modulo: a port may have more RX queues).
-    for (uint16_t q = 0; q < port.rxQueues; ++q)
-      snap->workers[q % snap->workers.size()].rxQueues.push_back(dp::RxQueueRef{port.id, q});
+    // Queue q of a multi-queue port is polled by worker q (modulo: a port may have more RX
+    // queues); single-queue ports (pod ports) are spread over the workers by id.
+    const size_t workers = snap->workers.size();
+    for (uint16_t q = 0; q < port.rxQueues; ++q) {
+      const size_t worker = port.rxQueues == 1 ? port.id % workers : q % workers;
+      snap->workers[worker].rxQueues.push_back(dp::RxQueueRef{port.id, q});
+    }
   };
   for (const auto& [key, pod] : *model.pods)
     addPort(pod.port, dp::PortConfig{dp::PortRole::kPod, {}, rte_cpu_to_be_32(pod.spec.ip.value)});

@@ -54,8 +54,12 @@ class DataplaneBackend {
   // Probes (hot-plugs) the device named by devargs unless it exists, configures one RX and one
   // TX queue per worker where the device allows, and starts it. Not yet polled by anyone.
   virtual Result<PortInfo> openPort(const std::string& devargs) = 0;
-  // Stops, closes and removes a port. The caller must have published a snapshot without the
-  // port and synchronized first.
+  // Opens a pod port of nodeplane's own (pod_port.h) on `interface`, the host end of the pod's
+  // veth pair, for frames of up to `maxFrame` bytes. Its id is kFirstPodPort or above; one RX
+  // queue (polled by one worker). Not yet polled by anyone.
+  virtual Result<PortInfo> openPodPort(const std::string& interface, uint32_t maxFrame) = 0;
+  // Stops, closes and removes a port (either kind). The caller must have published a snapshot
+  // without the port and synchronized first.
   virtual void closePort(uint16_t port) = 0;
   virtual void publish(std::unique_ptr<Snapshot> snapshot) = 0;
   virtual void synchronize() = 0;

@@ -11,11 +11,17 @@
 #include <rte_ring_elem.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <fstream>
+
 #include "dataplane/worker.h"
 
 namespace nodeplane::dataplane {
 
 namespace {
+// The TPACKET_V2 header and the link-level address in front of each frame of a pod port's ring
+// (the frame starts 16-byte aligned after them), with room to spare.
+constexpr uint32_t kPodPortFrameHeader = 128;
 constexpr unsigned kMempoolCache = 256;
 constexpr unsigned kSlowPathRingSize = 1024;
 
@@ -74,9 +80,9 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineConfig& config) {
     engine->puntRings_.push_back(punt);
     engine->injectRings_.push_back(inject);
     WorkerConfig wc{i, static_cast<uint16_t>(workers), config.burstSize, config.idleSleepUs};
-    engine->workers_.push_back(std::make_unique<Worker>(wc, *engine->publisher_, engine->qsbr_,
-                                                        engine->stopRequested_, punt, inject,
-                                                        engine->conntrack_.get()));
+    engine->workers_.push_back(std::make_unique<Worker>(
+        wc, *engine->publisher_, engine->qsbr_, engine->stopRequested_, punt, inject,
+        engine->conntrack_.get(), engine->pool_, engine->podPorts_.data()));
   }
   return engine;
 }
@@ -84,6 +90,10 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineConfig& config) {
 Engine::~Engine() {
   stop();
   workers_.clear();
+  for (PodPort*& p : podPorts_) {
+    delete p;
+    p = nullptr;
+  }
   conntrack_.reset();
   publisher_.reset();
   for (rte_ring* r : puntRings_) freeRing(r);
@@ -120,8 +130,31 @@ Result<PortInfo> Engine::openPort(const std::string& devargs) {
   return ports_->open(devargs);
 }
 
+Result<PortInfo> Engine::openPodPort(const std::string& interface, uint32_t maxFrame) {
+  auto free = std::find(podPorts_.begin(), podPorts_.end(), nullptr);
+  if (free == podPorts_.end())
+    return makeError(ErrorCode::kResourceExhausted,
+                     "all " + std::to_string(kMaxPodPorts) + " pod ports are in use");
+  PodPort::Options options;
+  options.frameSize = maxFrame + kPodPortFrameHeader;
+  auto port = PodPort::open(interface, options);
+  if (!port) return port.error();
+  PortInfo info;
+  info.id = static_cast<uint16_t>(kFirstPodPort + (free - podPorts_.begin()));
+  info.name = "pod:" + interface;
+  info.driver = "nodeplane-pod";
+  info.mac = (*port)->mac();
+  info.rxQueues = 1;
+  info.txQueues = static_cast<uint16_t>(workers_.size());
+  *free = port->release();  // before any snapshot names the id (published with a release store)
+  return info;
+}
+
 void Engine::closePort(uint16_t port) {
-  ports_->close(port);
+  if (!isPodPort(port)) return ports_->close(port);
+  PodPort*& p = podPorts_[port - kFirstPodPort];
+  delete p;
+  p = nullptr;
 }
 
 void Engine::publish(std::unique_ptr<Snapshot> snapshot) {
@@ -134,6 +167,32 @@ void Engine::synchronize() {
 }
 
 Result<PortStats> Engine::portStats(uint16_t port) const {
+  if (isPodPort(port)) {
+    PodPort* p = podPorts_[port - kFirstPodPort];
+    if (p == nullptr) return makeError(ErrorCode::kNotFound, "no port " + std::to_string(port));
+    const PodPortStats own = p->stats();
+    PortStats out;
+    out.rxPackets = own.rxPackets;
+    out.rxBytes = own.rxBytes;
+    out.rxMissed = own.rxDropped;
+    out.rxNoMbuf = own.rxNoMbuf;
+    out.rxErrors = own.rxTruncated;
+    // Sent into the pod: what the host end of the veth transmitted.
+    auto sysfs = [&](const char* counter) -> uint64_t {
+      std::ifstream in("/sys/class/net/" + p->interface() + "/statistics/" + counter);
+      uint64_t v = 0;
+      in >> v;
+      return v;
+    };
+    out.txPackets = sysfs("tx_packets");
+    out.txBytes = sysfs("tx_bytes");
+    out.txErrors = sysfs("tx_dropped");
+    std::ifstream state("/sys/class/net/" + p->interface() + "/operstate");
+    std::string word;
+    state >> word;
+    out.linkUp = word == "up";
+    return out;
+  }
   rte_eth_stats st{};
   if (int rc = rte_eth_stats_get(port, &st); rc != 0)
     return makeError(ErrorCode::kNotFound,

@@ -5,12 +5,14 @@
 
 #include <rte_mempool.h>
 
+#include <array>
 #include <atomic>
 #include <memory>
 #include <vector>
 
 #include "core/counters.h"
 #include "dataplane/dataplane_backend.h"
+#include "dataplane/pod_port.h"
 #include "dataplane/port_manager.h"
 #include "dataplane/snapshot.h"
 #include "lb/conntrack.h"
@@ -45,6 +47,7 @@ class Engine final : public DataplaneBackend {
   unsigned workerCount() const override { return static_cast<unsigned>(workers_.size()); }
   int socketId() const override { return socketId_; }
   Result<PortInfo> openPort(const std::string& devargs) override;
+  Result<PortInfo> openPodPort(const std::string& interface, uint32_t maxFrame) override;
   void closePort(uint16_t port) override;
   void publish(std::unique_ptr<Snapshot> snapshot) override;
   void synchronize() override;
@@ -72,6 +75,8 @@ class Engine final : public DataplaneBackend {
   rte_rcu_qsbr* qsbr_ = nullptr;
   std::unique_ptr<SnapshotPublisher> publisher_;
   std::unique_ptr<PortManager> ports_;
+  // Pod ports by id - kFirstPodPort (owned; workers read the pointers, see Worker).
+  std::array<PodPort*, kMaxPodPorts> podPorts_{};
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<rte_ring*> puntRings_;    // per worker: worker -> control
   std::vector<rte_ring*> injectRings_;  // per worker: control -> worker

@@ -23,7 +23,16 @@ struct rte_rcu_qsbr_dq;
 
 namespace nodeplane::dataplane {
 
-inline constexpr uint16_t kMaxPorts = RTE_MAX_ETHPORTS;
+// Port ids: DPDK's ethdev ids (the uplink; NFV pods attached by devargs) below kFirstPodPort,
+// nodeplane's own pod ports (pod_port.h) from it. Snapshots, counters and TX buffers are indexed
+// by these ids, so a node holds kMaxPodPorts pods whatever RTE_MAX_ETHPORTS is.
+inline constexpr uint16_t kMaxEthPorts = RTE_MAX_ETHPORTS;
+inline constexpr uint16_t kFirstPodPort = kMaxEthPorts;
+inline constexpr uint16_t kMaxPodPorts = 1024;
+inline constexpr uint16_t kMaxPorts = kMaxEthPorts + kMaxPodPorts;
+inline constexpr bool isPodPort(uint16_t port) {
+  return port >= kFirstPodPort;
+}
 
 enum class PortRole : uint8_t { kUnused, kPod, kUplink };
 

@@ -1,6 +1,7 @@
-// Per-worker transmit buffers, one per output port, sent on the worker's own TX queue of that
-// port (every port has one TX queue per worker: no locks). A buffer is sent when it fills and at
-// the end of every worker loop iteration; what the queue refuses is freed and counted.
+// Per-worker transmit buffers, one per output port, sent on the worker's own TX queue of an
+// ethdev port (every one has a TX queue per worker: no locks) or through a pod port's socket. A
+// buffer is sent when it fills and at the end of every worker loop iteration; what the queue
+// refuses is freed and counted.
 #pragma once
 
 #include <rte_ethdev.h>
@@ -10,6 +11,7 @@
 
 #include "core/counters.h"
 #include "core/packet.h"
+#include "dataplane/pod_port.h"
 #include "dataplane/snapshot.h"
 #include "dataplane/worker_context.h"
 
@@ -19,7 +21,9 @@ class TxBuffers {
  public:
   static constexpr uint16_t kCapacity = kMaxBurst;
 
-  TxBuffers(uint16_t txQueue, WorkerCounters* counters) : queue_(txQueue), counters_(counters) {}
+  // `podPorts`: the engine's table of pod ports (kMaxPodPorts entries), read-only here.
+  TxBuffers(uint16_t txQueue, WorkerCounters* counters, PodPort* const* podPorts)
+      : queue_(txQueue), counters_(counters), podPorts_(podPorts) {}
 
   void enqueue(uint16_t port, rte_mbuf* m) {
     Buffer& b = buffers_[port];
@@ -49,17 +53,26 @@ class TxBuffers {
   void flush(uint16_t port) {
     Buffer& b = buffers_[port];
     if (b.count == 0) return;
-    uint16_t sent = rte_eth_tx_burst(port, queue_, b.pkts, b.count);
-    counters_->txPackets.add(sent);
-    if (sent < b.count) {
-      counters_->drop(DropReason::kTxQueueFull, b.count - sent);
-      rte_pktmbuf_free_bulk(b.pkts + sent, b.count - sent);
+    if (isPodPort(port)) {
+      // The kernel copied what it took: every mbuf is ours to free either way.
+      const uint16_t sent = podPorts_[port - kFirstPodPort]->transmit(b.pkts, b.count);
+      counters_->txPackets.add(sent);
+      if (sent < b.count) counters_->drop(DropReason::kTxQueueFull, b.count - sent);
+      rte_pktmbuf_free_bulk(b.pkts, b.count);
+    } else {
+      const uint16_t sent = rte_eth_tx_burst(port, queue_, b.pkts, b.count);
+      counters_->txPackets.add(sent);
+      if (sent < b.count) {
+        counters_->drop(DropReason::kTxQueueFull, b.count - sent);
+        rte_pktmbuf_free_bulk(b.pkts + sent, b.count - sent);
+      }
     }
     b.count = 0;
   }
 
   uint16_t queue_;
   WorkerCounters* counters_;
+  PodPort* const* podPorts_;
   uint16_t dirtyCount_ = 0;
   uint16_t dirty_[kMaxPorts];
   Buffer buffers_[kMaxPorts];

@@ -23,13 +23,15 @@ constexpr uint32_t kAgingBudget = 64;
 
 Worker::Worker(const WorkerConfig& config, const SnapshotPublisher& publisher, rte_rcu_qsbr* qsbr,
                const std::atomic<bool>& stop, rte_ring* puntRing, rte_ring* injectRing,
-               lb::ConnTracker* conntrack)
+               lb::ConnTracker* conntrack, rte_mempool* pool, PodPort* const* podPorts)
     : config_(config),
       publisher_(publisher),
       qsbr_(qsbr),
       stop_(stop),
       injectRing_(injectRing),
-      tx_(config.index, &counters_) {
+      pool_(pool),
+      podPorts_(podPorts),
+      tx_(config.index, &counters_, podPorts) {
   context_.workerIndex = config.index;
   context_.counters = &counters_;
   context_.puntRing = puntRing;
@@ -72,7 +74,10 @@ void Worker::run() {
     for (unsigned i = 0; i < injectedCount; ++i) tx_.enqueue(injected[i].port, injected[i].mbuf);
     counters_.injected.add(injectedCount);
     for (const RxQueueRef& q : snapshot->workers[id].rxQueues) {
-      const uint16_t n = rte_eth_rx_burst(q.port, q.queue, burst.pkts, config_.burstSize);
+      const uint16_t n = isPodPort(q.port)
+                             ? podPorts_[q.port - kFirstPodPort]->receive(pool_, q.port, burst.pkts,
+                                                                          config_.burstSize)
+                             : rte_eth_rx_burst(q.port, q.queue, burst.pkts, config_.burstSize);
       if (n == 0) continue;
       burst.count = n;
       burst.inPort = q.port;

@@ -27,9 +27,11 @@ struct WorkerConfig {
 
 class Worker {
  public:
+  // `podPorts`: the engine's pod-port table (kMaxPodPorts entries); an entry is set before a
+  // snapshot polling or routing to it is published, and cleared only after a grace period.
   Worker(const WorkerConfig& config, const SnapshotPublisher& publisher, rte_rcu_qsbr* qsbr,
          const std::atomic<bool>& stop, rte_ring* puntRing, rte_ring* injectRing,
-         lb::ConnTracker* conntrack);
+         lb::ConnTracker* conntrack, rte_mempool* pool, PodPort* const* podPorts);
 
   // The lcore entry point (rte_eal_remote_launch).
   static int launch(void* worker);
@@ -43,6 +45,8 @@ class Worker {
   rte_rcu_qsbr* qsbr_;
   const std::atomic<bool>& stop_;
   rte_ring* injectRing_;
+  rte_mempool* pool_;
+  PodPort* const* podPorts_;
   WorkerCounters counters_;
   WorkerContext context_;
   TxBuffers tx_;

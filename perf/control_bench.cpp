@@ -59,6 +59,9 @@ class BenchBackend : public dp::DataplaneBackend {
     p.rxQueues = p.txQueues = 1;
     return p;
   }
+  Result<dp::PortInfo> openPodPort(const std::string& interface, uint32_t) override {
+    return openPort("pod:" + interface);
+  }
   void closePort(uint16_t) override {}
   void publish(std::unique_ptr<dp::Snapshot> s) override {
     publisher_.publish(std::move(s));

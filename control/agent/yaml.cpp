@@ -109,8 +109,8 @@ class Reader {
           }
           if (!count(1, &out, line)) return out;
           const bool mapping = event.type == YAML_MAPPING_START_EVENT;
-          const yaml_char_t* anchor = mapping ? event.data.mapping_start.anchor
-                                              : event.data.sequence_start.anchor;
+          const yaml_char_t* anchor =
+              mapping ? event.data.mapping_start.anchor : event.data.sequence_start.anchor;
           Open open;
           open.value = mapping ? Json::object() : Json::array();
           if (anchor != nullptr) open.anchor = reinterpret_cast<const char*>(anchor);
@@ -199,8 +199,12 @@ class Reader {
 
 }  // namespace
 
-size_t nodeBudget(size_t textBytes) { return std::max<size_t>(100'000, 4 * textBytes); }
+size_t nodeBudget(size_t textBytes) {
+  return std::max<size_t>(100'000, 4 * textBytes);
+}
 
-YamlDocuments readYaml(std::string_view text) { return Reader(text).read(); }
+YamlDocuments readYaml(std::string_view text) {
+  return Reader(text).read();
+}
 
 }  // namespace nodeplane::agent

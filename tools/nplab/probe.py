@@ -95,7 +95,7 @@ def tcp(args):
 
 
 def udp(args):
-    payload = b"whoami" if args.whoami else os.urandom(64)
+    payload = b"whoami" if args.whoami else os.urandom(args.size)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if args.sport:
@@ -218,6 +218,7 @@ def main():
     u.add_argument("port", type=int)
     u.add_argument("--timeout", type=float, default=2)
     u.add_argument("--sport", type=int, default=0, help="fixed source port (one flow across runs)")
+    u.add_argument("--size", type=int, default=64, help="datagram payload bytes")
     u.add_argument("--whoami", action="store_true", help="print which server answered")
     u.add_argument("--expect-refused", action="store_true",
                    help="succeed on ICMP port-unreachable (connection refused)")

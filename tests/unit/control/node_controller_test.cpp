@@ -46,7 +46,7 @@ TEST_F(NodeControllerTest, AttachOpensAnAfPacketPortAndPublishes) {
   auto r = node.attachPod(pod("c1", "10.244.1.2"));
   ASSERT_TRUE(r.ok()) << r.error().message;
   ASSERT_EQ(backend.opened.size(), 1u);
-  EXPECT_EQ(backend.opened[0], "net_af_packet_np1,iface=veth-c1,qpairs=1");
+  EXPECT_EQ(backend.opened[0], "pod:veth-c1") << "a pod port of our own on the veth's host end";
   const dataplane::Snapshot* s = backend.current();
   ASSERT_NE(s, nullptr);
   EXPECT_EQ(s->generation, node.generation());
@@ -147,19 +147,27 @@ TEST_F(NodeControllerTest, FindsPodsByNamespaceAndName) {
   EXPECT_FALSE(node.findPod("ns-stg", "c1"));
 }
 
-TEST_F(NodeControllerTest, QueuesAreSpreadOneWorkerPerQueue) {
+TEST_F(NodeControllerTest, PodPortsAreSpreadOverTheWorkersEachPolledByOne) {
   testing::FakeBackend multi;
   multi.workers = 3;
   NodeController n(settings(), multi);
   ASSERT_TRUE(n.start().ok());
-  ASSERT_TRUE(n.attachPod(pod("c1", "10.244.1.2")).ok());
+  for (int i = 0; i < 6; ++i) {
+    const std::string name = "c" + std::to_string(i);
+    PodAttachment p = pod(name.c_str(), ("10.244.1." + std::to_string(2 + i)).c_str());
+    ASSERT_TRUE(n.attachPod(p).ok());
+  }
   const auto* s = multi.current();
   ASSERT_EQ(s->workers.size(), 3u);
+  std::set<uint16_t> polled;
   for (uint16_t w = 0; w < 3; ++w) {
-    ASSERT_EQ(s->workers[w].rxQueues.size(), 1u);
-    EXPECT_EQ(s->workers[w].rxQueues[0].queue, w);
+    EXPECT_EQ(s->workers[w].rxQueues.size(), 2u) << "worker " << w;
+    for (const auto& q : s->workers[w].rxQueues) {
+      EXPECT_EQ(q.queue, 0);
+      EXPECT_TRUE(polled.insert(q.port).second) << "port " << q.port << " polled twice";
+    }
   }
-  EXPECT_NE(multi.opened[0].find("qpairs=3"), std::string::npos);
+  EXPECT_EQ(polled.size(), 6u);
 }
 
 TEST_F(NodeControllerTest, ShutdownClosesEveryPortAfterAGracePeriod) {

@@ -45,6 +45,15 @@ class FakeBackend : public dataplane::DataplaneBackend {
     live.insert(info.id);
     return info;
   }
+  // Pod ports share the id sequence (tests count ports from 0 in attach order).
+  Result<dataplane::PortInfo> openPodPort(const std::string& interface, uint32_t) override {
+    auto info = openPort("pod:" + interface);
+    if (info) {
+      info->driver = "nodeplane-pod";
+      info->rxQueues = 1;  // as the engine's: one worker polls a pod port
+    }
+    return info;
+  }
   void closePort(uint16_t port) override {
     closed.push_back(port);
     live.erase(port);

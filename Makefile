@@ -66,6 +66,7 @@ bench: build
 	./$(BUILD)/perf/lb_bench --flows 200000 --services 2000
 	./$(BUILD)/perf/policy_bench
 	./$(BUILD)/perf/control_bench --services 2000
+	/usr/bin/python3 perf/pod_bench.py
 
 format: deps
 	git ls-files '*.cpp' '*.h' | xargs clang-format -i

@@ -11,6 +11,7 @@ packages=(
   libspdlog-dev nlohmann-json3-dev libsimdjson-dev libyaml-dev libcurl4-openssl-dev
   libnl-3-dev libnl-route-3-dev libpcap-dev
   containernetworking-plugins iproute2 iputils-ping ethtool procps curl tcpdump bridge-utils openssl
+  iperf3
   python3 python3-scapy python3-pytest python3-yaml
 )
 

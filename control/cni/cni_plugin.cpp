@@ -203,7 +203,9 @@ Outcome<Json> cmdAdd(const CniEnv& env, const NetConf& conf, const std::string& 
     if (st) st = addAddress(env.ifname, Ipv4Prefix{ip, 32});
     if (st) st = addRoute(env.ifname, Ipv4Prefix{conf.gateway, 32}, std::nullopt);
     if (st) st = addRoute(env.ifname, Ipv4Prefix{Ipv4Address{0}, 0}, conf.gateway);
-    if (st) st = disableTxChecksumOffload(env.ifname);
+    // Checksum offload and TSO stay on (the daemon's pod port carries them, dataplane/vnet.h);
+    // UDP segmentation offload goes: nodeplane carries no UDP super-packets.
+    if (st) st = disableFeature(env.ifname, "tx-udp-segmentation");
     if (!st) return fail(kErrIoFailure, "configuring " + env.ifname + ": " + st.error().message);
     auto info = getLink(env.ifname);
     if (!info) return fail(kErrIoFailure, info.error().message);

@@ -1,8 +1,9 @@
 // nodeplane-cni: a CNI plugin (spec 1.0.0; also answers 0.3.x/0.4.0 configs) that connects a pod
 // to the nodeplane daemon. ADD: IPAM from the delegate (host-local), a veth pair with the pod end
-// created in CNI_NETNS as CNI_IFNAME (address /32, link-local default gateway, TX checksum offload
-// off), the host end attached to the daemon as an af_packet port. DEL undoes it and succeeds when
-// things are already gone. CHECK verifies interface, address, routes and the daemon's attachment.
+// created in CNI_NETNS as CNI_IFNAME (address /32, link-local default gateway, TSO and checksum
+// offload on, UDP segmentation offload off), the host end attached to the daemon as a pod port. DEL
+// undoes it and succeeds when things are already gone. CHECK verifies interface, address, routes
+// and the daemon's attachment.
 #pragma once
 
 #include <map>

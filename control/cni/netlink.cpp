@@ -18,6 +18,7 @@
 #include <cstring>
 #include <fstream>
 #include <memory>
+#include <vector>
 
 namespace nodeplane::cni {
 
@@ -254,21 +255,58 @@ bool hasRoute(const std::string& linkName, Ipv4Prefix dst, std::optional<Ipv4Add
   return false;
 }
 
-Status disableTxChecksumOffload(const std::string& linkName) {
-  int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return makeError(ErrorCode::kInternal, std::string("socket: ") + strerror(errno));
-  ethtool_value value{};
-  value.cmd = ETHTOOL_STXCSUM;
-  value.data = 0;
+namespace {
+
+// An SIOCETHTOOL request on `link` (data: the ethtool command struct).
+int ethtoolIoctl(const std::string& link, void* data) {
+  const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return errno;
   ifreq ifr{};
-  std::strncpy(ifr.ifr_name, linkName.c_str(), IFNAMSIZ - 1);
-  ifr.ifr_data = reinterpret_cast<char*>(&value);
-  int rc = ::ioctl(fd, SIOCETHTOOL, &ifr);
-  int saved = errno;
+  std::strncpy(ifr.ifr_name, link.c_str(), IFNAMSIZ - 1);
+  ifr.ifr_data = static_cast<char*>(data);
+  const int rc = ::ioctl(fd, SIOCETHTOOL, &ifr);
+  const int saved = errno;
   ::close(fd);
-  if (rc != 0)
+  return rc == 0 ? 0 : saved;
+}
+
+}  // namespace
+
+Status disableFeature(const std::string& link, const std::string& feature) {
+  auto failed = [&](const char* step, int err) {
     return makeError(ErrorCode::kInternal,
-                     "turning TX checksum offload off on " + linkName + ": " + strerror(saved));
+                     "turning " + feature + " off on " + link + ": " + step + ": " + strerror(err));
+  };
+  // The feature's bit: its index among the device's feature names.
+  alignas(ethtool_sset_info) uint8_t ssetBuffer[sizeof(ethtool_sset_info) + sizeof(uint32_t)] = {};
+  auto* sset = reinterpret_cast<ethtool_sset_info*>(ssetBuffer);
+  sset->cmd = ETHTOOL_GSSET_INFO;
+  sset->sset_mask = 1ULL << ETH_SS_FEATURES;
+  if (int err = ethtoolIoctl(link, sset)) return failed("ETHTOOL_GSSET_INFO", err);
+  uint32_t count = 0;
+  if (sset->sset_mask != 0)
+    std::memcpy(&count, ssetBuffer + sizeof(ethtool_sset_info), sizeof(count));
+  std::vector<uint8_t> strings(sizeof(ethtool_gstrings) + size_t{count} * ETH_GSTRING_LEN);
+  auto* names = reinterpret_cast<ethtool_gstrings*>(strings.data());
+  names->cmd = ETHTOOL_GSTRINGS;
+  names->string_set = ETH_SS_FEATURES;
+  names->len = count;
+  if (int err = ethtoolIoctl(link, names)) return failed("ETHTOOL_GSTRINGS", err);
+  uint32_t bit = count;
+  for (uint32_t i = 0; i < count; ++i) {
+    const char* name = reinterpret_cast<const char*>(names->data) + size_t{i} * ETH_GSTRING_LEN;
+    if (feature == std::string(name, strnlen(name, ETH_GSTRING_LEN))) bit = i;
+  }
+  if (bit == count) return okStatus();  // the kernel does not know it: nothing to turn off
+  const uint32_t blocks = (count + 31) / 32;
+  std::vector<uint8_t> request(sizeof(ethtool_sfeatures) +
+                               blocks * sizeof(ethtool_set_features_block));
+  auto* set = reinterpret_cast<ethtool_sfeatures*>(request.data());
+  set->cmd = ETHTOOL_SFEATURES;
+  set->size = blocks;
+  set->features[bit / 32].valid = 1U << (bit % 32);
+  set->features[bit / 32].requested = 0;
+  if (int err = ethtoolIoctl(link, set)) return failed("ETHTOOL_SFEATURES", err);
   return okStatus();
 }
 

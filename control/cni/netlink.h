@@ -1,6 +1,6 @@
 // The kernel network operations nodeplane-cni needs, over rtnetlink (libnl-route): veth pairs
 // with one end created straight in the pod's network namespace, addresses, routes, link state,
-// and the TX checksum offload switch. Everything returns Result; nothing here throws.
+// and ethtool feature switches. Everything returns Result; nothing here throws.
 #pragma once
 
 #include <memory>
@@ -46,9 +46,9 @@ Status addAddress(const std::string& link, Ipv4Prefix address);
 Status addRoute(const std::string& link, Ipv4Prefix dst, std::optional<Ipv4Address> gateway);
 bool hasAddress(const std::string& link, Ipv4Address address);
 bool hasRoute(const std::string& link, Ipv4Prefix dst, std::optional<Ipv4Address> gateway);
-// Turns TX checksum offload off, so the kernel computes full L4 checksums on what it sends
-// (a packet socket on the other end of a veth sees partial checksums otherwise).
-Status disableTxChecksumOffload(const std::string& link);
+// Turns the ethtool feature named `feature` (as `ethtool -k` names it) off on `link`; a feature
+// the kernel does not know is left alone.
+Status disableFeature(const std::string& link, const std::string& feature);
 // Writes a sysctl under /proc/sys (e.g. "net/ipv6/conf/<if>/disable_ipv6"); missing: ok.
 Status writeSysctl(const std::string& key, const std::string& value);
 

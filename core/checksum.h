@@ -27,6 +27,16 @@ inline rte_be16_t checksumUpdate32(rte_be16_t checksum, rte_be32_t oldValue, rte
   return static_cast<rte_be16_t>(~sum);
 }
 
+// The same change in a partial checksum: the pseudo-header sum a sender leaves for the hardware
+// (or the receiving kernel) to finish, not complemented (DPDK's TX checksum offload convention
+// and Linux's CHECKSUM_PARTIAL alike). Only pseudo-header fields (addresses, length) may be
+// changed this way: the ports and the payload are summed when the checksum is finished.
+inline rte_be16_t partialChecksumUpdate32(rte_be16_t partial, rte_be32_t oldValue,
+                                          rte_be32_t newValue) {
+  return static_cast<rte_be16_t>(
+      ~checksumUpdate32(static_cast<rte_be16_t>(~partial), oldValue, newValue));
+}
+
 // Decrements the TTL of a valid IPv4 header (TTL > 1) and patches its checksum.
 inline void decrementTtl(rte_ipv4_hdr* ip) {
   // TTL is the high byte of the 16-bit word it shares with the protocol.

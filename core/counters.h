@@ -59,7 +59,13 @@ class Counter {
   X(icmpErrorsSent, "icmp_errors_sent", "ICMP errors generated (time exceeded, ...)")            \
   X(icmpRateLimited, "icmp_rate_limited", "ICMP errors suppressed by the rate limit")            \
   X(icmpErrorUnbuildable, "icmp_error_unbuildable",                                              \
-    "ICMP errors not built: no headroom or a multi-segment packet")
+    "ICMP errors not built: no headroom or a multi-segment packet")                              \
+  X(gsoSuperPackets, "gso_super_packets", "TCP super-packets segmented for a wire")              \
+  X(gsoSegments, "gso_segments", "segments made of them")                                        \
+  X(checksumsCompleted, "checksums_completed", "partial L4 checksums completed in software")     \
+  X(groSegments, "gro_segments", "TCP segments from a wire coalesced into super-packets")        \
+  X(groSuperPackets, "gro_super_packets", "super-packets made of them, sent to pods")            \
+  X(groChecksumBad, "gro_checksum_bad", "TCP segments not coalesced: checksum did not verify")
 
 struct alignas(64) WorkerCounters {
 #define NP_COUNTER_MEMBER(member, name, help) Counter member;

@@ -45,6 +45,24 @@ namespace nodeplane {
   X(kSctpTruncated, "sctp_truncated", "SCTP common header shorter than 12 bytes")                  \
   X(kPodVlanTagged, "pod_vlan_tagged", "802.1Q-tagged frame from a pod")                           \
   X(kPodSourceSpoofed, "pod_source_spoofed", "source IPv4 is not the sending pod's address")       \
+  X(kPodFrameTruncated, "pod_frame_truncated",                                                     \
+    "frame from a pod cut short: larger than a ring frame, and its socket's queue full")           \
+  X(kPodRxNoMbuf, "pod_rx_no_mbuf", "frame from a pod dropped for want of mbufs")                  \
+  X(kPodVnetGsoUnsupported, "pod_vnet_gso_unsupported",                                            \
+    "virtio-net header: a GSO type other than TCPv4, unknown flags, or TSO without NEEDS_CSUM")    \
+  X(kPodVnetGsoWithoutSize, "pod_vnet_gso_without_size",                                           \
+    "virtio-net header: a GSO type with gso_size 0")                                               \
+  X(kPodVnetHeaderBeyondPacket, "pod_vnet_hdr_len_beyond_packet",                                  \
+    "virtio-net header: hdr_len past the end of the packet")                                       \
+  X(kPodVnetChecksumBeyondPacket, "pod_vnet_csum_beyond_packet",                                   \
+    "virtio-net header: csum_start/csum_offset past the packet, or not TCP's or UDP's offset")     \
+  X(kPodTxRefused, "pod_tx_refused",                                                               \
+    "packet to a pod its kernel refused (sendmmsg error other than a full socket)")                \
+  X(kGsoTooManySegments, "gso_too_many_segments",                                                  \
+    "TCP super-packet that segments into more packets than one transmit takes (tiny gso_size)")    \
+  X(kGsoNoMbuf, "gso_no_mbuf", "TCP super-packet not segmented for want of mbufs")                 \
+  X(kOffloadHeadersUnreadable, "offload_headers_unreadable",                                       \
+    "packet with offloads whose headers are not IPv4/TCP|UDP in its first segment")                \
   X(kGatewayUnsupported, "gateway_unsupported",                                                    \
     "to the gateway address but not an ICMP echo request")                                         \
   X(kNoRoute, "no_route", "destination outside every known prefix")                                \

@@ -24,6 +24,19 @@ bool isIcmpQuery(uint8_t type) {
          type == kIcmpTimestamp || type == kIcmpTimestampReply;
 }
 
+// A reply built in the received mbuf is a packet of our own: whole (a super-packet's later
+// segments are freed: its headers are in the first), its checksums complete, no offload left.
+void becomeOwnPacket(rte_mbuf* m) {
+  if (m->next != nullptr) {
+    rte_pktmbuf_free(m->next);
+    m->next = nullptr;
+    m->nb_segs = 1;
+    m->pkt_len = m->data_len;
+  }
+  m->ol_flags &= ~RTE_MBUF_F_TX_OFFLOAD_MASK;
+  m->tso_segsz = 0;
+}
+
 bool isMartianSource(rte_be32_t be) {
   uint32_t a = rte_be_to_cpu_32(be);
   return a == 0 || a == 0xffffffffu || (a >> 28) == 0xe;
@@ -77,15 +90,16 @@ IcmpErrorResult buildIcmpError(rte_mbuf* m, PacketMeta& meta, uint8_t type, uint
     auto* orig = rte_pktmbuf_mtod_offset(m, const rte_icmp_hdr*, meta.l4Offset);
     if (!isIcmpQuery(orig->icmp_type)) return IcmpErrorResult::kNotAllowed;
   }
-  if (m->nb_segs != 1) return IcmpErrorResult::kUnbuildable;
-
   constexpr uint16_t kNewHeaders =
       kEthHeaderLength + sizeof(rte_ipv4_hdr) + sizeof(rte_icmp_hdr);  // 42
   constexpr uint16_t kMaxQuote = kIcmpErrorMaxLength - sizeof(rte_ipv4_hdr) - sizeof(rte_icmp_hdr);
   const uint16_t quote = std::min<uint16_t>(meta.ipTotalLength, kMaxQuote);
+  // The quote must lie in the first segment (a super-packet's does); the rest is let go.
+  if (meta.l3Offset + quote > m->data_len) return IcmpErrorResult::kUnbuildable;
   const int shift = kNewHeaders - meta.l3Offset;  // the quoted datagram moves to offset 42
   if (shift > 0 && rte_pktmbuf_headroom(m) < shift) return IcmpErrorResult::kUnbuildable;
 
+  becomeOwnPacket(m);
   auto* oldEth = rte_pktmbuf_mtod(m, const rte_ether_hdr*);
   const rte_ether_addr senderMac = oldEth->src_addr;
   const rte_be32_t senderIp = meta.srcIp;
@@ -139,7 +153,7 @@ IcmpErrorResult buildIcmpError(rte_mbuf* m, PacketMeta& meta, uint8_t type, uint
 bool buildTcpReset(rte_mbuf* m, PacketMeta& meta) {
   auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, meta.l3Offset);
   auto* tcp = rte_pktmbuf_mtod_offset(m, rte_tcp_hdr*, meta.l4Offset);
-  if (tcp->tcp_flags & RTE_TCP_RST_FLAG || m->nb_segs != 1) return false;
+  if (tcp->tcp_flags & RTE_TCP_RST_FLAG) return false;
   const uint32_t headerLength = (tcp->data_off >> 4) * 4u;
   const uint32_t payload = meta.ipTotalLength - (meta.l4Offset - meta.l3Offset) - headerLength;
   const uint8_t flags = tcp->tcp_flags;
@@ -148,6 +162,8 @@ bool buildTcpReset(rte_mbuf* m, PacketMeta& meta) {
   const rte_be16_t sport = tcp->src_port, dport = tcp->dst_port;
   const rte_be32_t src = ip->src_addr, dst = ip->dst_addr;
 
+  if (meta.l4Offset + sizeof(rte_tcp_hdr) > m->data_len) return false;
+  becomeOwnPacket(m);
   auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
   std::swap(eth->src_addr, eth->dst_addr);
   // A fresh 20-byte IPv4 header and 20-byte TCP header right after it.

@@ -27,7 +27,7 @@ void buildEchoReply(rte_mbuf* m, PacketMeta& meta, const rte_ether_addr& ourMac)
 enum class IcmpErrorResult : uint8_t {
   kBuilt,        // m now holds the ICMP error, addressed to the original sender
   kNotAllowed,   // RFC 1812 4.3.2.7: never answer ICMP errors, later fragments, broadcasts
-  kUnbuildable,  // not enough headroom, or a multi-segment packet
+  kUnbuildable,  // not enough headroom, or the quote not in the first segment
 };
 
 // Turns a (parsed, valid IPv4) packet into an ICMP error about it: type/code, the 32-bit

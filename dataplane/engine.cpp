@@ -23,6 +23,7 @@ namespace {
 // (the frame starts 16-byte aligned after them), with room to spare.
 constexpr uint32_t kPodPortFrameHeader = 128;
 constexpr unsigned kMempoolCache = 256;
+constexpr unsigned kIndirectMbufs = 16383;
 constexpr unsigned kSlowPathRingSize = 1024;
 
 void freeRing(rte_ring* ring) {
@@ -49,6 +50,13 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineConfig& config) {
                      "mbuf pool of " + std::to_string(config.mbufs) +
                          " mbufs: " + rte_strerror(rte_errno) +
                          " (more EAL memory: hugepages, or -m with --no-huge)");
+
+  // Payload references of segmented super-packets (offload.h): mbufs without a buffer.
+  engine->indirectPool_ = rte_pktmbuf_pool_create("np_indirect", kIndirectMbufs, kMempoolCache, 0,
+                                                  0, engine->socketId_);
+  if (engine->indirectPool_ == nullptr)
+    return makeError(ErrorCode::kResourceExhausted,
+                     std::string("indirect mbuf pool: ") + rte_strerror(rte_errno));
 
   const auto workers = static_cast<uint32_t>(config.workerLcores.size());
   const size_t qsbrSize = rte_rcu_qsbr_get_memsize(workers);
@@ -82,7 +90,7 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineConfig& config) {
     WorkerConfig wc{i, static_cast<uint16_t>(workers), config.burstSize, config.idleSleepUs};
     engine->workers_.push_back(std::make_unique<Worker>(
         wc, *engine->publisher_, engine->qsbr_, engine->stopRequested_, punt, inject,
-        engine->conntrack_.get(), engine->pool_, engine->podPorts_.data()));
+        engine->conntrack_.get(), engine->pool_, engine->indirectPool_, engine->podPorts_.data()));
   }
   return engine;
 }
@@ -99,6 +107,7 @@ Engine::~Engine() {
   for (rte_ring* r : puntRings_) freeRing(r);
   for (rte_ring* r : injectRings_) freeRing(r);
   rte_free(qsbr_);
+  rte_mempool_free(indirectPool_);
   rte_mempool_free(pool_);
 }
 
@@ -175,8 +184,6 @@ Result<PortStats> Engine::portStats(uint16_t port) const {
     out.rxPackets = own.rxPackets;
     out.rxBytes = own.rxBytes;
     out.rxMissed = own.rxDropped;
-    out.rxNoMbuf = own.rxNoMbuf;
-    out.rxErrors = own.rxTruncated;
     // Sent into the pod: what the host end of the veth transmitted.
     auto sysfs = [&](const char* counter) -> uint64_t {
       std::ifstream in("/sys/class/net/" + p->interface() + "/statistics/" + counter);

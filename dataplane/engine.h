@@ -72,6 +72,7 @@ class Engine final : public DataplaneBackend {
   EngineConfig config_;
   int socketId_ = 0;
   rte_mempool* pool_ = nullptr;
+  rte_mempool* indirectPool_ = nullptr;
   rte_rcu_qsbr* qsbr_ = nullptr;
   std::unique_ptr<SnapshotPublisher> publisher_;
   std::unique_ptr<PortManager> ports_;

@@ -97,7 +97,7 @@ bool inspectL7(FlowContext& fc, rte_mbuf* m, PacketMeta& meta, lb::ConnEntry& e,
   // emptied, as a RST to the server.
   MadePackets& made = fc.made;
   if (made.count < kMaxBurst) {
-    rte_mbuf* copy = rte_pktmbuf_copy(m, m->pool, 0, UINT32_MAX);
+    rte_mbuf* copy = rte_pktmbuf_copy(m, m->pool, 0, m->data_len);  // the headers suffice
     PacketMeta copyMeta = meta;
     if (copy != nullptr && buildTcpReset(copy, copyMeta)) {
       fc.ctx.counters->resetsSent.add();

@@ -140,8 +140,8 @@ uint16_t prepareForWire(rte_mbuf* m, rte_mbuf** out, const rte_gso_ctx& gso,
     m->l3_len = h.l3Length;
     m->l4_len = h.l4Length;
     rte_gso_ctx ctx = gso;
-    ctx.gso_size = static_cast<uint16_t>(
-        std::clamp<uint32_t>(headers + static_cast<uint32_t>(m->tso_segsz), RTE_GSO_SEG_SIZE_MIN, UINT16_MAX));
+    ctx.gso_size = static_cast<uint16_t>(std::clamp<uint32_t>(
+        headers + static_cast<uint32_t>(m->tso_segsz), RTE_GSO_SEG_SIZE_MIN, UINT16_MAX));
     const int made = rte_gso_segment(m, &ctx, out, kMaxGsoSegments);
     if (made < 0) {
       counters.drop(DropReason::kGsoNoMbuf);

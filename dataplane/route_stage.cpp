@@ -4,9 +4,12 @@
 #include <rte_cycles.h>
 #include <rte_icmp.h>
 #include <rte_ip.h>
+#include <rte_tcp.h>
 
 #include "core/checksum.h"
 #include "core/icmp.h"
+#include "dataplane/offload.h"
+#include "dataplane/vnet.h"
 #include "lb/icmp_nat.h"
 #include "overlay/encap.h"
 #include "overlay/mss_clamp.h"
@@ -16,6 +19,15 @@ namespace nodeplane::dataplane {
 namespace {
 
 constexpr uint16_t kTcpIpHeaders = 40;  // IPv4 + TCP without options: MSS = MTU - 40
+
+// The IPv4 length of the largest packet `m` puts on a wire: a TCP super-packet's segments (its
+// headers and the sender's segment size), else the packet itself.
+uint32_t wireLength(const rte_mbuf* m, const PacketMeta& meta) {
+  if (!isTcpSuperPacket(m) || meta.l4Offset + sizeof(rte_tcp_hdr) > m->data_len)
+    return meta.ipTotalLength;
+  const auto* tcp = rte_pktmbuf_mtod_offset(m, const rte_tcp_hdr*, meta.l4Offset);
+  return uint32_t{meta.l4Offset} - meta.l3Offset + (tcp->data_off >> 4) * 4 + m->tso_segsz;
+}
 
 }  // namespace
 
@@ -52,11 +64,13 @@ void toRemoteNode(rte_mbuf* m, PacketMeta& meta, const NextHop& nh, const Snapsh
   if (ip->time_to_live <= 1)
     return rejectWithIcmp(m, meta, DropReason::kIpv4TtlExpired, kIcmpTimeExceeded,
                           kIcmpCodeTtlExceededInTransit, 0, snapshot, ctx);
-  if (meta.ipTotalLength > table.innerMtu()) {
-    if (meta.flags & kFlagDontFragment)
+  if (wireLength(m, meta) > table.innerMtu()) {
+    if ((meta.flags & kFlagDontFragment) || isTcpSuperPacket(m))
       return rejectWithIcmp(m, meta, DropReason::kFragmentationNeeded, kIcmpDestinationUnreachable,
                             kIcmpCodeFragmentationNeeded, rte_cpu_to_be_32(table.innerMtu()),
                             snapshot, ctx);
+    // The control thread fragments what no offload is left on.
+    completeChecksum(m, meta.l3Offset, meta.l4Offset, meta.ipProto);
     return meta.setPunt(PuntReason::kFragment);
   }
   decrementTtl(ip);

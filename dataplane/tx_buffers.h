@@ -11,6 +11,7 @@
 
 #include "core/counters.h"
 #include "core/packet.h"
+#include "dataplane/offload.h"
 #include "dataplane/pod_port.h"
 #include "dataplane/snapshot.h"
 #include "dataplane/worker_context.h"
@@ -21,9 +22,11 @@ class TxBuffers {
  public:
   static constexpr uint16_t kCapacity = kMaxBurst;
 
-  // `podPorts`: the engine's table of pod ports (kMaxPodPorts entries), read-only here.
-  TxBuffers(uint16_t txQueue, WorkerCounters* counters, PodPort* const* podPorts)
-      : queue_(txQueue), counters_(counters), podPorts_(podPorts) {}
+  // `podPorts`: the engine's table of pod ports (kMaxPodPorts entries), read-only here. `gso`:
+  // the pools super-packets are segmented with on their way to an ethdev (offload.h).
+  TxBuffers(uint16_t txQueue, WorkerCounters* counters, PodPort* const* podPorts,
+            const rte_gso_ctx& gso)
+      : queue_(txQueue), counters_(counters), podPorts_(podPorts), gso_(gso) {}
 
   void enqueue(uint16_t port, rte_mbuf* m) {
     Buffer& b = buffers_[port];
@@ -54,25 +57,43 @@ class TxBuffers {
     Buffer& b = buffers_[port];
     if (b.count == 0) return;
     if (isPodPort(port)) {
+      // TCP segments from a wire go in as super-packets (offload.h).
+      const uint16_t count = coalesceForPod(b.pkts, b.count, *counters_);
       // The kernel copied what it took: every mbuf is ours to free either way.
-      const uint16_t sent = podPorts_[port - kFirstPodPort]->transmit(b.pkts, b.count);
-      counters_->txPackets.add(sent);
-      if (sent < b.count) counters_->drop(DropReason::kTxQueueFull, b.count - sent);
-      rte_pktmbuf_free_bulk(b.pkts, b.count);
+      counters_->txPackets.add(
+          podPorts_[port - kFirstPodPort]->transmit(b.pkts, count, *counters_));
+      rte_pktmbuf_free_bulk(b.pkts, count);
     } else {
-      const uint16_t sent = rte_eth_tx_burst(port, queue_, b.pkts, b.count);
-      counters_->txPackets.add(sent);
-      if (sent < b.count) {
-        counters_->drop(DropReason::kTxQueueFull, b.count - sent);
-        rte_pktmbuf_free_bulk(b.pkts + sent, b.count - sent);
+      // A wire takes what the pods left to offload done (offload.h).
+      rte_mbuf* wire[kCapacity + kMaxGsoSegments];
+      uint16_t count = 0;
+      for (uint16_t i = 0; i < b.count; ++i) {
+        count = static_cast<uint16_t>(count +
+                                      prepareForWire(b.pkts[i], wire + count, gso_, *counters_));
+        if (count > kCapacity) {
+          sendToEthdev(port, wire, count);
+          count = 0;
+        }
       }
+      sendToEthdev(port, wire, count);
     }
     b.count = 0;
+  }
+
+  void sendToEthdev(uint16_t port, rte_mbuf** pkts, uint16_t count) {
+    if (count == 0) return;
+    const uint16_t sent = rte_eth_tx_burst(port, queue_, pkts, count);
+    counters_->txPackets.add(sent);
+    if (sent < count) {
+      counters_->drop(DropReason::kTxQueueFull, count - sent);
+      rte_pktmbuf_free_bulk(pkts + sent, count - sent);
+    }
   }
 
   uint16_t queue_;
   WorkerCounters* counters_;
   PodPort* const* podPorts_;
+  rte_gso_ctx gso_;
   uint16_t dirtyCount_ = 0;
   uint16_t dirty_[kMaxPorts];
   Buffer buffers_[kMaxPorts];

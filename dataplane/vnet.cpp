@@ -19,10 +19,8 @@ DropReason vnetToMbuf(const VnetHeader& h, uint32_t frameLength, rte_mbuf* m) {
   const uint8_t gso = h.gsoType & ~kVnetGsoEcn;
   constexpr uint8_t kKnownFlags = kVnetNeedsCsum | kVnetDataValid;
   if ((h.flags & ~kKnownFlags) != 0) return DropReason::kPodVnetGsoUnsupported;
-  if (gso != kVnetGsoNone && gso != kVnetGsoTcpv4)
-    return DropReason::kPodVnetGsoUnsupported;
-  if (gso != kVnetGsoNone && h.gsoSize == 0)
-    return DropReason::kPodVnetGsoWithoutSize;
+  if (gso != kVnetGsoNone && gso != kVnetGsoTcpv4) return DropReason::kPodVnetGsoUnsupported;
+  if (gso != kVnetGsoNone && h.gsoSize == 0) return DropReason::kPodVnetGsoWithoutSize;
   if (h.hdrLen > frameLength) return DropReason::kPodVnetHeaderBeyondPacket;
   if (h.flags & kVnetNeedsCsum) {
     if (uint32_t{h.csumStart} + h.csumOffset + 2 > frameLength)
@@ -52,8 +50,8 @@ VnetHeader vnetFromMbuf(const rte_mbuf* m) {
   if (m->data_len < sizeof(rte_ether_hdr) + sizeof(rte_ipv4_hdr)) return h;
   const auto* ip = rte_pktmbuf_mtod_offset(m, const rte_ipv4_hdr*, sizeof(rte_ether_hdr));
   const uint16_t l4 = static_cast<uint16_t>(sizeof(rte_ether_hdr) + rte_ipv4_hdr_len(ip));
-  const bool tcp = (m->ol_flags & RTE_MBUF_F_TX_L4_MASK) == RTE_MBUF_F_TX_TCP_CKSUM ||
-                   isTcpSuperPacket(m);
+  const bool tcp =
+      (m->ol_flags & RTE_MBUF_F_TX_L4_MASK) == RTE_MBUF_F_TX_TCP_CKSUM || isTcpSuperPacket(m);
   if (m->data_len < l4 + (tcp ? sizeof(rte_tcp_hdr) : sizeof(rte_udp_hdr))) return h;
   h.flags = kVnetNeedsCsum;
   h.csumStart = l4;

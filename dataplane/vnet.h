@@ -44,11 +44,13 @@ inline constexpr uint64_t kPartialChecksumFlags =
 inline bool hasPartialChecksum(const rte_mbuf* m) {
   return (m->ol_flags & RTE_MBUF_F_TX_L4_MASK) != 0;
 }
-inline bool isTcpSuperPacket(const rte_mbuf* m) { return m->ol_flags & RTE_MBUF_F_TX_TCP_SEG; }
+inline bool isTcpSuperPacket(const rte_mbuf* m) {
+  return m->ol_flags & RTE_MBUF_F_TX_TCP_SEG;
+}
 inline void clearOffloads(rte_mbuf* m) {
   m->ol_flags &= ~(RTE_MBUF_F_TX_L4_MASK | RTE_MBUF_F_TX_TCP_SEG | RTE_MBUF_F_TX_IPV4 |
-                   RTE_MBUF_F_TX_IP_CKSUM | RTE_MBUF_F_TX_TUNNEL_MASK |
-                   RTE_MBUF_F_TX_OUTER_IPV4 | RTE_MBUF_F_TX_OUTER_IP_CKSUM);
+                   RTE_MBUF_F_TX_IP_CKSUM | RTE_MBUF_F_TX_TUNNEL_MASK | RTE_MBUF_F_TX_OUTER_IPV4 |
+                   RTE_MBUF_F_TX_OUTER_IP_CKSUM);
   m->tso_segsz = 0;
 }
 

@@ -23,7 +23,8 @@ constexpr uint32_t kAgingBudget = 64;
 
 Worker::Worker(const WorkerConfig& config, const SnapshotPublisher& publisher, rte_rcu_qsbr* qsbr,
                const std::atomic<bool>& stop, rte_ring* puntRing, rte_ring* injectRing,
-               lb::ConnTracker* conntrack, rte_mempool* pool, PodPort* const* podPorts)
+               lb::ConnTracker* conntrack, rte_mempool* pool, rte_mempool* indirectPool,
+               PodPort* const* podPorts)
     : config_(config),
       publisher_(publisher),
       qsbr_(qsbr),
@@ -31,7 +32,7 @@ Worker::Worker(const WorkerConfig& config, const SnapshotPublisher& publisher, r
       injectRing_(injectRing),
       pool_(pool),
       podPorts_(podPorts),
-      tx_(config.index, &counters_, podPorts) {
+      tx_(config.index, &counters_, podPorts, makeGsoContext(pool, indirectPool)) {
   context_.workerIndex = config.index;
   context_.counters = &counters_;
   context_.puntRing = puntRing;
@@ -75,8 +76,8 @@ void Worker::run() {
     counters_.injected.add(injectedCount);
     for (const RxQueueRef& q : snapshot->workers[id].rxQueues) {
       const uint16_t n = isPodPort(q.port)
-                             ? podPorts_[q.port - kFirstPodPort]->receive(pool_, q.port, burst.pkts,
-                                                                          config_.burstSize)
+                             ? podPorts_[q.port - kFirstPodPort]->receive(
+                                   pool_, q.port, burst.pkts, config_.burstSize, counters_)
                              : rte_eth_rx_burst(q.port, q.queue, burst.pkts, config_.burstSize);
       if (n == 0) continue;
       burst.count = n;

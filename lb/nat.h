@@ -1,6 +1,8 @@
 // Address/port translation of a parsed IPv4 packet in place, with incremental checksum updates
 // (RFC 1624): the IPv4 header, the TCP/UDP checksum (pseudo-header and port), or the ICMP
-// checksum for an echo identifier. Used per packet: inline, no branches beyond the protocol.
+// checksum for an echo identifier. A partial TCP/UDP checksum (a pod's checksum offload: the
+// mbuf's RTE_MBUF_F_TX_L4_MASK) holds only the pseudo-header sum: there the address is updated
+// and the port left alone. Used per packet: inline, no branches beyond the protocol.
 #pragma once
 
 #include <netinet/in.h>
@@ -32,7 +34,10 @@ inline void natRewrite(rte_mbuf* m, PacketMeta& meta, bool source, rte_be32_t ip
   switch (meta.ipProto) {
     case IPPROTO_TCP: {
       auto* tcp = rte_pktmbuf_mtod_offset(m, rte_tcp_hdr*, meta.l4Offset);
-      tcp->cksum = checksumUpdate16(checksumUpdate32(tcp->cksum, oldIp, ip), oldPort, port);
+      if (m->ol_flags & RTE_MBUF_F_TX_L4_MASK)
+        tcp->cksum = partialChecksumUpdate32(tcp->cksum, oldIp, ip);
+      else
+        tcp->cksum = checksumUpdate16(checksumUpdate32(tcp->cksum, oldIp, ip), oldPort, port);
       if (source)
         tcp->src_port = port;
       else
@@ -42,7 +47,9 @@ inline void natRewrite(rte_mbuf* m, PacketMeta& meta, bool source, rte_be32_t ip
     }
     case IPPROTO_UDP: {
       auto* udp = rte_pktmbuf_mtod_offset(m, rte_udp_hdr*, meta.l4Offset);
-      if (udp->dgram_cksum != 0) {  // 0: no checksum, and it stays that way
+      if (m->ol_flags & RTE_MBUF_F_TX_L4_MASK) {
+        udp->dgram_cksum = partialChecksumUpdate32(udp->dgram_cksum, oldIp, ip);
+      } else if (udp->dgram_cksum != 0) {  // 0: no checksum, and it stays that way
         rte_be16_t c =
             checksumUpdate16(checksumUpdate32(udp->dgram_cksum, oldIp, ip), oldPort, port);
         udp->dgram_cksum = c == 0 ? 0xffff : c;

@@ -33,7 +33,13 @@ inline bool encapsulate(rte_mbuf* m, const RemoteNode& node, const OverlayTable&
   auto* ip = reinterpret_cast<rte_ipv4_hdr*>(outer + kOuterEthLength);
   const uint16_t ipLength = static_cast<uint16_t>(innerLength + kEncapLength - kOuterEthLength);
   ip->total_length = rte_cpu_to_be_16(ipLength);
-  if (table.txIpChecksumOffload()) {
+  if (m->ol_flags & (RTE_MBUF_F_TX_L4_MASK | RTE_MBUF_F_TX_TCP_SEG)) {
+    // The inner packet has offloads left to do (a pod's TSO or checksum): mark it VXLAN for the
+    // segmentation on the way out (dataplane/offload.h), which writes every IPv4 checksum.
+    m->ol_flags |= RTE_MBUF_F_TX_TUNNEL_VXLAN | RTE_MBUF_F_TX_OUTER_IPV4;
+    m->outer_l2_len = kOuterEthLength;
+    m->outer_l3_len = kOuterIpLength;
+  } else if (table.txIpChecksumOffload()) {
     m->ol_flags |= RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM;
     m->l2_len = kOuterEthLength;
     m->l3_len = kOuterIpLength;

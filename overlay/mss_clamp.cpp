@@ -42,6 +42,8 @@ bool clampMss(rte_mbuf* m, const PacketMeta& meta, uint16_t maxMss) {
                               *reinterpret_cast<rte_be16_t*>(base + lastWord)};
       base[i + 2] = static_cast<uint8_t>(maxMss >> 8);
       base[i + 3] = static_cast<uint8_t>(maxMss);
+      // A partial checksum (the sender's offload) covers the options when it is finished.
+      if (m->ol_flags & RTE_MBUF_F_TX_L4_MASK) return true;
       tcp->cksum =
           checksumUpdate16(tcp->cksum, before[0], *reinterpret_cast<rte_be16_t*>(base + firstWord));
       if (lastWord != firstWord)

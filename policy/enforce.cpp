@@ -172,7 +172,16 @@ L7Outcome inspectClientSegment(const PolicyTable& table, unsigned worker, uint32
 }
 
 bool rewriteAsReset(rte_mbuf* m, PacketMeta& meta) {
-  if (m->nb_segs != 1) return false;
+  if (meta.l4Offset + sizeof(rte_tcp_hdr) > m->data_len) return false;
+  // A super-packet's headers are in its first segment: the rest is let go, and so are its
+  // offloads (the reset carries complete checksums).
+  if (m->next != nullptr) {
+    rte_pktmbuf_free(m->next);
+    m->next = nullptr;
+    m->nb_segs = 1;
+  }
+  m->ol_flags &= ~RTE_MBUF_F_TX_OFFLOAD_MASK;
+  m->tso_segsz = 0;
   auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, meta.l3Offset);
   auto* tcp = rte_pktmbuf_mtod_offset(m, rte_tcp_hdr*, meta.l4Offset);
   const uint32_t ipHeader = meta.l4Offset - meta.l3Offset;

@@ -52,7 +52,8 @@ L7Outcome inspectClientSegment(const PolicyTable& table, unsigned worker, uint32
                                uint32_t nowMs);
 
 // Turns a client segment into a RST to the server: same addresses and sequence number, no
-// payload. False for a multi-segment mbuf (left unchanged).
+// payload (a super-packet loses its later segments and its offloads). False when the headers
+// are not in the first segment (left unchanged).
 bool rewriteAsReset(rte_mbuf* m, PacketMeta& meta);
 
 }  // namespace nodeplane::policy

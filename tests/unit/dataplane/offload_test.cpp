@@ -135,7 +135,7 @@ TEST(PrepareForWire, SegmentsAVxlanEncapsulatedSuperPacket) {
     const Bytes b = testing::mbufBytes(out[i]);
     EXPECT_TRUE(ipChecksumOk(b, 14)) << i;
     EXPECT_EQ(get16(b, 16), b.size() - 14) << i;
-    EXPECT_EQ(get16(b, 14 + 20 + 4), b.size() - 34) << i;  // the UDP length
+    EXPECT_EQ(get16(b, 14 + 20 + 4), b.size() - 34) << i;    // the UDP length
     EXPECT_EQ(get16(b, 14 + 20 + 8 + 8 + 12), 0x0800) << i;  // the inner frame follows
   }
   expectSegments(out, count, kInnerL3, payload, mss, 9);
@@ -160,8 +160,7 @@ TEST(PrepareForWire, APartialChecksumIsExactAfterNat) {
     lb::natRewrite(m, meta, true, rte_cpu_to_be_32(0xc0a8320a), rte_cpu_to_be_16(61000));
     WorkerCounters counters;
     rte_mbuf* out[kMaxGsoSegments];
-    ASSERT_EQ(prepareForWire(m, out, makeGsoContext(testing::testPool(), indirectPool()),
-                             counters),
+    ASSERT_EQ(prepareForWire(m, out, makeGsoContext(testing::testPool(), indirectPool()), counters),
               1);
     EXPECT_EQ(counters.checksumsCompleted.read(), 1u);
     const Bytes wire = testing::mbufBytes(out[0]);
@@ -179,8 +178,7 @@ TEST(PrepareForWire, RefusesAGsoSizeThatMakesTooManySegments) {
   m->tso_segsz = 100;
   WorkerCounters counters;
   rte_mbuf* out[kMaxGsoSegments];
-  EXPECT_EQ(prepareForWire(m, out, makeGsoContext(testing::testPool(), indirectPool()),
-                           counters),
+  EXPECT_EQ(prepareForWire(m, out, makeGsoContext(testing::testPool(), indirectPool()), counters),
             0);
   EXPECT_EQ(counters.drops[static_cast<size_t>(DropReason::kGsoTooManySegments)].read(), 1u);
 }
@@ -190,8 +188,7 @@ TEST(PrepareForWire, PassesPacketsWithoutOffloadsUntouched) {
   rte_mbuf* m = testing::makeMbuf(frame);
   WorkerCounters counters;
   rte_mbuf* out[kMaxGsoSegments];
-  ASSERT_EQ(prepareForWire(m, out, makeGsoContext(testing::testPool(), indirectPool()),
-                           counters),
+  ASSERT_EQ(prepareForWire(m, out, makeGsoContext(testing::testPool(), indirectPool()), counters),
             1);
   EXPECT_EQ(out[0], m);
   EXPECT_EQ(testing::mbufBytes(m), frame);

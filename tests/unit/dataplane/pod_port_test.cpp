@@ -33,7 +33,9 @@ using testing::PacketBuilder;
 
 constexpr uint16_t kPort = kFirstPodPort + 7;
 
-int sh(const std::string& command) { return std::system(command.c_str()); }
+int sh(const std::string& command) {
+  return std::system(command.c_str());
+}
 
 class PodPortTest : public ::testing::Test {
  protected:

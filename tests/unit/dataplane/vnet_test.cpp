@@ -45,8 +45,8 @@ INSTANTIATE_TEST_SUITE_P(
                 DropReason::kPodVnetGsoUnsupported},
         Refused{"TSO without NEEDS_CSUM", VnetHeader{0, kVnetGsoTcpv4, 66, 1400, 0, 0},
                 DropReason::kPodVnetGsoUnsupported},
-        Refused{"hdr_len past the packet", VnetHeader{kVnetNeedsCsum, kVnetGsoTcpv4, 1001, 1400,
-                                                      34, 16},
+        Refused{"hdr_len past the packet",
+                VnetHeader{kVnetNeedsCsum, kVnetGsoTcpv4, 1001, 1400, 34, 16},
                 DropReason::kPodVnetHeaderBeyondPacket},
         Refused{"csum_start past the packet", VnetHeader{kVnetNeedsCsum, 0, 0, 0, 999, 16},
                 DropReason::kPodVnetChecksumBeyondPacket},
@@ -80,11 +80,8 @@ TEST(Vnet, GoodHeadersBecomeOffloadFlags) {
 
 TEST(Vnet, HeaderForAPodFromTheFlags) {
   // A TCP super-packet: GSO with the segment size, the checksum at TCP's offset.
-  rte_mbuf* m = testing::makeMbuf(PacketBuilder()
-                                      .ipv4("10.0.0.1", "10.0.0.2")
-                                      .tcp(1, 2, 0x10)
-                                      .payload(1000)
-                                      .build());
+  rte_mbuf* m = testing::makeMbuf(
+      PacketBuilder().ipv4("10.0.0.1", "10.0.0.2").tcp(1, 2, 0x10).payload(1000).build());
   m->ol_flags |= RTE_MBUF_F_TX_TCP_SEG | RTE_MBUF_F_TX_TCP_CKSUM;
   m->tso_segsz = 500;
   VnetHeader h = vnetFromMbuf(m);
@@ -98,8 +95,7 @@ TEST(Vnet, HeaderForAPodFromTheFlags) {
 
   // A UDP datagram of 4 bytes with a partial checksum (iperf3's hello): shorter than a TCP
   // header, still NEEDS_CSUM at UDP's offset.
-  m = testing::makeMbuf(
-      PacketBuilder().ipv4("10.0.0.1", "10.0.0.2").udp(1, 2).payload(4).build());
+  m = testing::makeMbuf(PacketBuilder().ipv4("10.0.0.1", "10.0.0.2").udp(1, 2).payload(4).build());
   m->ol_flags |= RTE_MBUF_F_TX_UDP_CKSUM;
   h = vnetFromMbuf(m);
   EXPECT_EQ(h.flags, kVnetNeedsCsum);

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <rte_mbuf.h>
 
+#include <algorithm>
 #include <cstring>
 #include <stdexcept>
 
@@ -250,6 +251,26 @@ rte_mbuf* makeChainedMbuf(const Bytes& bytes, uint16_t firstSegment, uint16_t po
   rte_mbuf* t = makeMbuf(tail, port);
   if (rte_pktmbuf_chain(m, t) != 0) throw std::runtime_error("mbuf chain");
   return m;
+}
+
+rte_mbuf* makeSegmentedMbuf(const Bytes& bytes, uint16_t port) {
+  rte_mbuf* head = nullptr;
+  size_t at = 0;
+  do {
+    rte_mbuf* m = rte_pktmbuf_alloc(testPool());
+    if (m == nullptr) throw std::runtime_error("mbuf alloc");
+    if (head != nullptr) m->data_off = 0;
+    const size_t chunk = std::min<size_t>(bytes.size() - at, rte_pktmbuf_tailroom(m));
+    if (chunk != 0)
+      std::memcpy(rte_pktmbuf_append(m, static_cast<uint16_t>(chunk)), &bytes[at], chunk);
+    at += chunk;
+    m->port = port;
+    if (head == nullptr)
+      head = m;
+    else if (rte_pktmbuf_chain(head, m) != 0)
+      throw std::runtime_error("mbuf chain");
+  } while (at < bytes.size());
+  return head;
 }
 
 Bytes mbufBytes(const rte_mbuf* m) {

@@ -71,6 +71,8 @@ rte_mempool* testPool();
 rte_mbuf* makeMbuf(const Bytes& bytes, uint16_t port = 0);
 // Two-segment mbuf: the first `firstSegment` bytes, then the rest.
 rte_mbuf* makeChainedMbuf(const Bytes& bytes, uint16_t firstSegment, uint16_t port = 0);
+// `bytes` in as many full mbufs as it takes (a super-packet: up to 64 KiB in 2 KiB segments).
+rte_mbuf* makeSegmentedMbuf(const Bytes& bytes, uint16_t port = 0);
 Bytes mbufBytes(const rte_mbuf* m);
 
 // Big-endian fields of a frame, for checking what the stages wrote.

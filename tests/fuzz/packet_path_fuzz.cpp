@@ -4,18 +4,24 @@
 // table that ages between inputs. Nothing may read past a frame (exact-size buffers, ASan),
 // crash, or leak an mbuf.
 //
-// Input: byte 0 picks the port (bits 0-1) and whether frames get headroom (bit 2); then frames,
-// each a 2-byte little-endian length and that many bytes, up to a burst of 32.
+// Input: byte 0 picks the port (bits 0-1), whether frames get headroom (bit 2) and whether each
+// frame starts with a virtio-net header, as from a pod port (bit 3); then frames, each a 2-byte
+// little-endian length and that many bytes, up to a burst of 32. What the stages send goes
+// through the edge offloads (dataplane/offload.h): segmentation and checksums for the uplink,
+// coalescing and the virtio-net header for a pod.
 #include <rte_mbuf.h>
 
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <vector>
 
 #include "control/node_controller.h"
+#include "dataplane/offload.h"
 #include "dataplane/pipeline.h"
+#include "dataplane/vnet.h"
 #include "lb/conntrack.h"
 #include "policy/model_json.h"
 #include "tests/fuzz/fuzz_eal.h"
@@ -139,6 +145,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
   const uint16_t port = data[0] & 3;
   const bool headroom = data[0] & 4;
+  const bool vnet = data[0] & 8;
   if (port > 2) return 0;
   Burst burst;
   burst.count = 0;
@@ -147,17 +154,48 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   while (at + 2 <= size && burst.count < 32) {
     const size_t len = std::min<size_t>(data[at] | data[at + 1] << 8, size - at - 2);
     at += 2;
-    const testing::Bytes frame(data + at, data + at + len);
+    const size_t header = vnet ? std::min(len, sizeof(dataplane::VnetHeader)) : 0;
+    dataplane::VnetHeader h{};
+    std::memcpy(&h, data + at, header);
+    const testing::Bytes frame(data + at + header, data + at + len);
     at += len;
     if (frame.size() > 2048) continue;
-    burst.pkts[burst.count++] =
-        headroom ? testing::makeMbuf(frame, port) : testing::makeExactMbuf(frame, port);
+    rte_mbuf* m = headroom ? testing::makeMbuf(frame, port) : testing::makeExactMbuf(frame, port);
+    if (vnet &&
+        dataplane::vnetToMbuf(h, static_cast<uint32_t>(frame.size()), m) != DropReason::kNone) {
+      rte_pktmbuf_free(m);
+      continue;
+    }
+    burst.pkts[burst.count++] = m;
   }
   if (burst.count == 0) return 0;
   n.ctx.nowMs += 250;  // time passes between bursts: flows age, L7 states are reclaimed
   n.ctx.generation = n.backend.current()->generation;
   dataplane::runStages(burst, *n.backend.current(), n.ctx);
-  for (uint16_t i = 0; i < burst.count; ++i) rte_pktmbuf_free(burst.pkts[i]);
+  // The edges: the uplink's packets made ready for a wire, the pods' coalesced and given their
+  // virtio-net header.
+  static rte_mempool* indirect = rte_pktmbuf_pool_create("fuzz_indirect", 1023, 0, 0, 0, 0);
+  static const rte_gso_ctx gso = dataplane::makeGsoContext(testing::testPool(), indirect);
+  rte_mbuf* toPods[kMaxBurst];
+  uint16_t podCount = 0;
+  for (uint16_t i = 0; i < burst.count; ++i) {
+    rte_mbuf* m = burst.pkts[i];
+    if (burst.meta[i].action != Action::kTransmit) {
+      rte_pktmbuf_free(m);
+    } else if (burst.meta[i].outPort == 0) {
+      rte_mbuf* out[dataplane::kMaxGsoSegments];
+      const uint16_t k = dataplane::prepareForWire(m, out, gso, n.counters);
+      rte_pktmbuf_free_bulk(out, k);
+    } else {
+      toPods[podCount++] = m;
+    }
+  }
+  podCount = dataplane::coalesceForPod(toPods, podCount, n.counters);
+  for (uint16_t i = 0; i < podCount; ++i) {
+    volatile dataplane::VnetHeader h = dataplane::vnetFromMbuf(toPods[i]);
+    (void)h;
+  }
+  rte_pktmbuf_free_bulk(toPods, podCount);
   n.tracker->shard(0).age(n.ctx.nowMs, 64, n.tracker->timeouts(),
                           [](const lb::ConnEntry&) { return false; });
   return 0;

@@ -29,10 +29,12 @@ def write(target, name, data):
     (d / name).write_bytes(data if isinstance(data, bytes) else data.encode())
 
 
-def burst(port, frames, headroom=True):
-    out = bytes([port | (4 if headroom else 0)])
+def burst(port, frames, headroom=True, vnet=None):
+    """`vnet`: a virtio-net header (flags, gso_type, hdr_len, gso_size, csum_start, csum_offset)
+    in front of every frame, as a pod port reads them."""
+    out = bytes([port | (4 if headroom else 0) | (8 if vnet else 0)])
     for f in frames:
-        b = bytes(f)
+        b = (struct.pack("<BBHHHH", *vnet) if vnet else b"") + bytes(f)
         out += struct.pack("<H", len(b)) + b
     return out
 
@@ -79,6 +81,18 @@ def packet_path():
         "uplink-arp": burst(0, [Ether(dst="ff:ff:ff:ff:ff:ff", src=PEER_MAC) /
                                 ARP(op=1, hwsrc=PEER_MAC, psrc="192.168.50.11",
                                     pdst="192.168.50.10")]),
+        "pod-tso-to-remote": burst(1, [c("10.244.2.5") / TCP(sport=40002, dport=80, flags="A") /
+                                       Raw(b"t" * 1800)], vnet=(1, 1, 54, 600, 34, 16)),
+        "pod-tso-to-service": burst(1, [c("10.96.0.10") / TCP(sport=40003, dport=80, flags="A") /
+                                        Raw(b"s" * 1500)], vnet=(1, 1, 54, 500, 34, 16)),
+        "pod-partial-udp": burst(1, [c("10.96.0.53") / UDP(sport=5001, dport=80) / Raw(b"u")],
+                                 vnet=(1, 0, 0, 0, 34, 6)),
+        "uplink-tcp-run": burst(0, [u / IP(src="192.168.50.11", dst="192.168.50.10") /
+                                    UDP(sport=50001, dport=4789) / VXLAN(vni=1) /
+                                    Ether(dst=OUR_VTEP, src=PEER_VTEP) /
+                                    IP(src="10.244.2.5", dst="10.244.1.3", flags="DF") /
+                                    TCP(sport=8080, dport=40000, flags="A", seq=1 + i * 100) /
+                                    Raw(b"r" * 100) for i in range(4)]),
         "uplink-icmp-error": burst(0, [u / IP(src="192.168.60.1", dst="192.168.50.10") /
                                        ICMP(type=3, code=4) /
                                        IP(src="192.168.50.10", dst="192.168.60.9") /

@@ -1,0 +1,180 @@
+// The host path through the stages: what the node's kernel sends in on the host port, and what
+// pods send to the node's address, against snapshots the real NodeController builds (its
+// kernel-side links replaced by HostPathOps that record what they were asked).
+#include <gtest/gtest.h>
+#include <rte_arp.h>
+#include <rte_ether.h>
+
+#include "control/node_controller.h"
+#include "dataplane/pipeline.h"
+#include "tests/unit/support/fake_backend.h"
+#include "tests/unit/support/packet_builder.h"
+
+namespace nodeplane::dataplane {
+namespace {
+
+using testing::Bytes;
+using testing::PacketBuilder;
+
+constexpr const char* kKernelMac = "0a:00:00:00:00:99";  // the kernel's end of the host veth
+constexpr const char* kPodMac = "0a:00:00:00:00:0a";
+constexpr const char* kNodeIp = "192.168.50.10";
+constexpr const char* kPodIp = "10.244.1.2";
+constexpr uint16_t kHostPort = 0;  // opened first (start), then the pod (port 1)
+constexpr uint16_t kPodPort = 1;
+
+class HostPathTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    control::NodeSettings s;
+    s.nodeName = "node-cpu";
+    s.nodeIp = testing::ip(kNodeIp);
+    s.podCidr = *Ipv4Prefix::parse("10.244.1.0/24");
+    s.serviceCidr = *Ipv4Prefix::parse("10.96.0.0/12");
+    s.hostInterface = "np0";
+    node_ = std::make_unique<control::NodeController>(s, backend_);
+    control::NodeController::HostPathOps ops;
+    ops.create = [this](const control::HostPathConfig& c) -> Result<control::HostPathLinks> {
+      created_ = c;
+      return control::HostPathLinks{c.kernelInterface, control::hostPathPeerName(c.kernelInterface),
+                                    testing::mac(kKernelMac)};
+    };
+    ops.addRoutes = [this](const control::HostPathConfig& c) {
+      routed_ = c.prefixes;
+      return okStatus();
+    };
+    ops.remove = [this](const std::string& name) { removed_.push_back(name); };
+    node_->setHostPathOps(ops);
+    ASSERT_TRUE(node_->start().ok());
+    control::PodAttachment a;
+    a.namespaceName = "app";
+    a.name = "web";
+    a.containerId = "ctr-web";
+    a.hostInterface = "veth-web";
+    a.ip = testing::ip(kPodIp);
+    a.mac = testing::mac(kPodMac);
+    ASSERT_TRUE(node_->attachPod(a).ok());
+    ctx_.counters = &counters_;
+    ctx_.icmpLimiter.configure(1'000'000, 1000, 50);
+  }
+
+  PacketMeta run(const Bytes& frame, uint16_t port, rte_mbuf** out) {
+    Burst burst;
+    burst.count = 1;
+    burst.inPort = port;
+    burst.pkts[0] = testing::makeMbuf(frame, port);
+    runStages(burst, *backend_.current(), ctx_);
+    *out = burst.pkts[0];
+    return burst.meta[0];
+  }
+
+  const char* hostPortMac() const { return testing::kFakePort0Mac; }
+  const char* podPortMac() const { return testing::kFakePort1Mac; }
+
+  testing::FakeBackend backend_;
+  std::unique_ptr<control::NodeController> node_;
+  WorkerCounters counters_;
+  WorkerContext ctx_;
+  std::optional<control::HostPathConfig> created_;
+  std::vector<Ipv4Prefix> routed_;
+  std::vector<std::string> removed_;
+};
+
+TEST_F(HostPathTest, MakesTheLinksAndRoutesThePodAndServiceCidrs) {
+  ASSERT_TRUE(created_.has_value());
+  EXPECT_EQ(created_->kernelInterface, "np0");
+  EXPECT_EQ(created_->nodeIp, testing::ip(kNodeIp));
+  EXPECT_EQ(created_->mtu, 1500u);  // no uplink: no overlay to make room for
+  ASSERT_EQ(routed_.size(), 2u);
+  EXPECT_EQ(routed_[0].toString(), "10.244.1.0/24");
+  EXPECT_EQ(routed_[1].toString(), "10.96.0.0/12");
+  EXPECT_EQ(backend_.current()->ports[kHostPort].role, PortRole::kHost);
+  EXPECT_TRUE(backend_.current()->settings.hostPath);
+  node_->shutdown();
+  EXPECT_EQ(removed_, std::vector<std::string>{"np0"});
+}
+
+TEST_F(HostPathTest, TheNodeReachesAPod) {
+  Bytes in = PacketBuilder()
+                 .eth(hostPortMac(), kKernelMac)
+                 .ipv4(kNodeIp, kPodIp)
+                 .tcp(40000, 8080)
+                 .build();
+  rte_mbuf* m;
+  PacketMeta meta = run(in, kHostPort, &m);
+  ASSERT_EQ(meta.action, Action::kTransmit) << dropReasonInfo(meta.drop).name;
+  EXPECT_EQ(meta.outPort, kPodPort);
+  EXPECT_TRUE(meta.flags & kFlagFromHost);
+  auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
+  EXPECT_EQ(0, memcmp(eth->dst_addr.addr_bytes, testing::mac(kPodMac).bytes.data(), 6));
+  EXPECT_EQ(0, memcmp(eth->src_addr.addr_bytes, testing::mac(podPortMac()).bytes.data(), 6));
+  rte_pktmbuf_free(m);
+}
+
+TEST_F(HostPathTest, APodReachesTheNodeAddressThroughTheHostPort) {
+  Bytes in = PacketBuilder()
+                 .eth(podPortMac(), kPodMac)
+                 .ipv4(kPodIp, kNodeIp)
+                 .tcp(40000, 6443)
+                 .build();
+  rte_mbuf* m;
+  PacketMeta meta = run(in, kPodPort, &m);
+  ASSERT_EQ(meta.action, Action::kTransmit) << dropReasonInfo(meta.drop).name;
+  EXPECT_EQ(meta.outPort, kHostPort);
+  auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
+  EXPECT_EQ(0, memcmp(eth->dst_addr.addr_bytes, testing::mac(kKernelMac).bytes.data(), 6));
+  EXPECT_EQ(0, memcmp(eth->src_addr.addr_bytes, testing::mac(hostPortMac()).bytes.data(), 6));
+  rte_pktmbuf_free(m);
+}
+
+TEST_F(HostPathTest, AnswersTheKernelsArpForTheGateway) {
+  Bytes in = PacketBuilder()
+                 .eth("ff:ff:ff:ff:ff:ff", kKernelMac)
+                 .arp(1, kKernelMac, kNodeIp, "169.254.1.1")
+                 .build();
+  rte_mbuf* m;
+  PacketMeta meta = run(in, kHostPort, &m);
+  ASSERT_EQ(meta.action, Action::kTransmit);
+  EXPECT_EQ(meta.outPort, kHostPort);
+  auto* arp = rte_pktmbuf_mtod_offset(m, rte_arp_hdr*, 14);
+  EXPECT_EQ(rte_be_to_cpu_16(arp->arp_opcode), RTE_ARP_OP_REPLY);
+  EXPECT_EQ(0,
+            memcmp(arp->arp_data.arp_sha.addr_bytes, testing::mac(hostPortMac()).bytes.data(), 6));
+  rte_pktmbuf_free(m);
+}
+
+TEST_F(HostPathTest, RefusesWhatTheKernelMustNotSend) {
+  struct Case {
+    Bytes frame;
+    DropReason why;
+  } cases[] = {
+      // A source the replies could not come back to.
+      {PacketBuilder().eth(hostPortMac(), kKernelMac).ipv4("10.0.0.5", kPodIp).udp(1, 2).build(),
+       DropReason::kHostSourceNotNode},
+      // Not to our MAC.
+      {PacketBuilder().eth("0a:0a:0a:0a:0a:0a", kKernelMac).ipv4(kNodeIp, kPodIp).udp(1, 2).build(),
+       DropReason::kEthDstNotLocal},
+      // To the pod CIDR but no such pod.
+      {PacketBuilder().eth(hostPortMac(), kKernelMac).ipv4(kNodeIp, "10.244.1.77").udp(1, 2).build(),
+       DropReason::kPodUnknown},
+  };
+  for (const Case& c : cases) {
+    rte_mbuf* m;
+    PacketMeta meta = run(c.frame, kHostPort, &m);
+    EXPECT_EQ(meta.action, Action::kDrop);
+    EXPECT_EQ(meta.drop, c.why) << dropReasonInfo(meta.drop).name;
+    rte_pktmbuf_free(m);
+  }
+}
+
+TEST(HostPathNames, InterfaceNamesAreChecked) {
+  EXPECT_TRUE(control::validateHostInterfaceName("nodeplane0").ok());
+  EXPECT_EQ(control::hostPathPeerName("nodeplane0"), "nodeplane0-dp");
+  EXPECT_FALSE(control::validateHostInterfaceName("").ok());
+  EXPECT_FALSE(control::validateHostInterfaceName("much-too-long-name").ok());
+  EXPECT_FALSE(control::validateHostInterfaceName("np 0").ok());
+  EXPECT_FALSE(control::validateHostInterfaceName("np/0").ok());
+}
+
+}  // namespace
+}  // namespace nodeplane::dataplane

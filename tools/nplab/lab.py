@@ -113,8 +113,12 @@ class Daemon:
                 "--node-name", node_name, "--node-ip", node_ip, "--pod-cidr", pod_cidr,
                 "--control-socket", self.socket, "--workers", workers,
                 "--state-dir", str(lab.tmp / f"{node_name}"),
-                "--idle-sleep-us", "100", "--mbufs", "8191", "--log-level", "info",
-                "--conntrack-max", "32768"]
+                "--log-level", "info"]
+        # Defaults for a test daemon; the caller's extra_args may set any of them instead.
+        for option, value in (("--idle-sleep-us", "100"), ("--mbufs", "8191"),
+                              ("--conntrack-max", "32768")):
+            if option not in extra_args:
+                args += [option, value]
         if uplink:
             args += ["--uplink", uplink]
         if cluster_cidr:

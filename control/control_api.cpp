@@ -35,6 +35,8 @@ const char* roleName(dp::PortRole r) {
       return "pod";
     case dp::PortRole::kUplink:
       return "uplink";
+    case dp::PortRole::kHost:
+      return "host";
     case dp::PortRole::kUnused:
       return "unused";
   }
@@ -158,6 +160,7 @@ Result<Json> ControlApi::status() const {
   j["clusterCidr"] = s.clusterCidr ? Json(s.clusterCidr->toString()) : Json(nullptr);
   j["serviceCidr"] = s.serviceCidr ? Json(s.serviceCidr->toString()) : Json(nullptr);
   j["uplink"] = node_.uplink() ? Json(node_.uplink()->name) : Json(nullptr);
+  j["hostInterface"] = node_.hostPort() ? Json(s.hostInterface) : Json(nullptr);
   j["services"] = node_.serviceRegistry().services().size();
   if (auto* ct = backend_.conntrack()) j["flows"] = ct->live();
   j["overlay"] = {{"vni", s.vni},
@@ -191,6 +194,7 @@ Result<Json> ControlApi::ports() const {
     list.push_back(std::move(j));
   };
   if (node_.uplink()) add(*node_.uplink(), dp::PortRole::kUplink, "");
+  if (node_.hostPort()) add(node_.hostPort()->port, dp::PortRole::kHost, "node");
   for (const AttachedPod& pod : node_.pods())
     add(pod.port, dp::PortRole::kPod, pod.spec.namespaceName + "/" + pod.spec.name);
   return Json{{"ports", list}};

@@ -44,9 +44,9 @@ Status addHostPathRoutes(const HostPathConfig& config) {
     return makeError(st.error().code, "host path: " + st.error().message);
   for (const Ipv4Prefix& prefix : config.prefixes)
     if (auto st = cni::addRoute(link, prefix, config.gatewayIp, config.nodeIp); !st)
-      return makeError(st.error().code,
-                       "host path: " + st.error().message + " (the node address " +
-                           config.nodeIp.toString() + " must be one of the kernel's own)");
+      return makeError(st.error().code, "host path: " + st.error().message + " (the node address " +
+                                            config.nodeIp.toString() +
+                                            " must be one of the kernel's own)");
   return okStatus();
 }
 

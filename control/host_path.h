@@ -44,8 +44,7 @@ inline std::string hostPathPeerName(const std::string& kernelInterface) {
 inline Status validateHostInterfaceName(const std::string& name) {
   if (name.empty() || hostPathPeerName(name).size() > kMaxName)
     return makeError(ErrorCode::kInvalidArgument,
-                     "host interface \"" + name + "\": 1 to " +
-                         std::to_string(kMaxName - 3) +
+                     "host interface \"" + name + "\": 1 to " + std::to_string(kMaxName - 3) +
                          " characters (\"-dp\" is added for nodeplane's end)");
   for (char c : name)
     if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.'))

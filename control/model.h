@@ -28,6 +28,7 @@ struct NodeSettings {
   Ipv4Address gatewayIp{0xa9fe0101};
   uint32_t icmpErrorsPerSecond = 1000;
   std::string uplinkDevargs;    // empty: no uplink
+  std::string hostInterface;    // the host path's kernel-side interface (host_path.h); empty: none
   std::string stateFile;        // attachments survive a daemon restart here; empty: not kept
   uint32_t maglevSize = 16381;  // prime
   bool policyAudit = false;     // every NetworkPolicy in audit mode

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "lb/conntrack.h"
+#include "overlay/vxlan.h"
 
 namespace nodeplane::control {
 
@@ -83,7 +84,44 @@ Status NodeController::start() {
     resolver_.setUplink(UnderlayResolver::Uplink{port->id, port->mac, settings_.nodeIp});
     updateWantedNeighbors();  // the underlay gateway, when there is one
   }
+  if (!settings_.hostInterface.empty())
+    if (auto st = startHostPath(); !st) return st;
   restorePods();
+  return okStatus();
+}
+
+HostPathConfig NodeController::hostPathConfig() const {
+  HostPathConfig c;
+  c.kernelInterface = settings_.hostInterface;
+  // The pods' MTU: the overlay's inner MTU when there is an uplink.
+  c.mtu = settings_.uplinkDevargs.empty() ? settings_.mtu : settings_.mtu - overlay::kOverhead;
+  c.nodeIp = settings_.nodeIp;
+  c.gatewayIp = settings_.gatewayIp;
+  c.prefixes.push_back(settings_.podCidr);
+  if (settings_.serviceCidr) c.prefixes.push_back(*settings_.serviceCidr);
+  return c;
+}
+
+Status NodeController::startHostPath() {
+  const HostPathConfig config = hostPathConfig();
+  auto links = hostPathOps_.create(config);
+  if (!links) return links.error();
+  auto port = backend_.openPodPort(links->ourInterface, config.mtu + kPodFrameOverhead);
+  if (!port) {
+    hostPathOps_.remove(config.kernelInterface);
+    return makeError(port.error().code, "host path: " + port.error().message);
+  }
+  NodeModel next = model_;
+  next.host = HostPort{*port, links->kernelMac};
+  if (auto st = publish(std::move(next)); !st) {
+    backend_.closePort(port->id);
+    hostPathOps_.remove(config.kernelInterface);
+    return st;
+  }
+  // Routes last: the kernel sends nothing our way before we serve the port.
+  if (auto st = hostPathOps_.addRoutes(config); !st) return st;
+  spdlog::info("host path: {} (kernel) <-> {} (port {}), routes {} via {}", links->kernelInterface,
+               links->ourInterface, port->id, config.prefixes.size(), config.gatewayIp.toString());
   return okStatus();
 }
 
@@ -130,6 +168,8 @@ void NodeController::shutdown() {
   std::vector<uint16_t> ports;
   for (const auto& [key, pod] : *model_.pods) ports.push_back(pod.port.id);
   if (model_.uplink) ports.push_back(model_.uplink->id);
+  const bool hostPath = model_.host.has_value();
+  if (hostPath) ports.push_back(model_.host->port.id);
   if (ports.empty()) return;
   NodeModel empty;
   empty.services = model_.services;
@@ -138,6 +178,7 @@ void NodeController::shutdown() {
     spdlog::error("publishing the snapshot without ports: {}", st.error().message);
   backend_.synchronize();
   for (uint16_t p : ports) backend_.closePort(p);
+  if (hostPath) hostPathOps_.remove(settings_.hostInterface);
 }
 
 Result<AttachedPod> NodeController::attachPod(const PodAttachment& spec) {

@@ -11,6 +11,7 @@
 #include <memory>
 #include <vector>
 
+#include "control/host_path.h"
 #include "control/model.h"
 #include "control/node_validation.h"
 #include "control/pod_state_file.h"
@@ -89,6 +90,15 @@ class NodeController {
     interfaceExists_ = std::move(exists);
   }
 
+  // How the host path's links are made (tests replace it; the real one is rtnetlink).
+  struct HostPathOps {
+    std::function<Result<HostPathLinks>(const HostPathConfig&)> create = createHostPathLinks;
+    std::function<Status(const HostPathConfig&)> addRoutes = addHostPathRoutes;
+    std::function<void(const std::string&)> remove = removeHostPath;
+  };
+  void setHostPathOps(HostPathOps ops) { hostPathOps_ = std::move(ops); }
+  const std::optional<HostPort>& hostPort() const { return model_.host; }
+
   const NodeSettings& settings() const { return settings_; }
   uint64_t generation() const { return generation_; }
   const std::optional<dataplane::PortInfo>& uplink() const { return model_.uplink; }
@@ -105,6 +115,8 @@ class NodeController {
   std::set<std::string> policyKeysOf(const policy::PolicyTable* table) const;
   Result<std::shared_ptr<const policy::PolicyTable>> buildPolicyTable(policy::PolicyState state);
   void commitPolicyTable();  // after publishing a model with a new policy table
+  HostPathConfig hostPathConfig() const;
+  Status startHostPath();
   void savePods() const;
   void restorePods();
 
@@ -114,6 +126,7 @@ class NodeController {
   std::shared_ptr<const dataplane::RouteTable> routes_;  // of the current snapshot
   uint64_t generation_ = 0;
   std::function<bool(const std::string&)> interfaceExists_;
+  HostPathOps hostPathOps_;
   PodStateFile stateFile_;
   UnderlayResolver resolver_;
   ServiceRegistry services_;

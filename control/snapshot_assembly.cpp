@@ -69,6 +69,15 @@ Result<std::shared_ptr<const dp::RouteTable>> buildRoutes(const NodeModel& model
     nh.srcMac = toEther(pod.port.mac);
     routes.addRoute(Ipv4Prefix{pod.spec.ip, 32}, routes.addNextHop(nh));
   }
+  if (model.host) {  // the node's own address: its kernel, through the host path
+    dp::NextHop nh;
+    nh.kind = dp::NextHopKind::kHost;
+    nh.drop = DropReason::kNone;
+    nh.port = model.host->port.id;
+    nh.dstMac = toEther(model.host->kernelMac);
+    nh.srcMac = toEther(model.host->port.mac);
+    routes.addRoute(Ipv4Prefix{settings.nodeIp, 32}, routes.addNextHop(nh));
+  }
   // Remote nodes, indexed as buildOverlay() lays them out (map order, ourselves skipped).
   uint32_t index = 0;
   for (const auto& [name, n] : *model.nodes) {
@@ -99,6 +108,7 @@ dp::DataplaneSettings dataplaneSettings(const NodeModel& model, const NodeSettin
     s.serviceCidrMask = settings.serviceCidr->mask();
   }
   s.masquerade = model.uplink.has_value() && settings.underlayGateway.has_value();
+  s.hostPath = model.host.has_value();
   return s;
 }
 
@@ -140,6 +150,9 @@ Result<std::unique_ptr<dp::Snapshot>> assembleSnapshot(
   };
   for (const auto& [key, pod] : *model.pods)
     addPort(pod.port, dp::PortConfig{dp::PortRole::kPod, {}, rte_cpu_to_be_32(pod.spec.ip.value)});
+  if (model.host)
+    addPort(model.host->port,
+            dp::PortConfig{dp::PortRole::kHost, {}, rte_cpu_to_be_32(in.settings.nodeIp.value)});
   if (model.uplink) {
     addPort(*model.uplink, dp::PortConfig{dp::PortRole::kUplink, {}, 0});
     auto overlay = buildOverlay(model, in);

@@ -27,10 +27,18 @@ using NodeMap = std::map<std::string, NodeSpec>;
 
 // Every section is immutable and shared: a candidate that changes one section costs a pointer
 // copy for the others, and "unchanged" is "the same object".
+// Nodeplane's end of the host path, and the MAC of the kernel's end (where the node's traffic
+// goes).
+struct HostPort {
+  dataplane::PortInfo port;
+  MacAddress kernelMac;
+};
+
 struct NodeModel {
   std::shared_ptr<const PodMap> pods = std::make_shared<const PodMap>();
   std::shared_ptr<const NodeMap> nodes = std::make_shared<const NodeMap>();
   std::optional<dataplane::PortInfo> uplink;
+  std::optional<HostPort> host;  // the host path (control/host_path.h), when configured
   std::shared_ptr<const lb::ServiceTable> services;   // null: no service applied yet
   std::shared_ptr<const policy::PolicyTable> policy;  // null: no policy applied yet
 };

@@ -72,6 +72,12 @@ namespace nodeplane {
   X(kUplinkNotForNode, "uplink_not_for_node", "IPv4 on the uplink not addressed to this node")     \
   X(kHostPathUnavailable, "host_path_unavailable",                                                 \
     "traffic for the node itself other than ping/VXLAN; no host path to hand it to")               \
+  X(kUplinkForHostKernel, "uplink_for_host_kernel",                                                \
+    "for the node's address on a shared uplink: the node's kernel takes its own copy")             \
+  X(kHostSourceNotNode, "host_source_not_node",                                                    \
+    "from the host port with a source other than the node's address (no way back)")                \
+  X(kHostNoRoute, "host_no_route",                                                                 \
+    "from the host port to outside the cluster (not routed back out)")                             \
   X(kVxlanOuterFragment, "vxlan_outer_fragment", "fragmented VXLAN datagram (not reassembled)")    \
   X(kVxlanBadUdpLength, "vxlan_bad_udp_length", "outer UDP length disagrees with the IPv4 length") \
   X(kVxlanTruncated, "vxlan_truncated", "shorter than a VXLAN header")                             \

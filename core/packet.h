@@ -40,6 +40,7 @@ inline constexpr uint8_t kFlagDontFragment = 0x08;   // DF set
 inline constexpr uint8_t kFlagFromOverlay = 0x10;    // decapsulated: arrived from another node
 inline constexpr uint8_t kFlagFromUplink = 0x20;     // arrived on the uplink (not decapsulated)
 inline constexpr uint8_t kFlagTranslated = 0x40;     // a tracked flow's NAT was applied
+inline constexpr uint8_t kFlagFromHost = 0x80;       // from the node's own kernel (host port)
 
 struct PacketMeta {
   rte_be32_t srcIp;  // IPv4 addresses as on the wire (network order)

@@ -113,6 +113,7 @@ int main(int argc, char** argv) {
     settings.gatewayIp = opts.gatewayIp;
     settings.icmpErrorsPerSecond = opts.icmpErrorsPerSecond;
     settings.uplinkDevargs = opts.uplink;
+    settings.hostInterface = opts.hostInterface;
     if (!opts.stateDir.empty()) {
       ::mkdir(opts.stateDir.c_str(), 0750);
       settings.stateFile = opts.stateDir + "/pods-" + opts.nodeName + ".json";

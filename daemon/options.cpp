@@ -1,5 +1,7 @@
 #include "daemon/options.h"
 
+#include "control/host_path.h"
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -123,6 +125,10 @@ Result<ParsedOptions> parseDaemonOptions(int argc, const char* const* argv) {
       ("cluster-cidr", po::value<std::string>(), "the cluster's pod CIDR, e.g. 10.244.0.0/16")
       ("service-cidr", po::value<std::string>(), "the cluster's service CIDR, e.g. 10.96.0.0/12")
       ("uplink", po::value<std::string>(), "uplink port: PCI address or vdev devargs")
+      ("host-interface", po::value<std::string>(),
+          "make the host path: a veth pair NAME / NAME-dp in the node's namespace, pod and "
+          "service CIDRs routed into nodeplane, the node's address routed back (kubelet probes, "
+          "pods to the node)")
       ("main-lcore", po::value<unsigned>()->default_value(0), "lcore of the control thread")
       ("workers", po::value<std::string>()->default_value("1"), "worker lcores, e.g. 1 or 1-3,6")
       ("control-socket", po::value<std::string>()->default_value("/run/nodeplane/control.sock"),
@@ -281,6 +287,11 @@ Result<ParsedOptions> parseDaemonOptions(int argc, const char* const* argv) {
 
   if (vm.count("uplink")) o.uplink = vm["uplink"].as<std::string>();
   if (vm.count("uplink") && o.uplink.empty()) return optionError("uplink", "empty devargs");
+  if (vm.count("host-interface")) {
+    o.hostInterface = vm["host-interface"].as<std::string>();
+    if (auto st = control::validateHostInterfaceName(o.hostInterface); !st)
+      return optionError("host-interface", st.error().message);
+  }
 
   o.mainLcore = vm["main-lcore"].as<unsigned>();
   auto workers = parseLcoreList(vm["workers"].as<std::string>());

@@ -24,7 +24,8 @@ struct DaemonOptions {
   Ipv4Prefix podCidr;
   std::optional<Ipv4Prefix> clusterCidr;
   std::optional<Ipv4Prefix> serviceCidr;
-  std::string uplink;  // devargs or PCI address; empty: no uplink
+  std::string uplink;         // devargs or PCI address; empty: no uplink
+  std::string hostInterface;  // the host path's kernel-side interface; empty: no host path
   unsigned mainLcore = 0;
   std::vector<unsigned> workerLcores;
   std::string controlSocket = "/run/nodeplane/control.sock";

@@ -152,7 +152,12 @@ Result<PortInfo> Engine::openPodPort(const std::string& interface, uint32_t maxF
   info.id = static_cast<uint16_t>(kFirstPodPort + (free - podPorts_.begin()));
   info.name = "pod:" + interface;
   info.driver = "nodeplane-pod";
+  // Our MAC on the link is not the interface's: the node's kernel owns that one, and would take
+  // pod frames addressed to it for itself (and route them, untranslated, with ip_forward=1). One
+  // bit of the first octet flipped keeps it unicast and locally administered; frames to it are
+  // "other host" to the kernel, which drops them, while our packet socket still sees them.
   info.mac = (*port)->mac();
+  info.mac.bytes[0] ^= 0x04;
   info.rxQueues = 1;
   info.txQueues = static_cast<uint16_t>(workers_.size());
   *free = port->release();  // before any snapshot names the id (published with a release store)

@@ -23,6 +23,12 @@ bool entryEnded(const void* shard, uint32_t index) {
   return static_cast<const lb::ConnShard*>(shard)->entry(index).state() == lb::ConnState::kFree;
 }
 
+// NetworkPolicy does not stand between a node and its own pods (kubelet probes, hostNetwork
+// clients): flows the node's kernel opens through the host port are allowed.
+bool fromOwnNode(const FlowContext& fc, rte_be32_t client) {
+  return fc.snap.settings.hostPath && client == fc.snap.settings.nodeIp;
+}
+
 void markReset(lb::ConnEntry& e) {
   std::atomic_ref<uint16_t> word(e.stateWord);
   uint16_t old = word.load(std::memory_order_relaxed);
@@ -46,7 +52,7 @@ uint32_t newFlowVerdict(FlowContext& fc, const lb::FlowKey& key, rte_be32_t serv
                         rte_be16_t serverPort, uint8_t* bits) {
   *bits = 0;
   if (fc.policy == nullptr) return 0;
-  if (!fc.policy->permissive())
+  if (!fc.policy->permissive() && !fromOwnNode(fc, key.src))
     *bits = policy::evaluate(*fc.policy,
                              policy::FlowTuple{key.src, server, key.sport, serverPort, key.proto},
                              fc.ctx.workerIndex, *fc.ctx.counters, fc.ctx.nowMs, !fc.ctx.dryRun);
@@ -54,7 +60,7 @@ uint32_t newFlowVerdict(FlowContext& fc, const lb::FlowKey& key, rte_be32_t serv
 }
 
 uint8_t reevaluatedVerdict(FlowContext& fc, lb::ConnEntry& e) {
-  const uint8_t bits = fc.policy->permissive()
+  const uint8_t bits = fc.policy->permissive() || fromOwnNode(fc, e.orig.src)
                            ? 0
                            : policy::evaluate(*fc.policy, flowTupleOf(e), fc.ctx.workerIndex,
                                               *fc.ctx.counters, fc.ctx.nowMs, !fc.ctx.dryRun);

@@ -27,6 +27,10 @@ void runStagesTraced(Burst& burst, const Snapshot& snapshot, WorkerContext& ctx,
       podIngressStage(burst, snapshot, ctx);
       after("pod-ingress", burst);
       break;
+    case PortRole::kHost:
+      hostIngressStage(burst, snapshot, ctx);
+      after("host-ingress", burst);
+      break;
     case PortRole::kUplink:
       uplinkIngressStage(burst, snapshot, ctx);
       after("uplink-ingress", burst);

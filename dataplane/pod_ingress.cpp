@@ -37,7 +37,49 @@ void handleToGateway(rte_mbuf* m, PacketMeta& meta, const PortConfig& port, Work
   meta.setTransmit(m->port);
 }
 
+// The checks a pod port and the host port share; false when the packet was decided here.
+bool firstHop(rte_mbuf* m, PacketMeta& meta, const PortConfig& port, WorkerContext& ctx) {
+  if (meta.flags & kFlagVlanTagged) {
+    meta.setDrop(DropReason::kPodVlanTagged);
+    return false;
+  }
+  if (meta.l3 == L3Kind::kArp) {
+    handleArp(m, meta, port, ctx);
+    return false;
+  }
+  auto* eth = rte_pktmbuf_mtod(m, const rte_ether_hdr*);
+  if (!rte_is_same_ether_addr(&eth->dst_addr, &port.mac)) {
+    meta.setDrop(rte_is_multicast_ether_addr(&eth->dst_addr) ? DropReason::kIpv4DstMulticast
+                                                             : DropReason::kEthDstNotLocal);
+    return false;
+  }
+  return true;
+}
+
 }  // namespace
+
+void hostIngressStage(Burst& burst, const Snapshot& snapshot, WorkerContext& ctx) {
+  const PortConfig& port = snapshot.ports[burst.inPort];
+  for (uint16_t i = 0; i < burst.count; ++i) {
+    PacketMeta& meta = burst.meta[i];
+    if (meta.action != Action::kContinue) continue;
+    rte_mbuf* m = burst.pkts[i];
+    if (!firstHop(m, meta, port, ctx)) continue;
+    if (meta.srcIp != port.podIp) {
+      meta.setDrop(DropReason::kHostSourceNotNode);
+      continue;
+    }
+    if (meta.dstIp == snapshot.settings.gatewayIp) {
+      handleToGateway(m, meta, port, ctx);
+      continue;
+    }
+    if (isMulticastOrBroadcast(meta.dstIp)) {
+      meta.setDrop(DropReason::kIpv4DstMulticast);
+      continue;
+    }
+    meta.flags |= kFlagFromHost;
+  }
+}
 
 void podIngressStage(Burst& burst, const Snapshot& snapshot, WorkerContext& ctx) {
   const PortConfig& port = snapshot.ports[burst.inPort];
@@ -45,20 +87,7 @@ void podIngressStage(Burst& burst, const Snapshot& snapshot, WorkerContext& ctx)
     PacketMeta& meta = burst.meta[i];
     if (meta.action != Action::kContinue) continue;
     rte_mbuf* m = burst.pkts[i];
-    if (meta.flags & kFlagVlanTagged) {
-      meta.setDrop(DropReason::kPodVlanTagged);
-      continue;
-    }
-    if (meta.l3 == L3Kind::kArp) {
-      handleArp(m, meta, port, ctx);
-      continue;
-    }
-    auto* eth = rte_pktmbuf_mtod(m, const rte_ether_hdr*);
-    if (!rte_is_same_ether_addr(&eth->dst_addr, &port.mac)) {
-      meta.setDrop(rte_is_multicast_ether_addr(&eth->dst_addr) ? DropReason::kIpv4DstMulticast
-                                                               : DropReason::kEthDstNotLocal);
-      continue;
-    }
+    if (!firstHop(m, meta, port, ctx)) continue;
     if (meta.srcIp != port.podIp) {  // (invalid sources were dropped by the parser)
       meta.setDrop(DropReason::kPodSourceSpoofed);
       continue;

@@ -12,4 +12,10 @@ namespace nodeplane::dataplane {
 
 void podIngressStage(Burst& burst, const Snapshot& snapshot, WorkerContext& ctx);
 
+// Stage 2 for packets from the host port (the node's kernel): the same ARP and gateway answers
+// (the kernel routes pod and service CIDRs via the gateway address), frames to our MAC only, and
+// the node's address as the only source (replies are routed back to it). Marks packets
+// kFlagFromHost: NetworkPolicy lets the node reach its pods.
+void hostIngressStage(Burst& burst, const Snapshot& snapshot, WorkerContext& ctx);
+
 }  // namespace nodeplane::dataplane

@@ -138,8 +138,9 @@ void routeStage(Burst& burst, const Snapshot& snapshot, WorkerContext& ctx) {
     if (meta.action != Action::kContinue || meta.l3 != L3Kind::kIpv4) continue;
     // The node routes only what comes from pods or the overlay, and what a tracked flow claimed.
     if ((meta.flags & kFlagFromUplink) && !(meta.flags & kFlagTranslated)) {
-      meta.setDrop(meta.dstIp == snapshot.settings.nodeIp ? DropReason::kHostPathUnavailable
-                                                          : DropReason::kUplinkNotForNode);
+      meta.setDrop(meta.dstIp != snapshot.settings.nodeIp ? DropReason::kUplinkNotForNode
+                   : snapshot.settings.hostPath           ? DropReason::kUplinkForHostKernel
+                                                          : DropReason::kHostPathUnavailable);
       continue;
     }
     ips[n] = rte_be_to_cpu_32(meta.dstIp);
@@ -158,13 +159,16 @@ void routeStage(Burst& burst, const Snapshot& snapshot, WorkerContext& ctx) {
       continue;
     }
     if (nh.kind == NextHopKind::kUplink) {
-      if (snapshot.overlay && snapshot.overlay->hasGateway() && !(meta.flags & kFlagFromUplink))
+      if (meta.flags & kFlagFromHost)
+        meta.setDrop(DropReason::kHostNoRoute);
+      else if (snapshot.overlay && snapshot.overlay->hasGateway() &&
+               !(meta.flags & kFlagFromUplink))
         toUplink(m, meta, snapshot, ctx);
       else
         meta.setDrop(DropReason::kNoRoute);
       continue;
     }
-    if (nh.kind != NextHopKind::kLocalPod) {
+    if (nh.kind != NextHopKind::kLocalPod && nh.kind != NextHopKind::kHost) {
       meta.setDrop(nh.kind == NextHopKind::kDrop ? nh.drop : DropReason::kGatewayUnsupported);
       continue;
     }

@@ -24,6 +24,7 @@ enum class NextHopKind : uint8_t {
   kGateway,     // the pods' link-local gateway address (answered by the data plane)
   kRemoteNode,  // a pod CIDR of another node: VXLAN to it (remoteNode: index in the overlay)
   kUplink,      // out of the cluster: to the underlay gateway on the uplink
+  kHost,        // the node's own address: to the node's kernel on the host port (like kLocalPod)
 };
 
 struct NextHop {

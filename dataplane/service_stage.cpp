@@ -376,11 +376,18 @@ void untracked(rte_mbuf* m, PacketMeta& meta, const FlowKey* key, const Found& s
   }
   if (inPrefix(meta.dstIp, s.serviceCidr, s.serviceCidrMask))
     return meta.setDrop(DropReason::kServiceUnknown);
-  if (meta.dstIp == s.nodeIp) return meta.setDrop(DropReason::kHostPathUnavailable);
+  if (meta.dstIp == s.nodeIp) {
+    // The node's kernel: through the host port when there is one, except what arrives on a
+    // shared uplink, of which the kernel has its own copy.
+    if (!s.hostPath) return meta.setDrop(DropReason::kHostPathUnavailable);
+    if (fromUplink) return meta.setDrop(DropReason::kUplinkForHostKernel);
+    if (fc.policy != nullptr) newPodFlow(m, meta, key, fc);
+    return;
+  }
   if (fromUplink) return meta.setDrop(DropReason::kUplinkNotForNode);
   if (meta.dstIp == s.gatewayIp) return meta.setDrop(DropReason::kGatewayUnsupported);
   // Leaving the cluster from a pod: masquerade.
-  if (s.masquerade && !(meta.flags & kFlagFromOverlay) &&
+  if (s.masquerade && !(meta.flags & (kFlagFromOverlay | kFlagFromHost)) &&
       !inPrefix(meta.dstIp, s.clusterCidr, s.clusterCidrMask) &&
       !inPrefix(meta.dstIp, s.podCidr, s.podCidrMask)) {
     if (!key) return meta.setDrop(DropReason::kMasqueradeUnsupported);

@@ -34,12 +34,13 @@ inline constexpr bool isPodPort(uint16_t port) {
   return port >= kFirstPodPort;
 }
 
-enum class PortRole : uint8_t { kUnused, kPod, kUplink };
+// kHost: the node's own kernel, through a veth pair nodeplane made (control/host_path.h).
+enum class PortRole : uint8_t { kUnused, kPod, kUplink, kHost };
 
 struct PortConfig {
   PortRole role = PortRole::kUnused;
   rte_ether_addr mac{};  // this port's MAC: the pods' gateway MAC, our source MAC
-  rte_be32_t podIp = 0;  // kPod: the only source address accepted from this port
+  rte_be32_t podIp = 0;  // kPod: the only source address accepted from this port (kHost: nodeIp)
 };
 
 struct RxQueueRef {
@@ -59,6 +60,7 @@ struct DataplaneSettings {
   uint32_t clusterCidr = 0, clusterCidrMask = 0;  // host order; mask 0: not configured
   uint32_t serviceCidr = 0, serviceCidrMask = 0;
   bool masquerade = false;              // pod traffic leaving the cluster is SNATed to nodeIp
+  bool hostPath = false;                // a host port exists: nodeIp is routed to it
   uint32_t icmpErrorsPerSecond = 1000;  // per worker; token bucket refill rate
   uint32_t icmpErrorBurst = 50;         // per worker; token bucket depth
 };

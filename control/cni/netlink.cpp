@@ -178,7 +178,8 @@ Status addAddress(const std::string& linkName, Ipv4Prefix address) {
   return okStatus();
 }
 
-Status addRoute(const std::string& linkName, Ipv4Prefix dst, std::optional<Ipv4Address> gateway) {
+Status addRoute(const std::string& linkName, Ipv4Prefix dst, std::optional<Ipv4Address> gateway,
+                std::optional<Ipv4Address> source) {
   auto sock = connect();
   if (!sock) return sock.error();
   auto link = fetchLink(sock->get(), linkName);
@@ -191,6 +192,9 @@ Status addRoute(const std::string& linkName, Ipv4Prefix dst, std::optional<Ipv4A
   rtnl_route_set_type(route.get(), RTN_UNICAST);
   Addr dstAddr = makeAddr(dst.address.value, dst.length);
   rtnl_route_set_dst(route.get(), dstAddr.get());
+  Addr sourceAddr = source ? makeAddr(source->value, 32) : Addr{};
+  if (source && rtnl_route_set_pref_src(route.get(), sourceAddr.get()) < 0)
+    return makeError(ErrorCode::kInternal, "adding route " + dst.toString() + ": source address");
   rtnl_nexthop* nh = rtnl_route_nh_alloc();
   rtnl_route_nh_set_ifindex(nh, rtnl_link_get_ifindex(link->get()));
   if (gateway) {

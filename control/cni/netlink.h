@@ -42,8 +42,10 @@ Status createVethPair(const std::string& hostName, const std::string& peerName, 
 Status setLinkUp(const std::string& name, unsigned mtu);  // mtu 0: unchanged
 Status deleteLink(const std::string& name);               // missing link: ok
 Status addAddress(const std::string& link, Ipv4Prefix address);
-// A route to `dst` on `link`: via `gateway` when given, else scope link.
-Status addRoute(const std::string& link, Ipv4Prefix dst, std::optional<Ipv4Address> gateway);
+// A route to `dst` on `link`: via `gateway` when given, else scope link; with `source` as the
+// preferred source address when given.
+Status addRoute(const std::string& link, Ipv4Prefix dst, std::optional<Ipv4Address> gateway,
+                std::optional<Ipv4Address> source = std::nullopt);
 bool hasAddress(const std::string& link, Ipv4Address address);
 bool hasRoute(const std::string& link, Ipv4Prefix dst, std::optional<Ipv4Address> gateway);
 // Turns the ethtool feature named `feature` (as `ethtool -k` names it) off on `link`; a feature

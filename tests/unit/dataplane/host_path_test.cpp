@@ -95,11 +95,8 @@ TEST_F(HostPathTest, MakesTheLinksAndRoutesThePodAndServiceCidrs) {
 }
 
 TEST_F(HostPathTest, TheNodeReachesAPod) {
-  Bytes in = PacketBuilder()
-                 .eth(hostPortMac(), kKernelMac)
-                 .ipv4(kNodeIp, kPodIp)
-                 .tcp(40000, 8080)
-                 .build();
+  Bytes in =
+      PacketBuilder().eth(hostPortMac(), kKernelMac).ipv4(kNodeIp, kPodIp).tcp(40000, 8080).build();
   rte_mbuf* m;
   PacketMeta meta = run(in, kHostPort, &m);
   ASSERT_EQ(meta.action, Action::kTransmit) << dropReasonInfo(meta.drop).name;
@@ -112,11 +109,8 @@ TEST_F(HostPathTest, TheNodeReachesAPod) {
 }
 
 TEST_F(HostPathTest, APodReachesTheNodeAddressThroughTheHostPort) {
-  Bytes in = PacketBuilder()
-                 .eth(podPortMac(), kPodMac)
-                 .ipv4(kPodIp, kNodeIp)
-                 .tcp(40000, 6443)
-                 .build();
+  Bytes in =
+      PacketBuilder().eth(podPortMac(), kPodMac).ipv4(kPodIp, kNodeIp).tcp(40000, 6443).build();
   rte_mbuf* m;
   PacketMeta meta = run(in, kPodPort, &m);
   ASSERT_EQ(meta.action, Action::kTransmit) << dropReasonInfo(meta.drop).name;
@@ -155,7 +149,11 @@ TEST_F(HostPathTest, RefusesWhatTheKernelMustNotSend) {
       {PacketBuilder().eth("0a:0a:0a:0a:0a:0a", kKernelMac).ipv4(kNodeIp, kPodIp).udp(1, 2).build(),
        DropReason::kEthDstNotLocal},
       // To the pod CIDR but no such pod.
-      {PacketBuilder().eth(hostPortMac(), kKernelMac).ipv4(kNodeIp, "10.244.1.77").udp(1, 2).build(),
+      {PacketBuilder()
+           .eth(hostPortMac(), kKernelMac)
+           .ipv4(kNodeIp, "10.244.1.77")
+           .udp(1, 2)
+           .build(),
        DropReason::kPodUnknown},
   };
   for (const Case& c : cases) {

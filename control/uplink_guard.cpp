@@ -1,0 +1,55 @@
+#include "control/uplink_guard.h"
+
+#include "control/nftables.h"
+
+namespace nodeplane::control {
+
+namespace {
+
+constexpr const char* kTable = "netdev nodeplane";
+
+}  // namespace
+
+std::optional<std::string> sharedUplinkInterface(const std::string& devargs) {
+  if (devargs.rfind("net_af_packet", 0) != 0) return std::nullopt;
+  const size_t at = devargs.find(",iface=");
+  if (at == std::string::npos) return std::nullopt;
+  const size_t start = at + 7;
+  std::string name = devargs.substr(start, devargs.find(',', start) - start);
+  if (!isSafeInterfaceName(name)) return std::nullopt;
+  return name;
+}
+
+std::string uplinkGuardRules(const UplinkGuardConfig& c) {
+  const std::string ip = c.nodeIp.toString();
+  const std::string ports =
+      std::to_string(c.nodePortFirst) + "-" + std::to_string(c.nodePortLast);
+  std::string s;
+  // Create-then-delete makes the script idempotent: a table left by a daemon that died goes.
+  s += "table " + std::string(kTable) + "\n";
+  s += "delete table " + std::string(kTable) + "\n";
+  s += "table " + std::string(kTable) + " {\n";
+  s += "  chain uplink {\n";
+  s += "    type filter hook ingress device \"" + c.interface + "\" priority -500; policy accept;\n";
+  s += "    ip daddr " + ip + " udp dport " + std::to_string(c.vxlanPort) +
+       " counter drop comment \"VXLAN: nodeplane decapsulates\"\n";
+  s += "    ip daddr " + ip + " tcp dport " + ports + " counter drop comment \"NodePorts\"\n";
+  s += "    ip daddr " + ip + " udp dport " + ports + " counter drop comment \"NodePorts\"\n";
+  s += "  }\n";
+  s += "}\n";
+  return s;
+}
+
+Status installUplinkGuard(const UplinkGuardConfig& config) {
+  if (!isSafeInterfaceName(config.interface))
+    return makeError(ErrorCode::kInvalidArgument,
+                     "uplink guard: interface \"" + config.interface + "\" is not a valid name");
+  return runNftScript(uplinkGuardRules(config), "uplink guard on " + config.interface);
+}
+
+void removeUplinkGuard() {
+  (void)runNftScript("table " + std::string(kTable) + "\ndelete table " + std::string(kTable) + "\n",
+               "removing the uplink guard");
+}
+
+}  // namespace nodeplane::control

@@ -161,6 +161,8 @@ Result<Json> ControlApi::status() const {
   j["serviceCidr"] = s.serviceCidr ? Json(s.serviceCidr->toString()) : Json(nullptr);
   j["uplink"] = node_.uplink() ? Json(node_.uplink()->name) : Json(nullptr);
   j["hostInterface"] = node_.hostPort() ? Json(s.hostInterface) : Json(nullptr);
+  j["uplinkGuard"] =
+      node_.uplinkGuardState().empty() ? Json(nullptr) : Json(node_.uplinkGuardState());
   j["services"] = node_.serviceRegistry().services().size();
   if (auto* ct = backend_.conntrack()) j["flows"] = ct->live();
   j["overlay"] = {{"vni", s.vni},

@@ -29,6 +29,7 @@ struct NodeSettings {
   uint32_t icmpErrorsPerSecond = 1000;
   std::string uplinkDevargs;    // empty: no uplink
   std::string hostInterface;    // the host path's kernel-side interface (host_path.h); empty: none
+  bool uplinkGuard = false;     // on a shared (af_packet) uplink, keep the kernel off our traffic
   std::string stateFile;        // attachments survive a daemon restart here; empty: not kept
   uint32_t maglevSize = 16381;  // prime
   bool policyAudit = false;     // every NetworkPolicy in audit mode

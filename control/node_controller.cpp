@@ -83,11 +83,47 @@ Status NodeController::start() {
     }
     resolver_.setUplink(UnderlayResolver::Uplink{port->id, port->mac, settings_.nodeIp});
     updateWantedNeighbors();  // the underlay gateway, when there is one
+    startUplinkGuard();
   }
   if (!settings_.hostInterface.empty())
     if (auto st = startHostPath(); !st) return st;
   restorePods();
   return okStatus();
+}
+
+void NodeController::syncNodePortRedirects() {
+  if (!model_.host) return;  // without the host path a ClusterIP has no way in from the node
+  auto wanted = nodePortRedirects(services_.services());
+  if (nodePortRedirects_ == wanted) return;
+  if (auto st = hostPathOps_.redirectNodePorts(wanted); !st) {
+    spdlog::error("{}", st.error().message);
+    nodePortRedirects_.reset();  // tried again on the next change
+    return;
+  }
+  spdlog::info("NodePorts from the node: {} redirected to their ClusterIPs", wanted.size());
+  nodePortRedirects_ = std::move(wanted);
+}
+
+void NodeController::startUplinkGuard() {
+  if (!settings_.uplinkGuard) return;
+  auto iface = sharedUplinkInterface(settings_.uplinkDevargs);
+  if (!iface) return;  // not shared with the kernel
+  UplinkGuardConfig guard;
+  guard.interface = *iface;
+  guard.nodeIp = settings_.nodeIp;
+  guard.vxlanPort = settings_.vxlanPort;
+  if (auto st = installUplinkGuard(guard); !st) {
+    // The node still forwards; only what the kernel answers as well (NodePorts, VXLAN) is at
+    // risk. Said loudly, and in npctl status.
+    uplinkGuardState_ = "failed: " + st.error().message;
+    spdlog::error("{}", st.error().message);
+    return;
+  }
+  uplinkGuardState_ = "installed on " + *iface;
+  spdlog::info(
+      "uplink guard: nftables table netdev nodeplane on {} keeps the kernel off VXLAN "
+      "and NodePorts to {}",
+      *iface, settings_.nodeIp.toString());
 }
 
 HostPathConfig NodeController::hostPathConfig() const {
@@ -120,6 +156,7 @@ Status NodeController::startHostPath() {
   }
   // Routes last: the kernel sends nothing our way before we serve the port.
   if (auto st = hostPathOps_.addRoutes(config); !st) return st;
+  syncNodePortRedirects();
   spdlog::info("host path: {} (kernel) <-> {} (port {}), routes {} via {}", links->kernelInterface,
                links->ourInterface, port->id, config.prefixes.size(), config.gatewayIp.toString());
   return okStatus();
@@ -179,6 +216,14 @@ void NodeController::shutdown() {
   backend_.synchronize();
   for (uint16_t p : ports) backend_.closePort(p);
   if (hostPath) hostPathOps_.remove(settings_.hostInterface);
+  if (nodePortRedirects_) {
+    hostPathOps_.removeNodePortRedirects();
+    nodePortRedirects_.reset();
+  }
+  if (uplinkGuardState_.rfind("installed", 0) == 0) {
+    removeUplinkGuard();
+    uplinkGuardState_ = "removed";
+  }
 }
 
 Result<AttachedPod> NodeController::attachPod(const PodAttachment& spec) {
@@ -291,6 +336,7 @@ Status NodeController::applyServices(ServiceRegistry::Changes changes,
   next.services = prepared->table;
   if (auto st = publish(std::move(next)); !st) return st;
   services_.commit(std::move(*prepared));
+  syncNodePortRedirects();
   return okStatus();
 }
 
@@ -332,6 +378,7 @@ Status NodeController::replaceServices(const std::vector<ServiceSpec>& services)
   candidate.services = prepared->table;
   if (auto st = publish(std::move(candidate)); !st) return st;
   services_.commit(std::move(*prepared));
+  syncNodePortRedirects();
   spdlog::info("{} services applied, generation {}", services.size(), generation_);
   return okStatus();
 }
@@ -471,7 +518,10 @@ Result<ApplyResult> NodeController::applyDesired(DesiredState state) {
       if (policyRuntime_) policyRuntime_->retain(policyKeysOf(model_.policy.get()));
       return st.error();
     }
-    if (prepared) services_.commit(std::move(*prepared));
+    if (prepared) {
+      services_.commit(std::move(*prepared));
+      syncNodePortRedirects();
+    }
     if (nodesChanged) updateWantedNeighbors();
     if (policyChanged) commitPolicyTable();
   }

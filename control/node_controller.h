@@ -13,11 +13,13 @@
 
 #include "control/host_path.h"
 #include "control/model.h"
+#include "control/node_port_redirect.h"
 #include "control/node_validation.h"
 #include "control/pod_state_file.h"
 #include "control/service_registry.h"
 #include "control/snapshot_assembly.h"
 #include "control/underlay_resolver.h"
+#include "control/uplink_guard.h"
 #include "core/result.h"
 #include "dataplane/dataplane_backend.h"
 #include "policy/model.h"
@@ -95,9 +97,14 @@ class NodeController {
     std::function<Result<HostPathLinks>(const HostPathConfig&)> create = createHostPathLinks;
     std::function<Status(const HostPathConfig&)> addRoutes = addHostPathRoutes;
     std::function<void(const std::string&)> remove = removeHostPath;
+    std::function<Status(const std::vector<NodePortRedirect>&)> redirectNodePorts =
+        installNodePortRedirects;
+    std::function<void()> removeNodePortRedirects = control::removeNodePortRedirects;
   };
   void setHostPathOps(HostPathOps ops) { hostPathOps_ = std::move(ops); }
   const std::optional<HostPort>& hostPort() const { return model_.host; }
+  // "installed on IF", "failed: ...", "removed", or empty (no shared uplink / not asked for).
+  const std::string& uplinkGuardState() const { return uplinkGuardState_; }
 
   const NodeSettings& settings() const { return settings_; }
   uint64_t generation() const { return generation_; }
@@ -117,6 +124,9 @@ class NodeController {
   void commitPolicyTable();  // after publishing a model with a new policy table
   HostPathConfig hostPathConfig() const;
   Status startHostPath();
+  void startUplinkGuard();
+  // Keeps the node's NodePort redirects (node_port_redirect.h) in step with the services.
+  void syncNodePortRedirects();
   void savePods() const;
   void restorePods();
 
@@ -127,6 +137,8 @@ class NodeController {
   uint64_t generation_ = 0;
   std::function<bool(const std::string&)> interfaceExists_;
   HostPathOps hostPathOps_;
+  std::string uplinkGuardState_;
+  std::optional<std::vector<NodePortRedirect>> nodePortRedirects_;  // as installed
   PodStateFile stateFile_;
   UnderlayResolver resolver_;
   ServiceRegistry services_;

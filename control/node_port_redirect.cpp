@@ -50,9 +50,9 @@ Status installNodePortRedirects(const std::vector<NodePortRedirect>& redirects) 
 }
 
 void removeNodePortRedirects() {
-  (void)runNftScript("table " + std::string(kTable) + "\ndelete table " + std::string(kTable) +
-                         "\n",
-                     "removing the NodePort redirects");
+  (void)runNftScript(
+      "table " + std::string(kTable) + "\ndelete table " + std::string(kTable) + "\n",
+      "removing the NodePort redirects");
 }
 
 }  // namespace nodeplane::control

@@ -22,15 +22,15 @@ std::optional<std::string> sharedUplinkInterface(const std::string& devargs) {
 
 std::string uplinkGuardRules(const UplinkGuardConfig& c) {
   const std::string ip = c.nodeIp.toString();
-  const std::string ports =
-      std::to_string(c.nodePortFirst) + "-" + std::to_string(c.nodePortLast);
+  const std::string ports = std::to_string(c.nodePortFirst) + "-" + std::to_string(c.nodePortLast);
   std::string s;
   // Create-then-delete makes the script idempotent: a table left by a daemon that died goes.
   s += "table " + std::string(kTable) + "\n";
   s += "delete table " + std::string(kTable) + "\n";
   s += "table " + std::string(kTable) + " {\n";
   s += "  chain uplink {\n";
-  s += "    type filter hook ingress device \"" + c.interface + "\" priority -500; policy accept;\n";
+  s +=
+      "    type filter hook ingress device \"" + c.interface + "\" priority -500; policy accept;\n";
   s += "    ip daddr " + ip + " udp dport " + std::to_string(c.vxlanPort) +
        " counter drop comment \"VXLAN: nodeplane decapsulates\"\n";
   s += "    ip daddr " + ip + " tcp dport " + ports + " counter drop comment \"NodePorts\"\n";
@@ -48,8 +48,9 @@ Status installUplinkGuard(const UplinkGuardConfig& config) {
 }
 
 void removeUplinkGuard() {
-  (void)runNftScript("table " + std::string(kTable) + "\ndelete table " + std::string(kTable) + "\n",
-               "removing the uplink guard");
+  (void)runNftScript(
+      "table " + std::string(kTable) + "\ndelete table " + std::string(kTable) + "\n",
+      "removing the uplink guard");
 }
 
 }  // namespace nodeplane::control

@@ -114,6 +114,7 @@ int main(int argc, char** argv) {
     settings.icmpErrorsPerSecond = opts.icmpErrorsPerSecond;
     settings.uplinkDevargs = opts.uplink;
     settings.hostInterface = opts.hostInterface;
+    settings.uplinkGuard = opts.uplinkGuard;
     if (!opts.stateDir.empty()) {
       ::mkdir(opts.stateDir.c_str(), 0750);
       settings.stateFile = opts.stateDir + "/pods-" + opts.nodeName + ".json";

@@ -125,6 +125,9 @@ Result<ParsedOptions> parseDaemonOptions(int argc, const char* const* argv) {
       ("cluster-cidr", po::value<std::string>(), "the cluster's pod CIDR, e.g. 10.244.0.0/16")
       ("service-cidr", po::value<std::string>(), "the cluster's service CIDR, e.g. 10.96.0.0/12")
       ("uplink", po::value<std::string>(), "uplink port: PCI address or vdev devargs")
+      ("no-uplink-guard", po::bool_switch(),
+          "on an af_packet uplink, do not install the nftables table that keeps the node's "
+          "kernel from answering VXLAN and NodePorts (netdev nodeplane)")
       ("host-interface", po::value<std::string>(),
           "make the host path: a veth pair NAME / NAME-dp in the node's namespace, pod and "
           "service CIDRs routed into nodeplane, the node's address routed back (kubelet probes, "
@@ -287,6 +290,7 @@ Result<ParsedOptions> parseDaemonOptions(int argc, const char* const* argv) {
 
   if (vm.count("uplink")) o.uplink = vm["uplink"].as<std::string>();
   if (vm.count("uplink") && o.uplink.empty()) return optionError("uplink", "empty devargs");
+  o.uplinkGuard = !vm["no-uplink-guard"].as<bool>();
   if (vm.count("host-interface")) {
     o.hostInterface = vm["host-interface"].as<std::string>();
     if (auto st = control::validateHostInterfaceName(o.hostInterface); !st)

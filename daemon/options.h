@@ -26,6 +26,7 @@ struct DaemonOptions {
   std::optional<Ipv4Prefix> serviceCidr;
   std::string uplink;         // devargs or PCI address; empty: no uplink
   std::string hostInterface;  // the host path's kernel-side interface; empty: no host path
+  bool uplinkGuard = true;    // nftables guard on a shared (af_packet) uplink
   unsigned mainLcore = 0;
   std::vector<unsigned> workerLcores;
   std::string controlSocket = "/run/nodeplane/control.sock";

@@ -9,7 +9,7 @@ packages=(
   libhyperscan-dev libboost-program-options-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libspdlog-dev nlohmann-json3-dev libsimdjson-dev libyaml-dev libcurl4-openssl-dev
-  libnl-3-dev libnl-route-3-dev libpcap-dev
+  libnl-3-dev libnl-route-3-dev libpcap-dev libnftables-dev
   containernetworking-plugins iproute2 iputils-ping ethtool procps curl tcpdump bridge-utils openssl
   iperf3
   libc6-dev xz-utils util-linux libseccomp2  # the Kubernetes lab (tests/k8s)

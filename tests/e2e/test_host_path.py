@@ -12,7 +12,7 @@ import time
 import pytest
 
 from nplab import Lab
-from nplab.lab import REPO
+from nplab.lab import REPO, run
 
 NODE_IP = "192.168.50.10"
 API_PORT = 6443
@@ -42,7 +42,11 @@ def node():
                       [{"name": "http", "port": 80, "targetPort": 8080}], [web])
         d.set_service("default", "kubernetes", "10.96.0.1",
                       [{"name": "https", "port": 443, "targetPort": API_PORT}], [{"ip": NODE_IP}])
-        yield {"lab": lab, "d": d, "web": web, "client": client}
+        d.set_service("app", "web-np", "10.96.0.41",
+                      [{"name": "http", "port": 80, "targetPort": 8080, "nodePort": 30080}], [web],
+                      type="NodePort")
+        outside = lab.add_node_netns("outside", "192.168.50.99/24")
+        yield {"lab": lab, "d": d, "web": web, "client": client, "outside": outside}
 
 
 def node_curl(d, url, timeout=3):
@@ -104,11 +108,15 @@ def test_policy_never_stands_between_node_and_its_pods(node):
                                 "networkPolicies": []})
 
 
-def forwarded_by_kernel(d):
-    """The node kernel's IP ForwDatagrams counter (/proc/net/snmp of its namespace)."""
+def snmp(d, proto, field):
+    """A counter of the node kernel's /proc/net/snmp (its namespace's)."""
     lines = [line.split() for line in d.exec(["cat", "/proc/net/snmp"]).stdout.splitlines()
-             if line.startswith("Ip:")]
-    return int(lines[1][lines[0].index("ForwDatagrams")])
+             if line.startswith(proto + ":")]
+    return int(lines[1][lines[0].index(field)])
+
+
+def forwarded_by_kernel(d):
+    return snmp(d, "Ip", "ForwDatagrams")
 
 
 def test_pod_frames_never_reach_the_node_kernel(node):
@@ -128,6 +136,25 @@ def test_pod_frames_never_reach_the_node_kernel(node):
         assert forwarded_by_kernel(d) == before
     finally:
         d.exec(["sysctl", "-qw", "net.ipv4.ip_forward=0"])
+
+
+def test_the_kernel_leaves_node_ports_to_nodeplane(node):
+    """The node's kernel shares ul0 with nodeplane (af_packet) and holds the node address: without
+    the uplink guard it answers a NodePort's SYN with a RST before nodeplane's SYN-ACK."""
+    d = node["d"]
+    assert d.call("status")["uplinkGuard"] == "installed on ul0"
+    resets = snmp(d, "Tcp", "OutRsts")
+    for _ in range(5):
+        r = run(["ip", "netns", "exec", node["outside"], "curl", "-sS", "--max-time", "3",
+                 f"http://{NODE_IP}:30080/"], check=False)
+        assert r.stdout.strip() == "app/web", r.stdout + r.stderr
+    assert snmp(d, "Tcp", "OutRsts") == resets
+
+
+def test_the_node_reaches_a_node_port_on_its_own_address(node):
+    # The kernel would deliver node-address:30080 locally; the redirect sends it to the ClusterIP.
+    d = node["d"]
+    assert node_curl(d, f"http://{NODE_IP}:30080/") == "app/web", d.log_text()[-3000:]
 
 
 def test_no_unexplained_drops(node):

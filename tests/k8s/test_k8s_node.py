@@ -259,6 +259,11 @@ def test_the_node_reaches_a_pod_and_the_cluster_ip(lab):
     assert r.stdout.startswith("hello-from-web-"), r.stdout + r.stderr
 
 
+def test_the_node_reaches_the_node_port_on_its_own_address(lab):
+    r = lab.in_node("curl", "-sS", "-m", "5", f"http://{NODE_IP}:30080/index.html", check=False)
+    assert r.stdout.startswith("hello-from-web-"), r.stdout + r.stderr
+
+
 def test_network_policy_default_deny_then_allow(lab):
     ip = lab.kubectl("-n", NS, "get", "service", "web", "-o",
                      "jsonpath={.spec.clusterIP}").stdout.strip()

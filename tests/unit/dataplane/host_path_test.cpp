@@ -44,6 +44,11 @@ class HostPathTest : public ::testing::Test {
       return okStatus();
     };
     ops.remove = [this](const std::string& name) { removed_.push_back(name); };
+    ops.redirectNodePorts = [this](const std::vector<control::NodePortRedirect>& r) {
+      redirects_ = r;
+      return okStatus();
+    };
+    ops.removeNodePortRedirects = [this] { redirects_.reset(); };
     node_->setHostPathOps(ops);
     ASSERT_TRUE(node_->start().ok());
     control::PodAttachment a;
@@ -78,6 +83,7 @@ class HostPathTest : public ::testing::Test {
   std::optional<control::HostPathConfig> created_;
   std::vector<Ipv4Prefix> routed_;
   std::vector<std::string> removed_;
+  std::optional<std::vector<control::NodePortRedirect>> redirects_;
 };
 
 TEST_F(HostPathTest, MakesTheLinksAndRoutesThePodAndServiceCidrs) {
@@ -163,6 +169,42 @@ TEST_F(HostPathTest, RefusesWhatTheKernelMustNotSend) {
     EXPECT_EQ(meta.drop, c.why) << dropReasonInfo(meta.drop).name;
     rte_pktmbuf_free(m);
   }
+}
+
+TEST_F(HostPathTest, NodePortsFromTheNodeFollowTheServices) {
+  ASSERT_TRUE(redirects_.has_value());
+  EXPECT_TRUE(redirects_->empty());
+  control::ServiceSpec s;
+  s.namespaceName = "app";
+  s.name = "web";
+  s.type = "NodePort";
+  s.clusterIps = {testing::ip("10.96.0.41")};
+  s.ports = {control::ServicePortSpec{"http", 6, 80, 8080, "", 30080}};
+  ASSERT_TRUE(node_->setService(s).ok());
+  ASSERT_EQ(redirects_->size(), 1u);
+  EXPECT_EQ((*redirects_)[0].nodePort, 30080);
+  EXPECT_EQ((*redirects_)[0].clusterIp, testing::ip("10.96.0.41"));
+  EXPECT_EQ((*redirects_)[0].port, 80);
+  const std::string rules = control::nodePortRedirectRules(*redirects_);
+  EXPECT_NE(rules.find("tcp dport 30080 dnat to 10.96.0.41:80"), std::string::npos) << rules;
+  ASSERT_TRUE(node_->deleteService("app", "web").ok());
+  EXPECT_TRUE(redirects_->empty());
+  node_->shutdown();
+  EXPECT_FALSE(redirects_.has_value());
+}
+
+TEST(UplinkGuard, OnlyAnAfPacketUplinkIsShared) {
+  EXPECT_EQ(control::sharedUplinkInterface("net_af_packet0,iface=eth0,qpairs=2"), "eth0");
+  EXPECT_EQ(control::sharedUplinkInterface("net_af_packet0,iface=eth0"), "eth0");
+  EXPECT_FALSE(control::sharedUplinkInterface("0000:3b:00.0").has_value());
+  EXPECT_FALSE(control::sharedUplinkInterface("net_af_packet0,iface=a\"b").has_value());
+  control::UplinkGuardConfig g;
+  g.interface = "eth0";
+  g.nodeIp = testing::ip("10.200.0.1");
+  const std::string rules = control::uplinkGuardRules(g);
+  EXPECT_NE(rules.find("hook ingress device \"eth0\""), std::string::npos) << rules;
+  EXPECT_NE(rules.find("ip daddr 10.200.0.1 udp dport 4789"), std::string::npos) << rules;
+  EXPECT_NE(rules.find("tcp dport 30000-32767"), std::string::npos) << rules;
 }
 
 TEST(HostPathNames, InterfaceNamesAreChecked) {

@@ -133,7 +133,8 @@ HostPathConfig NodeController::hostPathConfig() const {
   c.mtu = settings_.uplinkDevargs.empty() ? settings_.mtu : settings_.mtu - overlay::kOverhead;
   c.nodeIp = settings_.nodeIp;
   c.gatewayIp = settings_.gatewayIp;
-  c.prefixes.push_back(settings_.podCidr);
+  // The whole cluster's pods when known (other nodes' pods through the overlay), else ours.
+  c.prefixes.push_back(settings_.clusterCidr ? *settings_.clusterCidr : settings_.podCidr);
   if (settings_.serviceCidr) c.prefixes.push_back(*settings_.serviceCidr);
   return c;
 }

@@ -88,6 +88,9 @@ Result<std::shared_ptr<const dp::RouteTable>> buildRoutes(const NodeModel& model
     nh.remoteNode = index++;
     const uint32_t nhIndex = routes.addNextHop(nh);
     for (const Ipv4Prefix& c : n.podCidrs) routes.addRoute(c, nhIndex);
+    // With a host path, the other node's address goes through the overlay to its host path too,
+    // so that its kernel (kubelet, API server) and ours see pods and nodes unmasqueraded.
+    if (model.host) routes.addRoute(Ipv4Prefix{n.ip, 32}, nhIndex);
   }
   return std::move(routes).build(in.socketId);
 }

@@ -12,6 +12,7 @@
 #include "dataplane/flow_context.h"
 #include "dataplane/flow_policy.h"
 #include "dataplane/route_stage.h"
+#include "dataplane/route_table.h"
 #include "lb/conntrack.h"
 #include "lb/icmp_nat.h"
 #include "lb/nat.h"
@@ -362,6 +363,17 @@ struct Found {
   ServiceAccess access = ServiceAccess::kCluster;
 };
 
+// Another node's own address, reached through the overlay and its host path (routed so only
+// when this node has a host path): never masqueraded, so that node's kernel sees the pod. One
+// route lookup, for new flows leaving the cluster only.
+bool toOtherNode(rte_be32_t dst, const Snapshot& snap) {
+  if (!snap.settings.hostPath) return false;
+  const uint32_t ip = rte_be_to_cpu_32(dst);
+  uint64_t nh;
+  snap.routes->lookup(&ip, &nh, 1);
+  return snap.routes->nextHop(nh).kind == NextHopKind::kRemoteNode;
+}
+
 void untracked(rte_mbuf* m, PacketMeta& meta, const FlowKey* key, const Found& service,
                FlowContext& fc) {
   const DataplaneSettings& s = fc.snap.settings;
@@ -389,7 +401,7 @@ void untracked(rte_mbuf* m, PacketMeta& meta, const FlowKey* key, const Found& s
   // Leaving the cluster from a pod: masquerade.
   if (s.masquerade && !(meta.flags & (kFlagFromOverlay | kFlagFromHost)) &&
       !inPrefix(meta.dstIp, s.clusterCidr, s.clusterCidrMask) &&
-      !inPrefix(meta.dstIp, s.podCidr, s.podCidrMask)) {
+      !inPrefix(meta.dstIp, s.podCidr, s.podCidrMask) && !toOtherNode(meta.dstIp, fc.snap)) {
     if (!key) return meta.setDrop(DropReason::kMasqueradeUnsupported);
     return newMasqueradeFlow(m, meta, *key, fc);
   }

@@ -15,6 +15,7 @@ from nplab import Lab
 from nplab.lab import REPO, run
 
 NODE_IP = "192.168.50.10"
+NODE2_IP = "192.168.50.11"
 API_PORT = 6443
 PROBE = str(REPO / "tools/nplab/probe.py")
 
@@ -46,7 +47,23 @@ def node():
                       [{"name": "http", "port": 80, "targetPort": 8080, "nodePort": 30080}], [web],
                       type="NodePort")
         outside = lab.add_node_netns("outside", "192.168.50.99/24")
-        yield {"lab": lab, "d": d, "web": web, "client": client, "outside": outside}
+        # A second node like the first: the node addresses reach each other's pods and kernels
+        # through the overlay and the host paths.
+        ns2 = lab.add_node_netns("node-host2", f"{NODE2_IP}/24")
+        d2 = lab.daemon("node-host2", f"{NODE2_IP}/24", "10.244.2.0/24", netns=ns2,
+                        uplink="net_af_packet_ul,iface=ul0", cluster_cidr="10.244.0.0/16",
+                        service_cidr="10.96.0.0/12", extra_args=["--host-interface", "np0"])
+        d2.exec(["ip", "link", "set", "lo", "up"])
+        for a, b in ((d, d2), (d2, d)):
+            a.set_node(b)
+            a.set_node(a)
+        remote = lab.add_pod(d2, "app", "remote")
+        remote.serve(http=[8080], tcp=[9000])
+        for x in (d, d2):
+            x.set_service("app", "remote-only", "10.96.0.42",
+                          [{"name": "http", "port": 80, "targetPort": 8080}], [remote])
+        yield {"lab": lab, "d": d, "web": web, "client": client, "outside": outside, "d2": d2,
+               "remote": remote}
 
 
 def node_curl(d, url, timeout=3):
@@ -60,7 +77,7 @@ def test_host_interface_and_routes(node):
     names = {link["ifname"] for link in links}
     assert {"np0", "np0-dp"} <= names
     routes = d.exec(["ip", "route", "show", "dev", "np0"]).stdout
-    assert "10.244.1.0/24 via 169.254.1.1" in routes and f"src {NODE_IP}" in routes, routes
+    assert "10.244.0.0/16 via 169.254.1.1" in routes and f"src {NODE_IP}" in routes, routes
     assert "10.96.0.0/12 via 169.254.1.1" in routes, routes
     ports = d.call("ports")["ports"]
     assert [p["role"] for p in ports].count("host") == 1
@@ -157,7 +174,45 @@ def test_the_node_reaches_a_node_port_on_its_own_address(node):
     assert node_curl(d, f"http://{NODE_IP}:30080/") == "app/web", d.log_text()[-3000:]
 
 
+def test_the_node_reaches_a_pod_on_another_node(node):
+    assert node_curl(node["d"], f"http://{node['remote'].ip}:8080/") == "app/remote"
+    # ... and a ClusterIP whose only backend is there.
+    assert node_curl(node["d"], "http://10.96.0.42/") == "app/remote"
+
+
+PEER_SERVER = r"""
+import socket
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 10251))
+s.listen()
+c, peer = s.accept()
+c.sendall(peer[0].encode())
+c.close()
+"""
+
+PEER_CLIENT = r"""
+import socket, sys
+print(socket.create_connection((sys.argv[1], 10251), timeout=5).recv(64).decode())
+"""
+
+
+def test_a_pod_reaches_another_nodes_kernel_unmasqueraded(node):
+    """A pod on node 2 to a server on node 1's own address (as to an API server): through the
+    overlay and node 1's host path, so node 1's kernel sees the pod's own address."""
+    d, remote = node["d"], node["remote"]
+    server = node["lab"].popen(["ip", "netns", "exec", d.netns, "/usr/bin/python3", "-c",
+                                PEER_SERVER])
+    deadline = time.time() + 10
+    while time.time() < deadline and not d.exec(["ss", "-Htln", "sport = :10251"]).stdout:
+        time.sleep(0.05)
+    r = remote.exec(["/usr/bin/python3", "-c", PEER_CLIENT, NODE_IP], check=False)
+    server.wait(timeout=10)
+    assert r.stdout.strip() == remote.ip, r.stdout + r.stderr
+
+
 def test_no_unexplained_drops(node):
-    drops = {k: v for k, v in node["d"].drops().items() if v}
-    assert "host_path_unavailable" not in drops, drops
-    assert "host_source_not_node" not in drops, drops
+    for d in (node["d"], node["d2"]):
+        drops = {k: v for k, v in d.drops().items() if v}
+        assert "host_path_unavailable" not in drops, drops
+        assert "host_source_not_node" not in drops, drops

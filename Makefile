@@ -67,6 +67,7 @@ bench: build
 	./$(BUILD)/perf/policy_bench
 	./$(BUILD)/perf/control_bench --services 2000
 	/usr/bin/python3 perf/pod_bench.py
+	/usr/bin/python3 perf/k8s_bench.py --pods 50
 
 format: deps
 	git ls-files '*.cpp' '*.h' | xargs clang-format -i

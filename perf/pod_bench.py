@@ -6,10 +6,13 @@ this machine with iperf3 (perf/RESULTS.md records the figures; never a test):
   two nodes   pods across nodeplane's VXLAN       vs two namespaces over kernel vxlan devices
   each: TCP with 1 and 4 streams, and 64-byte UDP packets per second from two senders
 
-and attaching 250 pods to one node: CNI ADD time (p50, p99), the daemon's memory, a ping to each.
+and attaching 250 pods to one node: CNI ADD time (p50, p99), the daemon's memory, a ping to each;
+and the host path as kubelet probes use it: HTTP requests from the node's own namespace to a pod
+(connect, GET, close; requests per second and latency) through nodeplane's host path vs the
+kernel routing the node to a pod over its veth (what bridge and routed CNIs do).
 
 Run as root from the repository (after `make`): /usr/bin/python3 perf/pod_bench.py [--seconds N]
-[--skip-scale]. Everything it creates is removed when it ends (tools/nplab).
+[--skip-scale] [--skip-host-path]. Everything it creates is removed when it ends (tools/nplab).
 """
 
 import argparse
@@ -43,7 +46,7 @@ def iperf_tcp(client_ns, server_ns, server_ip, seconds, streams):
 
 def iperf_udp_pps(clients, server_ns, server_ip, seconds):
     """64-byte UDP datagrams as fast as two senders go; packets per second received."""
-    servers, results = [], []
+    servers = []
     for i, _ in enumerate(clients):
         servers.append(subprocess.Popen(
             ["ip", "netns", "exec", server_ns, "iperf3", "-s", "-1", "-p", str(5301 + i)],
@@ -167,14 +170,80 @@ def scale(lab, count):
     return {"p50_ms": p50 * 1e3, "p99_ms": p99 * 1e3, "rss_mib": rss, "unreachable": failed}
 
 
+PROBE_CLIENT = r"""
+import socket, sys, time
+ip, seconds = sys.argv[1], float(sys.argv[2])
+lat, end = [], time.time() + seconds
+while time.time() < end:
+    t0 = time.perf_counter()
+    s = socket.create_connection((ip, 8080), timeout=2)
+    s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+    while s.recv(4096):
+        pass
+    s.close()
+    lat.append(time.perf_counter() - t0)
+lat.sort()
+print(len(lat) / seconds, lat[len(lat) // 2] * 1e3, lat[int(len(lat) * 0.99)] * 1e3)
+"""
+
+
+def probe_rate(node_ns, ip, seconds):
+    """Requests per second and p50/p99 latency (ms) of sequential HTTP probes from node_ns."""
+    r = run(["ip", "netns", "exec", node_ns, "/usr/bin/python3", "-c", PROBE_CLIENT, ip,
+             str(seconds)], timeout=seconds + 30)
+    rate, p50, p99 = (float(x) for x in r.stdout.split())
+    return {"rate": rate, "p50_ms": p50, "p99_ms": p99}
+
+
+def host_path(lab, seconds):
+    # nodeplane: the node kernel holds the node address; probes take the host path.
+    ns = lab.add_node_netns("hp", "192.168.50.10/24")
+    d = lab.daemon("bench-hp", "192.168.50.10/24", "10.244.1.0/24", netns=ns,
+                   uplink="net_af_packet_ul,iface=ul0", service_cidr="10.96.0.0/12",
+                   extra_args=["--host-interface", "np0"])
+    pod = lab.add_pod(d, "bench", "web")
+    pod.serve(http=[8080])
+    ours = probe_rate(ns, pod.ip, seconds)
+    # The kernel: the node routes to the pod over its veth (host end in the node namespace).
+    node = lab.add_netns("kh")
+    target = lab.add_netns("khp")
+    run(["ip", "link", "add", "eth0", "netns", target, "type", "veth", "peer", "name", "hv0",
+         "netns", node])
+    run(["ip", "-n", node, "link", "set", "hv0", "up"])
+    run(["ip", "-n", node, "addr", "add", "10.97.0.1/32", "dev", "hv0"])
+    run(["ip", "-n", node, "route", "add", "10.97.0.2/32", "dev", "hv0"])
+    run(["ip", "-n", target, "link", "set", "eth0", "up"])
+    run(["ip", "-n", target, "link", "set", "lo", "up"])
+    run(["ip", "-n", target, "addr", "add", "10.97.0.2/32", "dev", "eth0"])
+    run(["ip", "-n", target, "route", "add", "10.97.0.1/32", "dev", "eth0"])
+    lab.popen(["ip", "netns", "exec", target, "/usr/bin/python3",
+               str(Path(__file__).resolve().parent.parent / "tools/nplab/probe.py"), "serve",
+               "--http", "8080"])
+    time.sleep(1)
+    kernel = probe_rate(node, "10.97.0.2", seconds)
+    for label, r in (("nodeplane host path", ours), ("kernel route to the veth", kernel)):
+        print(f"  probes from the node, {label:26s} {r['rate']:7.0f} req/s   p50 "
+              f"{r['p50_ms']:.2f} ms   p99 {r['p99_ms']:.2f} ms", flush=True)
+    print(f"  ratio, host path vs kernel route      {ours['rate'] / kernel['rate']:.2f}x req/s",
+          flush=True)
+    return {"nodeplane": ours, "kernel": kernel}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--pods", type=int, default=250)
     ap.add_argument("--skip-scale", action="store_true")
+    ap.add_argument("--skip-host-path", action="store_true")
+    ap.add_argument("--only-host-path", action="store_true")
     args = ap.parse_args()
     print(f"nodeplane pod_bench: iperf3 {args.seconds} s per case, MTU {MTU}", flush=True)
     results = {}
+    if not args.skip_host_path:
+        with Lab("ph") as lab:
+            results["host_path"] = host_path(lab, args.seconds)
+        if args.only_host_path:
+            return
     with Lab("pb") as lab:
         results["bridge"] = linux_bridge(lab, args.seconds)
         results["np_same"] = nodeplane_same_node(lab, args.seconds)

@@ -4,14 +4,14 @@ them with --no-install-recommends. Checked against this machine's dpkg database 
 machine has every one installed): ldd names the files, dpkg -S their packages, and the closure of
 Pre-Depends/Depends of the listed packages must hold each."""
 
+import os
 import re
 import subprocess
 from pathlib import Path
 
-import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-BUILD = Path(__import__("os").environ.get("NODEPLANE_BUILD_DIR", REPO / "build"))
+BUILD = Path(os.environ.get("NODEPLANE_BUILD_DIR", REPO / "build"))
 BINARIES = ["daemon/nodeplane", "control/npctl", "control/nodeplane-agent",
             "control/nodeplane-cni"]
 

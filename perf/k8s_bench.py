@@ -5,7 +5,11 @@ every pod Ready and every pod a ready endpoint of the Service's EndpointSlices. 
 kubelet's probe passed through nodeplane's host path, so this is the whole path a rollout takes:
 scheduler, kubelet, containerd, nodeplane-cni, the daemon's attach, probes, the agent.
 
-Run as root from the repository (after `make`): /usr/bin/python3 perf/k8s_bench.py [--pods 50].
+The same rollout on the lab's own Debian bridge CNI (bridge + host-local, kubelet's probes over
+the kernel's bridge) is the baseline, measured in the same run.
+
+Run as root from the repository (after `make`): /usr/bin/python3 perf/k8s_bench.py [--pods 50]
+[--skip-bridge].
 The lab is started, and purged at the end (tools/nplab/k8s.py). perf/RESULTS.md records figures.
 """
 
@@ -54,39 +58,58 @@ def ready_endpoints(k):
                if e.get("conditions", {}).get("ready"))
 
 
+def rollout(k, pods, label):
+    """kubectl apply of the Deployment, then seconds to the first and every pod Ready and to every
+    pod a ready endpoint."""
+    k.namespace(NS)
+    t0 = time.perf_counter()
+    k.kubectl("apply", "-f", "-", input=deployment(pods))
+    first = None
+    while True:
+        ready = len(k.ready_pods(NS, "app=web"))
+        if ready and first is None:
+            first = time.perf_counter() - t0
+        if ready == pods:
+            break
+        if time.perf_counter() - t0 > 600:
+            raise SystemExit(f"{label}: only {ready}/{pods} pods Ready after 600 s")
+        time.sleep(0.5)
+    all_ready = time.perf_counter() - t0
+    wait_for(f"{pods} ready endpoints", lambda: ready_endpoints(k) == pods, 300, 0.5)
+    endpoints = time.perf_counter() - t0
+    print(f"  {label:38s} first pod Ready {first:5.1f} s, all {pods} Ready {all_ready:5.1f} s, "
+          f"all in the Service's endpoints {endpoints:5.1f} s", flush=True)
+    k.kubectl("delete", "namespace", NS, "--timeout=300s")
+    return {"first": first, "ready": all_ready, "endpoints": endpoints}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--pods", type=int, default=50)
+    ap.add_argument("--skip-bridge", action="store_true",
+                    help="leave out the baseline (the lab's Debian bridge CNI)")
     args = ap.parse_args()
+    print(f"k8s_bench: a Deployment of {args.pods} pods with an HTTP readiness probe and a "
+          "Service, one lab node", flush=True)
     k = K8sLab()
     try:
         k.setup()
         k.leftovers(NS)
         k.install_nodeplane()
-        k.namespace(NS)
-        t0 = time.perf_counter()
-        k.kubectl("apply", "-f", "-", input=deployment(args.pods))
-        first = None
-        while True:
-            ready = len(k.ready_pods(NS, "app=web"))
-            if ready and first is None:
-                first = time.perf_counter() - t0
-            if ready == args.pods:
-                break
-            if time.perf_counter() - t0 > 600:
-                raise SystemExit(f"only {ready}/{args.pods} pods Ready after 600 s")
-            time.sleep(0.5)
-        all_ready = time.perf_counter() - t0
-        wait_for(f"{args.pods} ready endpoints", lambda: ready_endpoints(k) == args.pods, 300, 0.5)
-        endpoints = time.perf_counter() - t0
-        attached = len(k.npctl("pods")["pods"])
-        print(f"k8s_bench: Deployment of {args.pods} pods on one lab node, nodeplane as CNI and "
-              f"Service proxy")
-        print(f"  first pod Ready {first:.1f} s, all {args.pods} Ready {all_ready:.1f} s, all in "
-              f"the Service's endpoints {endpoints:.1f} s; {attached} pods attached")
-        k.kubectl("delete", "namespace", NS, "--timeout=300s")
+        ours = rollout(k, args.pods, "nodeplane (CNI + Service proxy)")
     finally:
         k.stop()
+    if args.skip_bridge:
+        return
+    k = K8sLab(cni="bridge")
+    try:
+        k.setup()
+        k.leftovers(NS)
+        bridge = rollout(k, args.pods, "Debian bridge CNI (no Service proxy)")
+    finally:
+        k.stop()
+    print(f"  ratio, nodeplane vs bridge: all Ready {ours['ready'] / bridge['ready']:.2f}x the "
+          f"time, endpoints {ours['endpoints'] / bridge['endpoints']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -48,10 +48,12 @@ def wait_for(what, check, timeout=120, interval=1.0):
 
 
 class K8sLab:
-    def __init__(self, state_dir=None):
+    def __init__(self, state_dir=None, cni="none"):
+        """cni: "none" (nodeplane is installed by install_nodeplane) or "bridge" (the lab's own
+        Debian bridge + host-local, a baseline for benchmarks)."""
         self.state = Path(state_dir or os.environ.get("NODEPLANE_K8S_LAB_DIR")
                           or f"/tmp/np-k8s-lab-{os.getpid()}")
-        self.env = dict(os.environ, K8S_LAB_DIR=str(self.state))
+        self.env = dict(os.environ, K8S_LAB_DIR=str(self.state), K8S_LAB_CNI=cni)
         self.procs = []
         self.vars = {}
 

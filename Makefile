@@ -1,5 +1,6 @@
 # Thin wrapper over meson (DESIGN.md §5). Each target installs what is missing first.
 #   make demo   build, then run the demo cluster (configs/demo-cluster) on this machine
+#   make demo-k8s  the same cluster as real Kubernetes objects on ../shared/k8s-lab
 #   make test   build, then every test: unit, scenario, e2e; unit again under ASan+UBSan
 #   make bench  build, then the perf/ benchmarks (lb_bench at a size that fits --no-huge; the
 #               full-size figures in perf/RESULTS.md need hugepages, see there)
@@ -15,7 +16,7 @@ FUZZ_SECONDS ?= 300
 FUZZ_TARGETS = $(addprefix tests/fuzz/fuzz_,packet_path control_line apply_reader manifests cni)
 MESON_OPTS ?=
 
-.PHONY: all deps build test test-unit test-asan demo bench clean format check-format check-layers lint fuzz fuzz-build fuzz-smoke
+.PHONY: all deps build test test-unit test-asan demo demo-k8s bench clean format check-format check-layers lint fuzz fuzz-build fuzz-smoke
 
 all: build
 
@@ -59,6 +60,10 @@ fuzz-smoke: fuzz-build
 
 demo: build
 	/usr/bin/python3 tools/demo.py
+
+# The seed's cluster as real Kubernetes objects on ../shared/k8s-lab (two nodes), nodeplane on both.
+demo-k8s: build
+	/usr/bin/python3 tools/demo_k8s.py
 
 bench: build
 	./$(BUILD)/perf/dataplane_bench

@@ -48,12 +48,14 @@ def wait_for(what, check, timeout=120, interval=1.0):
 
 
 class K8sLab:
-    def __init__(self, state_dir=None, cni="none"):
+    def __init__(self, state_dir=None, cni="none", nodes=1):
         """cni: "none" (nodeplane is installed by install_nodeplane) or "bridge" (the lab's own
-        Debian bridge + host-local, a baseline for benchmarks)."""
+        Debian bridge + host-local, a baseline for benchmarks). nodes: 1 or 2 (the second joined
+        over a veth underlay, lab0 on each)."""
         self.state = Path(state_dir or os.environ.get("NODEPLANE_K8S_LAB_DIR")
                           or f"/tmp/np-k8s-lab-{os.getpid()}")
-        self.env = dict(os.environ, K8S_LAB_DIR=str(self.state), K8S_LAB_CNI=cni)
+        self.env = dict(os.environ, K8S_LAB_DIR=str(self.state), K8S_LAB_CNI=cni,
+                        K8S_LAB_NODES=str(nodes))
         self.procs = []
         self.vars = {}
 
@@ -79,8 +81,7 @@ class K8sLab:
 
     def leftovers(self, *namespaces):
         """What a kept lab (NODEPLANE_K8S_KEEP) still runs from an earlier run: stopped by PID."""
-        for name in ("nodeplane-agent", "nodeplane"):
-            pidfile = self.state / "lab/pids" / f"{name}.pid"
+        for pidfile in sorted((self.state / "lab/pids").glob("nodeplane*.pid"), reverse=True):
             if pidfile.exists():
                 try:
                     os.kill(int(pidfile.read_text()), 15)
@@ -90,9 +91,10 @@ class K8sLab:
                 pidfile.unlink()
         for ns in namespaces:
             self.kubectl("delete", "namespace", ns, "--ignore-not-found", "--timeout=120s")
-        
-    def in_node(self, *cmd, check=True, timeout=60, input=None):
-        r = subprocess.run([self.vars["IN_NODE"]] + [str(c) for c in cmd], env=self.env,
+
+    def in_node(self, *cmd, check=True, timeout=60, input=None, node=1):
+        r = subprocess.run([self.vars["IN_NODE"], "--node", str(node)] + [str(c) for c in cmd],
+                           env=self.env,
                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            timeout=timeout, input=input)
         if check and r.returncode != 0:
@@ -107,17 +109,19 @@ class K8sLab:
             raise AssertionError(f"kubectl {' '.join(args)}: {r.stdout} {r.stderr}")
         return r
 
-    def start(self, name, *cmd):
-        """A process inside the node (pid recorded for stop.sh too); its log in the state dir."""
+    def start(self, name, *cmd, node=1):
+        """A process inside a node (pid recorded for stop.sh too); its log in the state dir."""
         log = open(self.state / f"{name}.log", "w")
-        p = subprocess.Popen([self.vars["IN_NODE"]] + [str(c) for c in cmd], env=self.env,
+        p = subprocess.Popen([self.vars["IN_NODE"], "--node", str(node)] + [str(c) for c in cmd],
+                             env=self.env,
                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         (self.state / "lab/pids" / f"{name}.pid").write_text(str(p.pid))
         self.procs.append(p)
         return p
 
-    def npctl(self, *args):
-        r = self.in_node(build_dir() / "control/npctl", "--socket", SOCKET, "--json", *args, check=False)
+    def npctl(self, *args, node=1):
+        r = self.in_node(build_dir() / "control/npctl", "--socket", SOCKET, "--json", *args,
+                         check=False, node=node)
         return json.loads(r.stdout) if r.returncode == 0 and r.stdout.strip() else None
 
     def stop(self):
@@ -134,30 +138,63 @@ class K8sLab:
             subprocess.run([str(LAB_SRC / "stop.sh"), "--purge"], env=self.env,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
 
-    def install_nodeplane(self, workers=1):
-        """nodeplane as the node's CNI and Service proxy, as the DaemonSet installs it."""
-        self.in_node("mkdir", "-p", "/opt/cni/bin", "/etc/cni/net.d", "/run/nodeplane")
-        self.in_node("cp", build_dir() / "control/nodeplane-cni", "/opt/cni/bin/nodeplane-cni")
+    def agent_kubeconfig(self):
+        """A kubeconfig with a token of the project's own ServiceAccount, bound by
+        configs/k8s/02-rbac.yaml: the agent reads the API server with exactly those rights."""
+        path = self.state / "nodeplane-agent.kubeconfig"
+        if path.exists():
+            return path
+        import yaml
+        k8s = REPO / "configs/k8s"
+        self.kubectl("apply", "-f", str(k8s / "00-namespace.yaml"), "-f",
+                     str(k8s / "01-l7rule-crd.yaml"), "-f", str(k8s / "02-rbac.yaml"))
+        token = self.kubectl("-n", "nodeplane-system", "create", "token", "nodeplane",
+                             "--duration", "24h").stdout.strip()
+        admin = yaml.safe_load(Path(self.vars["KUBECONFIG"]).read_text())
+        cluster = dict(admin["clusters"][0]["cluster"])
+        ca = cluster.pop("certificate-authority", None)
+        if ca:  # absolute, since this file lives elsewhere
+            cluster["certificate-authority"] = str(Path(self.vars["KUBECONFIG"]).parent / ca)
+        path.write_text(json.dumps({
+            "apiVersion": "v1", "kind": "Config", "current-context": "nodeplane",
+            "clusters": [{"name": "lab", "cluster": cluster}],
+            "users": [{"name": "nodeplane", "user": {"token": token}}],
+            "contexts": [{"name": "nodeplane",
+                          "context": {"cluster": "lab", "user": "nodeplane"}}]}))
+        return path
+
+    def install_nodeplane(self, node=1, workers=1, uplink=None):
+        """nodeplane as a node's CNI and Service proxy, as the DaemonSet installs it. uplink: the
+        daemon's --uplink (two nodes: "net_af_packet0,iface=lab0", shared with the kernel)."""
+        name = f"k8slab-node{node}"
+        kubeconfig = self.agent_kubeconfig()
+        suffix = "" if node == 1 else f"-n{node}"
+        self.in_node("mkdir", "-p", "/opt/cni/bin", "/etc/cni/net.d", "/run/nodeplane", node=node)
+        self.in_node("cp", build_dir() / "control/nodeplane-cni", "/opt/cni/bin/nodeplane-cni",
+                     node=node)
         # The DaemonSet's bootstrap step: node config and CNI config from the Node object.
-        template = self.state / "nodeplane.conf.template"
+        template = self.state / f"nodeplane{suffix}.conf.template"
         template.write_text("cluster-cidr = 10.244.0.0/16\nservice-cidr = 10.96.0.0/16\n"
                             "host-interface = nodeplane0\ncontrol-socket = /run/nodeplane/"
                             f"control.sock\nstate-dir = /run/nodeplane\nworkers = {workers}\n"
-                            "idle-sleep-us = 100\nmbufs = 8191\nconntrack-max = 65536\n")
+                            "idle-sleep-us = 100\nmbufs = 8191\nconntrack-max = 65536\n" +
+                            (f"uplink = {uplink}\n" if uplink else ""))
+        mtu = "1450" if uplink else "1500"  # room for VXLAN between nodes
         self.in_node(build_dir() / "control/nodeplane-agent", "--kubeconfig",
-                     self.vars["KUBECONFIG"], "--node-name", NODE, "--node-config-template",
+                     kubeconfig, "--node-name", name, "--node-config-template",
                      template, "--write-node-config", "/run/nodeplane/node.conf",
                      "--write-cni-config", "/etc/cni/net.d/10-nodeplane.conflist", "--cni-mtu",
-                     "1500")
-        self.start("nodeplane", build_dir() / "daemon/nodeplane", "--config",
+                     mtu, node=node)
+        self.start(f"nodeplane{suffix}", build_dir() / "daemon/nodeplane", "--config",
                    "/run/nodeplane/node.conf", "--", "--no-huge", "-m", "384", "--no-pci",
-                   "--file-prefix", f"npk8s{os.getpid()}")
-        wait_for("the daemon's control socket", lambda: self.npctl("status"), timeout=30)
-        self.start("nodeplane-agent", build_dir() / "control/nodeplane-agent", "--kubeconfig",
-                   self.vars["KUBECONFIG"], "--node-name", NODE, "--socket", SOCKET,
-                   "--debounce-ms", "100")
-        wait_for("the node to be Ready", lambda: "True" in self.kubectl(
-            "get", "node", NODE, "-o",
+                   "--file-prefix", f"npk8s{os.getpid()}n{node}", node=node)
+        wait_for("the daemon's control socket", lambda: self.npctl("status", node=node),
+                 timeout=30)
+        self.start(f"nodeplane-agent{suffix}", build_dir() / "control/nodeplane-agent",
+                   "--kubeconfig", kubeconfig, "--node-name", name, "--socket",
+                   SOCKET, "--debounce-ms", "100", node=node)
+        wait_for(f"{name} to be Ready", lambda: "True" in self.kubectl(
+            "get", "node", name, "-o",
             "jsonpath={.status.conditions[?(@.type=='Ready')].status}").stdout)
 
     def namespace(self, name):

@@ -1,0 +1,157 @@
+"""Two real Kubernetes nodes (../shared/k8s-lab --nodes 2: node 2 joined to node 1 over a veth
+underlay, lab0 on each) with nodeplane on both as CNI and Service proxy: each daemon's uplink is
+an af_packet port on lab0, which the node's kernel keeps using (kubelet, API server), VXLAN
+between them, the host path on each. Driven with kubectl only.
+
+Skipped with the lab's reason where it cannot start (like test_k8s_node.py)."""
+
+import json
+import sys
+
+import pytest
+
+from nplab.k8s import K8sLab, LabError, LabUnavailable
+from nplab.k8s import wait_for as lab_wait_for
+
+NS = "np-two"
+UPLINK = "net_af_packet0,iface=lab0"
+
+OBJECTS = f"""
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web, namespace: {NS}}}
+spec:
+  replicas: 2
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      affinity:  # one per node
+        podAntiAffinity:
+          requiredDuringSchedulingIgnoredDuringExecution:
+          - {{labelSelector: {{matchLabels: {{app: web}}}}, topologyKey: kubernetes.io/hostname}}
+      containers:
+      - name: web
+        image: k8slab.local/busybox:1.35
+        imagePullPolicy: Never
+        command: ["sh", "-c", "echo hello-from-$(hostname) > /tmp/index.html; exec httpd -f -p 8080 -h /tmp"]
+        readinessProbe: {{httpGet: {{path: /index.html, port: 8080}}, periodSeconds: 1}}
+        livenessProbe: {{httpGet: {{path: /index.html, port: 8080}}, periodSeconds: 2}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: web, namespace: {NS}}}
+spec: {{selector: {{app: web}}, ports: [{{port: 80, targetPort: 8080}}]}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: client1, namespace: {NS}}}
+spec:
+  nodeName: k8slab-node1
+  terminationGracePeriodSeconds: 1
+  containers:
+  - {{name: c, image: k8slab.local/busybox:1.35, imagePullPolicy: Never, command: ["sleep", "100000"]}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: client2, namespace: {NS}}}
+spec:
+  nodeName: k8slab-node2
+  terminationGracePeriodSeconds: 1
+  containers:
+  - {{name: c, image: k8slab.local/busybox:1.35, imagePullPolicy: Never, command: ["sleep", "100000"]}}
+"""
+
+
+def wait_for(what, check, timeout=120, interval=1.0):
+    try:
+        return lab_wait_for(what, check, timeout, interval)
+    except LabError as e:
+        pytest.fail(str(e))
+
+
+@pytest.fixture(scope="module")
+def lab():
+    k = K8sLab(nodes=2)
+    try:
+        try:
+            k.setup()
+        except LabUnavailable as e:
+            print(f"tests/k8s: SKIPPED, {e}", file=sys.stderr)
+            pytest.skip(f"the two-node Kubernetes lab cannot start on this machine: {e}")
+        try:
+            k.leftovers(NS)
+            k.install_nodeplane(node=1, uplink=UPLINK)
+            k.install_nodeplane(node=2, uplink=UPLINK)
+            k.namespace(NS)
+        except LabError as e:
+            pytest.fail(str(e))
+        k.kubectl("apply", "-f", "-", input=OBJECTS)
+        yield k
+    finally:
+        k.stop()
+
+
+def pods_by_node(k):
+    pods = json.loads(k.kubectl("-n", NS, "get", "pods", "-l", "app=web", "-o", "json").stdout)
+    return {p["spec"]["nodeName"]: p["status"]["podIP"] for p in pods["items"]}
+
+
+def http(k, client, ip, port):
+    r = k.kubectl("-n", NS, "exec", client, "--", "sh", "-c",
+                  f"printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc -w 5 {ip} {port} "
+                  "| tail -n 1", check=False, timeout=40)
+    return r.stdout.strip()
+
+
+def test_both_nodes_know_each_other_and_pods_become_ready(lab):
+    for node in (1, 2):
+        nodes = wait_for(f"node {node}'s daemon to know both nodes",
+                         lambda: len(lab.npctl("nodes", node=node)["nodes"]) == 2
+                         and lab.npctl("nodes", node=node)["nodes"], 60)
+        assert {n["name"] for n in nodes} == {"k8slab-node1", "k8slab-node2"}
+    wait_for("both web pods Ready (probes through each node's host path)",
+             lambda: len(lab.ready_pods(NS, "app=web")) == 2, 180)
+    wait_for("both clients Ready", lambda: len(lab.ready_pods(NS, "app!=web")) == 2, 120)
+    placed = pods_by_node(lab)
+    assert placed["k8slab-node1"].startswith("10.244.0.")
+    assert placed["k8slab-node2"].startswith("10.244.1.")
+
+
+def test_pods_reach_each_other_across_the_overlay(lab):
+    remote = pods_by_node(lab)["k8slab-node2"]
+    assert http(lab, "client1", remote, 8080).startswith("hello-from-web-")
+
+
+def test_the_cluster_ip_answers_from_both_nodes(lab):
+    ip = lab.kubectl("-n", NS, "get", "service", "web", "-o",
+                     "jsonpath={.spec.clusterIP}").stdout.strip()
+    for client in ("client1", "client2"):
+        seen = set()
+        for _ in range(10):
+            out = wait_for(f"{client} -> {ip}:80", lambda: http(lab, client, ip, 80), 30)
+            assert out.startswith("hello-from-web-"), out
+            seen.add(out)
+        assert len(seen) == 2, (client, seen)
+
+
+def test_a_pod_on_the_second_node_reaches_kubernetes_default(lab):
+    # The API server is on node 1's address: through the overlay and node 1's host path.
+    r = lab.kubectl("-n", NS, "exec", "client2", "--", "sh", "-c",
+                    "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 10.96.0.1 443",
+                    check=False, timeout=40)
+    assert "HTTP request to an HTTPS server" in r.stdout, r.stdout + r.stderr
+
+
+def test_a_node_reaches_a_pod_on_the_other_node(lab):
+    remote = pods_by_node(lab)["k8slab-node2"]
+    r = lab.in_node("curl", "-sS", "-m", "5", f"http://{remote}:8080/index.html", check=False)
+    assert r.stdout.startswith("hello-from-web-"), r.stdout + r.stderr
+
+
+def test_deleting_everything_detaches_every_pod(lab):
+    lab.kubectl("delete", "namespace", NS, "--timeout=120s")
+    for node in (1, 2):
+        wait_for(f"node {node}: every pod port detached",
+                 lambda: lab.npctl("pods", node=node)["pods"] == [], 60)

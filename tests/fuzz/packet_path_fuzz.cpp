@@ -1,10 +1,11 @@
 // Fuzz target: the packet path. Bursts of arbitrary frames through runStages() on a node with a
-// VXLAN uplink (fake port 0), two pods (ports 1, 2), a remote node, Services (local and remote
-// backends, NodePort, affinity, SNAT), NetworkPolicy with an L7 rule, and a real connection
-// table that ages between inputs. Nothing may read past a frame (exact-size buffers, ASan),
-// crash, or leak an mbuf.
+// VXLAN uplink (fake port 0), the host path (port 1), two pods (ports 2, 3), a remote node,
+// Services (local and remote backends, NodePort, affinity, SNAT), NetworkPolicy with an L7 rule,
+// and a real connection table that ages between inputs. Nothing may read past a frame
+// (exact-size buffers, ASan), crash, or leak an mbuf.
 //
-// Input: byte 0 picks the port (bits 0-1), whether frames get headroom (bit 2) and whether each
+// Input: byte 0 picks the port (bits 0-1: the uplink, the client pod, the server pod, the host
+// port), whether frames get headroom (bit 2) and whether each
 // frame starts with a virtio-net header, as from a pod port (bit 3); then frames, each a 2-byte
 // little-endian length and that many bytes, up to a burst of 32. What the stages send goes
 // through the edge offloads (dataplane/offload.h): segmentation and checksums for the uplink,
@@ -93,10 +94,23 @@ Node& node() {
     s.clusterCidr = *Ipv4Prefix::parse("10.244.0.0/16");
     s.serviceCidr = *Ipv4Prefix::parse("10.96.0.0/12");
     s.uplinkDevargs = "net_fake_uplink";
+    s.hostInterface = "np0";
     s.maglevSize = 251;
     s.l7FlowsPerWorker = 16;
     made->node = std::make_unique<control::NodeController>(s, made->backend);
     auto& n = *made->node;
+    control::NodeController::HostPathOps ops;  // no kernel links or nftables from a fuzzer
+    ops.create = [](const control::HostPathConfig& c) -> Result<control::HostPathLinks> {
+      return control::HostPathLinks{c.kernelInterface, control::hostPathPeerName(c.kernelInterface),
+                                    *MacAddress::parse("0a:00:00:00:00:99")};
+    };
+    ops.addRoutes = [](const control::HostPathConfig&) { return okStatus(); };
+    ops.remove = [](const std::string&) {};
+    ops.redirectNodePorts = [](const std::vector<control::NodePortRedirect>&) {
+      return okStatus();
+    };
+    ops.removeNodePortRedirects = [] {};
+    n.setHostPathOps(ops);
     check(n.start(), "start");
     check(n.attachPod(pod("shop", "client", "10.244.1.2", "0a:00:00:00:00:0a")).ok()
               ? okStatus()
@@ -143,10 +157,11 @@ Node& node() {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Node& n = node();
   if (size < 1) return 0;
-  const uint16_t port = data[0] & 3;
+  // Selector -> port id: uplink 0, client pod 2, server pod 3, host port 1 (opened at start).
+  static constexpr uint16_t kPortOf[4] = {0, 2, 3, 1};
+  const uint16_t port = kPortOf[data[0] & 3];
   const bool headroom = data[0] & 4;
   const bool vnet = data[0] & 8;
-  if (port > 2) return 0;
   Burst burst;
   burst.count = 0;
   burst.inPort = port;

@@ -15,8 +15,10 @@ CORPUS = HERE / "corpus"
 ROOT = HERE.parent.parent
 
 UPLINK_MAC = "02:fe:00:00:00:00"   # fake port 0
-CLIENT_PORT_MAC = "02:fe:00:00:00:01"
-SERVER_PORT_MAC = "02:fe:00:00:00:02"
+HOST_PORT_MAC = "02:fe:00:00:00:01"    # fake port 1: the host path (selector 3)
+CLIENT_PORT_MAC = "02:fe:00:00:00:02"  # fake port 2 (selector 1)
+SERVER_PORT_MAC = "02:fe:00:00:00:03"  # fake port 3 (selector 2)
+KERNEL_MAC = "0a:00:00:00:00:99"
 CLIENT_MAC, SERVER_MAC = "0a:00:00:00:00:0a", "0a:00:00:00:00:0b"
 OUR_VTEP = "0e:4e:c0:a8:32:0a"
 PEER_VTEP = "0e:4e:c0:a8:32:0b"
@@ -97,6 +99,18 @@ def packet_path():
                                        ICMP(type=3, code=4) /
                                        IP(src="192.168.50.10", dst="192.168.60.9") /
                                        TCP(sport=30080, dport=33000)]),
+        # The host path (selector 3): the node's kernel to a pod, a ClusterIP, its ARP for the
+        # gateway; a pod to the node address.
+        "host-to-pod": burst(3, [Ether(dst=HOST_PORT_MAC, src=KERNEL_MAC) /
+                                 IP(src="192.168.50.10", dst="10.244.1.3") /
+                                 TCP(sport=41000, dport=8080, flags="S")]),
+        "host-to-service": burst(3, [Ether(dst=HOST_PORT_MAC, src=KERNEL_MAC) /
+                                     IP(src="192.168.50.10", dst="10.96.0.10") /
+                                     TCP(sport=41001, dport=80, flags="S")]),
+        "host-arp": burst(3, [Ether(dst="ff:ff:ff:ff:ff:ff", src=KERNEL_MAC) /
+                              ARP(op=1, hwsrc=KERNEL_MAC, psrc="192.168.50.10",
+                                  pdst="169.254.1.1")]),
+        "pod-to-node": burst(1, [c("192.168.50.10") / TCP(sport=40010, dport=6443, flags="S")]),
     }
     for name, data in seeds.items():
         write("packet_path", name, data)

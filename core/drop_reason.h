@@ -74,6 +74,9 @@ namespace nodeplane {
     "traffic for the node itself other than ping/VXLAN; no host path to hand it to")               \
   X(kUplinkForHostKernel, "uplink_for_host_kernel",                                                \
     "for the node's address on a shared uplink: the node's kernel takes its own copy")             \
+  X(kSourceIsNode, "source_is_node",                                                               \
+    "from the uplink or a tunnel with this node's own address as source (spoofed: policy lets "    \
+    "the node reach its pods)")                                                                    \
   X(kHostSourceNotNode, "host_source_not_node",                                                    \
     "from the host port with a source other than the node's address (no way back)")                \
   X(kHostNoRoute, "host_no_route",                                                                 \

@@ -60,6 +60,7 @@ void handleVxlan(rte_mbuf* m, PacketMeta& meta, const Snapshot& snapshot,
   }
   if (!rte_is_same_ether_addr(&eth->dst_addr, &table.vtepMac()))
     return meta.setDrop(DropReason::kVxlanInnerDstMac);
+  if (meta.srcIp == table.localIp()) return meta.setDrop(DropReason::kSourceIsNode);
   meta.flags |= kFlagFromOverlay;  // the route stage takes it from here
 }
 
@@ -88,6 +89,11 @@ void uplinkIngressStage(Burst& burst, const Snapshot& snapshot, WorkerContext& c
     }
     if (meta.l3 == L3Kind::kArp) {
       handleUplinkArp(m, meta, *table, ctx);
+      continue;
+    }
+    // Only the host path may speak as the node (NetworkPolicy lets the node reach its pods).
+    if (meta.srcIp == table->localIp()) {
+      meta.setDrop(DropReason::kSourceIsNode);
       continue;
     }
     meta.flags |= kFlagFromUplink;  // only a service or a tracked flow may claim it (service stage)

@@ -332,6 +332,18 @@ TEST_F(OverlayFixture, EveryBadUplinkClassHasItsCounter) {
          return PacketBuilder().eth(kUplinkMac, kPeerMac).ipv4(kPeerIp, kNodeIp).tcp(1, 22).build();
        },
        DropReason::kHostPathUnavailable},
+      // The node's own address as source: only the host path may claim it.
+      {"spoofing the node",
+       [&](auto&) {
+         return PacketBuilder().eth(kUplinkMac, kPeerMac).ipv4(kNodeIp, kNodeIp).tcp(1, 80).build();
+       },
+       DropReason::kSourceIsNode},
+      {"spoofing the node inside the tunnel",
+       [&](auto& f) {
+         return f.vxlan(
+             PacketBuilder().eth(kOurVtep, kPeerVtep).ipv4(kNodeIp, kPodIp).udp(1, 2).build());
+       },
+       DropReason::kSourceIsNode},
       {"tagged",
        [&](auto& f) {
          Bytes b = f.vxlan(inner);

@@ -37,36 +37,32 @@ void handleToGateway(rte_mbuf* m, PacketMeta& meta, const PortConfig& port, Work
   meta.setTransmit(m->port);
 }
 
-// The checks a pod port and the host port share; false when the packet was decided here.
-bool firstHop(rte_mbuf* m, PacketMeta& meta, const PortConfig& port, WorkerContext& ctx) {
-  if (meta.flags & kFlagVlanTagged) {
-    meta.setDrop(DropReason::kPodVlanTagged);
-    return false;
-  }
-  if (meta.l3 == L3Kind::kArp) {
-    handleArp(m, meta, port, ctx);
-    return false;
-  }
-  auto* eth = rte_pktmbuf_mtod(m, const rte_ether_hdr*);
-  if (!rte_is_same_ether_addr(&eth->dst_addr, &port.mac)) {
-    meta.setDrop(rte_is_multicast_ether_addr(&eth->dst_addr) ? DropReason::kIpv4DstMulticast
-                                                             : DropReason::kEthDstNotLocal);
-    return false;
-  }
-  return true;
-}
-
-}  // namespace
-
-void hostIngressStage(Burst& burst, const Snapshot& snapshot, WorkerContext& ctx) {
+// The first hop of a port facing a kernel (a pod's, or the node's through the host path):
+// untagged frames to our MAC, ARP and gateway pings answered, the port's own address as the only
+// source (`spoofed` otherwise), no multicast; what passes is marked with `mark`.
+void kernelPortIngress(Burst& burst, const Snapshot& snapshot, WorkerContext& ctx,
+                       DropReason spoofed, uint8_t mark) {
   const PortConfig& port = snapshot.ports[burst.inPort];
   for (uint16_t i = 0; i < burst.count; ++i) {
     PacketMeta& meta = burst.meta[i];
     if (meta.action != Action::kContinue) continue;
     rte_mbuf* m = burst.pkts[i];
-    if (!firstHop(m, meta, port, ctx)) continue;
-    if (meta.srcIp != port.podIp) {
-      meta.setDrop(DropReason::kHostSourceNotNode);
+    if (meta.flags & kFlagVlanTagged) {
+      meta.setDrop(DropReason::kPodVlanTagged);
+      continue;
+    }
+    if (meta.l3 == L3Kind::kArp) {
+      handleArp(m, meta, port, ctx);
+      continue;
+    }
+    auto* eth = rte_pktmbuf_mtod(m, const rte_ether_hdr*);
+    if (!rte_is_same_ether_addr(&eth->dst_addr, &port.mac)) {
+      meta.setDrop(rte_is_multicast_ether_addr(&eth->dst_addr) ? DropReason::kIpv4DstMulticast
+                                                               : DropReason::kEthDstNotLocal);
+      continue;
+    }
+    if (meta.srcIp != port.podIp) {  // (invalid sources were dropped by the parser)
+      meta.setDrop(spoofed);
       continue;
     }
     if (meta.dstIp == snapshot.settings.gatewayIp) {
@@ -77,27 +73,18 @@ void hostIngressStage(Burst& burst, const Snapshot& snapshot, WorkerContext& ctx
       meta.setDrop(DropReason::kIpv4DstMulticast);
       continue;
     }
-    meta.flags |= kFlagFromHost;
+    meta.flags |= mark;
   }
 }
 
+}  // namespace
+
+void hostIngressStage(Burst& burst, const Snapshot& snapshot, WorkerContext& ctx) {
+  kernelPortIngress(burst, snapshot, ctx, DropReason::kHostSourceNotNode, kFlagFromHost);
+}
+
 void podIngressStage(Burst& burst, const Snapshot& snapshot, WorkerContext& ctx) {
-  const PortConfig& port = snapshot.ports[burst.inPort];
-  for (uint16_t i = 0; i < burst.count; ++i) {
-    PacketMeta& meta = burst.meta[i];
-    if (meta.action != Action::kContinue) continue;
-    rte_mbuf* m = burst.pkts[i];
-    if (!firstHop(m, meta, port, ctx)) continue;
-    if (meta.srcIp != port.podIp) {  // (invalid sources were dropped by the parser)
-      meta.setDrop(DropReason::kPodSourceSpoofed);
-      continue;
-    }
-    if (meta.dstIp == snapshot.settings.gatewayIp) {
-      handleToGateway(m, meta, port, ctx);
-      continue;
-    }
-    if (isMulticastOrBroadcast(meta.dstIp)) meta.setDrop(DropReason::kIpv4DstMulticast);
-  }
+  kernelPortIngress(burst, snapshot, ctx, DropReason::kPodSourceSpoofed, 0);
 }
 
 }  // namespace nodeplane::dataplane

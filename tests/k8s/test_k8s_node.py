@@ -13,13 +13,12 @@ once the lab runs, every failure is a failure."""
 
 import json
 import re
-import sys
 import time
 
 import pytest
+from k8s_support import http_get, reaches_api_server, started_lab, wait_for
 
-from nplab.k8s import NODE_IP, K8sLab, LabError, LabUnavailable
-from nplab.k8s import wait_for as lab_wait_for
+from nplab.k8s import NODE_IP
 
 NS = "np-e2e"
 
@@ -68,31 +67,7 @@ spec:
 
 @pytest.fixture(scope="module")
 def lab():
-    k = K8sLab()
-    try:
-        try:
-            k.setup()
-        except LabUnavailable as e:
-            # Said in the summary (-ra) and on stderr, with the lab's own reason.
-            print(f"tests/k8s: SKIPPED, {e}", file=sys.stderr)
-            pytest.skip(f"the Kubernetes lab cannot start on this machine: {e}")
-        try:
-            k.leftovers(NS)
-            k.install_nodeplane()
-            k.namespace(NS)
-        except LabError as e:
-            pytest.fail(str(e))
-        k.kubectl("apply", "-f", "-", input=WEB)
-        yield k
-    finally:
-        k.stop()
-
-
-def wait_for(what, check, timeout=120, interval=1.0):
-    try:
-        return lab_wait_for(what, check, timeout, interval)
-    except LabError as e:
-        pytest.fail(str(e))
+    yield from started_lab(NS, WEB)
 
 
 def ready_pods(k, selector):
@@ -100,10 +75,7 @@ def ready_pods(k, selector):
 
 
 def http_from_client(k, ip, port, timeout=5):
-    r = k.kubectl("-n", NS, "exec", "client", "--", "sh", "-c",
-                  f"printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc -w {timeout} {ip} {port} "
-                  "| tail -n 1", check=False, timeout=timeout + 30)
-    return r.stdout.strip()
+    return http_get(k, NS, "client", ip, port, timeout=timeout)
 
 
 def test_pods_get_nodeplane_addresses_and_become_ready_through_probes(lab):
@@ -135,12 +107,8 @@ def test_endpointslices_fill_and_the_service_answers_by_cluster_ip(lab):
 
 
 def test_a_pod_reaches_kubernetes_default(lab):
-    # Plain HTTP to the API server's TLS port: Go's TLS server answers it with a 400 of its own,
-    # so an answer proves the whole path (ClusterIP -> the API server on the node address, back).
-    r = lab.kubectl("-n", NS, "exec", "client", "--", "sh", "-c",
-                    "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 10.96.0.1 443",
-                    check=False, timeout=40)
-    assert "HTTP request to an HTTPS server" in r.stdout, r.stdout + r.stderr
+    ok, out = reaches_api_server(lab, NS, "client")
+    assert ok, out
 
 
 def test_the_node_reaches_a_pod_and_the_cluster_ip(lab):

@@ -6,15 +6,11 @@ between them, the host path on each. Driven with kubectl only.
 Skipped with the lab's reason where it cannot start (like test_k8s_node.py)."""
 
 import json
-import sys
 
 import pytest
-
-from nplab.k8s import K8sLab, LabError, LabUnavailable
-from nplab.k8s import wait_for as lab_wait_for
+from k8s_support import http_get, reaches_api_server, started_lab, wait_for
 
 NS = "np-two"
-UPLINK = "net_af_packet0,iface=lab0"
 
 OBJECTS = f"""
 apiVersion: apps/v1
@@ -64,33 +60,9 @@ spec:
 """
 
 
-def wait_for(what, check, timeout=120, interval=1.0):
-    try:
-        return lab_wait_for(what, check, timeout, interval)
-    except LabError as e:
-        pytest.fail(str(e))
-
-
 @pytest.fixture(scope="module")
 def lab():
-    k = K8sLab(nodes=2)
-    try:
-        try:
-            k.setup()
-        except LabUnavailable as e:
-            print(f"tests/k8s: SKIPPED, {e}", file=sys.stderr)
-            pytest.skip(f"the two-node Kubernetes lab cannot start on this machine: {e}")
-        try:
-            k.leftovers(NS)
-            k.install_nodeplane(node=1, uplink=UPLINK)
-            k.install_nodeplane(node=2, uplink=UPLINK)
-            k.namespace(NS)
-        except LabError as e:
-            pytest.fail(str(e))
-        k.kubectl("apply", "-f", "-", input=OBJECTS)
-        yield k
-    finally:
-        k.stop()
+    yield from started_lab(NS, OBJECTS, nodes=2)
 
 
 def pods_by_node(k):
@@ -99,10 +71,7 @@ def pods_by_node(k):
 
 
 def http(k, client, ip, port):
-    r = k.kubectl("-n", NS, "exec", client, "--", "sh", "-c",
-                  f"printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc -w 5 {ip} {port} "
-                  "| tail -n 1", check=False, timeout=40)
-    return r.stdout.strip()
+    return http_get(k, NS, client, ip, port)
 
 
 def test_both_nodes_know_each_other_and_pods_become_ready(lab):
@@ -138,10 +107,8 @@ def test_the_cluster_ip_answers_from_both_nodes(lab):
 
 def test_a_pod_on_the_second_node_reaches_kubernetes_default(lab):
     # The API server is on node 1's address: through the overlay and node 1's host path.
-    r = lab.kubectl("-n", NS, "exec", "client2", "--", "sh", "-c",
-                    "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 10.96.0.1 443",
-                    check=False, timeout=40)
-    assert "HTTP request to an HTTPS server" in r.stdout, r.stdout + r.stderr
+    ok, out = reaches_api_server(lab, NS, "client2")
+    assert ok, out
 
 
 def test_a_node_reaches_a_pod_on_the_other_node(lab):

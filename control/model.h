@@ -35,6 +35,12 @@ struct NodeSettings {
   bool policyAudit = false;     // every NetworkPolicy in audit mode
   uint32_t maxPolicies = 4096;
   uint32_t l7FlowsPerWorker = 4096;
+  // Cluster DNS answered by the workers (dataplane/dns_stage.h): the domain, the TTL of answers,
+  // addresses queries come to besides the kube-system/kube-dns Service's ClusterIPs.
+  bool dnsResponder = true;
+  std::string clusterDomain = "cluster.local";
+  uint32_t dnsTtl = 5;
+  std::vector<Ipv4Address> clusterDns;
 };
 
 // A pod network interface as the CNI plugin (or an operator) describes it.
@@ -86,15 +92,17 @@ struct EndpointSpec {
   // Port numbers by name: EndpointSlice ports (named as the service ports) or the pod's named
   // container ports (for a targetPort given by name).
   std::map<std::string, uint16_t> ports;
-  uint32_t weight = 1;  // Maglev weight
+  uint32_t weight = 1;   // Maglev weight
+  std::string hostname;  // EndpointSlice endpoints[].hostname (DNS of headless services)
   bool operator==(const EndpointSpec&) const = default;
 };
 
 struct ServiceSpec {
   std::string namespaceName;
   std::string name;
-  std::string type = "ClusterIP";  // ClusterIP, NodePort or LoadBalancer
-  std::vector<Ipv4Address> clusterIps;
+  std::string type = "ClusterIP";       // ClusterIP, NodePort, LoadBalancer or ExternalName
+  std::string externalName;             // ExternalName: the CNAME target (DNS only)
+  std::vector<Ipv4Address> clusterIps;  // empty (clusterIP None) and no other address: headless
   std::vector<Ipv4Address> externalIps;
   std::vector<Ipv4Address> loadBalancerIps;
   std::vector<ServicePortSpec> ports;
@@ -106,6 +114,10 @@ struct ServiceSpec {
   bool operator==(const ServiceSpec&) const = default;
 
   std::string key() const { return namespaceName + "/" + name; }
+  // No address to balance on: only DNS knows it (headless, ExternalName).
+  bool dnsOnly() const {
+    return clusterIps.empty() && externalIps.empty() && loadBalancerIps.empty();
+  }
 };
 
 // (containerId, interface) identifies an attachment, as CNI does.

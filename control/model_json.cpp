@@ -69,7 +69,7 @@ Json endpointToJson(const EndpointSpec& e) {
   for (const auto& [name, port] : e.ports) ports[name] = port;
   return {{"ip", e.ip.toString()}, {"nodeName", e.nodeName},       {"ready", e.ready},
           {"serving", e.serving},  {"terminating", e.terminating}, {"ports", ports},
-          {"weight", e.weight}};
+          {"weight", e.weight},    {"hostname", e.hostname}};
 }
 
 Json serviceSpecToJson(const ServiceSpec& s) {
@@ -90,6 +90,7 @@ Json serviceSpecToJson(const ServiceSpec& s) {
   return {{"namespace", s.namespaceName},
           {"name", s.name},
           {"type", s.type},
+          {"externalName", s.externalName},
           {"clusterIPs", addresses(s.clusterIps)},
           {"externalIPs", addresses(s.externalIps)},
           {"loadBalancerIPs", addresses(s.loadBalancerIps)},

@@ -97,10 +97,21 @@ Result<std::vector<EndpointSpec>> readEndpoints(const std::string& op, const V& 
     };
     if (!j.isObject()) return fail("", "not an object");
     // Members into slots first, then checked in this order, whatever order they came in.
-    enum : size_t { kIp, kNodeName, kReady, kServing, kTerminating, kPorts, kWeight, kTargetRef };
-    static constexpr std::array<std::string_view, 8> names = {
-        "ip", "nodeName", "ready", "serving", "terminating", "ports", "weight", "targetRef"};
-    std::array<std::optional<V>, 8> f;
+    enum : size_t {
+      kIp,
+      kNodeName,
+      kReady,
+      kServing,
+      kTerminating,
+      kPorts,
+      kWeight,
+      kTargetRef,
+      kHostname
+    };
+    static constexpr std::array<std::string_view, 9> names = {"ip",      "nodeName",    "ready",
+                                                              "serving", "terminating", "ports",
+                                                              "weight",  "targetRef",   "hostname"};
+    std::array<std::optional<V>, 9> f;
     if (auto st = takeMembers(op, j, names, f); !st) return fail("", st.error().message);
     EndpointSpec e;
     auto given = [&](size_t k) { return f[k] && !f[k]->isNull(); };
@@ -111,6 +122,10 @@ Result<std::vector<EndpointSpec>> readEndpoints(const std::string& op, const V& 
     if (given(kNodeName)) {
       if (!f[kNodeName]->isString()) return fail(".nodeName", "not a string");
       e.nodeName = f[kNodeName]->string();
+    }
+    if (given(kHostname)) {
+      if (!f[kHostname]->isString()) return fail(".hostname", "not a string");
+      e.hostname = f[kHostname]->string();
     }
     for (size_t k : {kReady, kServing, kTerminating}) {
       if (!given(k)) continue;
@@ -161,6 +176,7 @@ Result<ServiceSpec> readService(const std::string& op, const V& args) {
     kExternalPolicy,
     kInternalPolicy,
     kEndpoints,
+    kExternalName,
     kFields
   };
   static constexpr std::array<std::string_view, kFields> names = {"namespace",
@@ -175,7 +191,8 @@ Result<ServiceSpec> readService(const std::string& op, const V& args) {
                                                                   "sessionAffinityTimeoutSeconds",
                                                                   "externalTrafficPolicy",
                                                                   "internalTrafficPolicy",
-                                                                  "endpoints"};
+                                                                  "endpoints",
+                                                                  "externalName"};
   if (!args.isObject()) return invalidArgument(op + ": a service must be an object");
   std::array<std::optional<V>, kFields> f;
   if (auto st = takeMembers(op, args, names, f); !st) return st.error();
@@ -216,9 +233,11 @@ Result<ServiceSpec> readService(const std::string& op, const V& args) {
   auto cluster = addresses(kClusterIps);
   if (!cluster) return cluster.error();
   s.clusterIps = std::move(*cluster);
+  bool explicitlyHeadless = false;
   if (present(kClusterIp)) {
     auto one = string(kClusterIp, nullptr);
     if (!one) return one.error();
+    explicitlyHeadless = *one == "None";
     if (*one != "None") {  // headless: no virtual IP
       auto a = Ipv4Address::parse(*one);
       if (!a) return fieldError(op, "clusterIP", "'" + *one + "' is not an IPv4 address");
@@ -233,9 +252,17 @@ Result<ServiceSpec> readService(const std::string& op, const V& args) {
   if (!lbIps) return lbIps.error();
   s.loadBalancerIps = std::move(*lbIps);
 
-  if (!present(kPorts) || !f[kPorts]->isArray())
+  if (present(kExternalName)) {
+    auto target = string(kExternalName, nullptr);
+    if (!target) return target.error();
+    s.externalName = std::move(*target);
+  }
+  // Headless and ExternalName services may have no ports (DNS only).
+  const bool noPorts =
+      !present(kPorts) && s.dnsOnly() && (explicitlyHeadless || s.type == "ExternalName");
+  if (!noPorts && (!present(kPorts) || !f[kPorts]->isArray()))
     return fieldError(op, "ports", "missing or not an array");
-  auto ports = f[kPorts]->elements([&](size_t i, const V& j) -> Status {
+  auto readPort = [&](size_t i, const V& j) -> Status {
     auto fail = [&](const std::string& sub, const std::string& why) {
       return invalidArgument(op + ": service " + s.namespaceName + "/" + s.name +
                              ": field 'ports[" + std::to_string(i) + "]" + sub + "': " + why);
@@ -291,8 +318,9 @@ Result<ServiceSpec> readService(const std::string& op, const V& args) {
     }
     s.ports.push_back(std::move(p));
     return okStatus();
-  });
-  if (!ports) return ports.error();
+  };
+  if (!noPorts)
+    if (auto ports = f[kPorts]->elements(readPort); !ports) return ports.error();
   auto affinity = string(kAffinity, "None");
   if (!affinity) return affinity.error();
   if (*affinity != "None" && *affinity != "ClientIP")

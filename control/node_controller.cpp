@@ -5,6 +5,7 @@
 
 #include <set>
 
+#include "control/dns_zone.h"
 #include "lb/conntrack.h"
 #include "overlay/vxlan.h"
 
@@ -67,6 +68,7 @@ NodeModel NodeController::withNodes(NodeMap nodes) const {
 }
 
 Status NodeController::start() {
+  model_.dns = buildDnsTable({}, settings_, false, 0);  // SERVFAIL until services are applied
   if (auto st = publish(model_); !st) return st;
   if (!settings_.uplinkDevargs.empty()) {
     std::string devargs = settings_.uplinkDevargs;
@@ -335,6 +337,13 @@ Status NodeController::applyServices(ServiceRegistry::Changes changes,
   if (!prepared) return prepared.error();
   NodeModel next = model_;
   next.services = prepared->table;
+  ServiceRegistry::Services specs = services_.services();
+  for (const auto& [key, change] : prepared->changes)
+    if (change)
+      specs[key] = *change;
+    else
+      specs.erase(key);
+  next.dns = buildDnsTable(specs, settings_, true, static_cast<uint32_t>(generation_ + 1));
   if (auto st = publish(std::move(next)); !st) return st;
   services_.commit(std::move(*prepared));
   syncNodePortRedirects();
@@ -373,10 +382,12 @@ Status NodeController::replaceServices(const std::vector<ServiceSpec>& services)
       return makeError(ErrorCode::kAlreadyExists, "service " + s.key() + " given twice");
   }
   if (auto st = ServiceRegistry::checkConflicts(next, settings_); !st) return st;
+  auto dns = buildDnsTable(next, settings_, true, static_cast<uint32_t>(generation_ + 1));
   auto prepared = services_.prepare(std::move(next), settings_, backend_.socketId());
   if (!prepared) return prepared.error();
   NodeModel candidate = model_;
   candidate.services = prepared->table;
+  candidate.dns = std::move(dns);
   if (auto st = publish(std::move(candidate)); !st) return st;
   services_.commit(std::move(*prepared));
   syncNodePortRedirects();
@@ -479,6 +490,9 @@ Result<ApplyResult> NodeController::applyDesired(DesiredState state) {
       if (auto st = ServiceRegistry::checkConflicts(nextServices, settings_); !st) note(st.error());
   }
   const bool servicesChanged = state.services && nextServices != services_.services();
+  // The first services section makes the zone ready even when it changes nothing.
+  const bool dnsChanged =
+      state.services && (servicesChanged || (model_.dns && !model_.dns->zone.config().ready));
 
   // Policy: rebuilt only when it changed (a rebuild makes every flow be judged again and restarts
   // L7 scanning).
@@ -505,8 +519,11 @@ Result<ApplyResult> NodeController::applyDesired(DesiredState state) {
   result.nodesChanged = nodesChanged;
   result.servicesChanged = servicesChanged;
   result.policyChanged = policyChanged;
-  if (nodesChanged || servicesChanged || policyChanged) {
+  if (nodesChanged || servicesChanged || policyChanged || dnsChanged) {
     NodeModel candidate = nodesChanged ? withNodes(std::move(nextNodes)) : model_;
+    if (dnsChanged)
+      candidate.dns =
+          buildDnsTable(nextServices, settings_, true, static_cast<uint32_t>(generation_ + 1));
     std::optional<ServiceRegistry::Prepared> prepared;
     if (servicesChanged) {
       auto p = services_.prepare(std::move(nextServices), settings_, backend_.socketId());

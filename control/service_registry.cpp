@@ -44,8 +44,18 @@ Status ServiceRegistry::validate(const ServiceSpec& s, const NodeSettings& setti
   };
   if (!isDnsLabel(s.namespaceName)) return bad("namespace", "not a valid namespace name");
   if (!isDnsLabel(s.name)) return bad("name", "not a valid service name");
-  if (s.type != "ClusterIP" && s.type != "NodePort" && s.type != "LoadBalancer")
-    return bad("type", "'" + s.type + "' is not ClusterIP, NodePort or LoadBalancer");
+  if (s.type != "ClusterIP" && s.type != "NodePort" && s.type != "LoadBalancer" &&
+      s.type != "ExternalName")
+    return bad("type", "'" + s.type + "' is not ClusterIP, NodePort, LoadBalancer or ExternalName");
+  if (s.type == "ExternalName") {
+    if (!isDnsSubdomain(s.externalName.ends_with('.')
+                            ? std::string_view(s.externalName).substr(0, s.externalName.size() - 1)
+                            : std::string_view(s.externalName)))
+      return bad("externalName", "'" + s.externalName + "' is not a DNS name");
+    if (!s.dnsOnly()) return bad("clusterIPs", "an ExternalName service has no addresses");
+  } else if (!s.externalName.empty()) {
+    return bad("externalName", "only ExternalName services have one");
+  }
   for (const auto& ip : s.clusterIps) {
     if (!isUnicast(ip)) return bad("clusterIPs", ip.toString() + " is not a unicast address");
     if (settings.serviceCidr && !settings.serviceCidr->contains(ip))
@@ -57,7 +67,7 @@ Status ServiceRegistry::validate(const ServiceSpec& s, const NodeSettings& setti
       if (!isUnicast(ip))
         return bad(list == &s.externalIps ? "externalIPs" : "loadBalancerIPs",
                    ip.toString() + " is not a unicast address");
-  if (s.ports.empty()) return bad("ports", "empty");
+  if (s.ports.empty() && !s.dnsOnly()) return bad("ports", "empty");
   std::set<std::pair<uint16_t, uint8_t>> seen;
   std::set<std::string> names;
   for (size_t i = 0; i < s.ports.size(); ++i) {
@@ -81,6 +91,8 @@ Status ServiceRegistry::validate(const ServiceSpec& s, const NodeSettings& setti
     auto f = [i] { return "endpoints[" + std::to_string(i) + "]"; };
     if (!isUnicast(e.ip)) return bad(f() + ".ip", e.ip.toString() + " is not a unicast address");
     if (e.weight > 65535) return bad(f() + ".weight", "must be 0-65535");
+    if (!e.hostname.empty() && !isDnsLabel(e.hostname))
+      return bad(f() + ".hostname", "'" + e.hostname + "' is not a DNS label");
     for (const auto& [name, port] : e.ports)
       if (port == 0) return bad(f() + ".ports." + name, "must be 1-65535");
   }
@@ -148,6 +160,7 @@ Result<ServiceRegistry::Built> ServiceRegistry::build(const ServiceSpec& s,
                                                       uint32_t& newPortIds,
                                                       uint32_t& newSlotIndex) {
   Built built;
+  if (s.dnsOnly()) return built;  // headless, ExternalName: nothing to balance (DNS answers them)
   built.inputs.reserve(s.ports.size());
   built.keys.reserve(s.ports.size() * s.endpoints.size());
   for (const auto& p : s.ports) {

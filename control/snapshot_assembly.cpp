@@ -138,6 +138,7 @@ Result<std::unique_ptr<dp::Snapshot>> assembleSnapshot(
   snap->settings = dataplaneSettings(model, in.settings);
   snap->services = model.services;
   snap->policy = model.policy;
+  snap->dns = model.dns;
   snap->workers.resize(in.workers);
 
   auto addPort = [&](const dp::PortInfo& port, dp::PortConfig config) {

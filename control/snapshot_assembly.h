@@ -41,6 +41,7 @@ struct NodeModel {
   std::optional<HostPort> host;  // the host path (control/host_path.h), when configured
   std::shared_ptr<const lb::ServiceTable> services;   // null: no service applied yet
   std::shared_ptr<const policy::PolicyTable> policy;  // null: no policy applied yet
+  std::shared_ptr<const dataplane::DnsTable> dns;     // null: the DNS responder is off
 };
 
 // What else goes into a snapshot: the daemon's settings, the engine's shape, the underlay MACs

@@ -105,6 +105,10 @@ int main(int argc, char** argv) {
     settings.vtepMac = opts.vtepMac;
     settings.maglevSize = opts.maglevSize;
     settings.policyAudit = opts.policyAudit;
+    settings.dnsResponder = opts.dnsResponder;
+    settings.clusterDomain = opts.clusterDomain;
+    settings.dnsTtl = opts.dnsTtl;
+    settings.clusterDns = opts.clusterDns;
     settings.maxPolicies = opts.maxPolicies;
     settings.l7FlowsPerWorker = opts.l7FlowsPerWorker;
     settings.podCidr = opts.podCidr;

@@ -1,6 +1,7 @@
 #include "daemon/options.h"
 
 #include "control/host_path.h"
+#include "core/names.h"
 
 #include <unistd.h>
 
@@ -159,6 +160,15 @@ Result<ParsedOptions> parseDaemonOptions(int argc, const char* const* argv) {
           "tracked flows at most (all workers together)")
       ("maglev-table-size", po::value<uint32_t>()->default_value(16381),
           "largest Maglev table (a prime); a port with N backends gets the smallest prime of a ladder with >= 100 N entries, up to this")
+      ("cluster-domain", po::value<std::string>()->default_value("cluster.local"),
+          "the cluster DNS domain the workers answer (kubelet's --cluster-domain)")
+      ("cluster-dns", po::value<std::vector<std::string>>()->multitoken(),
+          "addresses DNS queries come to besides the kube-system/kube-dns Service's ClusterIPs "
+          "(repeatable), e.g. a node-local 169.254.20.10")
+      ("dns-ttl", po::value<uint32_t>()->default_value(5), "TTL of the answers, seconds")
+      ("no-dns-responder", po::bool_switch(),
+          "do not answer cluster DNS in the data plane: every query goes to the DNS Service's "
+          "backends")
       ("policy-audit", po::bool_switch(),
           "NetworkPolicy audit mode: verdicts are counted and logged, nothing is dropped")
       ("max-policies", po::value<uint32_t>()->default_value(4096),
@@ -340,6 +350,20 @@ Result<ParsedOptions> parseDaemonOptions(int argc, const char* const* argv) {
   o.icmpErrorsPerSecond = vm["icmp-errors-per-second"].as<uint32_t>();
   o.conntrackMax = vm["conntrack-max"].as<uint32_t>();
   if (o.conntrackMax < 1024) return optionError("conntrack-max", "below the minimum of 1024");
+  o.dnsResponder = !vm["no-dns-responder"].as<bool>();
+  o.clusterDomain = vm["cluster-domain"].as<std::string>();
+  while (o.clusterDomain.ends_with('.')) o.clusterDomain.pop_back();
+  if (!isDnsSubdomain(o.clusterDomain))
+    return optionError("cluster-domain", "'" + o.clusterDomain + "' is not a DNS name");
+  o.dnsTtl = vm["dns-ttl"].as<uint32_t>();
+  if (o.dnsTtl > 86400) return optionError("dns-ttl", "must be 0 to 86400");
+  if (vm.count("cluster-dns"))
+    for (const std::string& text : vm["cluster-dns"].as<std::vector<std::string>>()) {
+      auto ip = Ipv4Address::parse(text);
+      if (!ip || ip->value == 0 || (ip->value >> 28) >= 0xe)
+        return optionError("cluster-dns", "'" + text + "' is not a unicast IPv4 address");
+      o.clusterDns.push_back(*ip);
+    }
   o.policyAudit = vm["policy-audit"].as<bool>();
   o.maxPolicies = vm["max-policies"].as<uint32_t>();
   if (o.maxPolicies < 1 || o.maxPolicies > (1u << 20))

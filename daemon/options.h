@@ -43,6 +43,10 @@ struct DaemonOptions {
   uint32_t icmpErrorsPerSecond = 1000;
   uint32_t conntrackMax = 1 << 20;
   uint32_t maglevSize = 16381;
+  bool dnsResponder = true;  // cluster DNS answered by the workers
+  std::string clusterDomain = "cluster.local";
+  uint32_t dnsTtl = 5;
+  std::vector<Ipv4Address> clusterDns;
   bool policyAudit = false;          // every NetworkPolicy in audit mode
   uint32_t maxPolicies = 4096;       // NetworkPolicies with counters on this node
   uint32_t l7FlowsPerWorker = 4096;  // L7-scanned flows a worker can follow at once

@@ -8,6 +8,7 @@
 #pragma once
 
 #include "core/packet.h"
+#include "dataplane/dns_stage.h"
 #include "dataplane/parse.h"
 #include "dataplane/pod_ingress.h"
 #include "dataplane/route_stage.h"
@@ -26,10 +27,14 @@ void runStagesTraced(Burst& burst, const Snapshot& snapshot, WorkerContext& ctx,
     case PortRole::kPod:
       podIngressStage(burst, snapshot, ctx);
       after("pod-ingress", burst);
+      dnsStage(burst, snapshot, ctx);
+      after("dns", burst);
       break;
     case PortRole::kHost:
       hostIngressStage(burst, snapshot, ctx);
       after("host-ingress", burst);
+      dnsStage(burst, snapshot, ctx);
+      after("dns", burst);
       break;
     case PortRole::kUplink:
       uplinkIngressStage(burst, snapshot, ctx);

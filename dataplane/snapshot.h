@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "dataplane/route_table.h"
+#include "dns/zone.h"
 #include "lb/service_table.h"
 #include "overlay/overlay_table.h"
 #include "policy/policy_table.h"
@@ -65,6 +66,13 @@ struct DataplaneSettings {
   uint32_t icmpErrorBurst = 50;         // per worker; token bucket depth
 };
 
+// The cluster DNS responder's inputs (dataplane/dns_stage.h): the zone, and the addresses queries
+// to it come to (the kube-dns Service's ClusterIPs, --cluster-dns).
+struct DnsTable {
+  dns::Zone zone;
+  std::vector<rte_be32_t> servers;
+};
+
 struct Snapshot {
   uint64_t generation = 0;
   DataplaneSettings settings;
@@ -75,7 +83,8 @@ struct Snapshot {
   // null: no policy applied yet (pod flows are not tracked); else every pod flow of this node is
   // tracked and carries its verdict.
   std::shared_ptr<const policy::PolicyTable> policy;
-  std::vector<WorkerPlan> workers;  // one per worker, by worker index
+  std::shared_ptr<const DnsTable> dns;  // null: the responder is off
+  std::vector<WorkerPlan> workers;      // one per worker, by worker index
 };
 
 // Publishes snapshots to the workers and reclaims old ones after their grace period.

@@ -12,6 +12,7 @@ packages=(
   libnl-3-dev libnl-route-3-dev libpcap-dev libnftables-dev
   containernetworking-plugins iproute2 iputils-ping ethtool procps curl tcpdump bridge-utils openssl
   iperf3
+  bind9-dnsutils unbound dnsperf  # cluster DNS: dig in pods, the upstream and measured peer
   libc6-dev xz-utils util-linux libseccomp2  # the Kubernetes lab (tests/k8s)
   python3 python3-scapy python3-pytest python3-yaml
 )

@@ -18,6 +18,7 @@ FLOORS = {
     "overlay": 1,
     "lb": 1,
     "policy": 1,
+    "dns": 1,
     "dataplane": 2,
     "control": 3,
     "daemon": 4,

@@ -267,6 +267,7 @@ bool endpointsFromSlices(const ClusterState& state, const std::string& ns, const
                  {"terminating", flag("terminating", false)},
                  {"ports", ports}};
       if (e.contains("nodeName") && e["nodeName"].is_string()) ep["nodeName"] = e["nodeName"];
+      if (e.contains("hostname") && e["hostname"].is_string()) ep["hostname"] = e["hostname"];
       out.push_back(ep);
     }
   }
@@ -300,6 +301,7 @@ bool endpointsFromEndpoints(const ClusterState& state, const std::string& ns,
                    {"terminating", false},
                    {"ports", ports}};
         if (a.contains("nodeName") && a["nodeName"].is_string()) ep["nodeName"] = a["nodeName"];
+        if (a.contains("hostname") && a["hostname"].is_string()) ep["hostname"] = a["hostname"];
         out.push_back(ep);
       }
     }
@@ -320,8 +322,12 @@ Json translateService(const ClusterState& state, const Json& o, const std::vecto
   auto name = r.string(o, "metadata.name", true);
   const Json* spec = r.object(o, "spec", true);
   if (!r.ok() || spec == nullptr) return nullptr;
-  const std::string type = spec->value("type", "ClusterIP");
-  if (type == "ExternalName") return nullptr;  // DNS only
+  const std::string type = json::string(*spec, "type", "ClusterIP");
+  if (type == "ExternalName") {  // DNS only: a CNAME to its externalName
+    auto target = r.string(o, "spec.externalName", true);
+    if (!r.ok() || !target) return nullptr;
+    return Json{{"namespace", *ns}, {"name", *name}, {"type", type}, {"externalName", *target}};
+  }
   Json clusterIps = Json::array();
   if (const Json* ips = r.list(o, "spec.clusterIPs", false)) {
     for (const Json& ip : *ips)
@@ -338,11 +344,11 @@ Json translateService(const ClusterState& state, const Json& o, const std::vecto
       if (i.is_object() && i.contains("ip") && i["ip"].is_string() &&
           isIpv4(i["ip"].get<std::string>()))
         lbIps.push_back(i["ip"]);
+  // Headless (clusterIP None): no virtual address; DNS gives the ready endpoints' addresses.
   const bool headless = clusterIps.empty() && externalIps.empty() && lbIps.empty();
-  if (headless) return nullptr;  // no virtual address: DNS gives the pods' addresses
 
   Json ports = Json::array();
-  const Json* list = r.list(o, "spec.ports", true);
+  const Json* list = r.list(o, "spec.ports", !headless);
   if (list != nullptr) {
     for (size_t i = 0; i < list->size(); ++i) {
       const Json& p = (*list)[i];
@@ -385,7 +391,7 @@ Json translateService(const ClusterState& state, const Json& o, const std::vecto
       ports.push_back(port);
     }
   }
-  if (ports.empty()) {
+  if (ports.empty() && !headless) {
     if (r.ok()) r.fail("spec.ports", "no usable port");
     return nullptr;
   }

@@ -206,7 +206,7 @@ TEST_F(ClusterFixture, Nodes) {
 
 TEST_F(ClusterFixture, ServicesWithEndpointsFromSlicesAndEndpoints) {
   const Json& services = t.args["services"];
-  ASSERT_EQ(services.size(), 3u) << "headless and ExternalName have no virtual address";
+  ASSERT_EQ(services.size(), 5u) << "headless and ExternalName too: cluster DNS answers them";
   const Json& web = byName(services, "web");
   EXPECT_EQ(web["clusterIPs"], Json::array({"10.96.0.50"}));
   EXPECT_EQ(web["sessionAffinity"], "ClientIP");
@@ -232,7 +232,17 @@ TEST_F(ClusterFixture, ServicesWithEndpointsFromSlicesAndEndpoints) {
   ASSERT_EQ(legacy["endpoints"].size(), 2u) << "from v1 Endpoints";
   EXPECT_EQ(legacy["endpoints"][0]["ready"], true);
   EXPECT_EQ(legacy["endpoints"][1]["ready"], false);
-  EXPECT_EQ(t.endpoints, 6u);
+
+  const Json& headless = byName(services, "headless");
+  EXPECT_EQ(headless["clusterIPs"], Json::array()) << "clusterIP None";
+  ASSERT_EQ(headless["endpoints"].size(), 2u) << "its selector's pods";
+  EXPECT_EQ(headless["endpoints"][0]["ip"], "10.244.2.7");
+  const Json& external = byName(services, "external");
+  EXPECT_EQ(external, (Json{{"namespace", "shop"},
+                            {"name", "external"},
+                            {"type", "ExternalName"},
+                            {"externalName", "example.com"}}));
+  EXPECT_EQ(t.endpoints, 8u);
 }
 
 TEST_F(ClusterFixture, PolicyIdentitiesAndObjects) {
@@ -260,7 +270,7 @@ TEST_F(ClusterFixture, PolicyIdentitiesAndObjects) {
 
 TEST_F(ClusterFixture, LeavingOutRefusedObjects) {
   Translation less = translate(state, {"service shop/web", "networkpolicy shop/web-from-shop"});
-  EXPECT_EQ(less.args["services"].size(), 2u);
+  EXPECT_EQ(less.args["services"].size(), 4u);
   EXPECT_TRUE(less.args["policy"]["networkPolicies"].empty());
 }
 

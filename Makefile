@@ -71,6 +71,8 @@ bench: build
 	./$(BUILD)/perf/lb_bench --flows 200000 --services 2000
 	./$(BUILD)/perf/policy_bench
 	./$(BUILD)/perf/control_bench --services 2000
+	./$(BUILD)/perf/dns_bench
+	/usr/bin/python3 perf/dns_bench.py
 	/usr/bin/python3 perf/pod_bench.py
 	/usr/bin/python3 perf/k8s_bench.py --pods 50
 

@@ -1,6 +1,7 @@
 #include "control/control_api.h"
 
 #include "control/apply_reader.h"
+#include "control/dns_zone.h"
 
 #include <netinet/in.h>
 #include "control/model_json.h"
@@ -102,6 +103,9 @@ ControlApi::ControlApi(NodeController& node, dp::DataplaneBackend& backend)
       "a described packet through the real stages, not transmitted: from (ns/name or uplink), "
       "src, dst, protocol, sport, dport, flags, payload, ttl",
       [this](const ArgReader&, const Json& raw) { return tracePacket(node_, backend_, raw); }};
+  ops_["dns"] = {
+      "a name looked up in the cluster DNS zone the workers answer: name, type (A)",
+      [this](const ArgReader&, const Json& raw) { return lookUpName(node_.current(), raw); }};
   ops_["policy.apply"] = {
       "replace the node's policy state: namespaces, pods, networkPolicies, l7Rules, audit "
       "(see control/README.md)",

@@ -4,6 +4,9 @@
 
 #include <algorithm>
 
+#include "dns/present.h"
+#include "dns/responder.h"
+
 namespace nodeplane::control {
 
 namespace {
@@ -51,6 +54,84 @@ std::shared_ptr<const dataplane::DnsTable> buildDnsTable(const ServiceRegistry::
         servers.push_back(rte_cpu_to_be_32(ip.value));
   return std::make_shared<const dataplane::DnsTable>(
       dataplane::DnsTable{dns::Zone(config, zoneServices), std::move(servers)});
+}
+
+namespace {
+
+Json records(const std::vector<dns::PresentedRecord>& list) {
+  Json out = Json::array();
+  for (const auto& r : list)
+    out.push_back({{"name", r.name}, {"type", r.type}, {"ttl", r.ttl}, {"data", r.data}});
+  return out;
+}
+
+const char* outcomeName(dns::Outcome o) {
+  switch (o) {
+    case dns::Outcome::kAnswered:
+      return "answered";
+    case dns::Outcome::kNxDomain:
+      return "nxdomain";
+    case dns::Outcome::kNoData:
+      return "nodata";
+    case dns::Outcome::kServFail:
+      return "servfail";
+    case dns::Outcome::kBadVersion:
+      return "badvers";
+    case dns::Outcome::kPassOn:
+      return "passed on";
+    case dns::Outcome::kMalformed:
+      return "malformed";
+  }
+  return "?";
+}
+
+}  // namespace
+
+Result<Json> lookUpName(const dataplane::Snapshot* snapshot, const Json& args) {
+  ArgReader r("dns", args);
+  if (auto st = r.onlyFields({"name", "type"}); !st) return st.error();
+  auto name = r.string("name");
+  if (!name) return name.error();
+  auto typeText = r.optionalString("type", "A");
+  if (!typeText) return typeText.error();
+  auto type = dns::typeFromName(*typeText);
+  if (!type) return r.error("type", "'" + *typeText + "' is not A, AAAA, SRV, PTR, TXT, ...");
+  if (snapshot == nullptr || !snapshot->dns)
+    return makeError(ErrorCode::kUnavailable,
+                     "dns: the responder is off (--no-dns-responder) or not started");
+  const std::vector<uint8_t> query = dns::buildQuery(*name, *type, 1, dns::kMaxUdpSize);
+  if (query.empty()) return r.error("name", "'" + *name + "' is not a DNS name");
+  std::vector<uint8_t> out(65535);
+  const dns::Response answer =
+      dns::respond(query.data(), query.size(), snapshot->dns->zone, true, out.data(), out.size());
+  Json servers = Json::array();
+  for (rte_be32_t s : snapshot->dns->servers)
+    servers.push_back(Ipv4Address{rte_be_to_cpu_32(s)}.toString());
+  Json result = {{"name", *name},
+                 {"type", dns::typeName(*type)},
+                 {"outcome", outcomeName(answer.outcome)},
+                 {"servers", servers},
+                 {"domain", snapshot->dns->zone.config().domain},
+                 {"snapshot", snapshot->generation}};
+  if (answer.length == 0) {
+    result["note"] = "not answered by the data plane: the query goes to the DNS Service's backends";
+    return result;
+  }
+  auto presented = dns::present(out.data(), answer.length);
+  if (!presented) return makeError(ErrorCode::kInternal, "dns: the answer does not decode");
+  result["rcode"] = presented->rcode;
+  result["answer"] = records(presented->answer);
+  result["authority"] = records(presented->authority);
+  result["additional"] = records(presented->additional);
+  return result;
+}
+
+std::string describeDnsAnswer(const uint8_t* message, size_t length) {
+  auto p = dns::present(message, length);
+  if (!p) return {};
+  std::string out = "dns " + p->rcode + (p->truncated ? " TC" : "") + " " + p->question;
+  for (const auto& rr : p->answer) out += "; " + rr.type + " " + rr.data;
+  return out;
 }
 
 }  // namespace nodeplane::control

@@ -6,7 +6,9 @@
 #include <memory>
 
 #include "control/model.h"
+#include "control/protocol.h"
 #include "control/service_registry.h"
+#include "core/json.h"
 #include "dataplane/snapshot.h"
 
 namespace nodeplane::control {
@@ -17,4 +19,10 @@ std::shared_ptr<const dataplane::DnsTable> buildDnsTable(const ServiceRegistry::
                                                          const NodeSettings& settings, bool ready,
                                                          uint32_t serial);
 
+// Op "dns": a name looked up in the zone the workers answer from (the responder itself, on a
+// query built here), as dig would print the answer. args: name, type (default A).
+Result<Json> lookUpName(const dataplane::Snapshot* snapshot, const Json& args);
+
+// The answer in a packet the DNS stage built, as one line (npctl trace); empty if none.
+std::string describeDnsAnswer(const uint8_t* message, size_t length);
 }  // namespace nodeplane::control

@@ -1,5 +1,9 @@
 #include "control/trace.h"
 
+#include "control/dns_zone.h"
+#include "dns/present.h"
+#include "dns/wire.h"
+
 #include <netinet/in.h>
 #include <rte_ether.h>
 #include <rte_icmp.h>
@@ -117,8 +121,8 @@ uint8_t tcpFlags(const std::string& s) {
 Result<Json> tracePacket(const NodeController& node, dp::DataplaneBackend& backend,
                          const Json& args) {
   ArgReader r("trace", args);
-  if (auto st = r.onlyFields(
-          {"from", "src", "dst", "protocol", "sport", "dport", "flags", "payload", "ttl"});
+  if (auto st = r.onlyFields({"from", "src", "dst", "protocol", "sport", "dport", "flags",
+                              "payload", "ttl", "dnsQuery"});
       !st)
     return st.error();
   auto from = r.string("from");
@@ -160,7 +164,20 @@ Result<Json> tracePacket(const NodeController& node, dp::DataplaneBackend& backe
     if (!src) return r.error("src", "'" + *s + "' is not an IPv4 address");
   }
   if (!src) return r.error("src", "missing (needed when tracing from the uplink)");
-  auto proto = r.optionalString("protocol", "TCP");
+  // dnsQuery "NAME[/TYPE]": the payload is a DNS query for it, over UDP to port 53 unless given.
+  std::string dnsPayload;
+  if (r.has("dnsQuery")) {
+    auto q = r.string("dnsQuery");
+    if (!q) return q.error();
+    const size_t slash = q->find('/');
+    auto type = dns::typeFromName(slash == std::string::npos ? "A" : q->substr(slash + 1));
+    if (!type) return r.error("dnsQuery", "'" + *q + "': not NAME or NAME/TYPE (A, SRV, PTR, ...)");
+    const auto bytes = dns::buildQuery(q->substr(0, slash), *type, 0x6e70, dns::kMaxUdpSize);
+    if (bytes.empty()) return r.error("dnsQuery", "'" + *q + "' is not a DNS name");
+    dnsPayload.assign(bytes.begin(), bytes.end());
+  }
+  const bool dnsTrace = !dnsPayload.empty();
+  auto proto = r.optionalString("protocol", dnsTrace ? "UDP" : "TCP");
   if (!proto) return proto.error();
   uint8_t ipProto;
   if (*proto == "TCP")
@@ -171,7 +188,7 @@ Result<Json> tracePacket(const NodeController& node, dp::DataplaneBackend& backe
     ipProto = IPPROTO_ICMP;
   else
     return r.error("protocol", "'" + *proto + "' is not TCP, UDP or ICMP");
-  uint16_t sport = 40000, dport = 80;
+  uint16_t sport = 40000, dport = dnsTrace ? 53 : 80;
   if (r.has("sport")) {
     auto v = r.integer("sport", 0, 65535);
     if (!v) return v.error();
@@ -188,6 +205,10 @@ Result<Json> tracePacket(const NodeController& node, dp::DataplaneBackend& backe
   if (flags == 0xff) return r.error("flags", "'" + *flagsText + "' is not made of S, A, F, R, P");
   auto payload = r.optionalString("payload", "");
   if (!payload) return payload.error();
+  if (dnsTrace) {
+    if (!payload->empty()) return r.error("payload", "not with dnsQuery (that is the payload)");
+    *payload = dnsPayload;
+  }
   uint8_t ttl = 64;
   if (r.has("ttl")) {
     auto v = r.integer("ttl", 1, 255);
@@ -286,6 +307,16 @@ Result<Json> tracePacket(const NodeController& node, dp::DataplaneBackend& backe
                                              : "port " + std::to_string(meta.outPort);
       }
       if (meta.action == Action::kPunt) s["punt"] = puntName(meta.punt);
+      // The DNS stage answered: what it said (in place of the query's payload).
+      if (std::string_view(stage) == "dns" && meta.action == Action::kTransmit &&
+          meta.ipProto == IPPROTO_UDP && b.pkts[i]->next == nullptr) {
+        const size_t at = meta.l4Offset + sizeof(rte_udp_hdr);
+        if (b.pkts[i]->data_len > at) {
+          const std::string answer = describeDnsAnswer(
+              rte_pktmbuf_mtod_offset(b.pkts[i], const uint8_t*, at), b.pkts[i]->data_len - at);
+          if (!answer.empty()) s["to"] = s["to"].get<std::string>() + ": " + answer;
+        }
+      }
       s["packet"] = describe(b.pkts[i], meta);
       stages.push_back(std::move(s));
     }

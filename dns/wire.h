@@ -56,10 +56,12 @@ enum class ParseError : uint8_t {
 };
 
 // A name read from a message: its labels in wire form (no pointers), as sent and lowercased.
+// (The arrays are left uninitialized: only the first `length` bytes and `labels` offsets are
+// ever read, and a query's parse should not pay for zeroing 640 bytes.)
 struct Name {
-  std::array<uint8_t, kMaxName> wire{};   // as sent (case kept, for the echoed question)
-  std::array<uint8_t, kMaxName> lower{};  // ASCII letters lowercased: the lookup key
-  std::array<uint8_t, kMaxLabels + 1> labelOffsets{};
+  std::array<uint8_t, kMaxName> wire;   // as sent (case kept, for the echoed question)
+  std::array<uint8_t, kMaxName> lower;  // ASCII letters lowercased: the lookup key
+  std::array<uint8_t, kMaxLabels + 1> labelOffsets;
   uint8_t length = 0;  // bytes in wire/lower, with the root label
   uint8_t labels = 0;  // not counting the root
 

@@ -13,7 +13,6 @@ is removed on exit."""
 
 import json
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -21,13 +20,14 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from nplab import Lab  # noqa: E402
+from nplab import Lab, unbound  # noqa: E402
 from nplab.lab import build_dir  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CLUSTER = REPO / "configs/demo-cluster"
 CLUSTER_CIDR, SERVICE_CIDR = "10.244.0.0/16", "10.96.0.0/12"
 DNS_IP = "10.96.0.10"  # the kube-dns Service
+UPSTREAM_NAME = "outside.example"  # a name only the upstream (unbound in the kube-dns pod) knows
 
 
 def load_objects(directory):
@@ -133,18 +133,18 @@ def main():
             print(f"   service {svc['namespace']}/{svc['name']}: {svc['clusterIPs'][0]} -> "
                   + (", ".join(backends) or "(no endpoints)"))
 
-        # The cluster DNS (kube-dns behind its Service), answering for every Service.
-        zone = {}
-        for svc in services:
-            zone[f"{svc['metadata']['name']}.{svc['metadata']['namespace']}.svc.cluster.local."] = \
-                svc["spec"]["clusterIP"]
-        zone_file = lab.tmp / "zone.json"
-        zone_file.write_text(json.dumps(zone))
+        # Cluster DNS: every node's workers answer the cluster domain themselves (no pod, no
+        # conntrack); the kube-dns pod runs a real upstream (Debian's unbound) for other names.
         for pod in started.values():
             if pod.dns:
-                pod.popen(["/usr/bin/python3", str(REPO / "tools/nplab/dns.py"), "--zone",
-                           str(zone_file)])
-        time.sleep(0.5)
+                conf_dir = lab.tmp / f"unbound-{pod.name}"
+                conf_dir.mkdir()
+                conf = unbound.config(conf_dir, pod.ip, [f"{UPSTREAM_NAME}. 5 IN A 192.0.2.80"],
+                                      [("cluster.local", DNS_IP)])
+                pod.popen(unbound.command(conf))
+                print(f"   cluster DNS: {DNS_IP} answered by each node's workers; upstream for "
+                      f"other names: unbound in {pod.namespace}/{pod.name} ({pod.ip})")
+        time.sleep(1.0)
         print()
 
         names = [n for n, p in started.items() if not p.dns]
@@ -183,6 +183,7 @@ def main():
             ("ns-ml/c5", "pod-poc.ns-stg.svc.cluster.local", "ns-stg/c4"),
             ("frontend/pod-a", "backend-service.backend.svc.cluster.local", "backend/pod-b"),
         ]
+        dns_before = {n: d.counters() for n, d in daemons.items()}
         for client, host, expected in service_checks:
             if client not in started:
                 continue
@@ -194,6 +195,19 @@ def main():
             total += 1
             print(f"   {client:16s} curl http://{host + '/':45s} -> {answered:14s}"
                   f" {'ok' if ok else 'FAIL'}")
+        # A name outside the cluster domain: passed on to the upstream behind the Service.
+        c1 = started.get("ns-dev/c1")
+        if c1:
+            r = c1.exec(["dig", "+short", "+time=2", "+tries=2", UPSTREAM_NAME], check=False)
+            ok = r.stdout.strip() == "192.0.2.80"
+            failures += not ok
+            total += 1
+            print(f"   {'ns-dev/c1':16s} dig {UPSTREAM_NAME:41s} -> {r.stdout.strip() or 'none':14s}"
+                  f" {'ok' if ok else 'FAIL'} (answered by the upstream)")
+        answered = sum(d.counters()[k] - dns_before[n][k] for n, d in daemons.items()
+                       for k in ("dns_answers_a", "dns_nxdomain", "dns_nodata"))
+        print(f"   the workers answered {answered} cluster DNS queries themselves "
+              f"(A, NXDOMAIN of search-path tries, NODATA for AAAA)")
         print()
 
         # NetworkPolicy and an L7 rule: their manifest appears in the directory the agents watch.

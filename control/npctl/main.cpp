@@ -46,8 +46,9 @@ commands:
   pod detach (--container-id ID [--interface eth0] | --namespace NS --name NAME)
   generation                  the desired-state generation in force (from the agent) and snapshot
   trace --from NS/NAME|uplink --dst IP [--src IP] [--protocol TCP|UDP|ICMP] [--sport N]
-        [--dport N] [--flags SAFRP] [--payload TEXT] [--ttl N]
+        [--dport N] [--flags SAFRP] [--payload TEXT | --dns-query NAME[/TYPE]] [--ttl N]
                               send a described packet through the real stages (nothing is sent)
+  dns NAME [TYPE]             NAME looked up in the cluster DNS zone the workers answer from
   policies                    NetworkPolicies (counters) and L7 rules (matches) in force
   policy log [--limit N]      recent denied flows, audit-mode verdicts and L7 events
   policy check --src IP --dst IP [--protocol TCP|UDP|SCTP|ICMP] [--port N]
@@ -314,6 +315,20 @@ void printTrace(const Json& r) {
       std::cout << "  " << str(s, "reason") << ": " << str(s, "meaning") << "\n";
 }
 
+void printDns(const Json& r) {
+  std::cout << str(r, "name") << " " << str(r, "type") << ": " << str(r, "outcome");
+  if (r.contains("rcode")) std::cout << " (" << str(r, "rcode") << ")";
+  std::cout << ", snapshot " << num(r.value("snapshot", Json())) << "\n";
+  if (r.contains("note")) std::cout << "  " << str(r, "note") << "\n";
+  for (const char* section : {"answer", "authority", "additional"}) {
+    if (!r.contains(section) || r[section].empty()) continue;
+    TextTable t({section, "TTL", "TYPE", "DATA"});
+    for (const Json& rr : r[section])
+      t.addRow({str(rr, "name"), num(rr.value("ttl", Json())), str(rr, "type"), str(rr, "data")});
+    std::cout << t.render();
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -421,6 +436,7 @@ int main(int argc, char** argv) {
                                {"--dport", "dport"},
                                {"--flags", "flags"},
                                {"--payload", "payload"},
+                               {"--dns-query", "dnsQuery"},
                                {"--ttl", "ttl"}},
                               {"sport", "dport", "ttl"});
     if (!parsed) {
@@ -428,6 +444,10 @@ int main(int argc, char** argv) {
       return 2;
     }
     args = *parsed;
+  } else if (cmd == "dns" && (words.size() == 2 || words.size() == 3)) {
+    op = "dns", printer = printDns;
+    args = {{"name", words[1]}};
+    if (words.size() == 3) args["type"] = words[2];
   } else if (cmd == "policies") {
     op = "policy.list", printer = printPolicies;
   } else if (cmd == "policy" && words.size() >= 2 && words[1] == "log") {

@@ -6,13 +6,11 @@ Service for names outside the cluster domain. The cases are those of the upstrea
 tests (kubernetes test/e2e/network/dns.go), asked with dig over UDP and TCP and with glibc."""
 
 import re
-import socket
 import time
 
 import pytest
 
 from nplab import Lab, unbound
-from nplab.lab import run
 
 DNS_IP = "10.96.0.10"
 DOMAIN = "cluster.local"
@@ -273,3 +271,32 @@ def test_servfail_before_any_service_is_applied(cluster):
     fresh.call("apply", {"services": []})
     r = dig(pod, "web.backend.svc.cluster.local")
     assert r["status"] == "NXDOMAIN", r["raw"]
+
+
+def test_npctl_dns_looks_a_name_up_in_the_running_zone(cluster):
+    node = cluster["node"]
+    r = node.npctl("dns", "web.backend.svc.cluster.local")
+    assert "answered (NOERROR)" in r.stdout and "10.96.0.30" in r.stdout, r.stdout
+    r = node.npctl("dns", "_pg._tcp.db.backend.svc.cluster.local", "SRV")
+    assert "db-0.db.backend.svc.cluster.local." in r.stdout, r.stdout
+    j = node.call("dns", {"name": "nope.backend.svc.cluster.local"})
+    assert j["outcome"] == "nxdomain" and j["authority"][0]["type"] == "SOA", j
+    j = node.call("dns", {"name": "outside.example"})
+    assert j["outcome"] == "passed on", j
+    r = node.npctl("dns", "web.backend.svc.cluster.local", "BOGUS", check=False)
+    assert r.returncode != 0 and "type" in r.stderr, r.stderr
+
+
+def test_npctl_trace_shows_the_answer(cluster):
+    node = cluster["node"]
+    r = node.call("trace", {"from": "ns-dev/client", "dst": DNS_IP,
+                            "dnsQuery": "web.backend.svc.cluster.local"})
+    dns_stage = next(s for s in r["stages"] if s["stage"] == "dns")
+    assert dns_stage["action"] == "transmit", r
+    assert "A 10.96.0.30" in dns_stage["to"] and "pod ns-dev/client" in dns_stage["to"], r
+    assert r["verdict"].startswith("transmitted to pod ns-dev/client"), r
+    # Not a cluster name: the DNS stage lets it pass, the service stage takes it to the upstream.
+    r = node.call("trace", {"from": "ns-dev/client", "dst": DNS_IP, "dnsQuery": "outside.example"})
+    dns_stage = next(s for s in r["stages"] if s["stage"] == "dns")
+    assert dns_stage["action"] == "continue", r
+    assert "kube-system/upstream" in r["verdict"], r

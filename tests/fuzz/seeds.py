@@ -182,9 +182,39 @@ def cni():
     write("cni", "check-0.4", env + "A\n" + json.dumps({**conf, "cniVersion": "0.4.0"}))
 
 
+def dns():
+    from scapy.layers.dns import DNS, DNSQR, DNSRROPT
+    queries = {
+        "a": ("web.backend.svc.cluster.local", "A"),
+        "a-case": ("WeB.Backend.svc.Cluster.Local", "A"),
+        "aaaa": ("web.backend.svc.cluster.local", "AAAA"),
+        "srv": ("_http._tcp.web.backend.svc.cluster.local", "SRV"),
+        "srv-headless": ("_pg._tcp.db.backend.svc.cluster.local", "SRV"),
+        "headless": ("db.backend.svc.cluster.local", "A"),
+        "hostname": ("db-0.db.backend.svc.cluster.local", "A"),
+        "ptr": ("30.0.96.10.in-addr.arpa", "PTR"),
+        "cname": ("ext.backend.svc.cluster.local", "A"),
+        "txt": ("dns-version.cluster.local", "TXT"),
+        "pod": ("10-1-2-3.backend.pod.cluster.local", "A"),
+        "nx": ("nope.backend.svc.cluster.local", "A"),
+        "soa": ("cluster.local", "SOA"),
+        "any": ("web.backend.svc.cluster.local", "ANY"),
+        "outside": ("example.com", "A"),
+    }
+    for name, (qname, qtype) in queries.items():
+        write("dns", name, bytes(DNS(id=7, rd=1, qd=DNSQR(qname=qname, qtype=qtype))))
+        write("dns", name + "-edns", bytes(DNS(id=7, rd=1, qd=DNSQR(qname=qname, qtype=qtype),
+                                               ar=DNSRROPT(rclass=1232))))
+    # A pointer in the question (backwards into the header: invalid) and a self loop.
+    head = bytes(DNS(id=7, rd=1, qd=DNSQR(qname="web", qtype="A")))[:12]
+    write("dns", "pointer-header", head + b"\x03web\xc0\x02\x00\x01\x00\x01")
+    write("dns", "pointer-loop", head + b"\x03web\xc0\x0c\x00\x01\x00\x01")
+
+
 if __name__ == "__main__":
     packet_path()
     control_line()
     apply_reader()
     manifests()
     cni()
+    dns()

@@ -111,6 +111,21 @@ def test_a_pod_reaches_kubernetes_default(lab):
     assert ok, out
 
 
+def test_cluster_dns_by_name_through_the_resolv_conf_kubelet_wrote(lab):
+    # nameserver 10.96.0.10, search np-e2e.svc.cluster.local ..., ndots:5: the workers answer.
+    lab.kubectl("-n", NS, "wait", "--for=condition=Ready", "pod/client", "--timeout=60s")
+    ip = lab.kubectl("-n", NS, "get", "service", "web", "-o",
+                     "jsonpath={.spec.clusterIP}").stdout.strip()
+    r = lab.kubectl("-n", NS, "exec", "client", "--", "nslookup", f"web.{NS}.svc.cluster.local",
+                    check=False)
+    assert ip in r.stdout, r.stdout + r.stderr
+    # By its short name through the search path (busybox nc resolves with the C library).
+    out = http_from_client(lab, "web", 80)
+    assert out.startswith("hello-from-web-"), out
+    looked_up = lab.npctl("dns", f"web.{NS}.svc.cluster.local")
+    assert looked_up and [rr["data"] for rr in looked_up["answer"]] == [ip], looked_up
+
+
 def test_the_node_reaches_a_pod_and_the_cluster_ip(lab):
     pod_ip = ready_pods(lab, "app=web")[0]["status"]["podIP"]
     r = lab.in_node("curl", "-sS", "-m", "5", f"http://{pod_ip}:8080/index.html", check=False)

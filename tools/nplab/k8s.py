@@ -177,7 +177,10 @@ class K8sLab:
         template.write_text("cluster-cidr = 10.244.0.0/16\nservice-cidr = 10.96.0.0/16\n"
                             "host-interface = nodeplane0\ncontrol-socket = /run/nodeplane/"
                             f"control.sock\nstate-dir = /run/nodeplane\nworkers = {workers}\n"
-                            "idle-sleep-us = 100\nmbufs = 8191\nconntrack-max = 65536\n" +
+                            "idle-sleep-us = 100\nmbufs = 8191\nconntrack-max = 65536\n"
+                            # kubelet's clusterDNS: answered by the workers (the lab has no
+                            # kube-dns Service to find it by)
+                            "cluster-dns = 10.96.0.10\n" +
                             (f"uplink = {uplink}\n" if uplink else ""))
         mtu = "1450" if uplink else "1500"  # room for VXLAN between nodes
         self.in_node(build_dir() / "control/nodeplane-agent", "--kubeconfig",

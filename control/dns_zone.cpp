@@ -1,5 +1,6 @@
 #include "control/dns_zone.h"
 
+#include <netinet/in.h>
 #include <rte_byteorder.h>
 
 #include <algorithm>
@@ -48,12 +49,22 @@ std::shared_ptr<const dataplane::DnsTable> buildDnsTable(const ServiceRegistry::
   for (const auto& [key, s] : services) zoneServices.push_back(zoneService(s));
   std::vector<rte_be32_t> servers;
   for (const Ipv4Address& ip : settings.clusterDns) servers.push_back(rte_cpu_to_be_32(ip.value));
-  if (auto it = services.find("kube-system/kube-dns"); it != services.end())
-    for (const Ipv4Address& ip : it->second.clusterIps)
+  bool udpUpstream = false, tcpUpstream = false;
+  if (auto it = services.find("kube-system/kube-dns"); it != services.end()) {
+    const ServiceSpec& s = it->second;
+    for (const Ipv4Address& ip : s.clusterIps)
       if (std::find(servers.begin(), servers.end(), rte_cpu_to_be_32(ip.value)) == servers.end())
         servers.push_back(rte_cpu_to_be_32(ip.value));
-  return std::make_shared<const dataplane::DnsTable>(
-      dataplane::DnsTable{dns::Zone(config, zoneServices), std::move(servers)});
+    for (const ServicePortSpec& p : s.ports) {
+      if (p.port != 53) continue;
+      bool ready = false;
+      for (const EndpointSpec& e : s.endpoints)
+        ready |= e.ready && ServiceRegistry::backendPort(p, e).has_value();
+      (p.protocol == IPPROTO_TCP ? tcpUpstream : udpUpstream) |= ready;
+    }
+  }
+  return std::make_shared<const dataplane::DnsTable>(dataplane::DnsTable{
+      dns::Zone(config, zoneServices), std::move(servers), udpUpstream, tcpUpstream});
 }
 
 namespace {
@@ -81,6 +92,8 @@ const char* outcomeName(dns::Outcome o) {
       return "passed on";
     case dns::Outcome::kMalformed:
       return "malformed";
+    case dns::Outcome::kRefused:
+      return "refused";
   }
   return "?";
 }

@@ -78,7 +78,11 @@ class Counter {
   X(dnsTruncated, "dns_truncated", "cluster DNS: answers that did not fit, sent with TC")         \
   X(dnsPassedOn, "dns_passed_on", "cluster DNS: queries passed on to the DNS Service's backends") \
   X(dnsMalformed, "dns_malformed", "cluster DNS: queries that do not parse (passed on)")          \
-  X(dnsNoRoom, "dns_no_room", "cluster DNS: answers not built: the mbuf had no room (passed on)")
+  X(dnsNoRoom, "dns_no_room", "cluster DNS: answers not built: the mbuf had no room (passed on)") \
+  X(dnsRefused, "dns_refused", "cluster DNS: REFUSED (not ours, and no upstream to pass it to)")  \
+  X(dnsTcpQueries, "dns_tcp_queries", "cluster DNS: queries answered over TCP (no upstream)")     \
+  X(dnsTcpResets, "dns_tcp_resets",                                                               \
+    "cluster DNS over TCP: resets sent (not our connection, or a query split over segments)")
 
 struct alignas(64) WorkerCounters {
 #define NP_COUNTER_MEMBER(member, name, help) Counter member;

@@ -127,6 +127,8 @@ namespace nodeplane {
   X(kL7WrongWorker, "l7_wrong_worker",                                                             \
     "client segment of an L7-scanned flow seen by a worker other than the flow's owner")           \
   X(kTxQueueFull, "tx_queue_full", "the output queue did not accept the packet")                   \
+  X(kDnsTcpConsumed, "dns_tcp_consumed",                                                           \
+    "cluster DNS over TCP, no upstream: a bare ACK or RST the stateless responder consumed")       \
   X(kUnclaimed, "unclaimed", "no stage decided the packet's fate (a bug: please report)")
 
 enum class DropReason : uint8_t {

@@ -71,6 +71,11 @@ struct DataplaneSettings {
 struct DnsTable {
   dns::Zone zone;
   std::vector<rte_be32_t> servers;
+  // Whether the kube-dns Service has a ready backend on UDP / TCP 53 (an upstream such as
+  // CoreDNS or unbound). Without one the workers refuse what they do not answer (UDP), and
+  // answer TCP themselves, statelessly.
+  bool udpUpstream = false;
+  bool tcpUpstream = false;
 };
 
 struct Snapshot {

@@ -52,7 +52,7 @@ struct Writer {
 }  // namespace
 
 Response respond(const uint8_t* msg, size_t len, const Zone& zoneRef, bool overTcp, uint8_t* out,
-                 size_t cap) {
+                 size_t cap, bool refuseOthers) {
   const Zone* zone = zoneRef.config().ready ? &zoneRef : nullptr;
   Response r;
   Query q;
@@ -62,9 +62,28 @@ Response respond(const uint8_t* msg, size_t len, const Zone& zoneRef, bool overT
     return r;
   }
   r.qtype = q.qtype;
-  if (q.isResponse() || q.opcode() != 0 || q.qdcount != 1 || q.ancount != 0 || q.nscount != 0 ||
-      q.qclass != kClassIn)
-    return r;  // kPassOn
+  const bool oneQuestion = q.qdcount == 1 && q.ancount == 0 && q.nscount == 0;
+  // Not ours to answer: passed on, or (no one else to ask) refused at once, the question echoed.
+  auto notOurs = [&]() -> Response {
+    if (!refuseOthers || q.isResponse()) return r;  // kPassOn
+    uint8_t header[kHeaderSize] = {};
+    store16(header, q.id);
+    const uint8_t rcode = q.opcode() != 0 ? kRcodeNotImp : kRcodeRefused;
+    store16(header + 2, static_cast<uint16_t>(0x8000 | (q.flags & 0x7900) | rcode));
+    store16(header + 4, oneQuestion ? 1 : 0);
+    Writer w{out, cap};
+    if (!w.put(header, sizeof(header))) return r;
+    if (oneQuestion) {
+      uint8_t qtail[4];
+      store16(qtail, q.qtype);
+      store16(qtail + 2, q.qclass);
+      if (!w.put(q.name.wire.data(), q.name.length) || !w.put(qtail, 4)) return r;
+    }
+    r.outcome = Outcome::kRefused;
+    r.length = w.at;
+    return r;
+  };
+  if (q.isResponse() || q.opcode() != 0 || !oneQuestion || q.qclass != kClassIn) return notOurs();
 
   // Whose name is it?
   const ZoneName* node = nullptr;
@@ -84,7 +103,7 @@ Response respond(const uint8_t* msg, size_t len, const Zone& zoneRef, bool overT
     node = zone->find(q.name.key());
     ours = node != nullptr && node->ptr.count > 0;
   }
-  if (!ours) return r;  // kPassOn
+  if (!ours) return notOurs();
 
   // The answer, by outcome.
   const RecordSet* sets[4] = {};

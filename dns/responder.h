@@ -23,6 +23,7 @@ enum class Outcome : uint8_t {
   kBadVersion,  // EDNS version other than 0: BADVERS (RFC 6891)
   kPassOn,      // not ours to answer
   kMalformed,   // does not parse: passed on, the upstream decides
+  kRefused,     // not ours, and no upstream to pass it to: REFUSED (NOTIMP for other opcodes)
 };
 
 struct Response {
@@ -36,7 +37,8 @@ struct Response {
 
 // A zone whose config is not `ready` (no desired state applied yet) answers SERVFAIL for names
 // in the cluster domain. `overTcp`: the size limit is 65535 (RFC 7766) instead of the UDP one.
+// `refuseOthers`: there is no upstream, so what would be passed on is answered REFUSED.
 Response respond(const uint8_t* msg, size_t len, const Zone& zone, bool overTcp, uint8_t* out,
-                 size_t cap);
+                 size_t cap, bool refuseOthers = false);
 
 }  // namespace nodeplane::dns

@@ -25,6 +25,8 @@ inline constexpr uint16_t kClassIn = 1;
 inline constexpr uint8_t kRcodeNoError = 0;
 inline constexpr uint8_t kRcodeServFail = 2;
 inline constexpr uint8_t kRcodeNxDomain = 3;
+inline constexpr uint8_t kRcodeNotImp = 4;
+inline constexpr uint8_t kRcodeRefused = 5;
 
 inline constexpr size_t kHeaderSize = 12;
 inline constexpr size_t kMaxName = 255;  // wire form, with the root label

@@ -7,6 +7,7 @@ tests (kubernetes test/e2e/network/dns.go), asked with dig over UDP and TCP and 
 
 import re
 import time
+from pathlib import Path
 
 import pytest
 
@@ -271,6 +272,42 @@ def test_servfail_before_any_service_is_applied(cluster):
     fresh.call("apply", {"services": []})
     r = dig(pod, "web.backend.svc.cluster.local")
     assert r["status"] == "NXDOMAIN", r["raw"]
+
+
+def test_without_an_upstream_the_workers_answer_tcp_and_refuse_other_names(cluster):
+    # --cluster-dns and no kube-dns Service: nodeplane is the only DNS server. TCP (RFC 7766) is
+    # answered by the workers statelessly; names it does not hold are refused at once (UDP and
+    # TCP) instead of timing out.
+    lab = cluster["lab"]
+    solo = lab.node("node-solo", "192.168.50.12/24", "10.244.3.0/24",
+                    cluster_cidr="10.244.0.0/16", service_cidr="10.96.0.0/12",
+                    extra_args=["--cluster-dns", "10.96.0.10"])
+    pod = lab.add_pod(solo, "ns-dev", "lonely")
+    solo.set_service("backend", "web", "10.96.0.30", [{"name": "http", "port": 80}], [])
+    before = solo.counters()
+    for flags in (("+tcp",), ("+tcp", "+keepopen"), ("+notcp",)):
+        r = dig(pod, "web.backend.svc.cluster.local", "A", *flags)
+        assert r["answer"] == [(fqdn("web.backend.svc"), "A", "10.96.0.30")], (flags, r["raw"])
+        assert "aa" in r["flags"], r["raw"]
+    r = dig(pod, "_http._tcp.web.backend.svc.cluster.local", "SRV", "+tcp")
+    assert r["answer"] and r["additional"], r["raw"]
+    for transport in ("+tcp", "+notcp"):
+        r = dig(pod, "outside.example", "A", transport)
+        assert r["status"] == "REFUSED", (transport, r["raw"])
+    after = solo.counters()
+    assert after["dns_tcp_queries"] - before["dns_tcp_queries"] >= 4
+    assert after["dns_refused"] - before["dns_refused"] == 2
+    assert after["dns_tcp_resets"] == before["dns_tcp_resets"]
+    # glibc over TCP (options use-vc): connect, query, answer, close, a hundred times.
+    pod.set_resolv_conf("backend", DNS_IP)
+    d = Path("/etc/netns") / pod.netns / "resolv.conf"
+    d.write_text(d.read_text() + "options use-vc\n")
+    r = pod.exec(["/usr/bin/python3", "-c",
+                  "import socket\n"
+                  "for i in range(100):\n"
+                  "    assert socket.gethostbyname('web')=='10.96.0.30'\n"], check=False,
+                 timeout=120)
+    assert r.returncode == 0, r.stderr
 
 
 def test_npctl_dns_looks_a_name_up_in_the_running_zone(cluster):

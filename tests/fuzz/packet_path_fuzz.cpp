@@ -97,6 +97,7 @@ Node& node() {
     s.hostInterface = "np0";
     s.maglevSize = 251;
     s.l7FlowsPerWorker = 16;
+    s.clusterDns = {*Ipv4Address::parse("10.96.0.254")};  // no upstream: TCP answered, refusals
     made->node = std::make_unique<control::NodeController>(s, made->backend);
     auto& n = *made->node;
     control::NodeController::HostPathOps ops;  // no kernel links or nftables from a fuzzer

@@ -8,6 +8,7 @@ import pathlib
 import struct
 
 from scapy.all import ARP, ICMP, IP, TCP, UDP, Ether, Raw  # noqa: E402
+from scapy.layers.dns import DNS, DNSQR  # noqa: E402
 from scapy.layers.vxlan import VXLAN  # noqa: E402
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -61,6 +62,17 @@ def packet_path():
                             Raw(b"GET /api/x HTTP/1.1\r\nHost: a\r\n\r\n")], headroom=False),
         "to-remote-pod": burst(1, [c("10.244.2.5") / UDP(sport=1, dport=2)]),
         "out-of-cluster": burst(1, [c("8.8.8.8") / UDP(sport=1, dport=53)]),
+        "dns-udp": burst(1, [c("10.96.0.254") / UDP(sport=5353, dport=53) /
+                             DNS(rd=1, qd=DNSQR(qname="web.shop.svc.cluster.local")),
+                             c("10.96.0.254") / UDP(sport=5354, dport=53) /
+                             DNS(rd=1, qd=DNSQR(qname="example.com", qtype="AAAA"))]),
+        "dns-tcp": burst(1, [c("10.96.0.254") / TCP(sport=40053, dport=53, flags="S", seq=9),
+                             c("10.96.0.254") / TCP(sport=40053, dport=53, flags="PA", seq=10,
+                                                    ack=1) /
+                             Raw(struct.pack("!H", 44) +
+                                 bytes(DNS(rd=1, qd=DNSQR(qname="web.shop.svc.cluster.local")))),
+                             c("10.96.0.254") / TCP(sport=40053, dport=53, flags="FA", seq=56,
+                                                    ack=2)]),
         "server-reply": burst(2, [s("10.244.1.2") / TCP(sport=8080, dport=40000, flags="SA")]),
         "arp-gateway": burst(1, [Ether(dst="ff:ff:ff:ff:ff:ff", src=CLIENT_MAC) /
                                  ARP(op=1, hwsrc=CLIENT_MAC, psrc="10.244.1.2",

@@ -426,12 +426,18 @@ Json translateService(const ClusterState& state, const Json& o, const std::vecto
                        namedContainerPort(*pod.object, target.get<std::string>(), p["protocol"]))
             named[pname] = n;
         }
-        eps.push_back({{"ip", pod.ip},
-                       {"nodeName", pod.node},
-                       {"ready", pod.ready && !pod.terminating},
-                       {"serving", pod.ready},
-                       {"terminating", pod.terminating},
-                       {"ports", named}});
+        Json ep = {{"ip", pod.ip},
+                   {"nodeName", pod.node},
+                   {"ready", pod.ready && !pod.terminating},
+                   {"serving", pod.ready},
+                   {"terminating", pod.terminating},
+                   {"ports", named}};
+        // hostname.subdomain: as the EndpointSlice controller names a headless service's pods.
+        const Json& hostname = Reader::at(*pod.object, "spec.hostname");
+        if (headless && hostname.is_string() &&
+            Reader::at(*pod.object, "spec.subdomain") == Json(*name))
+          ep["hostname"] = hostname;
+        eps.push_back(std::move(ep));
       }
   }
   *endpoints += eps.size();

@@ -117,6 +117,37 @@ TEST(Manifests, JsonNestedTooDeepIsSkippedAndTheRestRead) {
 
 // Numbers, lists and bools where strings belong: each object is reported and skipped, and the
 // agent goes on (these once ended it with a type_error).
+TEST(Translate, HeadlessServicesNameTheirPodsByHostnameAndSubdomain) {
+  // No EndpointSlice: the selector's pods, named as the EndpointSlice controller names them.
+  LoadedObjects loaded = parseManifests(R"(
+apiVersion: v1
+kind: Service
+metadata: {name: db, namespace: shop}
+spec: {clusterIP: None, selector: {app: db}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: db-0, namespace: shop, labels: {app: db}}
+spec: {hostname: db-0, subdomain: db, containers: [{name: c}]}
+status: {phase: Running, podIP: 10.244.1.20, conditions: [{type: Ready, status: "True"}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: other, namespace: shop, labels: {app: db}}
+spec: {hostname: other, subdomain: not-db, containers: [{name: c}]}
+status: {phase: Running, podIP: 10.244.1.21, conditions: [{type: Ready, status: "True"}]}
+)");
+  ASSERT_TRUE(loaded.problems.empty());
+  ClusterState state;
+  state.replaceSource("test", loaded.objects);
+  const Translation t = translate(state);
+  const Json& db = byName(t.args["services"], "db");
+  ASSERT_EQ(db["endpoints"].size(), 2u) << t.args.dump();
+  EXPECT_EQ(db["ports"], Json::array()) << "a headless service may have no ports";
+  for (const Json& e : db["endpoints"])
+    EXPECT_EQ(e.value("hostname", ""), e["ip"] == "10.244.1.20" ? "db-0" : "") << e.dump();
+}
+
 TEST(Translate, WrongTypesAreReportedAndSkippedNeverFatal) {
   LoadedObjects loaded = parseManifests(R"(
 kind: 5

@@ -136,7 +136,8 @@ kind: Pod
 metadata: {name: other, namespace: shop, labels: {app: db}}
 spec: {hostname: other, subdomain: not-db, containers: [{name: c}]}
 status: {phase: Running, podIP: 10.244.1.21, conditions: [{type: Ready, status: "True"}]}
-)");
+)",
+                                        "inline");
   ASSERT_TRUE(loaded.problems.empty());
   ClusterState state;
   state.replaceSource("test", loaded.objects);

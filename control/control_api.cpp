@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include "control/model_json.h"
 #include "control/trace.h"
+#include "control/uplink_guard.h"
 #include "core/drop_reason.h"
 #include "lb/conntrack.h"
 #include "overlay/vxlan.h"
@@ -167,6 +168,9 @@ Result<Json> ControlApi::status() const {
   j["hostInterface"] = node_.hostPort() ? Json(s.hostInterface) : Json(nullptr);
   j["uplinkGuard"] =
       node_.uplinkGuardState().empty() ? Json(nullptr) : Json(node_.uplinkGuardState());
+  const auto [snatFirst, snatLast] = snatPortRange(s);
+  j["snatPorts"] = std::to_string(snatFirst) + "-" + std::to_string(snatLast);
+  j["dns"] = s.dnsResponder ? Json{{"domain", s.clusterDomain}, {"ttl", s.dnsTtl}} : Json(nullptr);
   j["services"] = node_.serviceRegistry().services().size();
   if (auto* ct = backend_.conntrack()) j["flows"] = ct->live();
   j["overlay"] = {{"vni", s.vni},

@@ -27,9 +27,12 @@ struct NodeSettings {
   std::optional<Ipv4Prefix> serviceCidr;
   Ipv4Address gatewayIp{0xa9fe0101};
   uint32_t icmpErrorsPerSecond = 1000;
-  std::string uplinkDevargs;    // empty: no uplink
-  std::string hostInterface;    // the host path's kernel-side interface (host_path.h); empty: none
-  bool uplinkGuard = false;     // on a shared (af_packet) uplink, keep the kernel off our traffic
+  std::string uplinkDevargs;  // empty: no uplink
+  std::string hostInterface;  // the host path's kernel-side interface (host_path.h); empty: none
+  bool uplinkGuard = false;   // on a shared (af_packet) uplink, keep the kernel off our traffic
+  // SNAT source ports (lb/snat_ports.h); unset: 32768-60999, or 61000-65535 behind the uplink
+  // guard (the kernel's ephemeral range stays the kernel's). See snatPortRange().
+  std::optional<std::pair<uint16_t, uint16_t>> snatPorts;
   std::string stateFile;        // attachments survive a daemon restart here; empty: not kept
   uint32_t maglevSize = 16381;  // prime
   bool policyAudit = false;     // every NetworkPolicy in audit mode

@@ -114,6 +114,20 @@ void NodeController::startUplinkGuard() {
   guard.interface = *iface;
   guard.nodeIp = settings_.nodeIp;
   guard.vxlanPort = settings_.vxlanPort;
+  const auto [snatFirst, snatLast] = snatPortRange(settings_);
+  // Only ports the kernel does not use itself: guarding its ephemeral range would cut the node's
+  // own connections off their replies.
+  const auto kernel = kernelEphemeralPorts();
+  const bool overlaps = snatFirst <= kernel.second && kernel.first <= snatLast;
+  if (overlaps) {
+    spdlog::warn(
+        "SNAT ports {}-{} overlap the kernel's ephemeral range {}-{} on the shared uplink {}: "
+        "their replies are not guarded, and the kernel may reset masqueraded connections",
+        snatFirst, snatLast, kernel.first, kernel.second, *iface);
+  } else {
+    guard.snatPortFirst = snatFirst;
+    guard.snatPortLast = snatLast;
+  }
   if (auto st = installUplinkGuard(guard); !st) {
     // The node still forwards; only what the kernel answers as well (NodePorts, VXLAN) is at
     // risk. Said loudly, and in npctl status.
@@ -123,9 +137,9 @@ void NodeController::startUplinkGuard() {
   }
   uplinkGuardState_ = "installed on " + *iface;
   spdlog::info(
-      "uplink guard: nftables table netdev nodeplane on {} keeps the kernel off VXLAN "
-      "and NodePorts to {}",
-      *iface, settings_.nodeIp.toString());
+      "uplink guard: nftables table netdev nodeplane on {} keeps the kernel off VXLAN, "
+      "NodePorts and masqueraded flows' replies (ports {}-{}) to {}",
+      *iface, snatFirst, snatLast, settings_.nodeIp.toString());
 }
 
 HostPathConfig NodeController::hostPathConfig() const {

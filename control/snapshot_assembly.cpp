@@ -1,5 +1,6 @@
 #include "control/snapshot_assembly.h"
 
+#include "control/uplink_guard.h"
 #include "core/ether.h"
 #include "overlay/vxlan.h"
 
@@ -112,6 +113,7 @@ dp::DataplaneSettings dataplaneSettings(const NodeModel& model, const NodeSettin
   }
   s.masquerade = model.uplink.has_value() && settings.underlayGateway.has_value();
   s.hostPath = model.host.has_value();
+  std::tie(s.snatPortFirst, s.snatPortLast) = snatPortRange(settings);
   return s;
 }
 

@@ -1,6 +1,9 @@
 #include "control/uplink_guard.h"
 
+#include <fstream>
+
 #include "control/nftables.h"
+#include "lb/snat_ports.h"
 
 namespace nodeplane::control {
 
@@ -9,6 +12,27 @@ namespace {
 constexpr const char* kTable = "netdev nodeplane";
 
 }  // namespace
+
+std::pair<uint16_t, uint16_t> snatPortRange(bool guardedSharedUplink,
+                                            std::optional<std::pair<uint16_t, uint16_t>> setting) {
+  if (setting) return *setting;
+  if (guardedSharedUplink) return {lb::SnatPorts::kSharedFirst, lb::SnatPorts::kSharedLast};
+  return {lb::SnatPorts::kFirst, lb::SnatPorts::kLast};
+}
+
+std::pair<uint16_t, uint16_t> snatPortRange(const NodeSettings& settings) {
+  return snatPortRange(
+      settings.uplinkGuard && sharedUplinkInterface(settings.uplinkDevargs).has_value(),
+      settings.snatPorts);
+}
+
+std::pair<uint16_t, uint16_t> kernelEphemeralPorts() {
+  std::ifstream in("/proc/sys/net/ipv4/ip_local_port_range");
+  unsigned first = 0, last = 0;
+  if (in >> first >> last && first <= last && last <= 65535)
+    return {static_cast<uint16_t>(first), static_cast<uint16_t>(last)};
+  return {lb::SnatPorts::kFirst, lb::SnatPorts::kLast};  // Linux's default
+}
 
 std::optional<std::string> sharedUplinkInterface(const std::string& devargs) {
   if (devargs.rfind("net_af_packet", 0) != 0) return std::nullopt;
@@ -35,6 +59,12 @@ std::string uplinkGuardRules(const UplinkGuardConfig& c) {
        " counter drop comment \"VXLAN: nodeplane decapsulates\"\n";
   s += "    ip daddr " + ip + " tcp dport " + ports + " counter drop comment \"NodePorts\"\n";
   s += "    ip daddr " + ip + " udp dport " + ports + " counter drop comment \"NodePorts\"\n";
+  if (c.snatPortFirst != 0 && c.snatPortLast >= c.snatPortFirst) {
+    const std::string snat = std::to_string(c.snatPortFirst) + "-" + std::to_string(c.snatPortLast);
+    for (const char* proto : {"tcp", "udp"})
+      s += "    ip daddr " + ip + " " + proto + " dport " + snat +
+           " counter drop comment \"replies to masqueraded flows\"\n";
+  }
   s += "  }\n";
   s += "}\n";
   return s;

@@ -1,6 +1,7 @@
 // The uplink guard: on a shared uplink (DPDK's af_packet PMD on the kernel's own interface) the
 // node's kernel receives every frame nodeplane does, and answers what only nodeplane serves: a
-// TCP RST to a NodePort's SYN before nodeplane's SYN-ACK, ICMP port unreachable for VXLAN. An
+// TCP RST to a NodePort's SYN before nodeplane's SYN-ACK, ICMP port unreachable for VXLAN, a RST
+// to every reply of a masqueraded flow (its SNAT port has no socket in the kernel). An
 // nftables table of family netdev with an ingress chain on the uplink drops those before the
 // kernel's IP stack sees them. Packet-socket taps run before the ingress hook, so nodeplane still
 // receives them; everything else (SSH, the kubelet, the API server, ARP) reaches the kernel.
@@ -11,6 +12,7 @@
 #include <optional>
 #include <string>
 
+#include "control/model.h"
 #include "core/ipv4.h"
 #include "core/result.h"
 
@@ -21,7 +23,18 @@ struct UplinkGuardConfig {
   Ipv4Address nodeIp;
   uint16_t vxlanPort = 4789;
   uint16_t nodePortFirst = 30000, nodePortLast = 32767;  // Kubernetes' default NodePort range
+  // The SNAT source ports of masqueraded flows: their replies are nodeplane's (0-0: none).
+  uint16_t snatPortFirst = 0, snatPortLast = 0;
 };
+
+// The SNAT source ports a node uses: its setting, else above the kernel's ephemeral range when
+// the uplink guard keeps the kernel off them (a shared uplink), else the kernel's range (a NIC
+// the kernel does not see).
+std::pair<uint16_t, uint16_t> snatPortRange(bool guardedSharedUplink,
+                                            std::optional<std::pair<uint16_t, uint16_t>> setting);
+std::pair<uint16_t, uint16_t> snatPortRange(const NodeSettings& settings);
+// The kernel's own ephemeral ports (net.ipv4.ip_local_port_range of this network namespace).
+std::pair<uint16_t, uint16_t> kernelEphemeralPorts();
 
 // The kernel interface of an af_packet uplink ("net_af_packet0,iface=eth0" -> "eth0"); nullopt
 // for any other uplink (the kernel does not see its frames).

@@ -105,6 +105,7 @@ int main(int argc, char** argv) {
     settings.vtepMac = opts.vtepMac;
     settings.maglevSize = opts.maglevSize;
     settings.policyAudit = opts.policyAudit;
+    settings.snatPorts = opts.snatPorts;
     settings.dnsResponder = opts.dnsResponder;
     settings.clusterDomain = opts.clusterDomain;
     settings.dnsTtl = opts.dnsTtl;

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <boost/program_options.hpp>
+#include <cstdio>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -160,6 +161,9 @@ Result<ParsedOptions> parseDaemonOptions(int argc, const char* const* argv) {
           "tracked flows at most (all workers together)")
       ("maglev-table-size", po::value<uint32_t>()->default_value(16381),
           "largest Maglev table (a prime); a port with N backends gets the smallest prime of a ladder with >= 100 N entries, up to this")
+      ("snat-ports", po::value<std::string>(),
+          "SNAT source ports FIRST-LAST (default 32768-60999; 61000-65535 on an af_packet uplink "
+          "the kernel shares, where the uplink guard keeps the kernel off them)")
       ("cluster-domain", po::value<std::string>()->default_value("cluster.local"),
           "the cluster DNS domain the workers answer (kubelet's --cluster-domain)")
       ("cluster-dns", po::value<std::vector<std::string>>()->multitoken(),
@@ -350,6 +354,18 @@ Result<ParsedOptions> parseDaemonOptions(int argc, const char* const* argv) {
   o.icmpErrorsPerSecond = vm["icmp-errors-per-second"].as<uint32_t>();
   o.conntrackMax = vm["conntrack-max"].as<uint32_t>();
   if (o.conntrackMax < 1024) return optionError("conntrack-max", "below the minimum of 1024");
+  if (vm.count("snat-ports")) {
+    const std::string text = vm["snat-ports"].as<std::string>();
+    unsigned first = 0, last = 0;
+    char tail = 0;
+    if (std::sscanf(text.c_str(), "%u-%u%c", &first, &last, &tail) != 2 || first < 1024 ||
+        last > 65535 || first > last || last - first + 1 < 1024)
+      return optionError("snat-ports", "'" + text +
+                                           "' is not FIRST-LAST within 1024-65535, at least "
+                                           "1024 ports");
+    o.snatPorts =
+        std::pair<uint16_t, uint16_t>{static_cast<uint16_t>(first), static_cast<uint16_t>(last)};
+  }
   o.dnsResponder = !vm["no-dns-responder"].as<bool>();
   o.clusterDomain = vm["cluster-domain"].as<std::string>();
   while (o.clusterDomain.ends_with('.')) o.clusterDomain.pop_back();

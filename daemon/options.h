@@ -43,7 +43,8 @@ struct DaemonOptions {
   uint32_t icmpErrorsPerSecond = 1000;
   uint32_t conntrackMax = 1 << 20;
   uint32_t maglevSize = 16381;
-  bool dnsResponder = true;  // cluster DNS answered by the workers
+  std::optional<std::pair<uint16_t, uint16_t>> snatPorts;  // unset: by uplink kind
+  bool dnsResponder = true;                                // cluster DNS answered by the workers
   std::string clusterDomain = "cluster.local";
   uint32_t dnsTtl = 5;
   std::vector<Ipv4Address> clusterDns;

@@ -150,7 +150,8 @@ int64_t track(FlowContext& fc, const ConnEntry& e) {
 // A free SNAT source port for `reply` from this worker's share (lb/snat_ports.h).
 bool allocatePort(FlowContext& fc, FlowKey& reply, uint32_t hash) {
   return fc.ctx.snatPorts.allocate(fc.own, &reply, hash, fc.ctx.workerIndex, fc.ctx.workerCount,
-                                   fc.ctx.nowMs);
+                                   fc.ctx.nowMs, fc.snap.settings.snatPortFirst,
+                                   fc.snap.settings.snatPortLast);
 }
 
 ConnState initialState(const PacketMeta& meta) {

@@ -7,7 +7,7 @@
 namespace nodeplane::lb {
 
 bool SnatPorts::allocate(const ConnShard& own, FlowKey* reply, uint32_t hash, unsigned worker,
-                         unsigned workers, uint32_t nowMs) {
+                         unsigned workers, uint32_t nowMs, uint16_t first, uint16_t last) {
   // The group: the reply tuple without the port being chosen.
   const uint32_t groupHash = rte_hash_crc_4byte(
       reply->dst,
@@ -19,10 +19,11 @@ bool SnatPorts::allocate(const ConnShard& own, FlowKey* reply, uint32_t hash, un
   if (sameGroup && static_cast<int32_t>(cached.untilMs - nowMs) > 0) return false;
 
   workers = std::max(1u, workers);
-  const uint32_t span = (kLast - kFirst + 1) / workers;
+  const uint32_t span = last >= first ? (uint32_t{last} - first + 1) / workers : 0;
+  if (span == 0) return false;
   for (uint32_t attempt = 0; attempt < kAttempts; ++attempt) {
     const uint32_t k = (hash + attempt * 40503u) % span;
-    reply->dport = rte_cpu_to_be_16(static_cast<uint16_t>(kFirst + k * workers + worker));
+    reply->dport = rte_cpu_to_be_16(static_cast<uint16_t>(first + k * workers + worker));
     ConnRef r;
     if (!own.lookup(*reply, &r)) {
       if (sameGroup) cached.valid = false;  // ports came back

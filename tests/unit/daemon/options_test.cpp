@@ -54,13 +54,20 @@ TEST(Options, ConfigFileAndCommandLineCombine) {
   ASSERT_GE(fd, 0);
   close(fd);
   std::ofstream(path) << "node-name = node-gpu\nnode-ip = 192.168.50.11\npod-cidr = 10.244.2.0/24\n"
-                         "uplink = net_af_packet0,iface=eth1\nworkers = 1\n";
+                         "uplink = net_af_packet0,iface=eth1\nworkers = 1\n"
+                         "cluster-dns = 10.96.0.10\ncluster-dns = 169.254.20.10\n"
+                         "snat-ports = 61000-65535\n";
   auto r = parse({"--config", path, "--log-level", "debug"});
   std::remove(path);
   ASSERT_TRUE(r.ok()) << r.error().message;
   EXPECT_EQ(r->options.nodeName, "node-gpu");
   EXPECT_EQ(r->options.uplink, "net_af_packet0,iface=eth1");
   EXPECT_EQ(r->options.logLevel, "debug");
+  ASSERT_EQ(r->options.clusterDns.size(), 2u) << "repeatable in a config file";
+  EXPECT_EQ(r->options.clusterDns[1].toString(), "169.254.20.10");
+  EXPECT_EQ(r->options.snatPorts, (std::pair<uint16_t, uint16_t>{61000, 65535}));
+  EXPECT_EQ(r->options.clusterDomain, "cluster.local");
+  EXPECT_TRUE(r->options.dnsResponder);
 }
 
 TEST(Options, ErrorsNameTheOption) {
@@ -86,6 +93,14 @@ TEST(Options, ErrorsNameTheOption) {
       {with({"--frobnicate"}), "frobnicate"},
       {with({"--", "-l", "0-3"}), "-l"},
       {{"--config", "/nonexistent/np.conf"}, "--config"},
+      {with({"--snat-ports", "61000"}), "--snat-ports"},
+      {with({"--snat-ports", "65000-64000"}), "--snat-ports"},
+      {with({"--snat-ports", "100-5000"}), "--snat-ports"},
+      {with({"--snat-ports", "65000-65535"}), "--snat-ports"},
+      {with({"--cluster-dns", "10.96.0.300"}), "--cluster-dns"},
+      {with({"--cluster-dns", "224.0.0.1"}), "--cluster-dns"},
+      {with({"--cluster-domain", "bad_domain"}), "--cluster-domain"},
+      {with({"--dns-ttl", "100000"}), "--dns-ttl"},
   };
   for (const Case& c : cases) {
     auto r = parse(c.args);

@@ -205,6 +205,29 @@ TEST(UplinkGuard, OnlyAnAfPacketUplinkIsShared) {
   EXPECT_NE(rules.find("hook ingress device \"eth0\""), std::string::npos) << rules;
   EXPECT_NE(rules.find("ip daddr 10.200.0.1 udp dport 4789"), std::string::npos) << rules;
   EXPECT_NE(rules.find("tcp dport 30000-32767"), std::string::npos) << rules;
+  EXPECT_EQ(rules.find("masqueraded"), std::string::npos) << "no SNAT range given: none guarded";
+  // Behind the guard, masquerade takes ports above the kernel's ephemeral range, and the guard
+  // keeps the kernel from answering their replies (a RST from a kernel without the socket).
+  control::NodeSettings shared;
+  shared.uplinkGuard = true;
+  shared.uplinkDevargs = "net_af_packet0,iface=eth0";
+  const auto [first, last] = control::snatPortRange(shared);
+  EXPECT_EQ(first, 61000);
+  EXPECT_EQ(last, 65535);
+  g.snatPortFirst = first;
+  g.snatPortLast = last;
+  const std::string guarded = control::uplinkGuardRules(g);
+  EXPECT_NE(guarded.find("ip daddr 10.200.0.1 tcp dport 61000-65535 counter drop"),
+            std::string::npos)
+      << guarded;
+  EXPECT_NE(guarded.find("ip daddr 10.200.0.1 udp dport 61000-65535 counter drop"),
+            std::string::npos)
+      << guarded;
+  control::NodeSettings nic = shared;
+  nic.uplinkDevargs = "0000:3b:00.0";
+  EXPECT_EQ(control::snatPortRange(nic), (std::pair<uint16_t, uint16_t>{32768, 60999}));
+  nic.snatPorts = std::pair<uint16_t, uint16_t>{40000, 50000};
+  EXPECT_EQ(control::snatPortRange(nic), (std::pair<uint16_t, uint16_t>{40000, 50000}));
 }
 
 TEST(HostPathNames, InterfaceNamesAreChecked) {

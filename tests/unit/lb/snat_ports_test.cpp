@@ -50,6 +50,23 @@ TEST(SnatPorts, WorkersPickFromDisjointShares) {
   EXPECT_GT(seen[0].size(), 100u);
 }
 
+TEST(SnatPorts, AGivenRangeIsKeptAndAnEmptyOneRefuses) {
+  auto s = ConnShard::create("snat_range", 1024, 0, 0, nullptr);
+  ASSERT_TRUE(s.ok());
+  SnatPorts ports;
+  for (uint32_t hash = 0; hash < 500; ++hash) {
+    FlowKey reply = replyTo(0x0af40100);
+    ASSERT_TRUE(ports.allocate(**s, &reply, hash * 7919u, 1, 2, 0, SnatPorts::kSharedFirst,
+                               SnatPorts::kSharedLast));
+    const uint16_t p = rte_be_to_cpu_16(reply.dport);
+    EXPECT_GE(p, SnatPorts::kSharedFirst);
+    EXPECT_LE(p, SnatPorts::kSharedLast);
+    EXPECT_EQ((p - SnatPorts::kSharedFirst) % 2, 1u);
+  }
+  FlowKey reply = replyTo(0x0af40100);
+  EXPECT_FALSE(ports.allocate(**s, &reply, 1, 0, 4, 0, 5000, 5002)) << "fewer ports than workers";
+}
+
 TEST(SnatPorts, AnExhaustedPoolIsRememberedThenProbedAgain) {
   auto s = ConnShard::create("snat_full", 32768, 0, 0, nullptr);
   ASSERT_TRUE(s.ok());

@@ -170,6 +170,7 @@ Result<Json> ControlApi::status() const {
       node_.uplinkGuardState().empty() ? Json(nullptr) : Json(node_.uplinkGuardState());
   const auto [snatFirst, snatLast] = snatPortRange(s);
   j["snatPorts"] = std::to_string(snatFirst) + "-" + std::to_string(snatLast);
+  j["metrics"] = metricsState_;
   j["dns"] = s.dnsResponder ? Json{{"domain", s.clusterDomain}, {"ttl", s.dnsTtl}} : Json(nullptr);
   j["services"] = node_.serviceRegistry().services().size();
   if (auto* ct = backend_.conntrack()) j["flows"] = ct->live();
@@ -636,8 +637,16 @@ Result<Json> ControlApi::apply(const Json& raw) {
 }
 
 Result<Json> ControlApi::apply(Result<DesiredState> state) {
-  if (!state) return state.error();
+  const auto started = std::chrono::steady_clock::now();
+  auto seconds = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  };
+  if (!state) {
+    applyStats_.record(seconds(), false);
+    return state.error();
+  }
   auto result = node_.applyDesired(std::move(*state));
+  applyStats_.record(seconds(), result.ok());
   if (!result) return result.error();
   return Json{{"generation", result->generation},
               {"snapshot", result->snapshot},

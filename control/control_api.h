@@ -8,6 +8,7 @@
 #include <map>
 #include <string>
 
+#include "control/metrics_stats.h"
 #include "control/node_controller.h"
 #include "control/protocol.h"
 
@@ -27,6 +28,9 @@ class ControlApi {
     std::function<Result<Json>(const ArgReader&, const Json&)> run;
   };
   const std::map<std::string, Operation>& operations() const { return ops_; }
+  const ApplyStats& applyStats() const { return applyStats_; }
+  // What status reports for the metrics endpoint ("127.0.0.1:9964", "off", "failed: ...").
+  void setMetricsState(std::string state) { metricsState_ = std::move(state); }
 
  private:
   Result<Json> status() const;
@@ -59,6 +63,8 @@ class ControlApi {
   dataplane::DataplaneBackend& backend_;
   std::map<std::string, Operation> ops_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  ApplyStats applyStats_;
+  std::string metricsState_ = "off";
 };
 
 Json podToJson(const AttachedPod& pod);

@@ -14,10 +14,14 @@
 #include <vector>
 
 #include "control/control_api.h"
+#include "control/control_mailbox.h"
 #include "control/control_server.h"
+#include "control/metrics.h"
+#include "control/metrics_server.h"
 #include "control/node_controller.h"
 #include "daemon/logging.h"
 #include "daemon/options.h"
+#include "daemon/telemetry.h"
 #include "dataplane/engine.h"
 
 namespace {
@@ -133,6 +137,30 @@ int main(int argc, char** argv) {
       rc = fail(started.error().message);
     } else {
       control::ControlApi api(node, **engine);
+      // Other threads' requests (metrics, telemetry), run on this thread; kept to the process's
+      // end (DPDK's telemetry thread may still hold it: daemon/telemetry.h).
+      control::ControlMailbox& mailbox = *new control::ControlMailbox();
+      control::Readiness readiness;
+      std::unique_ptr<control::MetricsServer> metrics;
+      if (opts.metricsAddress != "off") {
+        auto started = control::MetricsServer::start(
+            opts.metricsAddress, mailbox,
+            {[&] {
+               const bool ready = readiness.check(node, **engine).empty();
+               return control::renderMetrics(api, node, **engine, api.applyStats(), ready);
+             },
+             [&] { return readiness.check(node, **engine); }});
+        if (started) {
+          metrics = std::move(*started);
+          api.setMetricsState(metrics->address());
+          spdlog::info("metrics: http://{}/metrics, /healthz, /readyz", metrics->address());
+        } else {
+          // The data plane runs on; only the endpoint is missing (said here and in status).
+          api.setMetricsState("failed: " + started.error().message);
+          spdlog::error("{}", started.error().message);
+        }
+      }
+      daemon::registerTelemetry(mailbox, api);
       auto server = control::ControlServer::open(
           control::ServerConfig{opts.controlSocket, opts.controlGroup, opts.controlMaxRequestBytes,
                                 64, opts.controlConnectionsPerUid,
@@ -148,6 +176,7 @@ int main(int argc, char** argv) {
         while (stopSignal.load() == 0) {
           // A 10 ms tick bounds how long a punted packet (ARP, awaiting ARP) waits.
           (*server)->pollOnce(10);
+          mailbox.runPending();
           const auto now = std::chrono::steady_clock::now();
           node.serviceSlowPath(now);
           node.drainPolicyLog();
@@ -159,6 +188,8 @@ int main(int argc, char** argv) {
         }
         spdlog::info("signal {} received: stopping", stopSignal.load());
       }
+      mailbox.close();
+      metrics.reset();
     }
     node.shutdown();
     (*engine)->stop();

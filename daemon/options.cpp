@@ -136,6 +136,9 @@ Result<ParsedOptions> parseDaemonOptions(int argc, const char* const* argv) {
           "pods to the node)")
       ("main-lcore", po::value<unsigned>()->default_value(0), "lcore of the control thread")
       ("workers", po::value<std::string>()->default_value("1"), "worker lcores, e.g. 1 or 1-3,6")
+      ("metrics-address", po::value<std::string>()->default_value("127.0.0.1:9964"),
+          "IP:PORT of the HTTP endpoint for /metrics (Prometheus), /healthz and /readyz "
+          "(PORT 0: any free port, npctl status tells; \"off\": none)")
       ("control-socket", po::value<std::string>()->default_value("/run/nodeplane/control.sock"),
           "control socket path")
       ("control-group", po::value<std::string>(), "group also allowed on the control socket")
@@ -321,6 +324,17 @@ Result<ParsedOptions> parseDaemonOptions(int argc, const char* const* argv) {
     return optionError("workers", "lcore " + std::to_string(o.mainLcore) +
                                       " is the --main-lcore (the control thread)");
 
+  o.metricsAddress = vm["metrics-address"].as<std::string>();
+  if (o.metricsAddress != "off") {
+    const size_t colon = o.metricsAddress.rfind(':');
+    const std::string host = colon == std::string::npos ? "" : o.metricsAddress.substr(0, colon);
+    const std::string port = colon == std::string::npos ? "" : o.metricsAddress.substr(colon + 1);
+    const bool portOk = !port.empty() && port.size() <= 5 &&
+                        std::all_of(port.begin(), port.end(), ::isdigit) &&
+                        std::stoul(port) <= 65535;
+    if (!Ipv4Address::parse(host) || !portOk)
+      return optionError("metrics-address", "'" + o.metricsAddress + "' is not IPv4:PORT (or off)");
+  }
   o.controlSocket = vm["control-socket"].as<std::string>();
   if (o.controlSocket.empty() || o.controlSocket.front() != '/')
     return optionError("control-socket", "'" + o.controlSocket + "' is not an absolute path");

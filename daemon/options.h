@@ -30,6 +30,7 @@ struct DaemonOptions {
   unsigned mainLcore = 0;
   std::vector<unsigned> workerLcores;
   std::string controlSocket = "/run/nodeplane/control.sock";
+  std::string metricsAddress = "127.0.0.1:9964";  // "off": no HTTP endpoint
   std::string controlGroup;  // also allowed on the socket, besides root and our own uid
   size_t controlMaxRequestBytes = 64u << 20;
   unsigned controlIdleTimeoutSeconds = 60;

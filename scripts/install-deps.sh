@@ -13,6 +13,7 @@ packages=(
   containernetworking-plugins iproute2 iputils-ping ethtool procps curl tcpdump bridge-utils openssl
   iperf3
   bind9-dnsutils unbound dnsperf  # cluster DNS: dig in pods, the upstream and measured peer
+  prometheus-cpp-dev libcivetweb-dev prometheus  # /metrics (prometheus-cpp, civetweb); promtool in tests
   libc6-dev xz-utils util-linux libseccomp2  # the Kubernetes lab (tests/k8s)
   python3 python3-scapy python3-pytest python3-yaml
 )

@@ -115,8 +115,11 @@ class Daemon:
                 "--state-dir", str(lab.tmp / f"{node_name}"),
                 "--log-level", "info"]
         # Defaults for a test daemon; the caller's extra_args may set any of them instead.
+        # (--metrics-address port 0: daemons sharing a network namespace each get a free port;
+        # status.metrics tells which.)
         for option, value in (("--idle-sleep-us", "100"), ("--mbufs", "8191"),
-                              ("--conntrack-max", "32768")):
+                              ("--conntrack-max", "32768"),
+                              ("--metrics-address", "127.0.0.1:0")):
             if option not in extra_args:
                 args += [option, value]
         if uplink:

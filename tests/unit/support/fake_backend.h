@@ -18,7 +18,8 @@ inline constexpr const char* kFakePort1Mac = "02:fe:00:00:00:01";
 class FakeBackend : public dataplane::DataplaneBackend {
  public:
   unsigned workers = 1;
-  std::vector<std::string> opened;  // devargs, in order
+  std::vector<dataplane::WorkerStats> stats;  // what workerStats() reports (empty: zeros)
+  std::vector<std::string> opened;            // devargs, in order
   std::vector<uint16_t> closed;
   std::set<uint16_t> live;
   int synchronizations = 0;
@@ -65,7 +66,7 @@ class FakeBackend : public dataplane::DataplaneBackend {
   void synchronize() override { ++synchronizations; }
   Result<dataplane::PortStats> portStats(uint16_t) const override { return dataplane::PortStats{}; }
   std::vector<dataplane::WorkerStats> workerStats() const override {
-    return std::vector<dataplane::WorkerStats>(workers);
+    return stats.empty() ? std::vector<dataplane::WorkerStats>(workers) : stats;
   }
   size_t drainPunted(dataplane::PuntedPacket* out, size_t max) override {
     size_t n = 0;

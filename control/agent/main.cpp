@@ -16,6 +16,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "control/agent/agent_metrics.h"
 #include "control/agent/sources.h"
 #include "control/agent/translate.h"
 #include "control/client.h"
@@ -44,6 +45,7 @@ struct Options {
   std::string nodeConfigTemplate;  // options common to all nodes (a ConfigMap)
   std::string writeCniConfig;      // the CNI network config with this node's pod CIDR
   int cniMtu = 1450;
+  std::string metricsAddress = "127.0.0.1:9965";  // "off": none
 };
 
 // Writes `text` to `path` atomically (a temporary file renamed over it).
@@ -113,6 +115,13 @@ class Agent {
   }
 
   int run() {
+    if (opts_.metricsAddress != "off" && !bootstrapOnly() && !opts_.once) {
+      const std::string problem = metrics_.serve(opts_.metricsAddress);
+      if (problem.empty())
+        spdlog::info("metrics: http://{}/metrics", metrics_.address());
+      else
+        spdlog::error("{} (the agent runs on without it)", problem);
+    }
     if (!opts_.manifests.empty())
       sources_.push_back(std::make_unique<ManifestSource>(opts_.manifests, queue_));
     if (opts_.stdinSource) sources_.push_back(std::make_unique<StreamSource>(std::cin, queue_));
@@ -139,13 +148,19 @@ class Agent {
         bool changed = false;
         switch (e.type) {
           case SourceEvent::Type::kReplaceKind:
+            metrics_.event(e.name, "LIST");
             changed = state_.replaceKind(e.name, e.objects);
             break;
           case SourceEvent::Type::kReplaceSource:
+            metrics_.event("all", "LIST");
             changed = state_.replaceSource(e.name, e.objects);
             break;
           case SourceEvent::Type::kWatch:
+            metrics_.event(e.name, eventTypeName(e.event.type));
             changed = state_.apply(e.event);
+            break;
+          case SourceEvent::Type::kWatchRestart:
+            metrics_.watchRestart(e.name, e.message);
             break;
           case SourceEvent::Type::kSynced:
             ++syncs_;
@@ -210,7 +225,10 @@ class Agent {
   bool push() {
     for (int attempt = 0; attempt < 6; ++attempt) {
       Translation t = translate(state_, excluded_);
-      for (const std::string& p : t.problems) spdlog::warn("skipped: {}", p);
+      for (const std::string& p : t.problems) {
+        spdlog::warn("skipped: {}", p);
+        metrics_.skipped(p.substr(0, p.find(' ')));  // "service ns/name: ..." -> service
+      }
       reportPodsWithoutAddress(t.podsWithoutAddress);
       Json args = t.args;
       args["generation"] = generation_ + 1;
@@ -221,8 +239,12 @@ class Agent {
         return true;
       }
       auto r = client_.call("apply", args);
+      metrics_.apply(r                                           ? "ok"
+                     : r.error().code == ErrorCode::kUnavailable ? "unavailable"
+                                                                 : "refused");
       if (r) {
         ++generation_;
+        metrics_.generation(generation_);
         pushed_ = true;
         spdlog::info(
             "applied generation {}: {} nodes, {} services ({} endpoints), {} pods, "
@@ -264,6 +286,23 @@ class Agent {
     podsWithoutAddress_ = pods;
   }
 
+  static const char* eventTypeName(WatchEvent::Type t) {
+    switch (t) {
+      case WatchEvent::Type::kAdded:
+        return "ADDED";
+      case WatchEvent::Type::kModified:
+        return "MODIFIED";
+      case WatchEvent::Type::kDeleted:
+        return "DELETED";
+      case WatchEvent::Type::kBookmark:
+        return "BOOKMARK";
+      case WatchEvent::Type::kError:
+        return "ERROR";
+    }
+    return "?";
+  }
+
+  AgentMetrics metrics_;
   Options opts_;
   std::set<std::string> podsWithoutAddress_;
   control::ControlClient client_;
@@ -301,6 +340,8 @@ int main(int argc, char** argv) {
       "write-cni-config", po::value<std::string>(),
       "bootstrap: write the CNI network config with this node's pod CIDR and exit")(
       "cni-mtu", po::value<int>()->default_value(1450), "bootstrap: the pods' MTU")(
+      "metrics-address", po::value<std::string>()->default_value("127.0.0.1:9965"),
+      "IP:PORT of the agent's /metrics (PORT 0: any free port, logged; \"off\": none)")(
       "log-level", po::value<std::string>()->default_value("info"), "trace ... off");
   po::variables_map vm;
   try {
@@ -332,6 +373,7 @@ int main(int argc, char** argv) {
     o.nodeConfigTemplate = vm["node-config-template"].as<std::string>();
   if (vm.count("write-cni-config")) o.writeCniConfig = vm["write-cni-config"].as<std::string>();
   o.cniMtu = vm["cni-mtu"].as<int>();
+  o.metricsAddress = vm["metrics-address"].as<std::string>();
   if ((!o.writeNodeConfig.empty() || !o.writeCniConfig.empty()) && o.nodeName.empty()) {
     std::cerr << "nodeplane-agent: --node-name (or $NODE_NAME) is required to bootstrap\n";
     return 2;

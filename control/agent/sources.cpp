@@ -498,19 +498,26 @@ void ApiSource::run(const KindInfo& kind) {
                             "&timeoutSeconds=300&resourceVersion=" + resourceVersion;
     Response r = request(config_, url, t, 330);
     if (stop_.load()) return;
+    auto restart = [&](const char* reason) {
+      queue_.push(SourceEvent{SourceEvent::Type::kWatchRestart, kind.kind, {}, {}, reason});
+    };
     if (gone || r.status == 410) {
+      restart("gone");
       resourceVersion.clear();  // too old: list again
       continue;
     }
     if (!watchError.empty()) {
+      restart("error");
       resourceVersion.clear();
       failed("watch error: " + watchError);
       continue;
     }
     if (!r.error.empty() || (r.status != 200 && r.status != 0)) {
+      restart("error");
       failed("watch: " + (r.error.empty() ? "HTTP " + std::to_string(r.status) : r.error));
       continue;
     }
+    restart("ended");
     backoff = std::chrono::seconds(1);
   }
 }

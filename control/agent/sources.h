@@ -33,6 +33,7 @@ struct SourceEvent {
     kWatch,          // one watch event
     kSynced,         // source `name` has delivered its initial state
     kProblem,        // `message` (a bad object, an unreachable server); nothing else happens
+    kWatchRestart,   // the watch of kind `name` begins again; `message`: ended, gone or error
   };
   Type type = Type::kProblem;
   std::string name;

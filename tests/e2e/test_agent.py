@@ -3,7 +3,8 @@ node's whole desired state to its daemon; what changes in the files reaches the 
 objects are skipped (the rest applies), objects a daemon refuses are left out, and a restarted
 daemon gets everything again. npctl trace follows a packet through the real stages."""
 
-import json
+import re
+import subprocess
 import time
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 import yaml
 
 from nplab import Lab
+from nplab.lab import run
 
 CPU_IP, GPU_IP = "192.168.50.10", "192.168.50.11"
 
@@ -182,3 +184,28 @@ def test_a_restarted_daemon_gets_the_whole_state_again(cluster):
     wait_for("traffic again", lambda: client.exec(
         ["curl", "-sS", "--max-time", "2", "http://10.96.0.40/"], check=False).stdout.strip() ==
         "web/w1", timeout=20)
+
+
+def test_the_agent_counts_what_it_did_on_its_metrics_endpoint(cluster):
+    lab, cpu, gpu, client, w1, w2, manifests, agents = cluster
+    log = Path(agents["node-cpu"].log_path).read_text()
+    m = re.search(r"metrics: http://(127\.0\.0\.1:\d+)/metrics", log)
+    assert m, log[-2000:]
+    text = run(["curl", "-sS", f"http://{m.group(1)}/metrics"]).stdout
+
+    def value(name, **labels):
+        for line in text.splitlines():
+            if line.startswith(name + "{") or line.startswith(name + " "):
+                got = dict(re.findall(r'(\w+)="([^"]*)"', line))
+                if all(got.get(k) == v for k, v in labels.items()):
+                    return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    assert value("nodeplane_agent_applies_total", result="ok") >= 1, text
+    assert value("nodeplane_agent_applies_total", result="refused") >= 1, text  # web/outside
+    assert value("nodeplane_agent_skipped_objects_total", kind="service") >= 1, text  # badport
+    assert value("nodeplane_agent_events_total", kind="all", type="LIST") >= 1, text
+    assert value("nodeplane_agent_generation") == cpu.call("status")["appliedGeneration"]
+    checked = subprocess.run(["/usr/bin/promtool", "check", "metrics"], input=text, text=True,
+                             capture_output=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr

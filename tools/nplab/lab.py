@@ -399,7 +399,8 @@ class Lab:
         log_path = self.tmp / f"agent-{daemon.node_name}.log"
         log = open(log_path, "a")
         proc = self.popen([str(build_dir() / "control/nodeplane-agent"), "--node-name",
-                           daemon.node_name, "--socket", daemon.socket, "--debounce-ms", "50"]
+                           daemon.node_name, "--socket", daemon.socket, "--debounce-ms", "50",
+                           "--metrics-address", "127.0.0.1:0"]
                           + list(source_args), stderr=log)
         proc.log_path = log_path
         return proc

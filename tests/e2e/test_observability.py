@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from nplab import Lab
-from nplab.lab import run
+from nplab.lab import REPO, run
 
 
 @pytest.fixture(scope="module")
@@ -119,3 +119,24 @@ def test_metrics_endpoint_can_be_turned_off_and_a_taken_port_does_not_stop_the_n
                      extra_args=["--metrics-address", "off"])
     assert off.call("status")["metrics"] == "off"
     assert run(["true"]).returncode == 0
+
+
+def test_the_grafana_dashboard_asks_for_metrics_that_exist_in_valid_promql(node, tmp_path):
+    dashboard = json.loads((REPO / "configs/grafana/nodeplane-dashboard.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    # Syntax: promtool checks them as recording rules ($instance as Grafana would fill it in).
+    rules = {"groups": [{"name": "dashboard", "rules": [
+        {"record": f"dashboard:panel{i}", "expr": e.replace("$instance", ".*")}
+        for i, e in enumerate(exprs)]}]}
+    (tmp_path / "rules.json").write_text(json.dumps(rules))
+    checked = subprocess.run(["/usr/bin/promtool", "check", "rules", str(tmp_path / "rules.json")],
+                             capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    # Names: every daemon metric a panel uses is in a scrape (the agent's are its own endpoint's).
+    _, scrape = get(node["d"], "/metrics")
+    exported = {line.split()[2] for line in scrape.splitlines() if line.startswith("# TYPE")}
+    used = set(re.findall(r"\b(nodeplane_[a-z0-9_]+?)(?:_bucket)?\b(?=[{\[(\s)]|$)",
+                          " ".join(exprs)))
+    assert len(used) >= 15, used
+    missing = {n for n in used if not n.startswith("nodeplane_agent_")} - exported
+    assert not missing, missing

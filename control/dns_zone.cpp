@@ -50,6 +50,8 @@ std::shared_ptr<const dataplane::DnsTable> buildDnsTable(const ServiceRegistry::
   std::vector<rte_be32_t> servers;
   for (const Ipv4Address& ip : settings.clusterDns) servers.push_back(rte_cpu_to_be_32(ip.value));
   bool udpUpstream = false, tcpUpstream = false;
+  rte_be32_t policyServer = 0;
+  rte_be16_t policyPort[2] = {rte_cpu_to_be_16(53), rte_cpu_to_be_16(53)};  // UDP, TCP
   if (auto it = services.find("kube-system/kube-dns"); it != services.end()) {
     const ServiceSpec& s = it->second;
     for (const Ipv4Address& ip : s.clusterIps)
@@ -57,14 +59,22 @@ std::shared_ptr<const dataplane::DnsTable> buildDnsTable(const ServiceRegistry::
         servers.push_back(rte_cpu_to_be_32(ip.value));
     for (const ServicePortSpec& p : s.ports) {
       if (p.port != 53) continue;
-      bool ready = false;
-      for (const EndpointSpec& e : s.endpoints)
-        ready |= e.ready && ServiceRegistry::backendPort(p, e).has_value();
-      (p.protocol == IPPROTO_TCP ? tcpUpstream : udpUpstream) |= ready;
+      const bool tcp = p.protocol == IPPROTO_TCP;
+      for (const EndpointSpec& e : s.endpoints) {
+        auto port = ServiceRegistry::backendPort(p, e);
+        if (!e.ready || !port) continue;
+        (tcp ? tcpUpstream : udpUpstream) = true;
+        if (policyServer == 0 || policyServer == rte_cpu_to_be_32(e.ip.value)) {
+          policyServer = rte_cpu_to_be_32(e.ip.value);
+          policyPort[tcp ? 1 : 0] = rte_cpu_to_be_16(*port);
+        }
+      }
     }
   }
-  return std::make_shared<const dataplane::DnsTable>(dataplane::DnsTable{
-      dns::Zone(config, zoneServices), std::move(servers), udpUpstream, tcpUpstream});
+  if (policyServer == 0 && !servers.empty()) policyServer = servers.front();
+  return std::make_shared<const dataplane::DnsTable>(
+      dataplane::DnsTable{dns::Zone(config, zoneServices), std::move(servers), udpUpstream,
+                          tcpUpstream, policyServer, policyPort[0], policyPort[1]});
 }
 
 namespace {

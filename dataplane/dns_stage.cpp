@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "dns/responder.h"
+#include "policy/enforce.h"
 
 namespace nodeplane::dataplane {
 
@@ -92,6 +93,21 @@ void replyHeaders(rte_mbuf* m, PacketMeta& meta, const PortConfig& port, size_t 
   std::swap(meta.srcIp, meta.dstIp);
   std::swap(meta.srcPort, meta.dstPort);
   meta.ipTotalLength = static_cast<uint16_t>(frame - meta.l3Offset);
+}
+
+// NetworkPolicy: an egress-isolated pod is answered only if it may reach the cluster DNS (its
+// backend pod, or the address itself when nodeplane is the only DNS server). Not counted or
+// logged here: a denied query goes on to the service stage, which judges and records it.
+bool policyAllows(const Snapshot& snapshot, const DnsTable& table, const PacketMeta& meta,
+                  WorkerContext& ctx) {
+  const policy::PolicyTable* p = snapshot.policy.get();
+  if (p == nullptr || p->permissive() || (meta.flags & kFlagFromHost)) return true;
+  const bool tcp = meta.ipProto == IPPROTO_TCP;
+  const policy::FlowTuple flow{meta.srcIp, table.policyServer, meta.srcPort,
+                               tcp ? table.policyServerPortTcp : table.policyServerPortUdp,
+                               meta.ipProto};
+  return !(policy::evaluate(*p, flow, ctx.workerIndex, *ctx.counters, ctx.nowMs, false) &
+           policy::kVerdictDeny);
 }
 
 bool roomFor(const rte_mbuf* m, size_t frame) {
@@ -232,6 +248,10 @@ void dnsStage(Burst& burst, const Snapshot& snapshot, WorkerContext& ctx) {
     const bool udp = meta.ipProto == IPPROTO_UDP;
     if (!udp && (meta.ipProto != IPPROTO_TCP || table.tcpUpstream)) continue;
     rte_mbuf* m = burst.pkts[i];
+    if (!policyAllows(snapshot, table, meta, ctx)) {
+      ctx.counters->dnsPolicyPassed.add();
+      continue;
+    }
     // Options in the IPv4 header or a chained mbuf: not answered here (passed on).
     if (meta.l4Offset != meta.l3Offset + sizeof(rte_ipv4_hdr) || m->next != nullptr) {
       ctx.counters->dnsPassedOn.add();

@@ -77,6 +77,11 @@ struct DnsTable {
   // answer TCP themselves, statelessly.
   bool udpUpstream = false;
   bool tcpUpstream = false;
+  // Whom NetworkPolicy sees a query reach (an egress-isolated pod must be allowed to reach the
+  // cluster DNS to be answered): the kube-dns Service's first ready endpoint and its port, else
+  // the DNS address itself on port 53.
+  rte_be32_t policyServer = 0;
+  rte_be16_t policyServerPortUdp = 0, policyServerPortTcp = 0;
 };
 
 struct Snapshot {

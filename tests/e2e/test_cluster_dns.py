@@ -337,3 +337,43 @@ def test_npctl_trace_shows_the_answer(cluster):
     dns_stage = next(s for s in r["stages"] if s["stage"] == "dns")
     assert dns_stage["action"] == "continue", r
     assert "kube-system/upstream" in r["verdict"], r
+
+
+def test_network_policy_egress_decides_whether_a_pod_may_ask(cluster):
+    # An egress-isolated pod is answered only when its policies let it reach the cluster DNS (its
+    # kube-dns pods), as with CoreDNS; otherwise the query is judged on the way to the upstream
+    # and denied there.
+    node, client, up = cluster["node"], cluster["client"], cluster["up"]
+    identities = {
+        "namespaces": [{"name": "ns-dev", "labels": {"ns": "dev"}},
+                       {"name": "kube-system", "labels": {"kubernetes.io/metadata.name":
+                                                          "kube-system"}},
+                       {"name": "backend", "labels": {}}],
+        "pods": [{"namespace": "ns-dev", "name": "client", "ip": client.ip,
+                  "labels": {"app": "client"}},
+                 {"namespace": "kube-system", "name": "upstream", "ip": up.ip,
+                  "labels": {"k8s-app": "kube-dns"}}]}
+    deny_all = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                "metadata": {"namespace": "ns-dev", "name": "deny-egress"},
+                "spec": {"podSelector": {}, "policyTypes": ["Egress"]}}
+    allow_dns = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                 "metadata": {"namespace": "ns-dev", "name": "allow-dns"},
+                 "spec": {"podSelector": {}, "policyTypes": ["Egress"],
+                          "egress": [{"to": [{"namespaceSelector": {"matchLabels": {
+                              "kubernetes.io/metadata.name": "kube-system"}},
+                              "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+                              "ports": [{"protocol": "UDP", "port": 53}]}]}}
+    try:
+        node.call("policy.apply", {**identities, "networkPolicies": [deny_all]})
+        before = node.counters()
+        r = dig(client, "web.backend.svc.cluster.local")
+        assert r["status"] is None and not r["answer"], r["raw"]  # no answer: timed out
+        after = node.counters()
+        assert after["dns_policy_passed_on"] > before["dns_policy_passed_on"]
+        assert node.drops().get("policy_denied_egress", 0) >= 1
+        node.call("policy.apply", {**identities, "networkPolicies": [deny_all, allow_dns]})
+        r = dig(client, "web.backend.svc.cluster.local")
+        assert r["answer"] == [(fqdn("web.backend.svc"), "A", "10.96.0.30")], r["raw"]
+        assert "aa" in r["flags"], "answered by the workers"
+    finally:
+        node.call("policy.apply", {**identities, "networkPolicies": []})

@@ -122,11 +122,13 @@ Result<Json> lookUpName(const dataplane::Snapshot* snapshot, const Json& args) {
   if (snapshot == nullptr || !snapshot->dns)
     return makeError(ErrorCode::kUnavailable,
                      "dns: the responder is off (--no-dns-responder) or not started");
-  const std::vector<uint8_t> query = dns::buildQuery(*name, *type, 1, dns::kMaxUdpSize);
+  std::vector<uint8_t> query = dns::buildQuery(*name, *type, 1, dns::kMaxUdpSize);
   if (query.empty()) return r.error("name", "'" + *name + "' is not a DNS name");
+  query[2] &= 0xfe;  // no RD: what the zone holds (an alias as its CNAME, not passed on)
   std::vector<uint8_t> out(65535);
   const dns::Response answer =
-      dns::respond(query.data(), query.size(), snapshot->dns->zone, true, out.data(), out.size());
+      dns::respond(query.data(), query.size(), snapshot->dns->zone, true, out.data(), out.size(),
+                   snapshot->dns->udpUpstream ? dns::Upstream::kPresent : dns::Upstream::kNone);
   Json servers = Json::array();
   for (rte_be32_t s : snapshot->dns->servers)
     servers.push_back(Ipv4Address{rte_be_to_cpu_32(s)}.toString());

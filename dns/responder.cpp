@@ -52,7 +52,8 @@ struct Writer {
 }  // namespace
 
 Response respond(const uint8_t* msg, size_t len, const Zone& zoneRef, bool overTcp, uint8_t* out,
-                 size_t cap, bool refuseOthers) {
+                 size_t cap, Upstream upstream) {
+  const bool refuseOthers = upstream == Upstream::kNone;
   const Zone* zone = zoneRef.config().ready ? &zoneRef : nullptr;
   Response r;
   Query q;
@@ -122,6 +123,8 @@ Response respond(const uint8_t* msg, size_t len, const Zone& zoneRef, bool overT
       if (s.count > 0) sets[nsets++] = &s;
     };
     if (node->cname.count > 0) {
+      // A stub resolver's question (RD) about an alias goes to the upstream, which follows it.
+      if ((q.flags & 0x0100) && upstream == Upstream::kPresent) return r;  // kPassOn
       add(node->cname);  // whatever the type: the resolver follows the alias
       r.alias = true;
     } else {

@@ -37,8 +37,12 @@ struct Response {
 
 // A zone whose config is not `ready` (no desired state applied yet) answers SERVFAIL for names
 // in the cluster domain. `overTcp`: the size limit is 65535 (RFC 7766) instead of the UDP one.
-// `refuseOthers`: there is no upstream, so what would be passed on is answered REFUSED.
+// `upstream`: whether the DNS Service has a backend to pass queries on to. With one, an
+// ExternalName's CNAME asked for with RD (a stub resolver, which will not chase it itself) is
+// passed on too, for the upstream to follow (it asks us back without RD and gets the CNAME).
+// Without one, what would be passed on is answered REFUSED.
+enum class Upstream : uint8_t { kPresent, kNone };
 Response respond(const uint8_t* msg, size_t len, const Zone& zone, bool overTcp, uint8_t* out,
-                 size_t cap, bool refuseOthers = false);
+                 size_t cap, Upstream upstream = Upstream::kPresent);
 
 }  // namespace nodeplane::dns

@@ -139,8 +139,8 @@ def main():
             if pod.dns:
                 conf_dir = lab.tmp / f"unbound-{pod.name}"
                 conf_dir.mkdir()
-                conf = unbound.config(conf_dir, pod.ip, [f"{UPSTREAM_NAME}. 5 IN A 192.0.2.80"],
-                                      [("cluster.local", DNS_IP)])
+                conf = unbound.config(conf_dir, pod.ip, stub_zones=[("cluster.local", DNS_IP)],
+                                      auth_data=[f"{UPSTREAM_NAME}. 5 IN A 192.0.2.80"])
                 pod.popen(unbound.command(conf))
                 print(f"   cluster DNS: {DNS_IP} answered by each node's workers; upstream for "
                       f"other names: unbound in {pod.namespace}/{pod.name} ({pod.ip})")

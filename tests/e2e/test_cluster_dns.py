@@ -28,8 +28,8 @@ def cluster():
         up = lab.add_pod(node, "kube-system", "upstream")
         conf_dir = lab.tmp / "unbound"
         conf_dir.mkdir()
-        conf = unbound.config(conf_dir, up.ip, ["outside.example. 5 IN A 192.0.2.1"],
-                              [(DOMAIN, DNS_IP)])
+        conf = unbound.config(conf_dir, up.ip, stub_zones=[(DOMAIN, DNS_IP)],
+                              auth_data=["outside.example. 5 IN A 192.0.2.1"])
         up.popen(unbound.command(conf))
         for p in (w1, w2):
             p.serve(http=[8080])
@@ -176,8 +176,16 @@ def test_ptr_of_a_cluster_ip_and_a_headless_endpoint(cluster):
 
 def test_external_name_is_a_cname_and_changes_to_a_cluster_ip(cluster):
     node, client = cluster["node"], cluster["client"]
+    # A stub's question (RD) goes to the upstream, which asks the workers (no RD: the CNAME) and
+    # follows the alias: CNAME, then the target's address.
     r = dig(client, "ext.backend.svc.cluster.local")
-    assert r["answer"][0] == (fqdn("ext.backend.svc"), "CNAME", "outside.example."), r["raw"]
+    assert r["answer"] == [(fqdn("ext.backend.svc"), "CNAME", "outside.example."),
+                           ("outside.example.", "A", "192.0.2.1")], r["raw"]
+    r = dig(client, "ext.backend.svc.cluster.local", "A", "+norecurse")
+    assert r["answer"] == [(fqdn("ext.backend.svc"), "CNAME", "outside.example.")], r["raw"]
+    assert "aa" in r["flags"], r["raw"]
+    got = client.exec(["getent", "hosts", "ext.backend.svc.cluster.local"], check=False)
+    assert got.stdout.split()[:1] == ["192.0.2.1"], got.stdout + got.stderr
     node.set_service("backend", "ext", "10.96.0.44", [{"name": "http", "port": 80}], [],
                      type="ClusterIP", externalName="")
     try:

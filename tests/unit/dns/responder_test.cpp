@@ -215,8 +215,15 @@ TEST_F(Responder, EveryRecordKindByteForByte) {
   add("PTR of a headless endpoint", q, answer(q, {target(kTypePtr, "db-0." + db)}),
       Outcome::kAnswered);
   q = query("ext.backend.svc.cluster.local", kTypeA);
-  add("ExternalName: CNAME whatever the type", q,
-      answer(q, {target(kTypeCname, "outside.example")}), Outcome::kAnswered);
+  q.flags = 0;  // no RD: an upstream asking the authority
+  add(
+      "ExternalName: CNAME whatever the type (asked without RD)", q,
+      [&] {
+        Message e = answer(q, {target(kTypeCname, "outside.example")});
+        e.flags = 0x8000 | 0x0400;
+        return e;
+      }(),
+      Outcome::kAnswered);
   q = query("dns-version.cluster.local", kTypeTxt);
   add("dns-version TXT", q, answer(q, {{{}, kTypeTxt, {5, '1', '.', '1', '.', '0'}}}),
       Outcome::kAnswered);
@@ -260,6 +267,20 @@ TEST_F(Responder, NamesOutsideTheZonePassOn) {
     EXPECT_EQ(ask(encode(query(n, type)), &out).outcome, Outcome::kPassOn) << n;
     EXPECT_TRUE(out.empty());
   }
+}
+
+TEST_F(Responder, AStubResolversQuestionAboutAnAliasGoesToTheUpstream) {
+  // glibc and musl do not chase a CNAME to another zone: with an upstream, RD questions about an
+  // ExternalName go to it (it asks us back without RD, then follows the alias).
+  const Bytes in = encode(query("ext.backend.svc.cluster.local", kTypeA));
+  Bytes out(512);
+  Response r = respond(in.data(), in.size(), zone, false, out.data(), out.size());
+  EXPECT_EQ(r.outcome, Outcome::kPassOn);
+  EXPECT_EQ(r.length, 0u);
+  // Without one, the CNAME is the best answer there is.
+  r = respond(in.data(), in.size(), zone, false, out.data(), out.size(), Upstream::kNone);
+  EXPECT_EQ(r.outcome, Outcome::kAnswered);
+  EXPECT_TRUE(r.alias);
 }
 
 TEST_F(Responder, ServFailUntilTheFirstStateIsApplied) {

@@ -72,7 +72,9 @@ bench: build
 	./$(BUILD)/perf/policy_bench
 	./$(BUILD)/perf/control_bench --services 2000
 	./$(BUILD)/perf/dns_bench
+	./$(BUILD)/perf/metrics_bench
 	/usr/bin/python3 perf/dns_bench.py
+	/usr/bin/python3 perf/metrics_bench.py
 	/usr/bin/python3 perf/pod_bench.py
 	/usr/bin/python3 perf/k8s_bench.py --pods 50
 

@@ -7,6 +7,7 @@
 #   make format        clang-format every C++ file in place (.clang-format)
 #   make check-format  fail on any C++ file that differs from .clang-format (CI runs it)
 #   make check-layers  fail on an include that points up a layer (docs/architecture.md; CI runs it)
+#   make check-python  pyflakes over the Python of tests/, tools/, perf/ (CI runs it)
 #   make fuzz          build the libFuzzer targets (clang, ASan+UBSan) and run each FUZZ_SECONDS
 #   make fuzz-smoke    each fuzz target over its committed corpus, then briefly (part of make test)
 BUILD      ?= build
@@ -16,7 +17,7 @@ FUZZ_SECONDS ?= 300
 FUZZ_TARGETS = $(addprefix tests/fuzz/fuzz_,packet_path control_line apply_reader manifests cni dns)
 MESON_OPTS ?=
 
-.PHONY: all deps build test test-unit test-asan demo demo-k8s bench clean format check-format check-layers lint fuzz fuzz-build fuzz-smoke
+.PHONY: all deps build test test-unit test-asan demo demo-k8s bench clean format check-format check-layers check-python lint fuzz fuzz-build fuzz-smoke
 
 all: build
 
@@ -87,7 +88,11 @@ check-format: deps
 check-layers:
 	@/usr/bin/python3 tools/check_layers.py
 
-lint: check-format check-layers
+# The Python of tests, tools and benchmarks: no unused imports, undefined names (pyflakes).
+check-python:
+	@/usr/bin/python3 -m pyflakes tests tools perf && echo "check-python: pyflakes finds nothing"
+
+lint: deps check-format check-layers check-python
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -15,7 +15,7 @@ packages=(
   bind9-dnsutils unbound dnsperf  # cluster DNS: dig in pods, the upstream and measured peer
   prometheus-cpp-dev libcivetweb-dev prometheus  # /metrics (prometheus-cpp, civetweb); promtool in tests
   libc6-dev xz-utils util-linux libseccomp2  # the Kubernetes lab (tests/k8s)
-  python3 python3-scapy python3-pytest python3-yaml
+  python3 python3-scapy python3-pytest python3-yaml python3-pyflakes
 )
 
 missing=()

@@ -5,7 +5,6 @@ not serve (the L7Rule CRD not installed) as empty. It runs with --print: every d
 would push is printed as one JSON line."""
 
 import json
-import os
 import queue
 import ssl
 import subprocess

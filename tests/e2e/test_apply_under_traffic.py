@@ -9,7 +9,6 @@ import socket
 import subprocess
 import time
 
-import pytest
 
 from nplab import Lab
 

@@ -116,7 +116,7 @@ def test_the_wire_carries_vxlan_with_flow_entropy(cluster):
     time.sleep(0.5)
     cap.terminate()
     cap.wait()
-    from scapy.all import IP, UDP, Ether, rdpcap
+    from scapy.all import IP, UDP, rdpcap
     from scapy.layers.vxlan import VXLAN
     out = [p for p in rdpcap(str(pcap)) if p[IP].src == CPU_IP]
     assert out, "no VXLAN captured: " + open(str(pcap) + ".log").read()
@@ -212,7 +212,7 @@ def test_packets_wait_for_arp_instead_of_being_dropped(cluster):
 def test_unknown_sources_and_bad_vxlan_are_counted(cluster):
     """Frames on the underlay from outside the cluster: each bad class on its own counter."""
     lab, cpu, _, pods = cluster
-    from scapy.all import IP, UDP, Ether, Raw, sendp
+    from scapy.all import IP, UDP, Ether, Raw
     from scapy.layers.vxlan import VXLAN
     cpu_mac = run(["ip", "-n", cpu.netns, "-br", "link", "show", "ul0"]).stdout.split()[2]
     intruder = lab.add_node_netns("intruder", "192.168.50.99/24")

@@ -2,8 +2,6 @@
 a raw socket that splits its request line over two TCP segments). The rules are enforced on the
 server's node, on the client's byte stream, whichever node the client is on."""
 
-import socket
-import subprocess
 
 import pytest
 

@@ -10,7 +10,6 @@ the API server serves them."""
 
 import json
 import subprocess
-import threading
 import time
 
 import pytest

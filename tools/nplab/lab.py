@@ -368,7 +368,7 @@ class Lab:
         an af_packet uplink."""
         ns = self.add_node_netns(name)
         return self.daemon(name, node_ip_cidr, pod_cidr, netns=ns,
-                           uplink=f"net_af_packet_ul,iface=ul0", **kw)
+                           uplink="net_af_packet_ul,iface=ul0", **kw)
 
     def cni(self, pod, command, check=True, config=None):
         """Calls nodeplane-cni exactly as a container runtime does."""

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <vector>
 
 #include "control/control_api.h"
@@ -25,6 +26,15 @@
 #include "dataplane/engine.h"
 
 namespace {
+
+// EAL's cleanup leaves its runtime directory (/var/run/dpdk/<file-prefix>: the telemetry socket,
+// the config file) behind; nothing needs it once the process is gone.
+void cleanupEal() {
+  const std::string dir = rte_eal_get_runtime_dir();
+  rte_eal_cleanup();
+  std::error_code ignored;
+  if (!dir.empty()) std::filesystem::remove_all(dir, ignored);
+}
 
 std::atomic<int> stopSignal{0};
 
@@ -76,7 +86,7 @@ int main(int argc, char** argv) {
   {
     for (unsigned lcore : opts.workerLcores)
       if (!rte_lcore_is_enabled(lcore)) {
-        rte_eal_cleanup();
+        cleanupEal();
         return fail("--workers: lcore " + std::to_string(lcore) + " is not available");
       }
 
@@ -94,7 +104,7 @@ int main(int argc, char** argv) {
                          opts.ctUdpReplied * 1000, opts.ctIcmp * 1000};
     auto engine = dataplane::Engine::create(engineConfig);
     if (!engine) {
-      rte_eal_cleanup();
+      cleanupEal();
       return fail(engine.error().message);
     }
 
@@ -194,7 +204,7 @@ int main(int argc, char** argv) {
     node.shutdown();
     (*engine)->stop();
   }
-  rte_eal_cleanup();
+  cleanupEal();
   spdlog::info("nodeplane stopped");
   return rc;
 }

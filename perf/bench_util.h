@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <functional>
 #include <string>
 #include <vector>
@@ -30,7 +31,14 @@ inline bool initEal(const char* program, unsigned memoryMb = 1024) {
     args.insert(args.end(), {"--no-huge", "-m", std::to_string(memoryMb)});
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
-  return rte_eal_init(static_cast<int>(argv.size()), argv.data()) >= 0;
+  if (rte_eal_init(static_cast<int>(argv.size()), argv.data()) < 0) return false;
+  // EAL leaves /var/run/dpdk/<prefix> behind; the benchmark's own, removed at exit.
+  static std::string runtimeDir = rte_eal_get_runtime_dir();
+  std::atexit([] {
+    std::error_code ignored;
+    std::filesystem::remove_all(runtimeDir, ignored);
+  });
+  return true;
 }
 
 // What every benchmark's main() starts with: the EAL (as initEal), warnings only in the log.

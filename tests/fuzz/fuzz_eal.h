@@ -7,6 +7,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,12 @@ inline void startEal() {
       std::fprintf(stderr, "fuzz: EAL init failed\n");
       std::abort();
     }
+    // EAL leaves /var/run/dpdk/<prefix> behind; this fuzzer's own, removed at exit.
+    static std::string runtimeDir = rte_eal_get_runtime_dir();
+    std::atexit([] {
+      std::error_code ignored;
+      std::filesystem::remove_all(runtimeDir, ignored);
+    });
     return true;
   }();
   (void)started;

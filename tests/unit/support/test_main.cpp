@@ -4,6 +4,7 @@
 #include <rte_eal.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,9 @@ int main(int argc, char** argv) {
     return 1;
   }
   int rc = RUN_ALL_TESTS();
+  const std::string runtimeDir = rte_eal_get_runtime_dir();
   rte_eal_cleanup();
+  std::error_code ignored;  // EAL leaves /var/run/dpdk/<prefix> behind: ours, so it goes
+  std::filesystem::remove_all(runtimeDir, ignored);
   return rc;
 }

@@ -12,6 +12,7 @@
 
 #include "control/node_controller.h"
 #include "dataplane/pipeline.h"
+#include "dns/present.h"
 #include "dns/responder.h"
 #include "lb/conntrack.h"
 #include "perf/bench_node.h"
@@ -29,20 +30,9 @@ namespace {
 constexpr const char* kClientPortMac = "02:fe:00:00:00:00";
 constexpr const char* kClientMac = "0a:00:00:00:00:0a";
 
+// A query as dig sends it: RD, an OPT record advertising 1232 bytes (dns/present.h builds it).
 Bytes query(const std::string& dotted, uint16_t qtype, uint16_t id) {
-  Bytes b = {static_cast<uint8_t>(id >> 8), static_cast<uint8_t>(id), 1, 0, 0, 1, 0, 0, 0, 0, 0, 1};
-  size_t start = 0;
-  while (start < dotted.size()) {
-    size_t end = dotted.find('.', start);
-    if (end == std::string::npos) end = dotted.size();
-    b.push_back(static_cast<uint8_t>(end - start));
-    b.insert(b.end(), dotted.begin() + static_cast<long>(start),
-             dotted.begin() + static_cast<long>(end));
-    start = end + 1;
-  }
-  b.insert(b.end(), {0, static_cast<uint8_t>(qtype >> 8), static_cast<uint8_t>(qtype), 0, 1});
-  b.insert(b.end(), {0, 0, 41, 4, 0xd0, 0, 0, 0, 0, 0, 0});  // OPT, 1232 bytes, as dig sends
-  return b;
+  return dns::buildQuery(dotted, qtype, id, dns::kMaxUdpSize);
 }
 
 }  // namespace

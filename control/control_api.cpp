@@ -56,7 +56,7 @@ Json podToJson(const AttachedPod& pod) {
 }
 
 ControlApi::ControlApi(NodeController& node, dp::DataplaneBackend& backend)
-    : node_(node), backend_(backend) {
+    : node_(node), backend_(backend), flows_(node, backend), capture_(node, backend) {
   ops_["status"] = {"node, addresses, generation, workers, ports, pods",
                     [this](const ArgReader&, const Json&) { return status(); }};
   ops_["ports"] = {"ports with role, MAC and ethdev statistics",
@@ -113,6 +113,19 @@ ControlApi::ControlApi(NodeController& node, dp::DataplaneBackend& backend)
       [this](const ArgReader&, const Json& raw) { return policyApply(raw); }};
   ops_["policy.list"] = {"NetworkPolicies with their counters, L7 rules with their matches",
                          [this](const ArgReader&, const Json&) { return policyList(); }};
+  ops_["observe"] = {
+      "the flow log: new flows' verdicts (forwarded with their translation, policy-denied with "
+      "the policy, l7-denied) and drops with their reason; args: after (cursor), limit (default "
+      "100), pod, namespace, verdict, port, protocol, interface",
+      [this](const ArgReader& a, const Json&) { return observe(a); }};
+  ops_["capture.start"] = {
+      "capture a port's packets (npctl capture); args: port (uplink, host, NS/NAME), filter "
+      "(tcpdump syntax), snaplen, direction (rx, tx, both)",
+      [this](const ArgReader& a, const Json&) { return capture_.start(a); }};
+  ops_["capture.read"] = {"the packets a capture session has taken since; args: session",
+                          [this](const ArgReader& a, const Json&) { return capture_.read(a); }};
+  ops_["capture.stop"] = {"end a capture session; args: session",
+                          [this](const ArgReader& a, const Json&) { return capture_.stop(a); }};
   ops_["policy.log"] = {"recent denied flows and L7 events; args: limit (default 100)",
                         [this](const ArgReader& a, const Json&) { return policyLog(a); }};
   ops_["policy.check"] = {
@@ -758,6 +771,24 @@ Result<Json> ControlApi::policyLog(const ArgReader& args) const {
     }
   }
   return Json{{"records", records}, {"suppressed", rt ? rt->suppressed() : 0}};
+}
+
+Result<Json> ControlApi::observe(const ArgReader& args) const {
+  auto filter = readFlowFilter(args);
+  if (!filter) return filter.error();
+  size_t limit = 100;
+  if (args.has("limit")) {
+    auto l = args.integer("limit", 1, static_cast<int64_t>(FlowObserver::kHistory));
+    if (!l) return l.error();
+    limit = static_cast<size_t>(*l);
+  }
+  std::optional<uint64_t> after;
+  if (args.has("after")) {
+    auto a = args.integer("after", 0, INT64_MAX);
+    if (!a) return a.error();
+    after = static_cast<uint64_t>(*a);
+  }
+  return flows_.query(*filter, after, limit);
 }
 
 Result<Json> ControlApi::policyCheck(const ArgReader& args) const {

@@ -8,8 +8,10 @@
 #include <map>
 #include <string>
 
+#include "control/flow_observer.h"
 #include "control/metrics_stats.h"
 #include "control/node_controller.h"
+#include "control/packet_capture.h"
 #include "control/protocol.h"
 
 namespace nodeplane::control {
@@ -31,6 +33,10 @@ class ControlApi {
   const ApplyStats& applyStats() const { return applyStats_; }
   // What status reports for the metrics endpoint ("127.0.0.1:9964", "off", "failed: ...").
   void setMetricsState(std::string state) { metricsState_ = std::move(state); }
+  // The flow log's history (drained by the daemon's tick).
+  FlowObserver& flowObserver() { return flows_; }
+  // Packet capture sessions (idle ones expired by the daemon's tick).
+  PacketCapture& packetCapture() { return capture_; }
 
  private:
   Result<Json> status() const;
@@ -58,6 +64,7 @@ class ControlApi {
   Result<Json> policyList() const;
   Result<Json> policyLog(const ArgReader& args) const;
   Result<Json> policyCheck(const ArgReader& args) const;
+  Result<Json> observe(const ArgReader& args) const;
 
   NodeController& node_;
   dataplane::DataplaneBackend& backend_;
@@ -65,6 +72,8 @@ class ControlApi {
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   ApplyStats applyStats_;
   std::string metricsState_ = "off";
+  FlowObserver flows_;
+  PacketCapture capture_;
 };
 
 Json podToJson(const AttachedPod& pod);

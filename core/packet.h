@@ -42,6 +42,9 @@ inline constexpr uint8_t kFlagFromUplink = 0x20;     // arrived on the uplink (n
 inline constexpr uint8_t kFlagTranslated = 0x40;     // a tracked flow's NAT was applied
 inline constexpr uint8_t kFlagFromHost = 0x80;       // from the node's own kernel (host port)
 
+// meta.aux of a packet that is not punted: a stage already wrote its flow-log record.
+inline constexpr uint32_t kAuxFlowLogged = 1;
+
 struct PacketMeta {
   rte_be32_t srcIp;  // IPv4 addresses as on the wire (network order)
   rte_be32_t dstIp;
@@ -58,7 +61,7 @@ struct PacketMeta {
   Action action;
   DropReason drop;
   PuntReason punt;
-  uint32_t aux;  // punt detail
+  uint32_t aux;  // kPunt: the punt detail; else kAuxFlowLogged or 0 (dataplane/flow_log.h)
 
   void setDrop(DropReason r) {
     action = Action::kDrop;

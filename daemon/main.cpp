@@ -97,6 +97,7 @@ int main(int argc, char** argv) {
     engineConfig.idleSleepUs = opts.idleSleepUs;
     engineConfig.ports = {opts.rxDescriptors, opts.txDescriptors};
     engineConfig.conntrackMax = opts.conntrackMax;
+    engineConfig.flowLogSize = opts.flowLogSize;
     engineConfig.conntrackTimeouts =
         lb::ConnTimeouts{opts.ctTcpSyn * 1000,     opts.ctTcpEstablished * 1000,
                          opts.ctTcpFin * 1000,     opts.ctTcpTimeWait * 1000,
@@ -190,9 +191,11 @@ int main(int argc, char** argv) {
           const auto now = std::chrono::steady_clock::now();
           node.serviceSlowPath(now);
           node.drainPolicyLog();
+          api.flowObserver().drain();
           (*engine)->reclaim();
           if (now - lastCheck >= std::chrono::seconds(1)) {
             node.detachVanishedPods();
+            api.packetCapture().expireIdle(now);
             lastCheck = now;
           }
         }

@@ -162,6 +162,9 @@ Result<ParsedOptions> parseDaemonOptions(int argc, const char* const* argv) {
           "ICMP errors a worker may generate per second")
       ("conntrack-max", po::value<uint32_t>()->default_value(1u << 20),
           "tracked flows at most (all workers together)")
+      ("flow-log-size", po::value<uint32_t>()->default_value(4096),
+          "flow log records each worker buffers for the control thread (npctl observe); a power "
+          "of two, 0: no flow log")
       ("maglev-table-size", po::value<uint32_t>()->default_value(16381),
           "largest Maglev table (a prime); a port with N backends gets the smallest prime of a ladder with >= 100 N entries, up to this")
       ("snat-ports", po::value<std::string>(),
@@ -367,6 +370,10 @@ Result<ParsedOptions> parseDaemonOptions(int argc, const char* const* argv) {
   if (o.idleSleepUs > 100000) return optionError("idle-sleep-us", "above 100000 (100 ms)");
   o.icmpErrorsPerSecond = vm["icmp-errors-per-second"].as<uint32_t>();
   o.conntrackMax = vm["conntrack-max"].as<uint32_t>();
+  o.flowLogSize = vm["flow-log-size"].as<uint32_t>();
+  if (o.flowLogSize != 0 && (o.flowLogSize < 64 || o.flowLogSize > (1u << 20) ||
+                             (o.flowLogSize & (o.flowLogSize - 1)) != 0))
+    return optionError("flow-log-size", "not 0 or a power of two from 64 to 1048576");
   if (o.conntrackMax < 1024) return optionError("conntrack-max", "below the minimum of 1024");
   if (vm.count("snat-ports")) {
     const std::string text = vm["snat-ports"].as<std::string>();

@@ -43,6 +43,7 @@ struct DaemonOptions {
   uint32_t idleSleepUs = 0;
   uint32_t icmpErrorsPerSecond = 1000;
   uint32_t conntrackMax = 1 << 20;
+  uint32_t flowLogSize = 4096;  // flow log records per worker; 0: none
   uint32_t maglevSize = 16381;
   std::optional<std::pair<uint16_t, uint16_t>> snatPorts;  // unset: by uplink kind
   bool dnsResponder = true;                                // cluster DNS answered by the workers

@@ -21,6 +21,9 @@ class ConnTracker;
 
 namespace nodeplane::dataplane {
 
+class CaptureSession;
+class FlowLog;
+
 struct PortInfo {
   uint16_t id = 0;
   std::string name;    // the ethdev name (vdev name or PCI address)
@@ -78,6 +81,16 @@ class DataplaneBackend {
   virtual WorkerCounters& controlCounters() = 0;
   // The connection table (read-only use on the control thread: listings, statistics).
   virtual lb::ConnTracker* conntrack() = 0;
+  // The workers' flow log (flow_log.h), drained by the control thread; null when off.
+  virtual FlowLog* flowLog() { return nullptr; }
+  // Packet capture (capture.h): the workers start offering packets to `session` (one at a time);
+  // remove waits for a grace period, then frees it. Unsupported by default.
+  virtual Status installCapture(std::unique_ptr<CaptureSession> session) {
+    (void)session;
+    return makeError(ErrorCode::kUnavailable, "this data plane does not capture");
+  }
+  virtual void removeCapture() {}
+  virtual CaptureSession* capture() { return nullptr; }
 };
 
 }  // namespace nodeplane::dataplane

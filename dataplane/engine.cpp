@@ -73,6 +73,11 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineConfig& config) {
         conntrack.error().message + " (lower --conntrack-max, or give EAL more memory)");
   engine->conntrack_ = std::move(*conntrack);
   engine->conntrack_->setTimeouts(config.conntrackTimeouts);
+  if (config.flowLogSize != 0) {
+    auto flowLog = FlowLog::create(workers, config.flowLogSize, engine->socketId_);
+    if (!flowLog) return flowLog.error();
+    engine->flowLog_ = std::move(*flowLog);
+  }
   engine->ports_ = std::make_unique<PortManager>(engine->pool_, workers, config.ports);
   for (uint16_t i = 0; i < workers; ++i) {
     auto makeRing = [&](const char* kind) {
@@ -90,19 +95,23 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineConfig& config) {
     WorkerConfig wc{i, static_cast<uint16_t>(workers), config.burstSize, config.idleSleepUs};
     engine->workers_.push_back(std::make_unique<Worker>(
         wc, *engine->publisher_, engine->qsbr_, engine->stopRequested_, punt, inject,
-        engine->conntrack_.get(), engine->pool_, engine->indirectPool_, engine->podPorts_.data()));
+        engine->conntrack_.get(), engine->flowLog_.get(), engine->pool_, engine->indirectPool_,
+        engine->podPorts_.data(), &engine->capture_));
   }
   return engine;
 }
 
 Engine::~Engine() {
   stop();
+  capture_.store(nullptr);
+  captureOwned_.reset();
   workers_.clear();
   for (PodPort*& p : podPorts_) {
     delete p;
     p = nullptr;
   }
   conntrack_.reset();
+  flowLog_.reset();
   publisher_.reset();
   for (rte_ring* r : puntRings_) freeRing(r);
   for (rte_ring* r : injectRings_) freeRing(r);
@@ -133,6 +142,21 @@ void Engine::stop() {
   stopRequested_.store(true);
   for (unsigned lcore : config_.workerLcores) rte_eal_wait_lcore(lcore);
   running_ = false;
+}
+
+Status Engine::installCapture(std::unique_ptr<CaptureSession> session) {
+  if (captureOwned_ != nullptr)
+    return makeError(ErrorCode::kAlreadyExists, "a capture is running (one at a time)");
+  captureOwned_ = std::move(session);
+  capture_.store(captureOwned_.get(), std::memory_order_release);
+  return okStatus();
+}
+
+void Engine::removeCapture() {
+  if (captureOwned_ == nullptr) return;
+  capture_.store(nullptr, std::memory_order_release);
+  synchronize();  // no worker still offers it a packet
+  captureOwned_.reset();
 }
 
 Result<PortInfo> Engine::openPort(const std::string& devargs) {

@@ -11,7 +11,9 @@
 #include <vector>
 
 #include "core/counters.h"
+#include "dataplane/capture.h"
 #include "dataplane/dataplane_backend.h"
+#include "dataplane/flow_log.h"
 #include "dataplane/pod_port.h"
 #include "dataplane/port_manager.h"
 #include "dataplane/snapshot.h"
@@ -30,6 +32,7 @@ struct EngineConfig {
   PortSettings ports;
   uint32_t conntrackMax = 1 << 20;  // tracked flows, all workers together
   lb::ConnTimeouts conntrackTimeouts;
+  uint32_t flowLogSize = FlowLog::kDefaultRingSize;  // records per worker; 0: no flow log
 };
 
 class Worker;
@@ -58,6 +61,10 @@ class Engine final : public DataplaneBackend {
   rte_mempool* mempool() override { return pool_; }
   WorkerCounters& controlCounters() override { return controlCounters_; }
   lb::ConnTracker* conntrack() override { return conntrack_.get(); }
+  FlowLog* flowLog() override { return flowLog_.get(); }
+  Status installCapture(std::unique_ptr<CaptureSession> session) override;
+  void removeCapture() override;
+  CaptureSession* capture() override { return captureOwned_.get(); }
   void reclaim() { publisher_->reclaim(); }
 
   const Snapshot* current() const { return publisher_->current(); }
@@ -84,6 +91,10 @@ class Engine final : public DataplaneBackend {
   unsigned nextInject_ = 0;
   WorkerCounters controlCounters_;
   std::unique_ptr<lb::ConnTracker> conntrack_;
+  std::unique_ptr<FlowLog> flowLog_;
+  // The capture session workers read (capture.h), and its owner.
+  std::atomic<CaptureSession*> capture_{nullptr};
+  std::unique_ptr<CaptureSession> captureOwned_;
   std::atomic<bool> stopRequested_{false};
   bool running_ = false;
 };

@@ -6,6 +6,7 @@
 #include <atomic>
 
 #include "core/icmp.h"
+#include "dataplane/flow_log.h"
 #include "policy/enforce.h"
 
 namespace nodeplane::dataplane {
@@ -49,13 +50,14 @@ void resetToClient(FlowContext& fc, rte_mbuf* m, PacketMeta& meta, const lb::Con
 }  // namespace
 
 uint32_t newFlowVerdict(FlowContext& fc, const lb::FlowKey& key, rte_be32_t server,
-                        rte_be16_t serverPort, uint8_t* bits) {
+                        rte_be16_t serverPort, uint8_t* bits, uint32_t* decidingSlot) {
   *bits = 0;
+  *decidingSlot = 0;
   if (fc.policy == nullptr) return 0;
   if (!fc.policy->permissive() && !fromOwnNode(fc, key.src))
-    *bits = policy::evaluate(*fc.policy,
-                             policy::FlowTuple{key.src, server, key.sport, serverPort, key.proto},
-                             fc.ctx.workerIndex, *fc.ctx.counters, fc.ctx.nowMs, !fc.ctx.dryRun);
+    *bits = policy::evaluate(
+        *fc.policy, policy::FlowTuple{key.src, server, key.sport, serverPort, key.proto},
+        fc.ctx.workerIndex, *fc.ctx.counters, fc.ctx.nowMs, !fc.ctx.dryRun, decidingSlot);
   return policy::verdictWord(fc.policy->generation(), *bits);
 }
 
@@ -84,9 +86,10 @@ bool inspectL7(FlowContext& fc, rte_mbuf* m, PacketMeta& meta, lb::ConnEntry& e,
     meta.setDrop(DropReason::kL7WrongWorker);
     return false;
   }
+  uint32_t denyMatch = 0;
   switch (policy::inspectClientSegment(
       *fc.policy, fc.ctx.workerIndex, ref.index, policy::EntryLiveness{&fc.own, &entryEnded}, m,
-      meta, e.reply.src, e.reply.sport, *fc.ctx.counters, fc.ctx.nowMs)) {
+      meta, e.reply.src, e.reply.sport, *fc.ctx.counters, fc.ctx.nowMs, &denyMatch)) {
     case policy::L7Outcome::kPass:
       return true;
     case policy::L7Outcome::kOutOfOrder:
@@ -99,6 +102,15 @@ bool inspectL7(FlowContext& fc, rte_mbuf* m, PacketMeta& meta, lb::ConnEntry& e,
       break;
   }
   markReset(e);
+  if (fc.ctx.flowLog != nullptr) {
+    FlowRecord r = flowRecordOf(meta, m->port, fc.ctx.workerIndex, FlowEvent::kL7Denied);
+    r.xdst = e.reply.src;
+    r.xdport = e.reply.sport;
+    r.policy = denyMatch;
+    r.l7Serial = fc.policy->l7() != nullptr ? fc.policy->l7()->serial() : 0;
+    fc.ctx.flowLog->record(fc.ctx.workerIndex, r);
+    meta.aux = kAuxFlowLogged;
+  }
   // Both ends learn at once: a RST to the client made from a copy, and the segment itself,
   // emptied, as a RST to the server.
   MadePackets& made = fc.made;

@@ -19,9 +19,10 @@
 namespace nodeplane::dataplane {
 
 // The verdict for a new flow (client `key`, reaching `server`:`serverPort` after DNAT), as the
-// word its entry caches. Sets *bits (policy::kVerdict*); 0 with no policy applied.
+// word its entry caches. Sets *bits (policy::kVerdict*; 0 with no policy applied) and
+// *decidingSlot (policy::evaluate: the deciding policy's counter slot + 1, or 0).
 uint32_t newFlowVerdict(FlowContext& fc, const lb::FlowKey& key, rte_be32_t server,
-                        rte_be16_t serverPort, uint8_t* bits);
+                        rte_be16_t serverPort, uint8_t* bits, uint32_t* decidingSlot);
 
 // The drop reason for a denying verdict.
 inline DropReason denyReason(uint8_t bits) {

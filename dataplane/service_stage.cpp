@@ -10,6 +10,7 @@
 #include "core/checksum.h"
 #include "core/icmp.h"
 #include "dataplane/flow_context.h"
+#include "dataplane/flow_log.h"
 #include "dataplane/flow_policy.h"
 #include "dataplane/route_stage.h"
 #include "dataplane/route_table.h"
@@ -138,6 +139,39 @@ void returnToClient(rte_mbuf* m, PacketMeta& meta, const ConnEntry& e, FlowConte
 
 namespace {
 
+// The flow log's record of a new flow this stage decided (flow_log.h): `orig` as the flow
+// arrived, `reply` its reply key (the translated flow reversed: the backend, the SNAT address).
+// The packet is marked so that dispatch does not record it again.
+void logFlow(FlowContext& fc, const rte_mbuf* m, PacketMeta& meta, FlowEvent event,
+             const FlowKey& orig, const FlowKey& reply, uint32_t servicePort, uint32_t policySlot) {
+  if (fc.ctx.flowLog == nullptr || fc.ctx.dryRun) return;
+  FlowRecord r = flowRecordOf(meta, m->port, fc.ctx.workerIndex, event);
+  r.src = orig.src;
+  r.dst = orig.dst;
+  r.sport = orig.sport;
+  r.dport = orig.dport;
+  r.protocol = orig.proto;
+  r.xsrc = reply.dst;
+  r.xsport = reply.dport;
+  r.xdst = reply.src;
+  r.xdport = reply.sport;
+  r.translation = static_cast<uint8_t>((r.xdst != r.dst || r.xdport != r.dport ? kFlowDnat : 0) |
+                                       (r.xsrc != r.src || r.xsport != r.sport ? kFlowSnat : 0));
+  r.servicePort = servicePort;
+  r.policy = policySlot;
+  if (event == FlowEvent::kPolicyDenied) r.reason = meta.drop;
+  fc.ctx.flowLog->record(fc.ctx.workerIndex, r);
+  meta.aux = kAuxFlowLogged;
+}
+
+// A new flow a policy denied: dropped, and recorded with the denying policy.
+void denyFlow(FlowContext& fc, const rte_mbuf* m, PacketMeta& meta, uint8_t verdict,
+              uint32_t policySlot, const FlowKey& orig, const FlowKey& reply,
+              uint32_t servicePort = 0) {
+  meta.setDrop(denyReason(verdict));
+  logFlow(fc, m, meta, FlowEvent::kPolicyDenied, orig, reply, servicePort, policySlot);
+}
+
 // Inserts a new flow's entry into this worker's shard; in a trace, pretends to (index 0, never
 // used: the callers skip what follows an insert in a trace).
 int64_t track(FlowContext& fc, const ConnEntry& e) {
@@ -247,8 +281,14 @@ void newServiceFlow(rte_mbuf* m, PacketMeta& meta, const FlowKey& key, uint32_t 
   // Policy judges the flow as it reaches the backend (egress of the client, ingress of the
   // backend), as Kubernetes requires.
   uint8_t verdict;
-  const uint32_t policyWord = newFlowVerdict(fc, key, b.ip, b.port, &verdict);
-  if (verdict & policy::kVerdictDeny) return meta.setDrop(denyReason(verdict));
+  uint32_t policySlot;
+  const uint32_t policyWord = newFlowVerdict(fc, key, b.ip, b.port, &verdict, &policySlot);
+  if (verdict & policy::kVerdictDeny) {
+    FlowKey toBackend = key.reversed();
+    toBackend.src = b.ip;
+    toBackend.sport = b.port;
+    return denyFlow(fc, m, meta, verdict, policySlot, key, toBackend, sp.id);
+  }
 
   ConnEntry e{};
   e.orig = key;
@@ -296,6 +336,7 @@ void newServiceFlow(rte_mbuf* m, PacketMeta& meta, const FlowKey& key, uint32_t 
     if (!findLive(fc, recordKey, &existing)) (void)track(fc, rec);
   }
   fc.ctx.counters->serviceFlows.add();
+  logFlow(fc, m, meta, FlowEvent::kForwarded, key, e.reply, sp.id, policySlot);
   natRewrite(m, meta, false, b.ip, b.port);
   if (flags & kConnSnat) natRewrite(m, meta, true, e.reply.dst, e.reply.dport);
   meta.flags |= kFlagTranslated;
@@ -305,8 +346,10 @@ void newMasqueradeFlow(rte_mbuf* m, PacketMeta& meta, const FlowKey& key, FlowCo
   const ConnState initial = initialState(meta);
   if (initial == ConnState::kFree) return meta.setDrop(DropReason::kConntrackInvalid);
   uint8_t verdict;
-  const uint32_t policyWord = newFlowVerdict(fc, key, key.dst, key.dport, &verdict);
-  if (verdict & policy::kVerdictDeny) return meta.setDrop(denyReason(verdict));
+  uint32_t policySlot;
+  const uint32_t policyWord = newFlowVerdict(fc, key, key.dst, key.dport, &verdict, &policySlot);
+  if (verdict & policy::kVerdictDeny)
+    return denyFlow(fc, m, meta, verdict, policySlot, key, key.reversed());
   ConnEntry e{};
   e.orig = key;
   e.policyWord = policyWord;
@@ -316,6 +359,7 @@ void newMasqueradeFlow(rte_mbuf* m, PacketMeta& meta, const FlowKey& key, FlowCo
   e.stateWord = static_cast<uint16_t>(static_cast<uint16_t>(initial) | kConnSnat << 8);
   if (track(fc, e) < 0) return meta.setDrop(DropReason::kConntrackFull);
   fc.ctx.counters->masqueradeFlows.add();
+  logFlow(fc, m, meta, FlowEvent::kForwarded, key, e.reply, 0, policySlot);
   natRewrite(m, meta, true, e.reply.dst, e.reply.dport);
   meta.flags |= kFlagTranslated;
 }
@@ -335,13 +379,17 @@ void newPodFlow(rte_mbuf* m, PacketMeta& meta, const FlowKey* key, FlowContext& 
     bare.dst = meta.dstIp;
     bare.proto = meta.ipProto;
     uint8_t verdict;
-    (void)newFlowVerdict(fc, bare, bare.dst, 0, &verdict);
-    if (verdict & policy::kVerdictDeny) meta.setDrop(denyReason(verdict));
+    uint32_t policySlot;
+    (void)newFlowVerdict(fc, bare, bare.dst, 0, &verdict, &policySlot);
+    if (verdict & policy::kVerdictDeny)
+      denyFlow(fc, m, meta, verdict, policySlot, bare, bare.reversed());
     return;
   }
   uint8_t verdict;
-  const uint32_t policyWord = newFlowVerdict(fc, *key, key->dst, key->dport, &verdict);
-  if (verdict & policy::kVerdictDeny) return meta.setDrop(denyReason(verdict));
+  uint32_t policySlot;
+  const uint32_t policyWord = newFlowVerdict(fc, *key, key->dst, key->dport, &verdict, &policySlot);
+  if (verdict & policy::kVerdictDeny)
+    return denyFlow(fc, m, meta, verdict, policySlot, *key, key->reversed());
   const ConnState initial = initialState(meta);
   if (initial == ConnState::kFree) return;  // allowed, not a flow opener: passes untracked
   ConnEntry e{};
@@ -352,6 +400,7 @@ void newPodFlow(rte_mbuf* m, PacketMeta& meta, const FlowKey* key, FlowContext& 
   const int64_t index = track(fc, e);
   if (index < 0) return meta.setDrop(DropReason::kConntrackFull);
   fc.ctx.counters->podFlows.add();
+  logFlow(fc, m, meta, FlowEvent::kForwarded, *key, e.reply, 0, policySlot);
   (void)startFlow(fc, m, meta, verdict, static_cast<uint32_t>(index));
 }
 

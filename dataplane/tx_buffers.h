@@ -8,9 +8,14 @@
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 #include <rte_ring_elem.h>
+#include <rte_tcp.h>
+
+#include <netinet/in.h>
 
 #include "core/counters.h"
 #include "core/packet.h"
+#include "dataplane/capture.h"
+#include "dataplane/flow_log.h"
 #include "dataplane/offload.h"
 #include "dataplane/pod_port.h"
 #include "dataplane/snapshot.h"
@@ -24,9 +29,10 @@ class TxBuffers {
 
   // `podPorts`: the engine's table of pod ports (kMaxPodPorts entries), read-only here. `gso`:
   // the pools super-packets are segmented with on their way to an ethdev (offload.h).
+  // `capture`: where the engine installs a capture session (capture.h); null: never.
   TxBuffers(uint16_t txQueue, WorkerCounters* counters, PodPort* const* podPorts,
-            const rte_gso_ctx& gso)
-      : queue_(txQueue), counters_(counters), podPorts_(podPorts), gso_(gso) {}
+            const rte_gso_ctx& gso, const std::atomic<CaptureSession*>* capture = nullptr)
+      : queue_(txQueue), counters_(counters), podPorts_(podPorts), gso_(gso), capture_(capture) {}
 
   void enqueue(uint16_t port, rte_mbuf* m) {
     Buffer& b = buffers_[port];
@@ -59,6 +65,7 @@ class TxBuffers {
     if (isPodPort(port)) {
       // TCP segments from a wire go in as super-packets (offload.h).
       const uint16_t count = coalesceForPod(b.pkts, b.count, *counters_);
+      tap(port, b.pkts, count);
       // The kernel copied what it took: every mbuf is ours to free either way.
       counters_->txPackets.add(
           podPorts_[port - kFirstPodPort]->transmit(b.pkts, count, *counters_));
@@ -82,6 +89,7 @@ class TxBuffers {
 
   void sendToEthdev(uint16_t port, rte_mbuf** pkts, uint16_t count) {
     if (count == 0) return;
+    tap(port, pkts, count);
     const uint16_t sent = rte_eth_tx_burst(port, queue_, pkts, count);
     counters_->txPackets.add(sent);
     if (sent < count) {
@@ -90,14 +98,41 @@ class TxBuffers {
     }
   }
 
+  // Packets leaving on `port`, as they go, to the capture session that wants them.
+  void tap(uint16_t port, rte_mbuf* const* pkts, uint16_t count) {
+    if (capture_ == nullptr) return;
+    CaptureSession* c = capture_->load(std::memory_order_acquire);
+    if (c != nullptr && c->wants(port, CaptureDirection::kTx))
+      c->offer(pkts, count, CaptureDirection::kTx, queue_);
+  }
+
   uint16_t queue_;
   WorkerCounters* counters_;
   PodPort* const* podPorts_;
   rte_gso_ctx gso_;
+  const std::atomic<CaptureSession*>* capture_;
   uint16_t dirtyCount_ = 0;
   uint16_t dirty_[kMaxPorts];
   Buffer buffers_[kMaxPorts];
 };
+
+// What dispatch adds to the flow log (flow_log.h): every drop a stage did not record itself,
+// and the opening SYN of a flow no stage tracks (pod to pod with no policy applied).
+inline void logDispatched(const Burst& burst, uint16_t i, WorkerContext& ctx) {
+  const PacketMeta& meta = burst.meta[i];
+  if (meta.aux == kAuxFlowLogged) return;
+  if (meta.action == Action::kDrop) {
+    FlowRecord r = flowRecordOf(meta, burst.inPort, ctx.workerIndex, FlowEvent::kDropped);
+    r.reason = meta.drop;
+    ctx.flowLog->record(ctx.workerIndex, r);
+  } else if (meta.l3 == L3Kind::kIpv4 && meta.ipProto == IPPROTO_TCP &&
+             (meta.tcpFlags & (RTE_TCP_SYN_FLAG | RTE_TCP_ACK_FLAG | RTE_TCP_RST_FLAG)) ==
+                 RTE_TCP_SYN_FLAG &&
+             !(meta.flags & (kFlagTranslated | kFlagLaterFragment))) {
+    ctx.flowLog->record(ctx.workerIndex,
+                        flowRecordOf(meta, burst.inPort, ctx.workerIndex, FlowEvent::kForwarded));
+  }
+}
 
 // Hands every packet of the burst to its TX buffer or to the control thread, or frees it and
 // counts its drop reason.
@@ -107,6 +142,7 @@ inline void dispatchBurst(Burst& burst, TxBuffers& tx, WorkerContext& ctx) {
   uint16_t droppedCount = 0;
   for (uint16_t i = 0; i < burst.count; ++i) {
     const PacketMeta& meta = burst.meta[i];
+    if (ctx.flowLog != nullptr && meta.action != Action::kPunt) logDispatched(burst, i, ctx);
     if (meta.action == Action::kTransmit) {
       tx.enqueue(meta.outPort, burst.pkts[i]);
       continue;

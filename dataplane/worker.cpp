@@ -23,8 +23,9 @@ constexpr uint32_t kAgingBudget = 64;
 
 Worker::Worker(const WorkerConfig& config, const SnapshotPublisher& publisher, rte_rcu_qsbr* qsbr,
                const std::atomic<bool>& stop, rte_ring* puntRing, rte_ring* injectRing,
-               lb::ConnTracker* conntrack, rte_mempool* pool, rte_mempool* indirectPool,
-               PodPort* const* podPorts)
+               lb::ConnTracker* conntrack, FlowLog* flowLog, rte_mempool* pool,
+               rte_mempool* indirectPool, PodPort* const* podPorts,
+               const std::atomic<CaptureSession*>* capture)
     : config_(config),
       publisher_(publisher),
       qsbr_(qsbr),
@@ -32,11 +33,13 @@ Worker::Worker(const WorkerConfig& config, const SnapshotPublisher& publisher, r
       injectRing_(injectRing),
       pool_(pool),
       podPorts_(podPorts),
-      tx_(config.index, &counters_, podPorts, makeGsoContext(pool, indirectPool)) {
+      capture_(capture),
+      tx_(config.index, &counters_, podPorts, makeGsoContext(pool, indirectPool), capture) {
   context_.workerIndex = config.index;
   context_.counters = &counters_;
   context_.puntRing = puntRing;
   context_.conntrack = conntrack;
+  context_.flowLog = flowLog;
   context_.workerCount = config.count;
   config_.burstSize = std::clamp<uint16_t>(config_.burstSize, 1, kMaxBurst);
 }
@@ -82,6 +85,11 @@ void Worker::run() {
       if (n == 0) continue;
       burst.count = n;
       burst.inPort = q.port;
+      if (capture_ != nullptr) {
+        CaptureSession* c = capture_->load(std::memory_order_acquire);
+        if (c != nullptr && c->wants(q.port, CaptureDirection::kRx))
+          c->offer(burst.pkts, n, CaptureDirection::kRx, id);
+      }
       uint64_t bytes = 0;
       for (uint16_t i = 0; i < n; ++i) bytes += burst.pkts[i]->pkt_len;
       counters_.rxPackets.add(n);

@@ -31,8 +31,8 @@ class Worker {
   // snapshot polling or routing to it is published, and cleared only after a grace period.
   Worker(const WorkerConfig& config, const SnapshotPublisher& publisher, rte_rcu_qsbr* qsbr,
          const std::atomic<bool>& stop, rte_ring* puntRing, rte_ring* injectRing,
-         lb::ConnTracker* conntrack, rte_mempool* pool, rte_mempool* indirectPool,
-         PodPort* const* podPorts);
+         lb::ConnTracker* conntrack, FlowLog* flowLog, rte_mempool* pool, rte_mempool* indirectPool,
+         PodPort* const* podPorts, const std::atomic<CaptureSession*>* capture = nullptr);
 
   // The lcore entry point (rte_eal_remote_launch).
   static int launch(void* worker);
@@ -48,6 +48,7 @@ class Worker {
   rte_ring* injectRing_;
   rte_mempool* pool_;
   PodPort* const* podPorts_;
+  const std::atomic<CaptureSession*>* capture_;
   WorkerCounters counters_;
   WorkerContext context_;
   TxBuffers tx_;

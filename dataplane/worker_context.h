@@ -13,6 +13,8 @@ struct rte_ring;
 
 namespace nodeplane::dataplane {
 
+class FlowLog;
+
 // An element of a worker's punt ring (worker -> control thread).
 struct PuntedPacket {
   rte_mbuf* mbuf;
@@ -39,6 +41,7 @@ struct WorkerContext {
   WorkerCounters* counters = nullptr;
   rte_ring* puntRing = nullptr;          // null: punting drops (tests, benchmarks)
   lb::ConnTracker* conntrack = nullptr;  // null: no tracking (no services, no masquerade)
+  FlowLog* flowLog = nullptr;            // null: no flow log (--flow-log-size 0, tests)
   // A trace (npctl trace) on the control thread: stages decide as usual but change no shared
   // state (no flow inserted, updated or removed, no L7 state, no policy counters or log).
   bool dryRun = false;

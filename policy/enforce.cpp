@@ -27,8 +27,9 @@ void logEvent(const PolicyTable& table, const FlowTuple& f, PolicyEvent event, u
 }  // namespace
 
 uint8_t evaluate(const PolicyTable& table, const FlowTuple& f, unsigned worker,
-                 WorkerCounters& counters, uint32_t nowMs, bool record) {
+                 WorkerCounters& counters, uint32_t nowMs, bool record, uint32_t* decidingSlot) {
   uint8_t bits = 0;
+  if (decidingSlot != nullptr) *decidingSlot = 0;
   // A pod reaching itself (through its own Service, hairpinned) is never isolated from itself,
   // as it is not over loopback.
   if (f.src == f.dst) return 0;
@@ -37,6 +38,15 @@ uint8_t evaluate(const PolicyTable& table, const FlowTuple& f, unsigned worker,
     const AclKey* keys[1] = {&key};
     uint32_t results[kCategories];
     table.classifier().classify(keys, 1, results);
+    if (decidingSlot != nullptr) {
+      // Ingress first, so that a denial or allow at the backend names its policy.
+      for (int dir = 1; dir >= 0 && *decidingSlot == 0; --dir)
+        if (results[dir] != 0 && !(results[dir] & kResultAllow))
+          *decidingSlot = table.counterSlot(resultPolicy(results[dir])) + 1;
+      for (int dir = 1; dir >= 0 && *decidingSlot == 0; --dir)
+        if (results[dir] & kResultAllow)
+          *decidingSlot = table.counterSlot(resultPolicy(results[dir])) + 1;
+    }
     if (!record) {
       for (unsigned dir = 0; dir < 2; ++dir)
         if (results[dir] != 0 && !(results[dir] & kResultAllow))
@@ -86,7 +96,7 @@ uint8_t evaluate(const PolicyTable& table, const FlowTuple& f, unsigned worker,
 L7Outcome inspectClientSegment(const PolicyTable& table, unsigned worker, uint32_t entryIndex,
                                EntryLiveness entries, const rte_mbuf* m, const PacketMeta& meta,
                                rte_be32_t server, rte_be16_t serverPort, WorkerCounters& counters,
-                               uint32_t nowMs) {
+                               uint32_t nowMs, uint32_t* denyMatch) {
   L7Database* db = table.l7();
   if (db == nullptr) return L7Outcome::kPass;
   if (meta.flags & kFlagLaterFragment) return L7Outcome::kOutOfOrder;
@@ -162,6 +172,7 @@ L7Outcome inspectClientSegment(const PolicyTable& table, unsigned worker, uint32
       return L7Outcome::kOutOfOrder;
     case L7Verdict::kDeny:
       counters.l7Resets.add();
+      if (denyMatch != nullptr) *denyMatch = static_cast<uint32_t>(report.denyMatch + 1);
       logEvent(table, tuple, PolicyEvent::kL7Deny, static_cast<uint32_t>(report.denyMatch + 1),
                worker, nowMs, db->serial());
       db->release(worker, flow);

@@ -27,8 +27,12 @@ struct FlowTuple {
 // audit-mode would-be denials) logged, rate-limited. A pod's flows to itself (hairpinned
 // through a Service) are always allowed.
 // `record` false (a trace): nothing is counted or logged.
+// `decidingSlot`, when given: the counter slot + 1 of the policy that decided (the denying one;
+// else the one whose rule allowed, the backend's ingress before the client's egress), 0 when no
+// policy selects either end.
 uint8_t evaluate(const PolicyTable& table, const FlowTuple& flow, unsigned worker,
-                 WorkerCounters& counters, uint32_t nowMs, bool record = true);
+                 WorkerCounters& counters, uint32_t nowMs, bool record = true,
+                 uint32_t* decidingSlot = nullptr);
 
 enum class L7Outcome : uint8_t { kPass, kOutOfOrder, kNoState, kDeny };
 
@@ -46,10 +50,11 @@ struct EntryLiveness {
 
 // Scans a client-to-server segment of an L7-covered flow whose entry is `entryIndex` in the
 // worker's own connection shard. `server`/`serverPort`: the pod and port after DNAT.
+// kDeny sets *denyMatch, when given: the deny rule's match index + 1 (0: no allow rule matched).
 L7Outcome inspectClientSegment(const PolicyTable& table, unsigned worker, uint32_t entryIndex,
                                EntryLiveness entries, const rte_mbuf* m, const PacketMeta& meta,
                                rte_be32_t server, rte_be16_t serverPort, WorkerCounters& counters,
-                               uint32_t nowMs);
+                               uint32_t nowMs, uint32_t* denyMatch = nullptr);
 
 // Turns a client segment into a RST to the server: same addresses and sequence number, no
 // payload (a super-packet loses its later segments and its offloads). False when the headers

@@ -9,6 +9,7 @@
 
 #include "control/agent/manifests.h"
 #include "control/agent/yaml.h"
+#include "core/base64.h"
 #include "core/json.h"
 
 namespace nodeplane::agent {
@@ -163,26 +164,6 @@ void StreamSource::start() {
 
 // --- the API server ----------------------------------------------------------------------
 
-std::string base64Decode(const std::string& in) {
-  static const std::string chars =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  uint32_t buf = 0;
-  int bits = 0;
-  for (char c : in) {
-    if (c == '=' || c == '\n' || c == '\r' || c == ' ') continue;
-    const size_t v = chars.find(c);
-    if (v == std::string::npos) return "";
-    buf = buf << 6 | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((buf >> bits) & 0xff));
-    }
-  }
-  return out;
-}
-
 namespace {
 
 std::string readFile(const std::string& path) {
@@ -240,7 +221,7 @@ Result<ApiConfig> loadKubeconfig(const std::string& path) {
     return bad("clusters[" + clusterName + "].server", "'" + c.server + "' is not an http(s) URL");
   while (!c.server.empty() && c.server.back() == '/') c.server.pop_back();
   c.caFile = relativeTo(path, json::string(cluster, "certificate-authority"));
-  c.caPem = base64Decode(json::string(cluster, "certificate-authority-data"));
+  c.caPem = base64Decode(json::string(cluster, "certificate-authority-data")).value_or("");
   c.insecureSkipVerify = json::boolean(cluster, "insecure-skip-tls-verify");
   if (!userName.empty()) {
     const Json user = findNamed("users", userName, "user");
@@ -249,8 +230,8 @@ Result<ApiConfig> loadKubeconfig(const std::string& path) {
     c.tokenFile = relativeTo(path, json::string(user, "tokenFile"));
     c.certFile = relativeTo(path, json::string(user, "client-certificate"));
     c.keyFile = relativeTo(path, json::string(user, "client-key"));
-    c.certPem = base64Decode(json::string(user, "client-certificate-data"));
-    c.keyPem = base64Decode(json::string(user, "client-key-data"));
+    c.certPem = base64Decode(json::string(user, "client-certificate-data")).value_or("");
+    c.keyPem = base64Decode(json::string(user, "client-key-data")).value_or("");
     if (!json::field(user, "exec").is_null() || !json::field(user, "auth-provider").is_null())
       return bad("users[" + userName + "]",
                  "exec and auth-provider credentials are not supported; "

@@ -131,6 +131,4 @@ class ApiSource : public Source {
   std::vector<std::thread> threads_;
 };
 
-std::string base64Decode(const std::string& in);
-
 }  // namespace nodeplane::agent

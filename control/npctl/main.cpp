@@ -15,6 +15,8 @@
 #include <vector>
 
 #include "control/client.h"
+#include "control/npctl/flags.h"
+#include "control/npctl/streams.h"
 #include "control/npctl/table.h"
 
 namespace po = boost::program_options;
@@ -22,6 +24,7 @@ using nodeplane::Result;
 using nodeplane::control::ControlClient;
 using nodeplane::control::Json;
 using nodeplane::control::TextTable;
+using nodeplane::control::npctl::flagsToArgs;
 
 namespace {
 
@@ -51,6 +54,15 @@ commands:
   dns NAME [TYPE]             NAME looked up in the cluster DNS zone the workers answer from
   policies                    NetworkPolicies (counters) and L7 rules (matches) in force
   policy log [--limit N]      recent denied flows, audit-mode verdicts and L7 events
+  observe [--follow] [--last N] [--pod NS/NAME] [--namespace NS] [--verdict V] [--port N]
+          [--protocol P] [--interface NAME]
+                              the flow log as JSON lines: new flows' verdicts and translations,
+                              policy denials with the policy, drops with their reason
+                              (V: forwarded, dropped, policy-denied, l7-denied)
+  capture --port NAME [--filter BPF] [--count N] [--duration S] [--snaplen N]
+          [--direction rx|tx|both] -w FILE|-
+                              capture a port's packets (npctl ports: uplink, host or NS/NAME)
+                              into a pcapng file
   policy check --src IP --dst IP [--protocol TCP|UDP|SCTP|ICMP] [--port N]
                               how the policies in force judge a flow
   policy apply FILE           replace the policy state with FILE's JSON ("-": stdin)
@@ -193,31 +205,6 @@ void printPods(const Json& r) {
               p.contains("hostInterface") ? str(p, "hostInterface") : str(p, "devargs"), cid});
   }
   std::cout << t.render();
-}
-
-// Parses "--key value" pairs after a subcommand into JSON args, mapping CLI names to fields; the
-// fields named in `numeric` are sent as numbers.
-Result<Json> flagsToArgs(const std::vector<std::string>& words, size_t from,
-                         const std::map<std::string, std::string>& names,
-                         const std::set<std::string>& numeric = {}) {
-  Json args = Json::object();
-  for (size_t i = from; i < words.size(); ++i) {
-    const std::string& w = words[i];
-    auto it = names.find(w);
-    if (it == names.end() || i + 1 >= words.size())
-      return nodeplane::invalidArgument("unexpected argument '" + w + "'");
-    const std::string& value = words[++i];
-    if (!numeric.count(it->second)) {
-      args[it->second] = value;
-      continue;
-    }
-    try {
-      args[it->second] = std::stoi(value);
-    } catch (const std::exception&) {
-      return nodeplane::invalidArgument(w + " needs a number");
-    }
-  }
-  return args;
 }
 
 void printPolicies(const Json& r) {
@@ -488,6 +475,10 @@ int main(int argc, char** argv) {
       return 2;
     }
     json = true;
+  } else if (cmd == "observe") {
+    return nodeplane::control::npctl::observe(socket, words);
+  } else if (cmd == "capture") {
+    return nodeplane::control::npctl::capture(socket, words);
   } else if (cmd == "call" && words.size() >= 2) {
     op = words[1];
     if (words.size() >= 3) {

@@ -7,6 +7,7 @@
 
 #include <set>
 
+#include "dataplane/flow_log.h"
 #include "tests/unit/support/pod_pair_fixture.h"
 
 namespace nodeplane::testing {
@@ -74,6 +75,34 @@ TEST_F(ServiceStageTest, TranslatesToTheBackendAndBack) {
   const lb::ConnEntry& e = tracker->shard(0).entry(0);
   EXPECT_EQ(e.state(), lb::ConnState::kTcpSynRecv);
   EXPECT_EQ(counters.serviceFlows.read(), 1u);
+}
+
+TEST_F(ServiceStageTest, ANewServiceFlowIsRecordedInTheFlowLogWithItsBackendOnce) {
+  auto log = dataplane::FlowLog::create(1, 64, 0);
+  ASSERT_TRUE(log.ok());
+  ctx.flowLog = log->get();
+  service("web", "10.96.0.30", {"10.244.1.3"});
+  rte_mbuf* m;
+  auto meta =
+      run(fromClient().ipv4("10.244.1.2", "10.96.0.30").tcp(40000, 80, 0x02).build(), 0, &m);
+  rte_pktmbuf_free(m);
+  EXPECT_EQ(meta.aux, kAuxFlowLogged) << "dispatch must not record it again";
+  meta = run(fromClient().ipv4("10.244.1.2", "10.96.0.30").tcp(40000, 80, 0x10).build(), 0, &m);
+  rte_pktmbuf_free(m);
+  EXPECT_EQ(meta.aux, 0u) << "a packet of an established flow is not recorded";
+  std::vector<dataplane::FlowRecord> out;
+  ASSERT_EQ((*log)->drain(out, 10), 1u);
+  const dataplane::FlowRecord& r = out[0];
+  EXPECT_EQ(r.event, dataplane::FlowEvent::kForwarded);
+  EXPECT_EQ(rte_be_to_cpu_32(r.dst), ip("10.96.0.30").value);
+  EXPECT_EQ(rte_be_to_cpu_16(r.dport), 80);
+  EXPECT_EQ(rte_be_to_cpu_32(r.xdst), ip("10.244.1.3").value);
+  EXPECT_EQ(rte_be_to_cpu_16(r.xdport), 8080);
+  EXPECT_EQ(rte_be_to_cpu_32(r.xsrc), ip("10.244.1.2").value);
+  EXPECT_EQ(r.translation, dataplane::kFlowDnat);
+  EXPECT_NE(r.servicePort, 0u);
+  EXPECT_EQ(node->serviceRegistry().portName(r.servicePort).rfind("ns/web", 0), 0u);
+  ctx.flowLog = nullptr;
 }
 
 TEST_F(ServiceStageTest, NoEndpointsRefusesTcpWithAReset) {

@@ -51,11 +51,6 @@ FlowLog::~FlowLog() {
   for (rte_ring* r : rings_) rte_ring_free(r);
 }
 
-void FlowLog::record(unsigned worker, const FlowRecord& r) {
-  if (rte_ring_sp_enqueue_elem(rings_[worker], const_cast<FlowRecord*>(&r), sizeof(r)) != 0)
-    lost_[worker].records.add();
-}
-
 size_t FlowLog::drain(std::vector<FlowRecord>& out, size_t max) {
   size_t n = 0;
   FlowRecord batch[64];

@@ -117,17 +117,20 @@ class TxBuffers {
 };
 
 // What dispatch adds to the flow log (flow_log.h): every drop a stage did not record itself,
-// and the opening SYN of a flow no stage tracks (pod to pod with no policy applied).
+// and the opening SYN of a flow no stage tracks (pod to pod with no policy applied). An
+// established flow's packet costs one test (tcpFlags is zero for everything but TCP).
 inline void logDispatched(const Burst& burst, uint16_t i, WorkerContext& ctx) {
   const PacketMeta& meta = burst.meta[i];
-  if (meta.aux == kAuxFlowLogged) return;
+  const bool syn = (meta.tcpFlags & (RTE_TCP_SYN_FLAG | RTE_TCP_ACK_FLAG | RTE_TCP_RST_FLAG)) ==
+                   RTE_TCP_SYN_FLAG;
+  if (!syn && meta.action != Action::kDrop) [[likely]]
+    return;
+  if (meta.aux == kAuxFlowLogged || meta.action == Action::kPunt) return;
   if (meta.action == Action::kDrop) {
     FlowRecord r = flowRecordOf(meta, burst.inPort, ctx.workerIndex, FlowEvent::kDropped);
     r.reason = meta.drop;
     ctx.flowLog->record(ctx.workerIndex, r);
   } else if (meta.l3 == L3Kind::kIpv4 && meta.ipProto == IPPROTO_TCP &&
-             (meta.tcpFlags & (RTE_TCP_SYN_FLAG | RTE_TCP_ACK_FLAG | RTE_TCP_RST_FLAG)) ==
-                 RTE_TCP_SYN_FLAG &&
              !(meta.flags & (kFlagTranslated | kFlagLaterFragment))) {
     ctx.flowLog->record(ctx.workerIndex,
                         flowRecordOf(meta, burst.inPort, ctx.workerIndex, FlowEvent::kForwarded));
@@ -140,9 +143,10 @@ inline void dispatchBurst(Burst& burst, TxBuffers& tx, WorkerContext& ctx) {
   WorkerCounters& counters = *ctx.counters;
   rte_mbuf* dropped[kMaxBurst];
   uint16_t droppedCount = 0;
+  const bool flowLog = ctx.flowLog != nullptr;
   for (uint16_t i = 0; i < burst.count; ++i) {
     const PacketMeta& meta = burst.meta[i];
-    if (ctx.flowLog != nullptr && meta.action != Action::kPunt) logDispatched(burst, i, ctx);
+    if (flowLog) logDispatched(burst, i, ctx);
     if (meta.action == Action::kTransmit) {
       tx.enqueue(meta.outPort, burst.pkts[i]);
       continue;

@@ -1,7 +1,11 @@
-// Benchmark: what a metrics scrape costs the workers. A worker's burst (64-byte pod-to-pod
-// frames through every stage, then the per-burst counter updates worker.cpp makes) timed while
-// another thread reads the worker's counter block as a scrape does (CounterTotals::accumulate),
-// never, once a second, and a thousand times a second. One core for the worker, no PMD I/O.
+// Benchmark: what observing the data plane costs the workers. A worker's burst (64-byte
+// pod-to-pod frames through every stage, dispatch's flow-log step, then the per-burst counter
+// updates worker.cpp makes) timed while another thread reads the worker's counter block as a
+// scrape does (CounterTotals::accumulate) never, once a second or a thousand times a second, and
+// with the flow log on and drained every 10 ms as the daemon's control thread does (issue 14's
+// case: scraped once a second with a flow log reader, against neither). Two traffic mixes: an
+// established UDP flow (the flow log records nothing) and a TCP SYN per packet between the pods
+// (every packet opens a flow: a record each). One core for the worker, no PMD I/O.
 //
 //   build/perf/metrics_bench
 //
@@ -15,7 +19,9 @@
 #include <thread>
 
 #include "control/node_controller.h"
+#include "dataplane/flow_log.h"
 #include "dataplane/pipeline.h"
+#include "dataplane/tx_buffers.h"
 #include "perf/bench_node.h"
 #include "perf/bench_util.h"
 #include "tests/unit/support/fake_backend.h"
@@ -47,13 +53,30 @@ int main(int argc, char** argv) {
   dp::WorkerContext ctx;
   ctx.counters = &counters;
   ctx.generation = snap.generation;
+  auto flowLog = dp::FlowLog::create(1, dp::FlowLog::kDefaultRingSize, 0);
+  if (!flowLog) return 1;
   Burst burst;
+  rte_mbuf* sent[kMaxBurst];
   auto worker = [&](rte_mbuf** pkts, uint16_t n) {
     const uint64_t start = rte_rdtsc();
     burst.count = n;
     burst.inPort = 0;
     std::copy(pkts, pkts + n, burst.pkts);
     dp::runStages(burst, snap, ctx);
+    // What dispatch adds for the flow log (tx_buffers.h).
+    // Dispatch's loop as tx_buffers.h runs it, with the flow-log step, without the I/O: in every
+    // case, so that only the flow log differs.
+    const bool flowLog = ctx.flowLog != nullptr;
+    uint16_t transmit = 0, dropped = 0;
+    for (uint16_t i = 0; i < burst.count; ++i) {
+      if (flowLog) dp::logDispatched(burst, i, ctx);
+      const PacketMeta& meta = burst.meta[i];
+      if (meta.action == Action::kTransmit)
+        sent[transmit++] = burst.pkts[i];
+      else
+        dropped++;
+    }
+    counters.drop(DropReason::kUnclaimed, dropped);
     // What worker.cpp counts per loop that received a burst.
     counters.loops.add();
     counters.rxBursts.add();
@@ -62,45 +85,99 @@ int main(int argc, char** argv) {
     counters.txPackets.add(n);
     counters.busyCycles.add(rte_rdtsc() - start);
   };
-  std::vector<Bytes> frames;
-  for (uint16_t i = 0; i < 64; ++i)
-    frames.push_back(PacketBuilder()
-                         .eth("02:fe:00:00:00:00", "0a:00:00:00:00:0a")
-                         .ipv4("10.244.0.2", "10.244.0.3")
-                         .udp(static_cast<uint16_t>(1000 + i), 5001)
-                         .payload(18)
-                         .build());
-
-  // Five rounds, the cases in turn (order and warm-up effects spread over all of them).
-  const std::pair<const char*, int> cases[] = {
-      {"no scrape", 0}, {"scraped 1/s", 1000000}, {"scraped 1000/s", 1000}};
-  std::vector<double> net[3];
-  uint64_t scrapes[3] = {};
-  for (int round = 0; round < 5; ++round)
-    for (int c = 0; c < 3; ++c) {
-      const int periodUs = cases[c].second;
-      std::atomic<bool> stop{false};
-      std::thread scraper([&] {
-        while (periodUs && !stop.load()) {
-          CounterTotals t;
-          t.accumulate(counters);
-          ++scrapes[c];
-          std::this_thread::sleep_for(std::chrono::microseconds(periodUs));
-        }
-      });
-      net[c].push_back(perf::measureBursts(pool, frames, 0, worker).net());
-      stop = true;
-      scraper.join();
+  auto frames = [](bool syn) {
+    std::vector<Bytes> out;
+    for (uint16_t i = 0; i < 64; ++i) {
+      PacketBuilder b;
+      b.eth("02:fe:00:00:00:00", "0a:00:00:00:00:0a").ipv4("10.244.0.2", "10.244.0.3");
+      if (syn)
+        b.tcp(static_cast<uint16_t>(1000 + i), 80, 0x02);
+      else
+        b.udp(static_cast<uint16_t>(1000 + i), 5001).payload(18);
+      out.push_back(b.build());
     }
-  std::printf("%-40s %12s %12s %10s\n", "case (5 rounds, alternated)", "median net", "min-max",
-              "scrapes");
-  std::vector<double> medians;
-  for (int c = 0; c < 3; ++c) {
-    std::sort(net[c].begin(), net[c].end());
-    medians.push_back(net[c][2]);
-    std::printf("%-40s %12.1f %5.1f-%-6.1f %10lu  %+.1f %%\n", cases[c].first, net[c][2],
-                net[c].front(), net[c].back(), static_cast<unsigned long>(scrapes[c]),
-                (net[c][2] / medians[0] - 1) * 100);
+    return out;
+  };
+
+  struct Case {
+    const char* name;
+    int scrapeUs;  // 0: never
+    bool flowLog;
+    bool reader = true;  // drain the flow log every 10 ms (with or without one)
+  };
+  const Case cases[] = {{"neither", 0, false, false},
+                        {"scraped 1/s", 1000000, false, false},
+                        {"scraped 1000/s", 1000, false, false},
+                        {"flow log, nobody reads it", 0, true, false},
+                        {"a thread waking every 10 ms", 0, false, true},
+                        {"flow log read every 10 ms", 0, true},
+                        {"scraped 1/s + flow log read", 1000000, true}};
+  constexpr int kCases = sizeof(cases) / sizeof(cases[0]);
+  constexpr int kRounds = 9;
+  for (bool syn : {false, true}) {
+    const std::vector<Bytes> traffic = frames(syn);
+    std::printf("\n%s\n", syn ? "a TCP SYN per packet (every packet a new flow: one record each)"
+                              : "an established UDP flow (no record)");
+    std::vector<double> net[kCases];
+    uint64_t scrapes[kCases] = {}, records[kCases] = {};
+    // Nine rounds, the cases in turn (order and warm-up effects spread over all of them).
+    for (int round = 0; round < kRounds; ++round)
+      for (int c = 0; c < kCases; ++c) {
+        ctx.flowLog = cases[c].flowLog ? flowLog->get() : nullptr;
+        std::atomic<bool> stop{false};
+        std::thread scraper([&] {
+          while (cases[c].scrapeUs && !stop.load()) {
+            CounterTotals t;
+            t.accumulate(counters);
+            ++scrapes[c];
+            std::this_thread::sleep_for(std::chrono::microseconds(cases[c].scrapeUs));
+          }
+        });
+        std::thread reader([&] {
+          std::vector<dp::FlowRecord> out;
+          while (cases[c].reader && !stop.load()) {
+            out.clear();
+            if (cases[c].flowLog) records[c] += (*flowLog)->drain(out, 16384);
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+          }
+        });
+        net[c].push_back(perf::measureBursts(pool, traffic, 0, worker).net());
+        stop = true;
+        scraper.join();
+        reader.join();
+      }
+    std::printf("%-34s %11s %12s %8s %10s\n", "case (9 rounds, alternated)", "median net",
+                "min-max", "scrapes", "records");
+    std::vector<double> medians;
+    for (int c = 0; c < kCases; ++c) {
+      std::sort(net[c].begin(), net[c].end());
+      medians.push_back(net[c][kRounds / 2]);
+      std::printf("%-34s %11.1f %5.1f-%-6.1f %8lu %10lu  %+.1f %%\n", cases[c].name,
+                  net[c][kRounds / 2], net[c].front(), net[c].back(),
+                  static_cast<unsigned long>(scrapes[c]), static_cast<unsigned long>(records[c]),
+                  (net[c][kRounds / 2] / medians[0] - 1) * 100);
+    }
   }
+  std::printf("\nrecords lost to a full ring: %lu\n",
+              static_cast<unsigned long>((*flowLog)->overflow()));
+
+  // Above, the reader cannot keep up with a record per packet and most records meet a full ring.
+  // A record that finds room: a ring's worth written, timed, drained, nine times.
+  std::vector<double> perRecord;
+  std::vector<dp::FlowRecord> drained;
+  dp::FlowRecord r = dp::flowRecordOf(PacketMeta{}, 0, 0, dp::FlowEvent::kForwarded);
+  for (int round = 0; round < kRounds; ++round) {
+    drained.clear();
+    (*flowLog)->drain(drained, dp::FlowLog::kDefaultRingSize);
+    const uint64_t start = rte_rdtsc();
+    for (uint32_t i = 0; i < dp::FlowLog::kDefaultRingSize; ++i) {
+      r.src = i;
+      (*flowLog)->record(0, r);
+    }
+    perRecord.push_back(static_cast<double>(rte_rdtsc() - start) / dp::FlowLog::kDefaultRingSize);
+  }
+  std::sort(perRecord.begin(), perRecord.end());
+  std::printf("a record into a ring with room: %.1f cycles (median of %d rings of %u)\n",
+              perRecord[kRounds / 2], kRounds, dp::FlowLog::kDefaultRingSize);
   return 0;
 }

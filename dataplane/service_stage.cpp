@@ -456,6 +456,11 @@ void untracked(rte_mbuf* m, PacketMeta& meta, const FlowKey* key, const Found& s
     return newMasqueradeFlow(m, meta, *key, fc);
   }
   if (fc.policy != nullptr) return newPodFlow(m, meta, key, fc);
+  // Passed untracked (no policy applied): the flow log still sees a TCP flow open.
+  if (key != nullptr && meta.ipProto == IPPROTO_TCP &&
+      (meta.tcpFlags & (RTE_TCP_SYN_FLAG | RTE_TCP_ACK_FLAG | RTE_TCP_RST_FLAG)) ==
+          RTE_TCP_SYN_FLAG)
+    logFlow(fc, m, meta, FlowEvent::kForwarded, *key, key->reversed(), 0, 0);
 }
 
 }  // namespace

@@ -8,9 +8,6 @@
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 #include <rte_ring_elem.h>
-#include <rte_tcp.h>
-
-#include <netinet/in.h>
 
 #include "core/counters.h"
 #include "core/packet.h"
@@ -116,25 +113,13 @@ class TxBuffers {
   Buffer buffers_[kMaxPorts];
 };
 
-// What dispatch adds to the flow log (flow_log.h): every drop a stage did not record itself,
-// and the opening SYN of a flow no stage tracks (pod to pod with no policy applied). An
-// established flow's packet costs one test (tcpFlags is zero for everything but TCP).
-inline void logDispatched(const Burst& burst, uint16_t i, WorkerContext& ctx) {
+// A dropped packet's flow-log record (flow_log.h), unless the stage that dropped it wrote one.
+inline void logDrop(const Burst& burst, uint16_t i, WorkerContext& ctx) {
   const PacketMeta& meta = burst.meta[i];
-  const bool syn = (meta.tcpFlags & (RTE_TCP_SYN_FLAG | RTE_TCP_ACK_FLAG | RTE_TCP_RST_FLAG)) ==
-                   RTE_TCP_SYN_FLAG;
-  if (!syn && meta.action != Action::kDrop) [[likely]]
-    return;
-  if (meta.aux == kAuxFlowLogged || meta.action == Action::kPunt) return;
-  if (meta.action == Action::kDrop) {
-    FlowRecord r = flowRecordOf(meta, burst.inPort, ctx.workerIndex, FlowEvent::kDropped);
-    r.reason = meta.drop;
-    ctx.flowLog->record(ctx.workerIndex, r);
-  } else if (meta.l3 == L3Kind::kIpv4 && meta.ipProto == IPPROTO_TCP &&
-             !(meta.flags & (kFlagTranslated | kFlagLaterFragment))) {
-    ctx.flowLog->record(ctx.workerIndex,
-                        flowRecordOf(meta, burst.inPort, ctx.workerIndex, FlowEvent::kForwarded));
-  }
+  if (meta.aux == kAuxFlowLogged) return;
+  FlowRecord r = flowRecordOf(meta, burst.inPort, ctx.workerIndex, FlowEvent::kDropped);
+  r.reason = meta.action == Action::kDrop ? meta.drop : DropReason::kUnclaimed;
+  ctx.flowLog->record(ctx.workerIndex, r);
 }
 
 // Hands every packet of the burst to its TX buffer or to the control thread, or frees it and
@@ -146,7 +131,6 @@ inline void dispatchBurst(Burst& burst, TxBuffers& tx, WorkerContext& ctx) {
   const bool flowLog = ctx.flowLog != nullptr;
   for (uint16_t i = 0; i < burst.count; ++i) {
     const PacketMeta& meta = burst.meta[i];
-    if (flowLog) logDispatched(burst, i, ctx);
     if (meta.action == Action::kTransmit) {
       tx.enqueue(meta.outPort, burst.pkts[i]);
       continue;
@@ -163,6 +147,7 @@ inline void dispatchBurst(Burst& burst, TxBuffers& tx, WorkerContext& ctx) {
       continue;
     }
     counters.drop(meta.action == Action::kDrop ? meta.drop : DropReason::kUnclaimed);
+    if (flowLog) logDrop(burst, i, ctx);
     dropped[droppedCount++] = burst.pkts[i];
   }
   if (droppedCount != 0) rte_pktmbuf_free_bulk(dropped, droppedCount);

@@ -164,6 +164,12 @@ def control_line():
         "trace": line("trace", {"from": "shop/c1", "dst": "10.96.0.10", "dport": 80}),
         "drops": line("drops", {"all": True}),
         "conntrack": line("conntrack"),
+        "observe": line("observe", {"after": 3, "limit": 50, "pod": "shop/c1", "verdict": "dropped",
+                                    "port": 80, "protocol": "tcp", "interface": "uplink"}),
+        "capture-start": line("capture.start", {"port": "shop/c1", "filter": "tcp port 80",
+                                                "snaplen": 128, "direction": "rx"}),
+        "capture-read": line("capture.read", {"session": 1}),
+        "capture-stop": line("capture.stop", {"session": 1}),
     }
     for name, data in seeds.items():
         write("control_line", name, data)

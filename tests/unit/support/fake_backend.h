@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "dataplane/capture.h"
 #include "dataplane/dataplane_backend.h"
 
 namespace nodeplane::testing {
@@ -85,6 +86,14 @@ class FakeBackend : public dataplane::DataplaneBackend {
   WorkerCounters& controlCounters() override { return control; }
   lb::ConnTracker* conntrack() override { return tracker; }
   lb::ConnTracker* tracker = nullptr;
+  // A capture session is held (no worker offers it anything; a test may).
+  Status installCapture(std::unique_ptr<dataplane::CaptureSession> session) override {
+    if (capture_) return makeError(ErrorCode::kAlreadyExists, "a capture is running");
+    capture_ = std::move(session);
+    return okStatus();
+  }
+  void removeCapture() override { capture_.reset(); }
+  dataplane::CaptureSession* capture() override { return capture_.get(); }
 
   // Slow-path fakes: what workers punted (the test fills it), what the control thread injected.
   std::vector<dataplane::PuntedPacket> punted;
@@ -98,6 +107,7 @@ class FakeBackend : public dataplane::DataplaneBackend {
  private:
   uint16_t nextPort_ = 0;
   std::unique_ptr<dataplane::Snapshot> current_;
+  std::unique_ptr<dataplane::CaptureSession> capture_;
 };
 
 }  // namespace nodeplane::testing

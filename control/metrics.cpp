@@ -8,6 +8,7 @@
 
 #include "core/counters.h"
 #include "core/drop_reason.h"
+#include "dataplane/flow_log.h"
 
 namespace nodeplane::control {
 
@@ -257,6 +258,22 @@ std::string renderMetrics(ControlApi& api, const NodeController& node,
     for (const Json& e : n["neighbors"]) states[e.value("state", "unknown")] += 1;
   for (const auto& [state, count] : states) add(neighbors, count, {{"state", state}});
   out.push_back(std::move(neighbors));
+
+  // The flow log: what the workers recorded and what they could not.
+  const FlowObserver& flows = api.flowObserver();
+  for (const auto& [name, help, value] :
+       {std::tuple{"nodeplane_flow_log_records_total", "Flow log records drained from the workers",
+                   static_cast<double>(flows.lastSequence())},
+        std::tuple{"nodeplane_flow_log_lost_total",
+                   "Flow log records lost: a worker's ring was full",
+                   static_cast<double>(backend.flowLog() ? backend.flowLog()->overflow() : 0)},
+        std::tuple{"nodeplane_flow_log_evicted_total",
+                   "Flow log records the history dropped to make room for newer ones",
+                   static_cast<double>(flows.evicted())}}) {
+    MetricFamily f = family(name, help, MetricType::Counter);
+    add(f, value);
+    out.push_back(std::move(f));
+  }
 
   std::ostringstream text;
   prometheus::TextSerializer().Serialize(text, out);

@@ -82,7 +82,7 @@ class DataplaneBackend {
   // The connection table (read-only use on the control thread: listings, statistics).
   virtual lb::ConnTracker* conntrack() = 0;
   // The workers' flow log (flow_log.h), drained by the control thread; null when off.
-  virtual FlowLog* flowLog() { return nullptr; }
+  virtual FlowLog* flowLog() const { return nullptr; }
   // Packet capture (capture.h): the workers start offering packets to `session` (one at a time);
   // remove waits for a grace period, then frees it. Unsupported by default.
   virtual Status installCapture(std::unique_ptr<CaptureSession> session) {

@@ -61,7 +61,7 @@ class Engine final : public DataplaneBackend {
   rte_mempool* mempool() override { return pool_; }
   WorkerCounters& controlCounters() override { return controlCounters_; }
   lb::ConnTracker* conntrack() override { return conntrack_.get(); }
-  FlowLog* flowLog() override { return flowLog_.get(); }
+  FlowLog* flowLog() const override { return flowLog_.get(); }
   Status installCapture(std::unique_ptr<CaptureSession> session) override;
   void removeCapture() override;
   CaptureSession* capture() override { return captureOwned_.get(); }

@@ -79,6 +79,9 @@ def test_scrape_during_traffic_moves_the_counters_and_promtool_accepts_it(node):
                - metric(before, "nodeplane_drop_count_total", reason="pod_unknown"))
     assert unknown == 3, unknown
     assert metric(after, "nodeplane_pods") == 2
+    # The three drops are in the flow log too (npctl observe), and nothing was lost.
+    assert metric(after, "nodeplane_flow_log_records_total") >= 3
+    assert metric(after, "nodeplane_flow_log_lost_total") == 0
     assert metric(after, "nodeplane_apply_total", result="ok") >= 1
     checked = subprocess.run(["/usr/bin/promtool", "check", "metrics"], input=after, text=True,
                              capture_output=True)

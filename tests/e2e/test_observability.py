@@ -101,9 +101,11 @@ def test_dpdk_telemetry_lists_and_runs_the_nodeplane_commands(node):
         assert c in commands, commands
     drops = replies[1]["/nodeplane/drops"]
     assert drops.get("pod_unknown", 0) >= 3, drops
-    assert drops == {k: v for k, v in
-                     ((x["reason"], x["packets"]) for x in d.call("drops")["drops"])
-                     if k in drops}, "the same numbers as npctl drops"
+    later = {x["reason"]: x["packets"] for x in d.call("drops")["drops"]}
+    # The same counters as npctl drops, read a moment later: background traffic (the pods'
+    # IPv6 router solicitations) may have added to them since, never taken away.
+    assert all(later.get(k, 0) >= v for k, v in drops.items()), (drops, later)
+    assert later["pod_unknown"] == drops["pod_unknown"], (drops, later)
     workers = replies[2]["/nodeplane/workers"]
     assert workers["worker0_rx_packets"] > 0, workers
     assert "capacity" in replies[3]["/nodeplane/conntrack"]

@@ -74,6 +74,7 @@ bench: build
 	./$(BUILD)/perf/control_bench --services 2000
 	./$(BUILD)/perf/dns_bench
 	./$(BUILD)/perf/metrics_bench
+	./$(BUILD)/perf/esp_bench
 	/usr/bin/python3 perf/dns_bench.py
 	/usr/bin/python3 perf/metrics_bench.py
 	/usr/bin/python3 perf/pod_bench.py

@@ -219,8 +219,9 @@ uint16_t EspSa::process(rte_mbuf** pkts, uint16_t count, uint16_t* replayed) {
       refused[nr++] = m;
       continue;
     }
-    const uint32_t seq =
-        rte_be_to_cpu_32(*rte_pktmbuf_mtod_offset(m, const rte_be32_t*, espAt + 4));
+    rte_be32_t wire;  // the ESP header need not be aligned (IPv4 behind a 14-byte Ethernet)
+    std::memcpy(&wire, rte_pktmbuf_mtod_offset(m, const uint8_t*, espAt + 4), sizeof(wire));
+    const uint32_t seq = rte_be_to_cpu_32(wire);
     m->hash.usr = seq;
     if (window_ != nullptr && !window_->acceptable(seq))
       refused[nr++] = m;

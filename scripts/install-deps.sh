@@ -10,6 +10,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libspdlog-dev nlohmann-json3-dev libsimdjson-dev libyaml-dev libcurl4-openssl-dev
   libnl-3-dev libnl-route-3-dev libpcap-dev libnftables-dev
+  libssl-dev libipsec-mb-dev  # ESP: HKDF (OpenSSL), the crypto_aesni_gcm device's library
   containernetworking-plugins iproute2 iputils-ping ethtool procps curl tcpdump bridge-utils openssl
   iperf3
   bind9-dnsutils unbound dnsperf  # cluster DNS: dig in pods, the upstream and measured peer

@@ -17,6 +17,16 @@
 
 namespace nodeplane::perf {
 
+// The benchmarks' node: "bench", 192.168.50.10, pods 10.244.0.0/16 (services and the cluster
+// CIDR at their defaults; a benchmark sets what it needs).
+inline control::NodeSettings benchNodeSettings() {
+  control::NodeSettings s;
+  s.nodeName = "bench";
+  s.nodeIp = *Ipv4Address::parse("192.168.50.10");
+  s.podCidr = *Ipv4Prefix::parse("10.244.0.0/16");
+  return s;
+}
+
 // Pod "client" 10.244.0.2 on veth0 and pod "server" 10.244.0.3 on veth1, namespace "bench".
 inline bool attachClientAndServer(control::NodeController& node, const char* clientMac,
                                   const char* serverMac) {

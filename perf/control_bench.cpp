@@ -126,10 +126,8 @@ int main(int argc, char** argv) {
   if (!tracker) return 1;
   BenchBackend backend(qsbr, pool, tracker->get());
 
-  control::NodeSettings s;
+  control::NodeSettings s = perf::benchNodeSettings();
   s.nodeName = "node-0";
-  s.nodeIp = *Ipv4Address::parse("192.168.50.10");
-  s.podCidr = *Ipv4Prefix::parse("10.244.0.0/16");
   s.clusterCidr = *Ipv4Prefix::parse("10.240.0.0/12");
   s.serviceCidr = *Ipv4Prefix::parse("10.96.0.0/12");
   control::NodeController node(s, backend);

@@ -19,6 +19,7 @@
 
 #include "control/node_controller.h"
 #include "dataplane/pipeline.h"
+#include "perf/bench_node.h"
 #include "perf/bench_util.h"
 #include "tests/unit/support/fake_backend.h"
 
@@ -118,10 +119,7 @@ int main(int, char** argv) {
 
   // The real control path builds the snapshot: node with two pods.
   testing::FakeBackend backend;
-  control::NodeSettings s;
-  s.nodeName = "bench";
-  s.nodeIp = *Ipv4Address::parse("192.168.50.10");
-  s.podCidr = *Ipv4Prefix::parse("10.244.0.0/16");
+  control::NodeSettings s = perf::benchNodeSettings();
   control::NodeController node(s, backend);
   if (!node.start()) return 1;
   for (int i = 0; i < 2; ++i) {

@@ -54,10 +54,7 @@ int main(int argc, char** argv) {
   testing::FakeBackend backend;
   backend.pool = pool;
   backend.tracker = tracker->get();
-  control::NodeSettings s;
-  s.nodeName = "bench";
-  s.nodeIp = *Ipv4Address::parse("192.168.50.10");
-  s.podCidr = *Ipv4Prefix::parse("10.244.0.0/16");
+  control::NodeSettings s = perf::benchNodeSettings();
   s.serviceCidr = *Ipv4Prefix::parse("10.96.0.0/12");
   control::NodeController node(s, backend);
   if (!node.start()) return 1;

@@ -41,10 +41,7 @@ int main(int argc, char** argv) {
                    "TSC cycles per packet (median of 7 runs)");
   testing::FakeBackend backend;
   backend.pool = pool;
-  control::NodeSettings s;
-  s.nodeName = "bench";
-  s.nodeIp = *Ipv4Address::parse("192.168.50.10");
-  s.podCidr = *Ipv4Prefix::parse("10.244.0.0/16");
+  control::NodeSettings s = perf::benchNodeSettings();
   control::NodeController node(s, backend);
   if (!node.start()) return 1;
   if (!perf::attachClientAndServer(node, "0a:00:00:00:00:0a", "0a:00:00:00:00:0b")) return 1;

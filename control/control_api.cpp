@@ -113,6 +113,15 @@ ControlApi::ControlApi(NodeController& node, dp::DataplaneBackend& backend)
       [this](const ArgReader&, const Json& raw) { return policyApply(raw); }};
   ops_["policy.list"] = {"NetworkPolicies with their counters, L7 rules with their matches",
                          [this](const ArgReader&, const Json&) { return policyList(); }};
+  ops_["cluster.peer.set"] = {
+      "add or replace a peer cluster linked by ESP to its gateway; args: clusterId, gatewayIp, "
+      "cidrs (its pod and service prefixes), secret (shared by the two clusters)",
+      [this](const ArgReader& a, const Json& raw) { return clusterPeerSet(a, raw); }};
+  ops_["cluster.peer.delete"] = {
+      "remove a peer cluster; args: clusterId",
+      [this](const ArgReader& a, const Json&) { return clusterPeerDelete(a); }};
+  ops_["cluster.peers"] = {"peer clusters: gateways, prefixes, SPIs, link state",
+                           [this](const ArgReader&, const Json&) { return clusterPeers(); }};
   ops_["observe"] = {
       "the flow log: new flows' verdicts (forwarded with their translation, policy-denied with "
       "the policy, l7-denied) and drops with their reason; args: after (cursor), limit (default "
@@ -771,6 +780,68 @@ Result<Json> ControlApi::policyLog(const ArgReader& args) const {
     }
   }
   return Json{{"records", records}, {"suppressed", rt ? rt->suppressed() : 0}};
+}
+
+Result<Json> ControlApi::clusterPeerSet(const ArgReader& args, const Json& raw) {
+  if (auto st = args.onlyFields({"clusterId", "gatewayIp", "cidrs", "secret"}); !st)
+    return st.error();
+  ClusterPeerSpec spec;
+  auto id = args.string("clusterId");
+  if (!id) return id.error();
+  spec.clusterId = *id;
+  auto gateway = args.string("gatewayIp");
+  if (!gateway) return gateway.error();
+  auto ip = Ipv4Address::parse(*gateway);
+  if (!ip) return args.error("gatewayIp", "'" + *gateway + "' is not an IPv4 address");
+  spec.gatewayIp = *ip;
+  if (!raw.contains("cidrs") || !raw["cidrs"].is_array())
+    return args.error("cidrs", "not an array of IPv4 CIDRs");
+  for (const Json& c : raw["cidrs"]) {
+    auto prefix = c.is_string() ? Ipv4Prefix::parse(c.get<std::string>()) : std::nullopt;
+    if (!prefix) return args.error("cidrs", c.dump() + " is not an IPv4 CIDR with host bits zero");
+    spec.cidrs.push_back(*prefix);
+  }
+  auto secret = args.string("secret");
+  if (!secret) return secret.error();
+  spec.secret = *secret;
+  if (auto st = node_.setClusterPeer(spec); !st) return st.error();
+  return Json{{"clusterId", spec.clusterId}, {"generation", node_.generation()}};
+}
+
+Result<Json> ControlApi::clusterPeerDelete(const ArgReader& args) {
+  if (auto st = args.onlyFields({"clusterId"}); !st) return st.error();
+  auto id = args.string("clusterId");
+  if (!id) return id.error();
+  if (auto st = node_.deleteClusterPeer(*id); !st) return st.error();
+  return Json{{"deleted", *id}, {"generation", node_.generation()}};
+}
+
+Result<Json> ControlApi::clusterPeers() const {
+  Json list = Json::array();
+  const dp::Snapshot* snap = node_.current();
+  size_t index = 0;
+  for (const auto& [id, peer] : node_.clusterPeers()) {
+    Json cidrs = Json::array();
+    for (const Ipv4Prefix& c : peer.spec.cidrs) cidrs.push_back(c.toString());
+    Json spis = Json::array();
+    for (const auto& in : peer.sas->inbound) spis.push_back(in.spi);
+    Json j = {{"clusterId", id},
+              {"gatewayIp", peer.spec.gatewayIp.toString()},
+              {"cidrs", cidrs},
+              {"tunnel", "esp-aes-gcm-128"},
+              {"outboundSpis", Json::array()},
+              {"inboundSpis", spis}};
+    for (unsigned w = 0; w < peer.sas->outbound.size(); ++w)
+      j["outboundSpis"].push_back(peer.sas->outbound[w]->spi());
+    if (snap && snap->clusterLinks && index < snap->clusterLinks->links.size()) {
+      const dp::ClusterLink& link = snap->clusterLinks->links[index];
+      j["resolved"] = link.resolved;
+      j["innerMtu"] = link.innerMtu;
+    }
+    list.push_back(std::move(j));
+    ++index;
+  }
+  return Json{{"clusterId", node_.settings().clusterId}, {"peers", list}};
 }
 
 Result<Json> ControlApi::observe(const ArgReader& args) const {

@@ -65,6 +65,9 @@ class ControlApi {
   Result<Json> policyLog(const ArgReader& args) const;
   Result<Json> policyCheck(const ArgReader& args) const;
   Result<Json> observe(const ArgReader& args) const;
+  Result<Json> clusterPeerSet(const ArgReader& args, const Json& raw);
+  Result<Json> clusterPeerDelete(const ArgReader& args);
+  Result<Json> clusterPeers() const;
 
   NodeController& node_;
   dataplane::DataplaneBackend& backend_;

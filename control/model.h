@@ -44,6 +44,8 @@ struct NodeSettings {
   std::string clusterDomain = "cluster.local";
   uint32_t dnsTtl = 5;
   std::vector<Ipv4Address> clusterDns;
+  // This cluster's ID among the clusters it links to (control/cluster_links.h); empty: none.
+  std::string clusterId;
 };
 
 // A pod network interface as the CNI plugin (or an operator) describes it.

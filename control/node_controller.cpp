@@ -40,9 +40,10 @@ Ipv4Address NodeController::nextHopFor(Ipv4Address endpoint) const {
 }
 
 Status NodeController::publish(NodeModel next) {
-  // The route table depends on the pods, the nodes and the uplink only: unchanged objects, the
-  // same table.
+  // The route table depends on the pods, the nodes, the peer clusters and the uplink only:
+  // unchanged objects, the same table.
   const bool sameRoutes = routes_ && next.pods == model_.pods && next.nodes == model_.nodes &&
+                          next.peers == model_.peers &&
                           next.uplink.has_value() == model_.uplink.has_value();
   const AssemblyInputs inputs{settings_, backend_.workerCount(), backend_.socketId(), resolver_};
   auto snap = assembleSnapshot(next, inputs, generation_ + 1, sameRoutes ? routes_ : nullptr);
@@ -52,6 +53,64 @@ Status NodeController::publish(NodeModel next) {
   model_ = std::move(next);
   backend_.publish(std::move(*snap));
   ++generation_;
+  return okStatus();
+}
+
+Status NodeController::setClusterPeer(const ClusterPeerSpec& spec) {
+  if (!model_.uplink)
+    return invalidArgument("cluster peer '" + spec.clusterId + "': this node has no uplink");
+  if (auto st = validatePeer(spec, settings_, *model_.peers); !st) return st;
+  if (!espDevice_) {
+    auto device = overlay::EspDevice::open(backend_.socketId());
+    if (!device) return device.error();
+    espDevice_ = std::move(*device);
+  }
+  PeerMap peers = *model_.peers;
+  auto existing = peers.find(spec.clusterId);
+  ClusterPeer peer{spec, nullptr, nullptr, ""};
+  const bool sameGateway =
+      existing != peers.end() && existing->second.spec.gatewayIp == spec.gatewayIp;
+  if (sameGateway && existing->second.spec.secret == spec.secret) {
+    // Same keys: the SAs go on, sequence numbers and replay windows included.
+    peer.sas = existing->second.sas;
+    peer.retired = existing->second.retired;
+    peer.retiredSecret = existing->second.retiredSecret;
+  } else if (sameGateway && existing->second.retired &&
+             existing->second.retiredSecret == spec.secret) {
+    // Back to the secret before: its SAs again (the other gateway's windows remember them).
+    peer.sas = existing->second.retired;
+    peer.retired = existing->second.sas;
+    peer.retiredSecret = existing->second.spec.secret;
+  } else {
+    auto sas = makePeerSas(espDevice_, settings_, spec, backend_.workerCount());
+    if (!sas) return sas.error();
+    peer.sas = std::move(*sas);
+    if (sameGateway) {
+      peer.retired = existing->second.sas;
+      peer.retiredSecret = existing->second.spec.secret;
+    }
+  }
+  peers[spec.clusterId] = std::move(peer);
+  NodeModel next = model_;
+  next.peers = std::make_shared<const PeerMap>(std::move(peers));
+  if (auto st = publish(std::move(next)); !st) return st;
+  updateWantedNeighbors();
+  spdlog::info("cluster peer {} set: gateway {}, {} prefix(es), {} SA(s) out, {} SPI(s) in",
+               spec.clusterId, spec.gatewayIp.toString(), spec.cidrs.size(), backend_.workerCount(),
+               kSasPerPeer);
+  return okStatus();
+}
+
+Status NodeController::deleteClusterPeer(const std::string& clusterId) {
+  if (!model_.peers->count(clusterId))
+    return makeError(ErrorCode::kNotFound, "no cluster peer '" + clusterId + "'");
+  PeerMap peers = *model_.peers;
+  peers.erase(clusterId);
+  NodeModel next = model_;
+  next.peers = std::make_shared<const PeerMap>(std::move(peers));
+  if (auto st = publish(std::move(next)); !st) return st;
+  updateWantedNeighbors();
+  spdlog::info("cluster peer {} removed", clusterId);
   return okStatus();
 }
 
@@ -615,6 +674,8 @@ void NodeController::updateWantedNeighbors() {
   for (const auto& [name, n] : *model_.nodes)
     if (name != settings_.nodeName) wanted.insert(nextHopFor(n.ip));
   if (model_.uplink && settings_.underlayGateway) wanted.insert(*settings_.underlayGateway);
+  for (const auto& [id, peer] : *model_.peers)
+    wanted.insert(underlayNextHop(settings_, peer.spec.gatewayIp));
   if (resolver_.setWanted(wanted, UnderlayResolver::TimePoint::clock::now())) (void)publish(model_);
 }
 

@@ -42,6 +42,11 @@ class NodeController {
   Status setNode(const NodeSpec& spec);
   Status deleteNode(const std::string& name);
   std::vector<NodeSpec> nodes() const;
+  // Peer clusters (cluster_links.h): adds or replaces one (its SAs made anew), or removes it.
+  // Validated first (errors name the field); nothing changes on any error.
+  Status setClusterPeer(const ClusterPeerSpec& spec);
+  Status deleteClusterPeer(const std::string& clusterId);
+  const PeerMap& clusterPeers() const { return *model_.peers; }
   // Services: one whole service (with its endpoints) at a time; applied atomically, flows to
   // backends that stay are not disturbed.
   Status setService(const ServiceSpec& spec);
@@ -143,6 +148,7 @@ class NodeController {
   UnderlayResolver resolver_;
   ServiceRegistry services_;
   std::shared_ptr<policy::PolicyRuntime> policyRuntime_;
+  std::shared_ptr<overlay::EspDevice> espDevice_;  // opened for the first peer cluster
   uint32_t policyGeneration_ = 0;
   uint64_t appliedGeneration_ = 0;                // the agent's, from the last apply
   const dataplane::Snapshot* current_ = nullptr;  // the last one published

@@ -93,6 +93,18 @@ Result<std::shared_ptr<const dp::RouteTable>> buildRoutes(const NodeModel& model
     // so that its kernel (kubelet, API server) and ours see pods and nodes unmasqueraded.
     if (model.host) routes.addRoute(Ipv4Prefix{n.ip, 32}, nhIndex);
   }
+  // Other clusters' prefixes, to their gateways (cluster_links.h; link index = map order).
+  if (model.uplink) {
+    uint32_t link = 0;
+    for (const auto& [id, peer] : *model.peers) {
+      dp::NextHop nh;
+      nh.kind = dp::NextHopKind::kRemoteCluster;
+      nh.drop = DropReason::kNone;
+      nh.remoteNode = link++;
+      const uint32_t nhIndex = routes.addNextHop(nh);
+      for (const Ipv4Prefix& c : peer.spec.cidrs) routes.addRoute(c, nhIndex);
+    }
+  }
   return std::move(routes).build(in.socketId);
 }
 
@@ -164,6 +176,8 @@ Result<std::unique_ptr<dp::Snapshot>> assembleSnapshot(
     auto overlay = buildOverlay(model, in);
     if (!overlay) return overlay.error();
     snap->overlay = std::move(*overlay);
+    if (!model.peers->empty())
+      snap->clusterLinks = buildClusterLinks(model.peers, in.settings, *model.uplink, in.resolver);
   }
   if (!routes) {
     auto built = buildRoutes(model, in);

@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 
+#include "control/cluster_links.h"
 #include "control/model.h"
 #include "control/underlay_resolver.h"
 #include "core/result.h"
@@ -42,6 +43,7 @@ struct NodeModel {
   std::shared_ptr<const lb::ServiceTable> services;   // null: no service applied yet
   std::shared_ptr<const policy::PolicyTable> policy;  // null: no policy applied yet
   std::shared_ptr<const dataplane::DnsTable> dns;     // null: the DNS responder is off
+  std::shared_ptr<const PeerMap> peers = std::make_shared<const PeerMap>();  // cluster_links.h
 };
 
 // What else goes into a snapshot: the daemon's settings, the engine's shape, the underlay MACs

@@ -41,6 +41,8 @@ class Counter {
   X(injected, "injected", "packets the control thread gave this worker to send")                   \
   X(arpRequests, "arp_requests", "underlay ARP requests sent (control thread)")                    \
   X(fragmentsSent, "fragments_sent", "fragments made of oversized packets without DF")             \
+  X(espSealed, "esp_sealed", "packets sealed with ESP for another cluster's gateway")              \
+  X(espOpened, "esp_opened", "ESP packets from another cluster's gateway opened")                  \
   X(serviceFlows, "service_flows", "new flows to a service, translated to a backend")              \
   X(masqueradeFlows, "masquerade_flows", "new flows leaving the cluster, masqueraded")             \
   X(resetsSent, "resets_sent",                                                                     \

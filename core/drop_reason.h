@@ -98,6 +98,12 @@ namespace nodeplane {
   X(kFragmentationFailed, "fragmentation_failed", "could not fragment an oversized packet")        \
   X(kEncapNoHeadroom, "encap_no_headroom", "no room in front of the packet for VXLAN headers")     \
   X(kNeighborUnresolved, "neighbor_unresolved", "the underlay next hop did not answer ARP")        \
+  X(kClusterLinkUnresolved, "cluster_link_unresolved",                                             \
+    "for another cluster, whose gateway's MAC is not known yet (never sent unsealed)")             \
+  X(kEspEncapFailed, "esp_encap_failed", "could not be sealed for another cluster (no room)")      \
+  X(kEspUnknownSpi, "esp_unknown_spi", "ESP to this node with an SPI of no peer cluster")          \
+  X(kEspReplayed, "esp_replayed", "ESP replayed, behind the anti-replay window, or malformed")     \
+  X(kEspBadIcv, "esp_bad_icv", "ESP whose integrity check failed (wrong key or altered)")          \
   X(kNeighborQueueFull, "neighbor_queue_full", "too many packets already waiting for ARP")         \
   X(kPuntQueueFull, "punt_queue_full", "the control thread's queue from this worker was full")     \
   X(kServiceNoEndpoints, "service_no_endpoints",                                                   \

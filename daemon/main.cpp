@@ -111,6 +111,7 @@ int main(int argc, char** argv) {
 
     control::NodeSettings settings;
     settings.nodeName = opts.nodeName;
+    settings.clusterId = opts.clusterId;
     settings.nodeIp = opts.nodeIp;
     settings.underlayPrefixLength = opts.underlayPrefixLength;
     settings.underlayGateway = opts.underlayGateway;

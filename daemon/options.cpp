@@ -162,6 +162,8 @@ Result<ParsedOptions> parseDaemonOptions(int argc, const char* const* argv) {
           "ICMP errors a worker may generate per second")
       ("conntrack-max", po::value<uint32_t>()->default_value(1u << 20),
           "tracked flows at most (all workers together)")
+      ("cluster-id", po::value<std::string>()->default_value(""),
+          "this cluster's ID among linked clusters (cluster.peer.set); a DNS label, empty: none")
       ("flow-log-size", po::value<uint32_t>()->default_value(4096),
           "flow log records each worker buffers for the control thread (npctl observe); a power "
           "of two, 0: no flow log")
@@ -371,6 +373,9 @@ Result<ParsedOptions> parseDaemonOptions(int argc, const char* const* argv) {
   o.icmpErrorsPerSecond = vm["icmp-errors-per-second"].as<uint32_t>();
   o.conntrackMax = vm["conntrack-max"].as<uint32_t>();
   o.flowLogSize = vm["flow-log-size"].as<uint32_t>();
+  o.clusterId = vm["cluster-id"].as<std::string>();
+  if (!o.clusterId.empty() && !isDnsLabel(o.clusterId))
+    return optionError("cluster-id", "'" + o.clusterId + "' is not a DNS label");
   if (o.flowLogSize != 0 && (o.flowLogSize < 64 || o.flowLogSize > (1u << 20) ||
                              (o.flowLogSize & (o.flowLogSize - 1)) != 0))
     return optionError("flow-log-size", "not 0 or a power of two from 64 to 1048576");

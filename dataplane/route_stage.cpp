@@ -83,6 +83,31 @@ void toRemoteNode(rte_mbuf* m, PacketMeta& meta, const NextHop& nh, const Snapsh
   meta.setTransmit(table.uplinkPort());
 }
 
+// To another cluster: checked here (TTL, size, MSS) and queued on the link's TX buffer, which
+// seals it with ESP as it is flushed (tx_buffers.h, cluster_link.h).
+void toRemoteCluster(rte_mbuf* m, PacketMeta& meta, const NextHop& nh, const Snapshot& snapshot,
+                     WorkerContext& ctx) {
+  const ClusterLinkTable* links = snapshot.clusterLinks.get();
+  if (links == nullptr || nh.remoteNode >= links->links.size())
+    return meta.setDrop(DropReason::kNoRoute);
+  // What came from another cluster (or node) is not relayed to a cluster again.
+  if (meta.flags & (kFlagFromOverlay | kFlagFromUplink))
+    return meta.setDrop(DropReason::kOverlayLoop);
+  if (meta.l3Offset != sizeof(rte_ether_hdr)) return meta.setDrop(DropReason::kEspEncapFailed);
+  const ClusterLink& link = links->links[nh.remoteNode];
+  auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, meta.l3Offset);
+  if (ip->time_to_live <= 1)
+    return rejectWithIcmp(m, meta, DropReason::kIpv4TtlExpired, kIcmpTimeExceeded,
+                          kIcmpCodeTtlExceededInTransit, 0, snapshot, ctx);
+  if (wireLength(m, meta) > link.innerMtu)
+    return rejectWithIcmp(m, meta, DropReason::kFragmentationNeeded, kIcmpDestinationUnreachable,
+                          kIcmpCodeFragmentationNeeded, rte_cpu_to_be_32(link.innerMtu), snapshot,
+                          ctx);
+  decrementTtl(ip);
+  overlay::clampMss(m, meta, link.innerMtu - kTcpIpHeaders);
+  meta.setTransmit(static_cast<uint16_t>(kFirstLinkPort + nh.remoteNode));
+}
+
 // Out of the cluster (masqueraded pod traffic): to the underlay gateway.
 void toUplink(rte_mbuf* m, PacketMeta& meta, const Snapshot& snapshot, WorkerContext& ctx) {
   const overlay::OverlayTable& table = *snapshot.overlay;
@@ -156,6 +181,10 @@ void routeStage(Burst& burst, const Snapshot& snapshot, WorkerContext& ctx) {
     const NextHop& nh = snapshot.routes->nextHop(nextHops[j]);
     if (nh.kind == NextHopKind::kRemoteNode) {
       toRemoteNode(m, meta, nh, snapshot, ctx);
+      continue;
+    }
+    if (nh.kind == NextHopKind::kRemoteCluster) {
+      toRemoteCluster(m, meta, nh, snapshot, ctx);
       continue;
     }
     if (nh.kind == NextHopKind::kUplink) {

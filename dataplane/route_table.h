@@ -19,12 +19,13 @@ struct rte_fib;
 namespace nodeplane::dataplane {
 
 enum class NextHopKind : uint8_t {
-  kDrop,        // no usable route: dropped with NextHop::drop
-  kLocalPod,    // a pod on this node: rewrite MACs, send on its port
-  kGateway,     // the pods' link-local gateway address (answered by the data plane)
-  kRemoteNode,  // a pod CIDR of another node: VXLAN to it (remoteNode: index in the overlay)
-  kUplink,      // out of the cluster: to the underlay gateway on the uplink
-  kHost,        // the node's own address: to the node's kernel on the host port (like kLocalPod)
+  kDrop,           // no usable route: dropped with NextHop::drop
+  kLocalPod,       // a pod on this node: rewrite MACs, send on its port
+  kGateway,        // the pods' link-local gateway address (answered by the data plane)
+  kRemoteNode,     // a pod CIDR of another node: VXLAN to it (remoteNode: index in the overlay)
+  kUplink,         // out of the cluster: to the underlay gateway on the uplink
+  kHost,           // the node's own address: to the node's kernel on the host port (like kLocalPod)
+  kRemoteCluster,  // another cluster's prefix: sealed to its gateway (remoteNode: link index)
 };
 
 struct NextHop {

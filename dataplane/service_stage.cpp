@@ -413,15 +413,18 @@ struct Found {
   ServiceAccess access = ServiceAccess::kCluster;
 };
 
-// Another node's own address, reached through the overlay and its host path (routed so only
-// when this node has a host path): never masqueraded, so that node's kernel sees the pod. One
-// route lookup, for new flows leaving the cluster only.
-bool toOtherNode(rte_be32_t dst, const Snapshot& snap) {
-  if (!snap.settings.hostPath) return false;
+// Where a new flow leaving the cluster is not masqueraded, found with one route lookup (for new
+// flows leaving the cluster only): another node's own address, reached through the overlay and
+// its host path (routed so only when this node has a host path), so that node's kernel sees the
+// pod; and another cluster's prefixes, reached through its gateway, whose pods see ours.
+bool keepsItsSource(rte_be32_t dst, const Snapshot& snap) {
+  if (!snap.settings.hostPath && snap.clusterLinks == nullptr) return false;
   const uint32_t ip = rte_be_to_cpu_32(dst);
   uint64_t nh;
   snap.routes->lookup(&ip, &nh, 1);
-  return snap.routes->nextHop(nh).kind == NextHopKind::kRemoteNode;
+  const NextHopKind kind = snap.routes->nextHop(nh).kind;
+  return kind == NextHopKind::kRemoteCluster ||
+         (kind == NextHopKind::kRemoteNode && snap.settings.hostPath);
 }
 
 void untracked(rte_mbuf* m, PacketMeta& meta, const FlowKey* key, const Found& service,
@@ -451,7 +454,7 @@ void untracked(rte_mbuf* m, PacketMeta& meta, const FlowKey* key, const Found& s
   // Leaving the cluster from a pod: masquerade.
   if (s.masquerade && !(meta.flags & (kFlagFromOverlay | kFlagFromHost)) &&
       !inPrefix(meta.dstIp, s.clusterCidr, s.clusterCidrMask) &&
-      !inPrefix(meta.dstIp, s.podCidr, s.podCidrMask) && !toOtherNode(meta.dstIp, fc.snap)) {
+      !inPrefix(meta.dstIp, s.podCidr, s.podCidrMask) && !keepsItsSource(meta.dstIp, fc.snap)) {
     if (!key) return meta.setDrop(DropReason::kMasqueradeUnsupported);
     return newMasqueradeFlow(m, meta, *key, fc);
   }

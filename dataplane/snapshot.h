@@ -13,6 +13,7 @@
 #include <memory>
 #include <vector>
 
+#include "dataplane/cluster_link.h"
 #include "dataplane/route_table.h"
 #include "dns/zone.h"
 #include "lb/service_table.h"
@@ -30,9 +31,15 @@ namespace nodeplane::dataplane {
 inline constexpr uint16_t kMaxEthPorts = RTE_MAX_ETHPORTS;
 inline constexpr uint16_t kFirstPodPort = kMaxEthPorts;
 inline constexpr uint16_t kMaxPodPorts = 1024;
-inline constexpr uint16_t kMaxPorts = kMaxEthPorts + kMaxPodPorts;
+// Links to other clusters' gateways (cluster_link.h): TX buffers only, never polled.
+inline constexpr uint16_t kFirstLinkPort = kFirstPodPort + kMaxPodPorts;
+inline constexpr uint16_t kMaxClusterLinks = 16;
+inline constexpr uint16_t kMaxPorts = kMaxEthPorts + kMaxPodPorts + kMaxClusterLinks;
 inline constexpr bool isPodPort(uint16_t port) {
-  return port >= kFirstPodPort;
+  return port >= kFirstPodPort && port < kFirstLinkPort;
+}
+inline constexpr bool isLinkPort(uint16_t port) {
+  return port >= kFirstLinkPort;
 }
 
 // kHost: the node's own kernel, through a veth pair nodeplane made (control/host_path.h).
@@ -94,8 +101,9 @@ struct Snapshot {
   // null: no policy applied yet (pod flows are not tracked); else every pod flow of this node is
   // tracked and carries its verdict.
   std::shared_ptr<const policy::PolicyTable> policy;
-  std::shared_ptr<const DnsTable> dns;  // null: the responder is off
-  std::vector<WorkerPlan> workers;      // one per worker, by worker index
+  std::shared_ptr<const DnsTable> dns;                   // null: the responder is off
+  std::shared_ptr<const ClusterLinkTable> clusterLinks;  // null: no peer cluster
+  std::vector<WorkerPlan> workers;                       // one per worker, by worker index
 };
 
 // Publishes snapshots to the workers and reclaims old ones after their grace period.

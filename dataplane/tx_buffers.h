@@ -9,6 +9,8 @@
 #include <rte_ring.h>
 #include <rte_ring_elem.h>
 
+#include <algorithm>
+
 #include "core/counters.h"
 #include "core/packet.h"
 #include "dataplane/capture.h"
@@ -41,6 +43,10 @@ class TxBuffers {
     b.pkts[b.count++] = m;
   }
 
+  // The links to other clusters of the snapshot this loop iteration runs under (the worker sets
+  // it before the first packet is queued); null: none.
+  void setClusterLinks(const ClusterLinkTable* links) { links_ = links; }
+
   void flushAll() {
     for (uint16_t i = 0; i < dirtyCount_; ++i) {
       flush(dirty_[i]);
@@ -59,7 +65,9 @@ class TxBuffers {
   void flush(uint16_t port) {
     Buffer& b = buffers_[port];
     if (b.count == 0) return;
-    if (isPodPort(port)) {
+    if (isLinkPort(port)) {
+      flushLink(port - kFirstLinkPort, b);
+    } else if (isPodPort(port)) {
       // TCP segments from a wire go in as super-packets (offload.h).
       const uint16_t count = coalesceForPod(b.pkts, b.count, *counters_);
       tap(port, b.pkts, count);
@@ -82,6 +90,67 @@ class TxBuffers {
       sendToEthdev(port, wire, count);
     }
     b.count = 0;
+  }
+
+  // Packets for another cluster: segmented and checksummed as for any wire, each in one buffer
+  // (copied when rte_gso left it a header and payload references), sealed with this worker's SA
+  // for the link, addressed to the gateway's MAC and sent on the uplink. Until that MAC is known
+  // the link drops: nothing leaves unsealed.
+  void flushLink(uint16_t index, Buffer& b) {
+    const ClusterLink* link =
+        links_ != nullptr && index < links_->links.size() ? &links_->links[index] : nullptr;
+    if (link == nullptr || !link->resolved || link->outbound.size() <= queue_) {
+      counters_->drop(DropReason::kClusterLinkUnresolved, b.count);
+      rte_pktmbuf_free_bulk(b.pkts, b.count);
+      return;
+    }
+    rte_mbuf* wire[kCapacity + kMaxGsoSegments];
+    uint16_t count = 0;
+    for (uint16_t i = 0; i < b.count; ++i) {
+      count =
+          static_cast<uint16_t>(count + prepareForWire(b.pkts[i], wire + count, gso_, *counters_));
+      if (count > kCapacity) {
+        sealAndSend(*link, wire, count);
+        count = 0;
+      }
+    }
+    sealAndSend(*link, wire, count);
+  }
+
+  void sealAndSend(const ClusterLink& link, rte_mbuf** pkts, uint16_t count) {
+    uint16_t kept = 0;
+    for (uint16_t i = 0; i < count; ++i) {
+      rte_mbuf* m = pkts[i];
+      if (m->nb_segs != 1 || RTE_MBUF_HAS_EXTBUF(m) || RTE_MBUF_CLONED(m)) {
+        rte_mbuf* flat = rte_pktmbuf_copy(m, gso_.direct_pool, 0, UINT32_MAX);
+        rte_pktmbuf_free(m);
+        if (flat == nullptr || flat->nb_segs != 1) {
+          if (flat != nullptr) rte_pktmbuf_free(flat);
+          counters_->drop(DropReason::kEspEncapFailed);
+          continue;
+        }
+        m = flat;
+      }
+      m->ol_flags &= ~RTE_MBUF_F_TX_OFFLOAD_MASK;
+      pkts[kept++] = m;
+    }
+    for (uint16_t at = 0; at < kept;) {
+      const uint16_t n = std::min<uint16_t>(64, static_cast<uint16_t>(kept - at));
+      rte_mbuf** batch = pkts + at;
+      const uint16_t sealed = link.outbound[queue_]->process(batch, n);
+      for (uint16_t i = 0; i < sealed; ++i) {
+        auto* eth = rte_pktmbuf_mtod(batch[i], rte_ether_hdr*);
+        eth->dst_addr = link.dstMac;
+        eth->src_addr = link.srcMac;
+      }
+      counters_->espSealed.add(sealed);
+      if (sealed < n) {
+        counters_->drop(DropReason::kEspEncapFailed, n - sealed);
+        rte_pktmbuf_free_bulk(batch + sealed, n - sealed);
+      }
+      sendToEthdev(link.uplinkPort, batch, sealed);
+      at = static_cast<uint16_t>(at + n);
+    }
   }
 
   void sendToEthdev(uint16_t port, rte_mbuf** pkts, uint16_t count) {
@@ -108,6 +177,7 @@ class TxBuffers {
   PodPort* const* podPorts_;
   rte_gso_ctx gso_;
   const std::atomic<CaptureSession*>* capture_;
+  const ClusterLinkTable* links_ = nullptr;
   uint16_t dirtyCount_ = 0;
   uint16_t dirty_[kMaxPorts];
   Buffer buffers_[kMaxPorts];

@@ -9,6 +9,8 @@
 #include "overlay/decap.h"
 #include "overlay/encap.h"
 
+#include <cstring>
+
 namespace nodeplane::dataplane {
 
 namespace {
@@ -64,6 +66,32 @@ void handleVxlan(rte_mbuf* m, PacketMeta& meta, const Snapshot& snapshot,
   meta.flags |= kFlagFromOverlay;  // the route stage takes it from here
 }
 
+// ESP from another cluster's gateway: opened with this worker's SA for its SPI; the inner packet
+// goes on as if from the overlay (routed to a local pod by the route stage).
+void handleEsp(rte_mbuf* m, PacketMeta& meta, const Snapshot& snapshot, WorkerContext& ctx) {
+  const ClusterLinkTable* links = snapshot.clusterLinks.get();
+  if (meta.flags & kFlagFragment) return meta.setDrop(DropReason::kEspReplayed);
+  rte_be32_t spiWire;
+  if (links == nullptr || meta.l3Offset != sizeof(rte_ether_hdr) ||
+      rte_pktmbuf_data_len(m) < meta.l4Offset + 8u)
+    return meta.setDrop(DropReason::kEspUnknownSpi);
+  std::memcpy(&spiWire, rte_pktmbuf_mtod_offset(m, const uint8_t*, meta.l4Offset), 4);
+  const ClusterLinkTable::Inbound* in = links->findSpi(rte_be_to_cpu_32(spiWire));
+  if (in == nullptr || in->byWorker.size() <= ctx.workerIndex)
+    return meta.setDrop(DropReason::kEspUnknownSpi);
+  if (ctx.dryRun) return meta.setDrop(DropReason::kEspUnknownSpi);  // a trace opens nothing
+  uint16_t replayed = 0;
+  rte_mbuf* one[1] = {m};
+  if (in->byWorker[ctx.workerIndex]->process(one, 1, &replayed) != 1)
+    return meta.setDrop(replayed ? DropReason::kEspReplayed : DropReason::kEspBadIcv);
+  ctx.counters->espOpened.add();
+  parsePacket(m, meta);  // the inner packet, bounded like any other
+  if (meta.action == Action::kDrop) return;
+  if (meta.l3 != L3Kind::kIpv4) return meta.setDrop(DropReason::kVxlanInnerNotIpv4);
+  if (meta.srcIp == snapshot.settings.nodeIp) return meta.setDrop(DropReason::kSourceIsNode);
+  meta.flags |= kFlagFromOverlay;
+}
+
 }  // namespace
 
 void uplinkIngressStage(Burst& burst, const Snapshot& snapshot, WorkerContext& ctx) {
@@ -102,6 +130,11 @@ void uplinkIngressStage(Burst& burst, const Snapshot& snapshot, WorkerContext& c
         meta.dstPort == table->udpPort()) {
       meta.flags &= ~kFlagFromUplink;
       handleVxlan(m, meta, snapshot, *table, ctx);
+      continue;
+    }
+    if (meta.ipProto == IPPROTO_ESP) {
+      meta.flags &= ~kFlagFromUplink;
+      handleEsp(m, meta, snapshot, ctx);
       continue;
     }
     if (meta.ipProto == IPPROTO_ICMP && !(meta.flags & kFlagFragment) &&

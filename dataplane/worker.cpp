@@ -71,6 +71,7 @@ void Worker::run() {
       configuredGeneration = snapshot->generation;
       context_.generation = configuredGeneration;
     }
+    tx_.setClusterLinks(snapshot->clusterLinks.get());
     // What the control thread wants sent (ARP requests, packets that waited for ARP, fragments).
     InjectedPacket injected[kMaxBurst];
     const unsigned injectedCount = rte_ring_sc_dequeue_burst_elem(

@@ -1,0 +1,146 @@
+#include "control/cluster_links.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "control/snapshot_assembly.h"
+#include "core/names.h"
+
+namespace nodeplane::control {
+
+namespace {
+
+bool overlaps(const Ipv4Prefix& a, const Ipv4Prefix& b) {
+  return a.contains(b.address) || b.contains(a.address);
+}
+
+}  // namespace
+
+uint32_t clusterSpi(const std::string& secret, const std::string& from, const std::string& to,
+                    unsigned index) {
+  auto derived = overlay::deriveEspKey(secret, "spi " + from + "->" + to);
+  uint32_t bits = 0;
+  if (derived) std::memcpy(&bits, derived->bytes.data(), sizeof(bits));
+  return 0x10000000u | (bits & 0x0fffff00u) | (index & 0xffu);
+}
+
+uint32_t clusterLinkMtu(const NodeSettings& settings) {
+  return settings.mtu - overlay::EspSa::kOverhead;
+}
+
+Status validatePeer(const ClusterPeerSpec& peer, const NodeSettings& settings,
+                    const PeerMap& others) {
+  const std::string what = "cluster peer '" + peer.clusterId + "'";
+  if (settings.clusterId.empty())
+    return invalidArgument("cluster.peer.set: this node has no --cluster-id");
+  if (!isDnsLabel(peer.clusterId))
+    return invalidArgument("clusterId: '" + peer.clusterId + "' is not a DNS label");
+  if (peer.clusterId == settings.clusterId)
+    return invalidArgument("clusterId: '" + peer.clusterId + "' is this cluster's own ID");
+  if (peer.gatewayIp.value == 0 || peer.gatewayIp == settings.nodeIp)
+    return invalidArgument(what + ": gatewayIp: " + peer.gatewayIp.toString() +
+                           " is not another gateway's address");
+  if (peer.secret.size() < 16) return invalidArgument(what + ": secret: at least 16 bytes");
+  if (peer.cidrs.empty()) return invalidArgument(what + ": cidrs: none given");
+  std::vector<std::pair<std::string, Ipv4Prefix>> ours = {
+      {"this node's pod CIDR", settings.podCidr}};
+  if (settings.clusterCidr) ours.push_back({"this cluster's CIDR", *settings.clusterCidr});
+  if (settings.serviceCidr) ours.push_back({"this cluster's service CIDR", *settings.serviceCidr});
+  for (const auto& [id, other] : others)
+    if (id != peer.clusterId)
+      for (const Ipv4Prefix& c : other.spec.cidrs) ours.push_back({"cluster peer '" + id + "'", c});
+  for (const Ipv4Prefix& c : peer.cidrs) {
+    if (c.length == 0) return invalidArgument(what + ": cidrs: 0.0.0.0/0 is everything");
+    for (const auto& [whose, o] : ours)
+      if (overlaps(c, o))
+        return invalidArgument(what + ": cidrs: " + c.toString() + " overlaps " + whose + " " +
+                               o.toString());
+  }
+  if (!others.count(peer.clusterId) && others.size() >= dataplane::kMaxClusterLinks)
+    return makeError(
+        ErrorCode::kResourceExhausted,
+        what + ": more than " + std::to_string(dataplane::kMaxClusterLinks) + " peer clusters");
+  for (const auto& [id, other] : others) {
+    if (id == peer.clusterId) continue;
+    if ((clusterSpi(peer.secret, peer.clusterId, settings.clusterId, 0) & ~0xffu) ==
+        (clusterSpi(other.spec.secret, id, settings.clusterId, 0) & ~0xffu))
+      return invalidArgument(what + ": secret: its SPIs collide with cluster peer '" + id +
+                             "'s (choose another secret)");
+  }
+  return okStatus();
+}
+
+Result<std::shared_ptr<PeerSas>> makePeerSas(std::shared_ptr<overlay::EspDevice> device,
+                                             const NodeSettings& settings,
+                                             const ClusterPeerSpec& peer, unsigned workers) {
+  const std::string& localId = settings.clusterId;
+  auto sas = std::make_shared<PeerSas>();
+  sas->device = device;
+  auto make = [&](const std::string& from, const std::string& to, unsigned index,
+                  bool outbound) -> Result<std::unique_ptr<overlay::EspSa>> {
+    overlay::EspSaSpec spec;
+    spec.spi = clusterSpi(peer.secret, from, to, index);
+    auto key = overlay::deriveEspKey(peer.secret, from + "->" + to + "/" + std::to_string(index));
+    if (!key) return key.error();
+    spec.key = *key;
+    spec.outbound = outbound;
+    spec.localAddress = settings.nodeIp;
+    spec.remoteAddress = peer.gatewayIp;
+    return overlay::EspSa::create(*device, spec);
+  };
+  for (unsigned w = 0; w < workers; ++w) {
+    auto sa = make(localId, peer.clusterId, w, true);
+    if (!sa) return sa.error();
+    sas->outbound.push_back(std::move(*sa));
+  }
+  for (unsigned i = 0; i < kSasPerPeer; ++i) {
+    PeerSas::Inbound in;
+    in.spi = clusterSpi(peer.secret, peer.clusterId, localId, i);
+    for (unsigned w = 0; w < workers; ++w) {
+      auto sa = make(peer.clusterId, localId, i, false);
+      if (!sa) return sa.error();
+      in.byWorker.push_back(std::move(*sa));
+    }
+    sas->inbound.push_back(std::move(in));
+  }
+  return sas;
+}
+
+std::shared_ptr<const dataplane::ClusterLinkTable> buildClusterLinks(
+    const std::shared_ptr<const PeerMap>& peers, const NodeSettings& settings,
+    const dataplane::PortInfo& uplink, const UnderlayResolver& resolver) {
+  auto table = std::make_shared<dataplane::ClusterLinkTable>();
+  table->owner = peers;
+  uint16_t index = 0;
+  for (const auto& [id, peer] : *peers) {
+    dataplane::ClusterLink link;
+    link.gatewayIp = rte_cpu_to_be_32(peer.spec.gatewayIp.value);
+    const Ipv4Address nextHop = underlayNextHop(settings, peer.spec.gatewayIp);
+    link.nextHopIp = rte_cpu_to_be_32(nextHop.value);
+    if (auto mac = resolver.mac(nextHop)) {
+      std::copy(mac->bytes.begin(), mac->bytes.end(), link.dstMac.addr_bytes);
+      link.resolved = true;
+    }
+    std::copy(uplink.mac.bytes.begin(), uplink.mac.bytes.end(), link.srcMac.addr_bytes);
+    link.uplinkPort = uplink.id;
+    link.innerMtu = clusterLinkMtu(settings);
+    for (const auto& sa : peer.sas->outbound) link.outbound.push_back(sa.get());
+    for (const PeerSas* sas : {peer.sas.get(), peer.retired.get()}) {
+      if (sas == nullptr) continue;
+      for (const PeerSas::Inbound& in : sas->inbound) {
+        dataplane::ClusterLinkTable::Inbound entry;
+        entry.spi = in.spi;
+        entry.link = index;
+        for (const auto& sa : in.byWorker) entry.byWorker.push_back(sa.get());
+        table->inbound.push_back(std::move(entry));
+      }
+    }
+    table->links.push_back(std::move(link));
+    ++index;
+  }
+  std::sort(table->inbound.begin(), table->inbound.end(),
+            [](const auto& a, const auto& b) { return a.spi < b.spi; });
+  return table;
+}
+
+}  // namespace nodeplane::control

@@ -59,6 +59,8 @@ commands:
                               the flow log as JSON lines: new flows' verdicts and translations,
                               policy denials with the policy, drops with their reason
                               (V: forwarded, dropped, policy-denied, l7-denied)
+  cluster peers               peer clusters: gateways, prefixes, SPIs, link state (JSON)
+                              (set one: npctl call cluster.peer.set '{"clusterId": ...}')
   capture --port NAME [--filter BPF] [--count N] [--duration S] [--snaplen N]
           [--direction rx|tx|both] -w FILE|-
                               capture a port's packets (npctl ports: uplink, host or NS/NAME)
@@ -474,6 +476,9 @@ int main(int argc, char** argv) {
       std::cerr << "npctl: policy apply: " << words[2] << " is not a JSON object\n";
       return 2;
     }
+    json = true;
+  } else if (cmd == "cluster" && words.size() == 2 && words[1] == "peers") {
+    op = "cluster.peers";
     json = true;
   } else if (cmd == "observe") {
     return nodeplane::control::npctl::observe(socket, words);

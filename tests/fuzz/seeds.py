@@ -169,6 +169,9 @@ def control_line():
         "capture-start": line("capture.start", {"port": "shop/c1", "filter": "tcp port 80",
                                                 "snaplen": 128, "direction": "rx"}),
         "capture-read": line("capture.read", {"session": 1}),
+        "cluster-peer": line("cluster.peer.set", {"clusterId": "west", "gatewayIp": "192.168.50.20",
+                                                  "cidrs": ["10.245.0.0/16"],
+                                                  "secret": "sixteen bytes at least"}),
         "capture-stop": line("capture.stop", {"session": 1}),
     }
     for name, data in seeds.items():

@@ -78,6 +78,7 @@ bench: build
 	/usr/bin/python3 perf/dns_bench.py
 	/usr/bin/python3 perf/metrics_bench.py
 	/usr/bin/python3 perf/pod_bench.py
+	/usr/bin/python3 perf/cluster_link_bench.py
 	/usr/bin/python3 perf/k8s_bench.py --pods 50
 
 format: deps

@@ -81,16 +81,45 @@ void setIpChecksum(rte_mbuf* m, uint16_t offset) {
 }
 
 // The complete TCP or UDP checksum over the whole datagram (every segment of `m`).
+// The TCP/UDP checksum of a packet whose L4 part may span several segments. Not DPDK's
+// rte_ipv4_udptcp_cksum_mbuf: in 22.11 it byte-swaps a segment's sum unfolded when the segment
+// starts at an odd offset of the L4 data, losing the carries, so a GSO segment whose payload
+// spans pieces of odd length (a chained super-packet's) went out with a wrong checksum. Each
+// piece is folded to 16 bits here before the swap.
+uint16_t l4ChecksumOfChain(const rte_mbuf* m, const rte_ipv4_hdr* ip, uint32_t l4Offset) {
+  const uint32_t ipHeader = (ip->version_ihl & 0xf) * 4u;
+  uint32_t remaining = rte_be_to_cpu_16(ip->total_length) - ipHeader;
+  uint32_t sum = rte_ipv4_phdr_cksum(ip, 0);
+  uint32_t done = 0;
+  uint32_t offset = l4Offset;
+  for (const rte_mbuf* seg = m; seg != nullptr && remaining != 0; seg = seg->next) {
+    if (offset >= seg->data_len) {
+      offset -= seg->data_len;
+      continue;
+    }
+    const uint32_t n = std::min<uint32_t>(seg->data_len - offset, remaining);
+    uint32_t part = __rte_raw_cksum_reduce(
+        __rte_raw_cksum(rte_pktmbuf_mtod_offset(seg, const void*, offset), n, 0));
+    if (done & 1) part = rte_bswap16(static_cast<uint16_t>(part));
+    sum += part;
+    done += n;
+    remaining -= n;
+    offset = 0;
+  }
+  const uint16_t c = static_cast<uint16_t>(~__rte_raw_cksum_reduce(sum));
+  return c == 0 ? 0xffff : c;
+}
+
 void setL4Checksum(rte_mbuf* m, const Headers& h) {
   auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, h.l3);
   if (h.protocol == IPPROTO_TCP) {
     auto* tcp = rte_pktmbuf_mtod_offset(m, rte_tcp_hdr*, h.l4);
     tcp->cksum = 0;
-    tcp->cksum = rte_ipv4_udptcp_cksum_mbuf(m, ip, h.l4);
+    tcp->cksum = l4ChecksumOfChain(m, ip, h.l4);
   } else {
     auto* udp = rte_pktmbuf_mtod_offset(m, rte_udp_hdr*, h.l4);
     udp->dgram_cksum = 0;
-    udp->dgram_cksum = rte_ipv4_udptcp_cksum_mbuf(m, ip, h.l4);
+    udp->dgram_cksum = l4ChecksumOfChain(m, ip, h.l4);
   }
 }
 

@@ -108,6 +108,42 @@ TEST(PrepareForWire, SegmentsATcpSuperPacketAtTheSendersSegmentSize) {
   expectSegments(out, count, 14, payload, mss, 5000);
 }
 
+// `bytes` as a chain: a first piece of `first` bytes, then pieces of `piece` bytes.
+rte_mbuf* oddPieces(const Bytes& bytes, size_t first, size_t piece) {
+  rte_mbuf* head = nullptr;
+  for (size_t at = 0; at < bytes.size();) {
+    const size_t n = std::min(bytes.size() - at, at == 0 ? first : piece);
+    rte_mbuf* m = rte_pktmbuf_alloc(testing::testPool());
+    std::memcpy(rte_pktmbuf_append(m, static_cast<uint16_t>(n)), &bytes[at], n);
+    if (head == nullptr)
+      head = m;
+    else
+      EXPECT_EQ(rte_pktmbuf_chain(head, m), 0);
+    at += n;
+  }
+  return head;
+}
+
+// A super-packet in pieces of odd length (as a pod port may chain one): segments whose payload
+// starts inside a piece at an odd offset. DPDK 22.11's rte_ipv4_udptcp_cksum_mbuf got these
+// wrong (an unfolded sum byte-swapped); every segment's checksum must verify when flattened.
+TEST(PrepareForWire, SegmentChecksumsAreExactWhenThePayloadSpansOddPieces) {
+  const size_t payload = 20000;
+  const uint16_t mss = 1391;
+  for (uint16_t first : {uint16_t{66 + 101}, uint16_t{66 + 1001}, uint16_t{66 + 7}}) {
+    SCOPED_TRACE(first);
+    rte_mbuf* m = oddPieces(superFrame(payload), first, 1001);
+    makePartial(m, 14, RTE_MBUF_F_TX_TCP_CKSUM | RTE_MBUF_F_TX_TCP_SEG);
+    m->tso_segsz = mss;
+    WorkerCounters counters;
+    rte_mbuf* out[kMaxGsoSegments];
+    const rte_gso_ctx gso = makeGsoContext(testing::testPool(), indirectPool());
+    const uint16_t count = prepareForWire(m, out, gso, counters);
+    ASSERT_EQ(count, (payload + mss - 1) / mss);
+    expectSegments(out, count, 14, payload, mss, 5000);
+  }
+}
+
 TEST(PrepareForWire, SegmentsAVxlanEncapsulatedSuperPacket) {
   const size_t payload = 20000;
   const uint16_t mss = 1398;

@@ -114,6 +114,7 @@ void UnderlayResolver::handleFragment(rte_mbuf* m, const dp::Snapshot* current) 
   uint64_t nhIndex = 0;
   current->routes->lookup(&dst, &nhIndex, 1);
   const dp::NextHop& nh = current->routes->nextHop(nhIndex);
+  if (nh.kind == dp::NextHopKind::kRemoteCluster) return fragmentForCluster(m, meta, nh, *current);
   if (nh.kind != dp::NextHopKind::kRemoteNode) return drop(m, DropReason::kNoRoute);
   const overlay::OverlayTable& table = *current->overlay;
   const overlay::RemoteNode& node = table.node(nh.remoteNode);
@@ -157,6 +158,49 @@ void UnderlayResolver::handleFragment(rte_mbuf* m, const dp::Snapshot* current) 
     }
     backend_.controlCounters().fragmentsSent.add();
     transmitEncapsulated(f, Ipv4Address{rte_be_to_cpu_32(node.nextHopIp)});
+  }
+}
+
+// For another cluster: the fragments, each behind an Ethernet header, go to the link's TX buffer
+// on a worker, which seals them like any packet for that cluster.
+void UnderlayResolver::fragmentForCluster(rte_mbuf* m, const PacketMeta& meta,
+                                          const dp::NextHop& nh, const dp::Snapshot& current) {
+  if (!current.clusterLinks || nh.remoteNode >= current.clusterLinks->links.size())
+    return drop(m, DropReason::kNoRoute);
+  const dp::ClusterLink& link = current.clusterLinks->links[nh.remoteNode];
+  auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, meta.l3Offset);
+  if (ip->time_to_live <= 1) return drop(m, DropReason::kIpv4TtlExpired);
+  decrementTtl(ip);
+  rte_pktmbuf_adj(m, meta.l3Offset);
+  if (m->pkt_len > meta.ipTotalLength) rte_pktmbuf_trim(m, m->pkt_len - meta.ipTotalLength);
+  rte_mbuf* fragments[kMaxFragments];
+  const int count =
+      rte_ipv4_fragment_packet(m, fragments, kMaxFragments, static_cast<uint16_t>(link.innerMtu),
+                               backend_.mempool(), backend_.mempool());
+  rte_pktmbuf_free(m);
+  if (count <= 0) {
+    backend_.controlCounters().drop(DropReason::kFragmentationFailed);
+    return;
+  }
+  const uint16_t port = static_cast<uint16_t>(dp::kFirstLinkPort + nh.remoteNode);
+  for (int i = 0; i < count; ++i) {
+    rte_mbuf* f = fragments[i];
+    if (rte_pktmbuf_linearize(f) != 0) {
+      drop(f, DropReason::kFragmentationFailed);
+      continue;
+    }
+    auto* fragIp = rte_pktmbuf_mtod(f, rte_ipv4_hdr*);
+    fragIp->hdr_checksum = 0;
+    fragIp->hdr_checksum = rte_ipv4_cksum(fragIp);
+    auto* eth = reinterpret_cast<rte_ether_hdr*>(rte_pktmbuf_prepend(f, sizeof(rte_ether_hdr)));
+    if (eth == nullptr) {
+      drop(f, DropReason::kEspEncapFailed);
+      continue;
+    }
+    std::memset(eth, 0, sizeof(*eth));  // the link writes the gateway's MACs once sealed
+    eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
+    backend_.controlCounters().fragmentsSent.add();
+    if (!backend_.inject(port, f)) drop(f, DropReason::kTxQueueFull);
   }
 }
 

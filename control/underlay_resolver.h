@@ -48,6 +48,8 @@ class UnderlayResolver {
   bool handleArp(rte_mbuf* m, TimePoint now);
   void handleAwaitingNeighbor(rte_mbuf* m, Ipv4Address nextHop);
   void handleFragment(rte_mbuf* m, const dataplane::Snapshot* current);
+  void fragmentForCluster(rte_mbuf* m, const PacketMeta& meta, const dataplane::NextHop& nh,
+                          const dataplane::Snapshot& current);
   void sendArp(Ipv4Address target, std::optional<MacAddress> unicastTo, bool gratuitous = false);
   void sendHeld(Ipv4Address ip, const MacAddress& mac);
   void transmitEncapsulated(rte_mbuf* m, Ipv4Address nextHop);

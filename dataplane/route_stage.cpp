@@ -99,10 +99,15 @@ void toRemoteCluster(rte_mbuf* m, PacketMeta& meta, const NextHop& nh, const Sna
   if (ip->time_to_live <= 1)
     return rejectWithIcmp(m, meta, DropReason::kIpv4TtlExpired, kIcmpTimeExceeded,
                           kIcmpCodeTtlExceededInTransit, 0, snapshot, ctx);
-  if (wireLength(m, meta) > link.innerMtu)
-    return rejectWithIcmp(m, meta, DropReason::kFragmentationNeeded, kIcmpDestinationUnreachable,
-                          kIcmpCodeFragmentationNeeded, rte_cpu_to_be_32(link.innerMtu), snapshot,
-                          ctx);
+  if (wireLength(m, meta) > link.innerMtu) {
+    if ((meta.flags & kFlagDontFragment) || isTcpSuperPacket(m))
+      return rejectWithIcmp(m, meta, DropReason::kFragmentationNeeded, kIcmpDestinationUnreachable,
+                            kIcmpCodeFragmentationNeeded, rte_cpu_to_be_32(link.innerMtu), snapshot,
+                            ctx);
+    // The control thread fragments it and hands the fragments to the link to seal.
+    completeChecksum(m, meta.l3Offset, meta.l4Offset, meta.ipProto);
+    return meta.setPunt(PuntReason::kFragment);
+  }
   decrementTtl(ip);
   overlay::clampMss(m, meta, link.innerMtu - kTcpIpHeaders);
   meta.setTransmit(static_cast<uint16_t>(kFirstLinkPort + nh.remoteNode));

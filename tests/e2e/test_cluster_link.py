@@ -2,9 +2,10 @@
 node is its gateway, the gateways meet on one underlay, each knows the other as a peer cluster
 (its ID, its gateway's address, its pod and service prefixes, a secret both share). Pods of one
 reach pods of the other by their own addresses, TCP, UDP and ICMP, both ways, and on the wire
-between the gateways there is nothing but ESP. Large packets get fragmentation-needed with the
-link's MTU; bulk TCP goes through (segmented, then sealed); a wrong secret opens nothing; bad
-peers are refused by field."""
+between the gateways there is nothing but ESP. Large packets are fragmented by the gateway, or get
+fragmentation-needed with the link's MTU when DF is set; bulk TCP goes through (segmented, then
+sealed); a one-sided secret change stops the link until both agree; bad peers are refused by
+field."""
 
 import json
 import subprocess
@@ -103,6 +104,19 @@ def test_pods_reach_each_other_and_the_wire_carries_only_esp(link, tmp_path):
                                        or f"{WEST_IP} > {EAST_IP}" in line), line
     assert not any(p in line for line in lines for p in ("10.244.", "10.245."))
     assert east.counters()["esp_sealed"] > 0 and west.counters()["esp_opened"] > 0
+
+
+def test_too_large_without_df_is_fragmented_by_the_gateway_then_sealed(link):
+    east, west, client, server = link["east"], link["west"], link["client"], link["server"]
+    before = east.counters()["fragments_sent"] + west.counters()["fragments_sent"]
+    # 1,450 bytes without DF both ways (before any PMTU is learned for these pairs): each
+    # gateway cuts it to the link's MTU, seals each fragment; the far pod reassembles.
+    client.exec(["ping", "-c", "2", "-i", "0.3", "-W", "2", "-M", "dont", "-s", "1422",
+                 server.ip])
+    server.exec(["ping", "-c", "2", "-i", "0.3", "-W", "2", "-M", "dont", "-s", "1422",
+                 client.ip])
+    after = east.counters()["fragments_sent"] + west.counters()["fragments_sent"]
+    assert after >= before + 8, (before, after)
 
 
 def test_too_large_gets_fragmentation_needed_and_bulk_tcp_goes_through(link):

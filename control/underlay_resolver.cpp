@@ -119,21 +119,59 @@ void UnderlayResolver::handleFragment(rte_mbuf* m, const dp::Snapshot* current) 
   const overlay::OverlayTable& table = *current->overlay;
   const overlay::RemoteNode& node = table.node(nh.remoteNode);
 
+  rte_mbuf* frames[kMaxFragments];
+  const int count = fragmentFrames(m, meta, table.innerMtu(), DropReason::kEncapNoHeadroom, frames);
+  const uint16_t entropy = overlay::flowEntropy(meta);
+  for (int i = 0; i < count; ++i) {
+    rte_mbuf* f = frames[i];
+    auto* eth = rte_pktmbuf_mtod(f, rte_ether_hdr*);
+    eth->dst_addr = node.vtepMac;
+    eth->src_addr = table.vtepMac();
+    if (!overlay::encapsulate(f, node, table, entropy)) {
+      drop(f, DropReason::kEncapNoHeadroom);
+      continue;
+    }
+    backend_.controlCounters().fragmentsSent.add();
+    transmitEncapsulated(f, Ipv4Address{rte_be_to_cpu_32(node.nextHopIp)});
+  }
+}
+
+// For another cluster: the fragments go to the link's TX buffer on a worker, which seals them
+// like any packet for that cluster (and writes the gateway's MACs then).
+void UnderlayResolver::fragmentForCluster(rte_mbuf* m, const PacketMeta& meta,
+                                          const dp::NextHop& nh, const dp::Snapshot& current) {
+  if (!current.clusterLinks || nh.remoteNode >= current.clusterLinks->links.size())
+    return drop(m, DropReason::kNoRoute);
+  const dp::ClusterLink& link = current.clusterLinks->links[nh.remoteNode];
+  rte_mbuf* frames[kMaxFragments];
+  const int count = fragmentFrames(m, meta, static_cast<uint16_t>(link.innerMtu),
+                                   DropReason::kEspEncapFailed, frames);
+  const uint16_t port = static_cast<uint16_t>(dp::kFirstLinkPort + nh.remoteNode);
+  for (int i = 0; i < count; ++i) {
+    backend_.controlCounters().fragmentsSent.add();
+    if (!backend_.inject(port, frames[i])) drop(frames[i], DropReason::kTxQueueFull);
+  }
+}
+
+int UnderlayResolver::fragmentFrames(rte_mbuf* m, const PacketMeta& meta, uint16_t mtu,
+                                     DropReason noHeadroom, rte_mbuf** frames) {
   auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, meta.l3Offset);
-  if (ip->time_to_live <= 1) return drop(m, DropReason::kIpv4TtlExpired);
+  if (ip->time_to_live <= 1) {
+    drop(m, DropReason::kIpv4TtlExpired);
+    return 0;
+  }
   decrementTtl(ip);
   rte_pktmbuf_adj(m, meta.l3Offset);  // rte_ip_frag works on the IPv4 datagram
   if (m->pkt_len > meta.ipTotalLength) rte_pktmbuf_trim(m, m->pkt_len - meta.ipTotalLength);
-
   rte_mbuf* fragments[kMaxFragments];
-  const int count = rte_ipv4_fragment_packet(m, fragments, kMaxFragments, table.innerMtu(),
-                                             backend_.mempool(), backend_.mempool());
+  const int count = rte_ipv4_fragment_packet(m, fragments, kMaxFragments, mtu, backend_.mempool(),
+                                             backend_.mempool());
   rte_pktmbuf_free(m);  // the fragments hold what they need of it
   if (count <= 0) {
     backend_.controlCounters().drop(DropReason::kFragmentationFailed);
-    return;
+    return 0;
   }
-  const uint16_t entropy = overlay::flowEntropy(meta);
+  int made = 0;
   for (int i = 0; i < count; ++i) {
     rte_mbuf* f = fragments[i];
     if (rte_pktmbuf_linearize(f) != 0) {  // one segment: any PMD can send it
@@ -146,62 +184,14 @@ void UnderlayResolver::handleFragment(rte_mbuf* m, const dp::Snapshot* current) 
     fragIp->hdr_checksum = rte_ipv4_cksum(fragIp);
     auto* eth = reinterpret_cast<rte_ether_hdr*>(rte_pktmbuf_prepend(f, sizeof(rte_ether_hdr)));
     if (eth == nullptr) {
-      drop(f, DropReason::kEncapNoHeadroom);
+      drop(f, noHeadroom);
       continue;
     }
-    eth->dst_addr = node.vtepMac;
-    eth->src_addr = table.vtepMac();
+    std::memset(eth, 0, sizeof(*eth));
     eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
-    if (!overlay::encapsulate(f, node, table, entropy)) {
-      drop(f, DropReason::kEncapNoHeadroom);
-      continue;
-    }
-    backend_.controlCounters().fragmentsSent.add();
-    transmitEncapsulated(f, Ipv4Address{rte_be_to_cpu_32(node.nextHopIp)});
+    frames[made++] = f;
   }
-}
-
-// For another cluster: the fragments, each behind an Ethernet header, go to the link's TX buffer
-// on a worker, which seals them like any packet for that cluster.
-void UnderlayResolver::fragmentForCluster(rte_mbuf* m, const PacketMeta& meta,
-                                          const dp::NextHop& nh, const dp::Snapshot& current) {
-  if (!current.clusterLinks || nh.remoteNode >= current.clusterLinks->links.size())
-    return drop(m, DropReason::kNoRoute);
-  const dp::ClusterLink& link = current.clusterLinks->links[nh.remoteNode];
-  auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, meta.l3Offset);
-  if (ip->time_to_live <= 1) return drop(m, DropReason::kIpv4TtlExpired);
-  decrementTtl(ip);
-  rte_pktmbuf_adj(m, meta.l3Offset);
-  if (m->pkt_len > meta.ipTotalLength) rte_pktmbuf_trim(m, m->pkt_len - meta.ipTotalLength);
-  rte_mbuf* fragments[kMaxFragments];
-  const int count =
-      rte_ipv4_fragment_packet(m, fragments, kMaxFragments, static_cast<uint16_t>(link.innerMtu),
-                               backend_.mempool(), backend_.mempool());
-  rte_pktmbuf_free(m);
-  if (count <= 0) {
-    backend_.controlCounters().drop(DropReason::kFragmentationFailed);
-    return;
-  }
-  const uint16_t port = static_cast<uint16_t>(dp::kFirstLinkPort + nh.remoteNode);
-  for (int i = 0; i < count; ++i) {
-    rte_mbuf* f = fragments[i];
-    if (rte_pktmbuf_linearize(f) != 0) {
-      drop(f, DropReason::kFragmentationFailed);
-      continue;
-    }
-    auto* fragIp = rte_pktmbuf_mtod(f, rte_ipv4_hdr*);
-    fragIp->hdr_checksum = 0;
-    fragIp->hdr_checksum = rte_ipv4_cksum(fragIp);
-    auto* eth = reinterpret_cast<rte_ether_hdr*>(rte_pktmbuf_prepend(f, sizeof(rte_ether_hdr)));
-    if (eth == nullptr) {
-      drop(f, DropReason::kEspEncapFailed);
-      continue;
-    }
-    std::memset(eth, 0, sizeof(*eth));  // the link writes the gateway's MACs once sealed
-    eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
-    backend_.controlCounters().fragmentsSent.add();
-    if (!backend_.inject(port, f)) drop(f, DropReason::kTxQueueFull);
-  }
+  return made;
 }
 
 void UnderlayResolver::sendArp(Ipv4Address target, std::optional<MacAddress> unicastTo,

@@ -50,6 +50,11 @@ class UnderlayResolver {
   void handleFragment(rte_mbuf* m, const dataplane::Snapshot* current);
   void fragmentForCluster(rte_mbuf* m, const PacketMeta& meta, const dataplane::NextHop& nh,
                           const dataplane::Snapshot& current);
+  // The IPv4 packet of `m` (consumed) with its TTL decremented, cut to `mtu`: each fragment in
+  // one segment behind an Ethernet header of zeros (type IPv4) in `frames` (kMaxFragments);
+  // returns how many. What cannot be made is dropped and counted.
+  int fragmentFrames(rte_mbuf* m, const PacketMeta& meta, uint16_t mtu, DropReason noHeadroom,
+                     rte_mbuf** frames);
   void sendArp(Ipv4Address target, std::optional<MacAddress> unicastTo, bool gratuitous = false);
   void sendHeld(Ipv4Address ip, const MacAddress& mac);
   void transmitEncapsulated(rte_mbuf* m, Ipv4Address nextHop);

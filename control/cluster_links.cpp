@@ -24,6 +24,11 @@ uint32_t clusterSpi(const std::string& secret, const std::string& from, const st
   return 0x10000000u | (bits & 0x0fffff00u) | (index & 0xffu);
 }
 
+std::vector<Ipv4Prefix> routedPrefixes(const ClusterPeerSpec& peer) {
+  if (peer.globalCidr) return {*peer.globalCidr};
+  return peer.cidrs;
+}
+
 uint32_t clusterLinkMtu(const NodeSettings& settings) {
   return settings.mtu - overlay::EspSa::kOverhead;
 }
@@ -41,20 +46,30 @@ Status validatePeer(const ClusterPeerSpec& peer, const NodeSettings& settings,
     return invalidArgument(what + ": gatewayIp: " + peer.gatewayIp.toString() +
                            " is not another gateway's address");
   if (peer.secret.size() < 16) return invalidArgument(what + ": secret: at least 16 bytes");
-  if (peer.cidrs.empty()) return invalidArgument(what + ": cidrs: none given");
+  if (settings.globalCidr && !peer.globalCidr)
+    return invalidArgument(what + ": globalCidr: required, this cluster has a global CIDR (" +
+                           settings.globalCidr->toString() + ")");
+  if (!settings.globalCidr && peer.globalCidr)
+    return invalidArgument(what + ": globalCidr: this cluster has no --cluster-global-cidr " +
+                           "(every cluster of a set has a global CIDR, or none)");
+  if (!peer.globalCidr && peer.cidrs.empty()) return invalidArgument(what + ": cidrs: none given");
+  // What is routed to the peer must not overlap what is ours or another peer's.
   std::vector<std::pair<std::string, Ipv4Prefix>> ours = {
       {"this node's pod CIDR", settings.podCidr}};
   if (settings.clusterCidr) ours.push_back({"this cluster's CIDR", *settings.clusterCidr});
   if (settings.serviceCidr) ours.push_back({"this cluster's service CIDR", *settings.serviceCidr});
+  if (settings.globalCidr) ours.push_back({"this cluster's global CIDR", *settings.globalCidr});
   for (const auto& [id, other] : others)
     if (id != peer.clusterId)
-      for (const Ipv4Prefix& c : other.spec.cidrs) ours.push_back({"cluster peer '" + id + "'", c});
-  for (const Ipv4Prefix& c : peer.cidrs) {
-    if (c.length == 0) return invalidArgument(what + ": cidrs: 0.0.0.0/0 is everything");
+      for (const Ipv4Prefix& c : routedPrefixes(other.spec))
+        ours.push_back({"cluster peer '" + id + "'", c});
+  const std::string field = peer.globalCidr ? "globalCidr" : "cidrs";
+  for (const Ipv4Prefix& c : routedPrefixes(peer)) {
+    if (c.length == 0) return invalidArgument(what + ": " + field + ": 0.0.0.0/0 is everything");
     for (const auto& [whose, o] : ours)
       if (overlaps(c, o))
-        return invalidArgument(what + ": cidrs: " + c.toString() + " overlaps " + whose + " " +
-                               o.toString());
+        return invalidArgument(what + ": " + field + ": " + c.toString() + " overlaps " + whose +
+                               " " + o.toString());
   }
   if (!others.count(peer.clusterId) && others.size() >= dataplane::kMaxClusterLinks)
     return makeError(
@@ -108,9 +123,23 @@ Result<std::shared_ptr<PeerSas>> makePeerSas(std::shared_ptr<overlay::EspDevice>
 
 std::shared_ptr<const dataplane::ClusterLinkTable> buildClusterLinks(
     const std::shared_ptr<const PeerMap>& peers, const NodeSettings& settings,
-    const dataplane::PortInfo& uplink, const UnderlayResolver& resolver) {
+    const dataplane::PortInfo& uplink, const UnderlayResolver& resolver,
+    const GlobalIngressList& globalIngress) {
   auto table = std::make_shared<dataplane::ClusterLinkTable>();
   table->owner = peers;
+  if (settings.globalCidr) {
+    table->globalNet = settings.globalCidr->address.value;
+    table->globalMask = settings.globalCidr->mask();
+    table->globalEgressIp = rte_cpu_to_be_32(globalEgressIp(*settings.globalCidr).value);
+    for (const GlobalIngress& g : globalIngress)
+      table->byGlobal.push_back(
+          {rte_cpu_to_be_32(g.globalIp.value), rte_cpu_to_be_32(g.clusterIp.value)});
+    table->byCluster = table->byGlobal;
+    std::sort(table->byGlobal.begin(), table->byGlobal.end(),
+              [](const auto& a, const auto& b) { return a.globalIp < b.globalIp; });
+    std::sort(table->byCluster.begin(), table->byCluster.end(),
+              [](const auto& a, const auto& b) { return a.clusterIp < b.clusterIp; });
+  }
   uint16_t index = 0;
   for (const auto& [id, peer] : *peers) {
     dataplane::ClusterLink link;

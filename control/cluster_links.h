@@ -1,5 +1,6 @@
-// Peer clusters and the encrypted links to their gateways (issue 13, first slice: every node
-// with peers is its cluster's gateway; pod and service CIDRs must not overlap between clusters).
+// Peer clusters and the encrypted links to their gateways (issue 13: every node with peers is its
+// cluster's gateway; pod and service CIDRs must not overlap between clusters, unless every
+// cluster has a global CIDR: global_net.h).
 //
 // A peer is set with its cluster ID, its gateway's underlay address, the prefixes routed to it
 // and a secret the two clusters share. Each direction of a pair has up to kSasPerPeer SAs, one
@@ -15,9 +16,11 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "control/global_net.h"
 #include "control/model.h"
 #include "control/underlay_resolver.h"
 #include "core/result.h"
@@ -32,7 +35,13 @@ struct ClusterPeerSpec {
   Ipv4Address gatewayIp;
   std::vector<Ipv4Prefix> cidrs;  // the peer's pod and service prefixes, routed to its gateway
   std::string secret;             // shared by the two clusters (at least 16 bytes)
+  // Globalnet (global_net.h): the peer's global CIDR, then the only prefix routed to it (its
+  // `cidrs` may overlap ours, and are only shown).
+  std::optional<Ipv4Prefix> globalCidr;
 };
+
+// The prefixes routed to a peer's gateway: its global CIDR, or else its cidrs.
+std::vector<Ipv4Prefix> routedPrefixes(const ClusterPeerSpec& peer);
 
 struct PeerSas {
   std::shared_ptr<overlay::EspDevice> device;             // outlives the SAs made on it
@@ -73,10 +82,12 @@ Result<std::shared_ptr<PeerSas>> makePeerSas(std::shared_ptr<overlay::EspDevice>
                                              const ClusterPeerSpec& peer, unsigned workers);
 
 // The snapshot's link table for `peers` (map order: the route table's link indexes), with the
-// underlay MACs resolved so far. `owner` keeps the SAs alive with the snapshot.
+// underlay MACs resolved so far and, with Globalnet, the exported services' translations.
+// `owner` keeps the SAs alive with the snapshot.
 std::shared_ptr<const dataplane::ClusterLinkTable> buildClusterLinks(
     const std::shared_ptr<const PeerMap>& peers, const NodeSettings& settings,
-    const dataplane::PortInfo& uplink, const UnderlayResolver& resolver);
+    const dataplane::PortInfo& uplink, const UnderlayResolver& resolver,
+    const GlobalIngressList& globalIngress);
 
 // The largest inner packet a link carries sealed.
 uint32_t clusterLinkMtu(const NodeSettings& settings);

@@ -8,6 +8,7 @@
 #include "control/trace.h"
 #include "control/uplink_guard.h"
 #include "core/drop_reason.h"
+#include "core/names.h"
 #include "lb/conntrack.h"
 #include "overlay/vxlan.h"
 #include "policy/model_json.h"
@@ -115,13 +116,24 @@ ControlApi::ControlApi(NodeController& node, dp::DataplaneBackend& backend)
                          [this](const ArgReader&, const Json&) { return policyList(); }};
   ops_["cluster.peer.set"] = {
       "add or replace a peer cluster linked by ESP to its gateway; args: clusterId, gatewayIp, "
-      "cidrs (its pod and service prefixes), secret (shared by the two clusters)",
+      "cidrs (its pod and service prefixes), secret (shared by the two clusters), globalCidr "
+      "(Globalnet: its global CIDR, then the only prefix routed to it)",
       [this](const ArgReader& a, const Json& raw) { return clusterPeerSet(a, raw); }};
   ops_["cluster.peer.delete"] = {
       "remove a peer cluster; args: clusterId",
       [this](const ArgReader& a, const Json&) { return clusterPeerDelete(a); }};
   ops_["cluster.peers"] = {"peer clusters: gateways, prefixes, SPIs, link state",
                            [this](const ArgReader&, const Json&) { return clusterPeers(); }};
+  ops_["cluster.export.set"] = {
+      "Globalnet: give a service a global address its peers reach it at; args: namespace, name, "
+      "globalIp (optional: the lowest free one of the global CIDR)",
+      [this](const ArgReader& a, const Json&) { return clusterExportSet(a); }};
+  ops_["cluster.export.delete"] = {
+      "Globalnet: withdraw a service's global address; args: namespace, name",
+      [this](const ArgReader& a, const Json&) { return clusterExportDelete(a); }};
+  ops_["cluster.exports"] = {
+      "Globalnet: the global CIDR, the egress address, the exported services and their state",
+      [this](const ArgReader&, const Json&) { return clusterExports(); }};
   ops_["observe"] = {
       "the flow log: new flows' verdicts (forwarded with their translation, policy-denied with "
       "the policy, l7-denied) and drops with their reason; args: after (cursor), limit (default "
@@ -783,7 +795,7 @@ Result<Json> ControlApi::policyLog(const ArgReader& args) const {
 }
 
 Result<Json> ControlApi::clusterPeerSet(const ArgReader& args, const Json& raw) {
-  if (auto st = args.onlyFields({"clusterId", "gatewayIp", "cidrs", "secret"}); !st)
+  if (auto st = args.onlyFields({"clusterId", "gatewayIp", "cidrs", "secret", "globalCidr"}); !st)
     return st.error();
   ClusterPeerSpec spec;
   auto id = args.string("clusterId");
@@ -794,9 +806,18 @@ Result<Json> ControlApi::clusterPeerSet(const ArgReader& args, const Json& raw) 
   auto ip = Ipv4Address::parse(*gateway);
   if (!ip) return args.error("gatewayIp", "'" + *gateway + "' is not an IPv4 address");
   spec.gatewayIp = *ip;
-  if (!raw.contains("cidrs") || !raw["cidrs"].is_array())
+  if (raw.contains("globalCidr")) {
+    const Json& g = raw["globalCidr"];
+    auto prefix = g.is_string() ? Ipv4Prefix::parse(g.get<std::string>()) : std::nullopt;
+    if (!prefix)
+      return args.error("globalCidr", g.dump() + " is not an IPv4 CIDR with host bits zero");
+    spec.globalCidr = *prefix;
+  }
+  if (raw.contains("cidrs") && !raw["cidrs"].is_array())
     return args.error("cidrs", "not an array of IPv4 CIDRs");
-  for (const Json& c : raw["cidrs"]) {
+  if (!raw.contains("cidrs") && !spec.globalCidr)
+    return args.error("cidrs", "not an array of IPv4 CIDRs");
+  for (const Json& c : raw.contains("cidrs") ? raw["cidrs"] : Json::array()) {
     auto prefix = c.is_string() ? Ipv4Prefix::parse(c.get<std::string>()) : std::nullopt;
     if (!prefix) return args.error("cidrs", c.dump() + " is not an IPv4 CIDR with host bits zero");
     spec.cidrs.push_back(*prefix);
@@ -825,12 +846,14 @@ Result<Json> ControlApi::clusterPeers() const {
     for (const Ipv4Prefix& c : peer.spec.cidrs) cidrs.push_back(c.toString());
     Json spis = Json::array();
     for (const auto& in : peer.sas->inbound) spis.push_back(in.spi);
-    Json j = {{"clusterId", id},
-              {"gatewayIp", peer.spec.gatewayIp.toString()},
-              {"cidrs", cidrs},
-              {"tunnel", "esp-aes-gcm-128"},
-              {"outboundSpis", Json::array()},
-              {"inboundSpis", spis}};
+    Json j = {
+        {"clusterId", id},
+        {"gatewayIp", peer.spec.gatewayIp.toString()},
+        {"cidrs", cidrs},
+        {"globalCidr", peer.spec.globalCidr ? Json(peer.spec.globalCidr->toString()) : Json()},
+        {"tunnel", "esp-aes-gcm-128"},
+        {"outboundSpis", Json::array()},
+        {"inboundSpis", spis}};
     for (unsigned w = 0; w < peer.sas->outbound.size(); ++w)
       j["outboundSpis"].push_back(peer.sas->outbound[w]->spi());
     if (snap && snap->clusterLinks && index < snap->clusterLinks->links.size()) {
@@ -841,7 +864,69 @@ Result<Json> ControlApi::clusterPeers() const {
     list.push_back(std::move(j));
     ++index;
   }
-  return Json{{"clusterId", node_.settings().clusterId}, {"peers", list}};
+  const auto& global = node_.settings().globalCidr;
+  return Json{{"clusterId", node_.settings().clusterId},
+              {"globalCidr", global ? Json(global->toString()) : Json()},
+              {"peers", list}};
+}
+
+namespace {
+
+Result<std::string> serviceKeyArg(const ArgReader& args) {
+  auto ns = args.string("namespace");
+  if (!ns) return ns.error();
+  auto name = args.string("name");
+  if (!name) return name.error();
+  if (!isDnsLabel(*ns)) return args.error("namespace", "'" + *ns + "' is not a DNS label");
+  if (!isDnsLabel(*name)) return args.error("name", "'" + *name + "' is not a DNS label");
+  return *ns + "/" + *name;
+}
+
+}  // namespace
+
+Result<Json> ControlApi::clusterExportSet(const ArgReader& args) {
+  if (auto st = args.onlyFields({"namespace", "name", "globalIp"}); !st) return st.error();
+  auto key = serviceKeyArg(args);
+  if (!key) return key.error();
+  auto text = args.optionalString("globalIp", "");
+  if (!text) return text.error();
+  std::optional<Ipv4Address> wanted;
+  if (!text->empty()) {
+    wanted = Ipv4Address::parse(*text);
+    if (!wanted) return args.error("globalIp", "'" + *text + "' is not an IPv4 address");
+  }
+  auto ip = node_.exportService(*key, wanted);
+  if (!ip) return ip.error();
+  return Json{{"service", *key},
+              {"globalIp", ip->toString()},
+              {"state", exportState(*key, node_.serviceRegistry().services())},
+              {"generation", node_.generation()}};
+}
+
+Result<Json> ControlApi::clusterExportDelete(const ArgReader& args) {
+  if (auto st = args.onlyFields({"namespace", "name"}); !st) return st.error();
+  auto key = serviceKeyArg(args);
+  if (!key) return key.error();
+  if (auto st = node_.unexportService(*key); !st) return st.error();
+  return Json{{"deleted", *key}, {"generation", node_.generation()}};
+}
+
+Result<Json> ControlApi::clusterExports() const {
+  const auto& global = node_.settings().globalCidr;
+  const auto& services = node_.serviceRegistry().services();
+  Json list = Json::array();
+  for (const auto& [key, ip] : node_.exports()) {
+    auto it = services.find(key);
+    const bool active = it != services.end() && !it->second.clusterIps.empty();
+    list.push_back({{"service", key},
+                    {"globalIp", ip.toString()},
+                    {"clusterIp", active ? Json(it->second.clusterIps.front().toString()) : Json()},
+                    {"state", exportState(key, services)}});
+  }
+  return Json{{"clusterId", node_.settings().clusterId},
+              {"globalCidr", global ? Json(global->toString()) : Json()},
+              {"globalEgressIp", global ? Json(globalEgressIp(*global).toString()) : Json()},
+              {"exports", list}};
 }
 
 Result<Json> ControlApi::observe(const ArgReader& args) const {

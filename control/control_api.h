@@ -68,6 +68,9 @@ class ControlApi {
   Result<Json> clusterPeerSet(const ArgReader& args, const Json& raw);
   Result<Json> clusterPeerDelete(const ArgReader& args);
   Result<Json> clusterPeers() const;
+  Result<Json> clusterExportSet(const ArgReader& args);
+  Result<Json> clusterExportDelete(const ArgReader& args);
+  Result<Json> clusterExports() const;
 
   NodeController& node_;
   dataplane::DataplaneBackend& backend_;

@@ -46,6 +46,8 @@ struct NodeSettings {
   std::vector<Ipv4Address> clusterDns;
   // This cluster's ID among the clusters it links to (control/cluster_links.h); empty: none.
   std::string clusterId;
+  // Its global CIDR (control/global_net.h): set when linked clusters' CIDRs overlap.
+  std::optional<Ipv4Prefix> globalCidr;
 };
 
 // A pod network interface as the CNI plugin (or an operator) describes it.

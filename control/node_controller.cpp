@@ -114,6 +114,45 @@ Status NodeController::deleteClusterPeer(const std::string& clusterId) {
   return okStatus();
 }
 
+std::shared_ptr<const GlobalIngressList> NodeController::globalIngressFor(
+    const ServiceRegistry::Services& services) const {
+  if (exports_.empty() && model_.globalIngress->empty()) return model_.globalIngress;
+  return std::make_shared<const GlobalIngressList>(resolveGlobalIngress(exports_, services));
+}
+
+Result<Ipv4Address> NodeController::exportService(const std::string& service,
+                                                  std::optional<Ipv4Address> globalIp) {
+  auto ip = exportAddress(service, globalIp, settings_, exports_);
+  if (!ip) return ip.error();
+  ExportMap before = exports_;
+  exports_[service] = *ip;
+  NodeModel next = model_;
+  next.globalIngress = globalIngressFor(services_.services());
+  if (auto st = publish(std::move(next)); !st) {
+    exports_ = std::move(before);
+    return st.error();
+  }
+  spdlog::info("service {} exported at global address {} ({})", service, ip->toString(),
+               exportState(service, services_.services()));
+  return *ip;
+}
+
+Status NodeController::unexportService(const std::string& service) {
+  auto it = exports_.find(service);
+  if (it == exports_.end())
+    return makeError(ErrorCode::kNotFound, "service " + service + " is not exported");
+  const Ipv4Address ip = it->second;
+  exports_.erase(it);
+  NodeModel next = model_;
+  next.globalIngress = globalIngressFor(services_.services());
+  if (auto st = publish(std::move(next)); !st) {
+    exports_[service] = ip;
+    return st;
+  }
+  spdlog::info("service {} no longer exported", service);
+  return okStatus();
+}
+
 NodeModel NodeController::withPods(PodMap pods) const {
   NodeModel next = model_;
   next.pods = std::make_shared<const PodMap>(std::move(pods));
@@ -417,6 +456,7 @@ Status NodeController::applyServices(ServiceRegistry::Changes changes,
     else
       specs.erase(key);
   next.dns = buildDnsTable(specs, settings_, true, static_cast<uint32_t>(generation_ + 1));
+  next.globalIngress = globalIngressFor(specs);
   if (auto st = publish(std::move(next)); !st) return st;
   services_.commit(std::move(*prepared));
   syncNodePortRedirects();
@@ -456,11 +496,13 @@ Status NodeController::replaceServices(const std::vector<ServiceSpec>& services)
   }
   if (auto st = ServiceRegistry::checkConflicts(next, settings_); !st) return st;
   auto dns = buildDnsTable(next, settings_, true, static_cast<uint32_t>(generation_ + 1));
+  auto globalIngress = globalIngressFor(next);
   auto prepared = services_.prepare(std::move(next), settings_, backend_.socketId());
   if (!prepared) return prepared.error();
   NodeModel candidate = model_;
   candidate.services = prepared->table;
   candidate.dns = std::move(dns);
+  candidate.globalIngress = std::move(globalIngress);
   if (auto st = publish(std::move(candidate)); !st) return st;
   services_.commit(std::move(*prepared));
   syncNodePortRedirects();
@@ -599,6 +641,7 @@ Result<ApplyResult> NodeController::applyDesired(DesiredState state) {
           buildDnsTable(nextServices, settings_, true, static_cast<uint32_t>(generation_ + 1));
     std::optional<ServiceRegistry::Prepared> prepared;
     if (servicesChanged) {
+      candidate.globalIngress = globalIngressFor(nextServices);
       auto p = services_.prepare(std::move(nextServices), settings_, backend_.socketId());
       if (!p) return p.error();
       prepared = std::move(*p);

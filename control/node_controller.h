@@ -46,6 +46,12 @@ class NodeController {
   // Validated first (errors name the field); nothing changes on any error.
   Status setClusterPeer(const ClusterPeerSpec& spec);
   Status deleteClusterPeer(const std::string& clusterId);
+  // Globalnet exports (global_net.h): a service (namespace/name, existing or not yet) gets a
+  // global address, `globalIp` or the one it has or the lowest free one; returned.
+  Result<Ipv4Address> exportService(const std::string& service,
+                                    std::optional<Ipv4Address> globalIp);
+  Status unexportService(const std::string& service);
+  const ExportMap& exports() const { return exports_; }
   const PeerMap& clusterPeers() const { return *model_.peers; }
   // Services: one whole service (with its endpoints) at a time; applied atomically, flows to
   // backends that stay are not disturbed.
@@ -124,6 +130,9 @@ class NodeController {
   NodeModel withNodes(NodeMap nodes) const;
   Status applyServices(ServiceRegistry::Changes changes, const std::set<uint32_t>& flushSlots = {});
   void updateWantedNeighbors();
+  // The exports' translations for these services (every change of either rebuilds them).
+  std::shared_ptr<const GlobalIngressList> globalIngressFor(
+      const ServiceRegistry::Services& services) const;
   std::set<std::string> policyKeysOf(const policy::PolicyTable* table) const;
   Result<std::shared_ptr<const policy::PolicyTable>> buildPolicyTable(policy::PolicyState state);
   void commitPolicyTable();  // after publishing a model with a new policy table
@@ -149,6 +158,7 @@ class NodeController {
   ServiceRegistry services_;
   std::shared_ptr<policy::PolicyRuntime> policyRuntime_;
   std::shared_ptr<overlay::EspDevice> espDevice_;  // opened for the first peer cluster
+  ExportMap exports_;                              // Globalnet exports, by namespace/name
   uint32_t policyGeneration_ = 0;
   uint64_t appliedGeneration_ = 0;                // the agent's, from the last apply
   const dataplane::Snapshot* current_ = nullptr;  // the last one published

@@ -102,7 +102,15 @@ Result<std::shared_ptr<const dp::RouteTable>> buildRoutes(const NodeModel& model
       nh.drop = DropReason::kNone;
       nh.remoteNode = link++;
       const uint32_t nhIndex = routes.addNextHop(nh);
-      for (const Ipv4Prefix& c : peer.spec.cidrs) routes.addRoute(c, nhIndex);
+      for (const Ipv4Prefix& c : routedPrefixes(peer.spec)) routes.addRoute(c, nhIndex);
+    }
+    // This cluster's global addresses are reached only through the links (their translations
+    // are there); anything routed to them here goes nowhere else either.
+    if (in.settings.globalCidr) {
+      dp::NextHop nh;
+      nh.kind = dp::NextHopKind::kDrop;
+      nh.drop = DropReason::kGlobalAddressUnknown;
+      routes.addRoute(*in.settings.globalCidr, routes.addNextHop(nh));
     }
   }
   return std::move(routes).build(in.socketId);
@@ -177,7 +185,8 @@ Result<std::unique_ptr<dp::Snapshot>> assembleSnapshot(
     if (!overlay) return overlay.error();
     snap->overlay = std::move(*overlay);
     if (!model.peers->empty())
-      snap->clusterLinks = buildClusterLinks(model.peers, in.settings, *model.uplink, in.resolver);
+      snap->clusterLinks = buildClusterLinks(model.peers, in.settings, *model.uplink, in.resolver,
+                                             *model.globalIngress);
   }
   if (!routes) {
     auto built = buildRoutes(model, in);

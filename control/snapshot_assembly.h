@@ -44,6 +44,9 @@ struct NodeModel {
   std::shared_ptr<const policy::PolicyTable> policy;  // null: no policy applied yet
   std::shared_ptr<const dataplane::DnsTable> dns;     // null: the DNS responder is off
   std::shared_ptr<const PeerMap> peers = std::make_shared<const PeerMap>();  // cluster_links.h
+  // The exported services' global addresses (global_net.h), resolved against the services.
+  std::shared_ptr<const GlobalIngressList> globalIngress =
+      std::make_shared<const GlobalIngressList>();
 };
 
 // What else goes into a snapshot: the daemon's settings, the engine's shape, the underlay MACs

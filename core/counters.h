@@ -43,6 +43,12 @@ class Counter {
   X(fragmentsSent, "fragments_sent", "fragments made of oversized packets without DF")             \
   X(espSealed, "esp_sealed", "packets sealed with ESP for another cluster's gateway")              \
   X(espOpened, "esp_opened", "ESP packets from another cluster's gateway opened")                  \
+  X(globalEgressFlows, "global_egress_flows",                                                      \
+    "new flows to a Globalnet peer, source-NATed to this cluster's global egress address")         \
+  X(globalIngressTranslated, "global_ingress_translated",                                          \
+    "packets from a peer to an exported service's global address, translated to its ClusterIP")    \
+  X(globalEgressTranslated, "global_egress_translated",                                            \
+    "packets to a peer from an exported service's ClusterIP, translated to its global address")    \
   X(serviceFlows, "service_flows", "new flows to a service, translated to a backend")              \
   X(masqueradeFlows, "masquerade_flows", "new flows leaving the cluster, masqueraded")             \
   X(resetsSent, "resets_sent",                                                                     \

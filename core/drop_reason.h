@@ -34,7 +34,7 @@ namespace nodeplane {
   X(kIpv4FragmentWithoutL4, "ipv4_fragment_without_l4",                                            \
     "first fragment too short for its L4 header, or a fragment overlapping it (RFC 1858)")         \
   X(kIpv4SourceInvalid, "ipv4_source_invalid",                                                     \
-    "source is zero, multicast, class E or broadcast (any port, in tunnels too)")                  \
+    "source is zero, multicast or broadcast (any port, in tunnels too)")                           \
   X(kIpv4DstMulticast, "ipv4_dst_multicast", "multicast and broadcast are not routed")             \
   X(kIpv4TtlExpired, "ipv4_ttl_expired", "TTL ran out; ICMP time-exceeded sent (rate-limited)")    \
   X(kTcpTruncated, "tcp_truncated", "TCP header shorter than 20 bytes or its data offset")         \
@@ -104,6 +104,10 @@ namespace nodeplane {
   X(kEspUnknownSpi, "esp_unknown_spi", "ESP to this node with an SPI of no peer cluster")          \
   X(kEspReplayed, "esp_replayed", "ESP replayed, behind the anti-replay window, or malformed")     \
   X(kEspBadIcv, "esp_bad_icv", "ESP whose integrity check failed (wrong key or altered)")          \
+  X(kGlobalAddressUnknown, "global_address_unknown",                                               \
+    "to a global address (Globalnet) that is neither this cluster's egress nor an export")         \
+  X(kGlobalSourceUntranslated, "global_source_untranslated",                                       \
+    "for a Globalnet peer from an address with no global one (never sent untranslated)")           \
   X(kNeighborQueueFull, "neighbor_queue_full", "too many packets already waiting for ARP")         \
   X(kPuntQueueFull, "punt_queue_full", "the control thread's queue from this worker was full")     \
   X(kServiceNoEndpoints, "service_no_endpoints",                                                   \

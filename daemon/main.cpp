@@ -112,6 +112,7 @@ int main(int argc, char** argv) {
     control::NodeSettings settings;
     settings.nodeName = opts.nodeName;
     settings.clusterId = opts.clusterId;
+    settings.globalCidr = opts.clusterGlobalCidr;
     settings.nodeIp = opts.nodeIp;
     settings.underlayPrefixLength = opts.underlayPrefixLength;
     settings.underlayGateway = opts.underlayGateway;

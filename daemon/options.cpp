@@ -164,6 +164,9 @@ Result<ParsedOptions> parseDaemonOptions(int argc, const char* const* argv) {
           "tracked flows at most (all workers together)")
       ("cluster-id", po::value<std::string>()->default_value(""),
           "this cluster's ID among linked clusters (cluster.peer.set); a DNS label, empty: none")
+      ("cluster-global-cidr", po::value<std::string>(),
+          "this cluster's global CIDR (Globalnet: clusters whose pod and service CIDRs overlap): "
+          "pods reach peer clusters from its first address, exported services get one each")
       ("flow-log-size", po::value<uint32_t>()->default_value(4096),
           "flow log records each worker buffers for the control thread (npctl observe); a power "
           "of two, 0: no flow log")
@@ -376,6 +379,23 @@ Result<ParsedOptions> parseDaemonOptions(int argc, const char* const* argv) {
   o.clusterId = vm["cluster-id"].as<std::string>();
   if (!o.clusterId.empty() && !isDnsLabel(o.clusterId))
     return optionError("cluster-id", "'" + o.clusterId + "' is not a DNS label");
+  if (vm.count("cluster-global-cidr")) {
+    auto prefix = parseWith<Ipv4Prefix>(vm, "cluster-global-cidr", &Ipv4Prefix::parse,
+                                        "an IPv4 CIDR with host bits zero");
+    if (!prefix) return prefix.error();
+    if (o.clusterId.empty()) return optionError("cluster-global-cidr", "needs --cluster-id");
+    if (prefix->length > 30 || prefix->length < 8)
+      return optionError("cluster-global-cidr", "its length must be 8 to 30");
+    const std::pair<const char*, std::optional<Ipv4Prefix>> ours[] = {
+        {"--pod-cidr", o.podCidr},
+        {"--cluster-cidr", o.clusterCidr},
+        {"--service-cidr", o.serviceCidr}};
+    for (const auto& [flag, other] : ours)
+      if (other && prefix->overlaps(*other))
+        return optionError("cluster-global-cidr",
+                           prefix->toString() + " overlaps " + flag + " " + other->toString());
+    o.clusterGlobalCidr = *prefix;
+  }
   if (o.flowLogSize != 0 && (o.flowLogSize < 64 || o.flowLogSize > (1u << 20) ||
                              (o.flowLogSize & (o.flowLogSize - 1)) != 0))
     return optionError("flow-log-size", "not 0 or a power of two from 64 to 1048576");

@@ -4,7 +4,8 @@
 // on the link's own TX buffer (port kFirstLinkPort + link) and, as it is flushed, segmented and
 // checksummed like any packet for a wire, sealed with the worker's outbound SA and sent on the
 // uplink to the peer's gateway; ESP arriving on the uplink is opened by the worker's SA for its
-// SPI and goes on as if from the overlay.
+// SPI and goes on as if from the overlay. With Globalnet, addresses are translated at the link's
+// edge (control/global_net.h).
 // Built on the control thread (control/cluster_links.h), which owns the SAs; `owner` keeps them
 // alive for as long as a snapshot refers to them.
 #pragma once
@@ -31,6 +32,13 @@ struct ClusterLink {
   std::vector<overlay::EspSa*> outbound;  // by worker
 };
 
+// Globalnet's translations (control/global_net.h): an exported service's global address and its
+// ClusterIP, both in network order.
+struct GlobalTranslation {
+  rte_be32_t globalIp = 0;
+  rte_be32_t clusterIp = 0;
+};
+
 struct ClusterLinkTable {
   struct Inbound {
     uint32_t spi = 0;
@@ -39,12 +47,39 @@ struct ClusterLinkTable {
   };
   std::vector<ClusterLink> links;
   std::vector<Inbound> inbound;  // sorted by SPI
+  // Globalnet: this cluster's global CIDR (host order; mask 0: none, peers route real CIDRs),
+  // the address its pods reach peers from, and the exported services' translations, sorted by
+  // global address (byGlobal) and by ClusterIP (byCluster).
+  uint32_t globalNet = 0, globalMask = 0;
+  rte_be32_t globalEgressIp = 0;
+  std::vector<GlobalTranslation> byGlobal, byCluster;
   std::shared_ptr<const void> owner;
+
+  bool globalnet() const { return globalMask != 0; }
+  bool isGlobal(rte_be32_t ip) const {
+    return globalMask != 0 && (rte_be_to_cpu_32(ip) & globalMask) == globalNet;
+  }
+  // The translation of an exported service's global address / of its ClusterIP; null: none.
+  const GlobalTranslation* toCluster(rte_be32_t globalIp) const {
+    return find(byGlobal, globalIp, &GlobalTranslation::globalIp);
+  }
+  const GlobalTranslation* toGlobal(rte_be32_t clusterIp) const {
+    return find(byCluster, clusterIp, &GlobalTranslation::clusterIp);
+  }
 
   const Inbound* findSpi(uint32_t spi) const {
     auto it = std::lower_bound(inbound.begin(), inbound.end(), spi,
                                [](const Inbound& in, uint32_t s) { return in.spi < s; });
     return it != inbound.end() && it->spi == spi ? &*it : nullptr;
+  }
+
+ private:
+  static const GlobalTranslation* find(const std::vector<GlobalTranslation>& sorted, rte_be32_t ip,
+                                       rte_be32_t GlobalTranslation::*field) {
+    auto it = std::lower_bound(
+        sorted.begin(), sorted.end(), ip,
+        [field](const GlobalTranslation& t, rte_be32_t v) { return t.*field < v; });
+    return it != sorted.end() && (*it).*field == ip ? &*it : nullptr;
   }
 };
 

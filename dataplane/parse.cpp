@@ -13,10 +13,12 @@ namespace nodeplane::dataplane {
 
 namespace {
 
-// Zero, multicast, reserved (class E) or broadcast: never the source of a packet.
+// Zero, multicast or broadcast: never the source of a packet. The reserved 240.0.0.0/4 is a
+// source as Linux has treated it since 2.6.25: Submariner's Globalnet default (242.0.0.0/8) is
+// there, and so may linked clusters' global CIDRs be (control/global_net.h).
 inline bool isInvalidSource(rte_be32_t be) {
   const uint32_t a = rte_be_to_cpu_32(be);
-  return a == 0 || (a >> 28) >= 0xe;
+  return a == 0 || (a >> 28) == 0xe || a == 0xffffffffu;
 }
 
 constexpr uint16_t kEtherTypeIpv4 = RTE_ETHER_TYPE_IPV4;

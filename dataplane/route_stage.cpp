@@ -11,6 +11,7 @@
 #include "dataplane/offload.h"
 #include "dataplane/vnet.h"
 #include "lb/icmp_nat.h"
+#include "lb/nat.h"
 #include "overlay/encap.h"
 #include "overlay/mss_clamp.h"
 
@@ -83,6 +84,22 @@ void toRemoteNode(rte_mbuf* m, PacketMeta& meta, const NextHop& nh, const Snapsh
   meta.setTransmit(table.uplinkPort());
 }
 
+// Globalnet: what leaves for a peer has a global source, this cluster's egress address (set by
+// the service stage's SNAT) or an exported service's (translated here from its ClusterIP), never
+// a cluster-local one. False: dropped.
+bool toGlobalSource(rte_mbuf* m, PacketMeta& meta, const ClusterLinkTable& links,
+                    WorkerContext& ctx) {
+  if (!links.globalnet() || links.isGlobal(meta.srcIp)) return true;
+  const GlobalTranslation* t = links.toGlobal(meta.srcIp);
+  if (t == nullptr) {
+    meta.setDrop(DropReason::kGlobalSourceUntranslated);
+    return false;
+  }
+  lb::natRewriteAddress(m, meta, true, t->globalIp);
+  ctx.counters->globalEgressTranslated.add();
+  return true;
+}
+
 // To another cluster: checked here (TTL, size, MSS) and queued on the link's TX buffer, which
 // seals it with ESP as it is flushed (tx_buffers.h, cluster_link.h).
 void toRemoteCluster(rte_mbuf* m, PacketMeta& meta, const NextHop& nh, const Snapshot& snapshot,
@@ -105,9 +122,11 @@ void toRemoteCluster(rte_mbuf* m, PacketMeta& meta, const NextHop& nh, const Sna
                             kIcmpCodeFragmentationNeeded, rte_cpu_to_be_32(link.innerMtu), snapshot,
                             ctx);
     // The control thread fragments it and hands the fragments to the link to seal.
+    if (!toGlobalSource(m, meta, *links, ctx)) return;
     completeChecksum(m, meta.l3Offset, meta.l4Offset, meta.ipProto);
     return meta.setPunt(PuntReason::kFragment);
   }
+  if (!toGlobalSource(m, meta, *links, ctx)) return;
   decrementTtl(ip);
   overlay::clampMss(m, meta, link.innerMtu - kTcpIpHeaders);
   meta.setTransmit(static_cast<uint16_t>(kFirstLinkPort + nh.remoteNode));

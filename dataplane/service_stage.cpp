@@ -342,7 +342,10 @@ void newServiceFlow(rte_mbuf* m, PacketMeta& meta, const FlowKey& key, uint32_t 
   meta.flags |= kFlagTranslated;
 }
 
-void newMasqueradeFlow(rte_mbuf* m, PacketMeta& meta, const FlowKey& key, FlowContext& fc) {
+// A new flow SNATed to `address` (the node's, or with Globalnet this cluster's global egress
+// address) with a port from this worker's share.
+void newMasqueradeFlow(rte_mbuf* m, PacketMeta& meta, const FlowKey& key, FlowContext& fc,
+                       rte_be32_t address, Counter& flows) {
   const ConnState initial = initialState(meta);
   if (initial == ConnState::kFree) return meta.setDrop(DropReason::kConntrackInvalid);
   uint8_t verdict;
@@ -354,11 +357,11 @@ void newMasqueradeFlow(rte_mbuf* m, PacketMeta& meta, const FlowKey& key, FlowCo
   e.orig = key;
   e.policyWord = policyWord;
   e.reply = key.reversed();
-  e.reply.dst = fc.snap.settings.nodeIp;
+  e.reply.dst = address;
   if (!allocatePort(fc, e.reply, flowHash(key))) return meta.setDrop(DropReason::kMasqueradeNoPort);
   e.stateWord = static_cast<uint16_t>(static_cast<uint16_t>(initial) | kConnSnat << 8);
   if (track(fc, e) < 0) return meta.setDrop(DropReason::kConntrackFull);
-  fc.ctx.counters->masqueradeFlows.add();
+  flows.add();
   logFlow(fc, m, meta, FlowEvent::kForwarded, key, e.reply, 0, policySlot);
   natRewrite(m, meta, true, e.reply.dst, e.reply.dport);
   meta.flags |= kFlagTranslated;
@@ -413,18 +416,24 @@ struct Found {
   ServiceAccess access = ServiceAccess::kCluster;
 };
 
-// Where a new flow leaving the cluster is not masqueraded, found with one route lookup (for new
-// flows leaving the cluster only): another node's own address, reached through the overlay and
-// its host path (routed so only when this node has a host path), so that node's kernel sees the
-// pod; and another cluster's prefixes, reached through its gateway, whose pods see ours.
-bool keepsItsSource(rte_be32_t dst, const Snapshot& snap) {
-  if (!snap.settings.hostPath && snap.clusterLinks == nullptr) return false;
+// Where a new flow leaving the cluster goes, found with one route lookup (for new flows leaving
+// the cluster only, and only when the answer matters): another node's own address, reached
+// through the overlay and its host path (routed so only when this node has a host path), keeps
+// its source, so that node's kernel sees the pod; another cluster's prefixes, reached through its
+// gateway, keep it too (their pods see ours), except with Globalnet, where it becomes this
+// cluster's global egress address; anything else is masqueraded (when asked) to the node's.
+enum class Leaving : uint8_t { kMasquerade, kKeepSource, kGlobalEgress };
+
+Leaving leavingBy(rte_be32_t dst, const Snapshot& snap) {
+  if (!snap.settings.hostPath && snap.clusterLinks == nullptr) return Leaving::kMasquerade;
   const uint32_t ip = rte_be_to_cpu_32(dst);
   uint64_t nh;
   snap.routes->lookup(&ip, &nh, 1);
   const NextHopKind kind = snap.routes->nextHop(nh).kind;
-  return kind == NextHopKind::kRemoteCluster ||
-         (kind == NextHopKind::kRemoteNode && snap.settings.hostPath);
+  if (kind == NextHopKind::kRemoteCluster)
+    return snap.clusterLinks->globalnet() ? Leaving::kGlobalEgress : Leaving::kKeepSource;
+  if (kind == NextHopKind::kRemoteNode && snap.settings.hostPath) return Leaving::kKeepSource;
+  return Leaving::kMasquerade;
 }
 
 void untracked(rte_mbuf* m, PacketMeta& meta, const FlowKey* key, const Found& service,
@@ -451,12 +460,19 @@ void untracked(rte_mbuf* m, PacketMeta& meta, const FlowKey* key, const Found& s
   }
   if (fromUplink) return meta.setDrop(DropReason::kUplinkNotForNode);
   if (meta.dstIp == s.gatewayIp) return meta.setDrop(DropReason::kGatewayUnsupported);
-  // Leaving the cluster from a pod: masquerade.
-  if (s.masquerade && !(meta.flags & (kFlagFromOverlay | kFlagFromHost)) &&
+  // Leaving the cluster from a pod: masquerade, or to a Globalnet peer, its egress address.
+  if ((s.masquerade || fc.snap.clusterLinks != nullptr) &&
+      !(meta.flags & (kFlagFromOverlay | kFlagFromHost)) &&
       !inPrefix(meta.dstIp, s.clusterCidr, s.clusterCidrMask) &&
-      !inPrefix(meta.dstIp, s.podCidr, s.podCidrMask) && !keepsItsSource(meta.dstIp, fc.snap)) {
-    if (!key) return meta.setDrop(DropReason::kMasqueradeUnsupported);
-    return newMasqueradeFlow(m, meta, *key, fc);
+      !inPrefix(meta.dstIp, s.podCidr, s.podCidrMask)) {
+    const Leaving how = leavingBy(meta.dstIp, fc.snap);
+    if (how == Leaving::kGlobalEgress || (how == Leaving::kMasquerade && s.masquerade)) {
+      if (!key) return meta.setDrop(DropReason::kMasqueradeUnsupported);
+      if (how == Leaving::kGlobalEgress)
+        return newMasqueradeFlow(m, meta, *key, fc, fc.snap.clusterLinks->globalEgressIp,
+                                 fc.ctx.counters->globalEgressFlows);
+      return newMasqueradeFlow(m, meta, *key, fc, s.nodeIp, fc.ctx.counters->masqueradeFlows);
+    }
   }
   if (fc.policy != nullptr) return newPodFlow(m, meta, key, fc);
   // Passed untracked (no policy applied): the flow log still sees a TCP flow open.

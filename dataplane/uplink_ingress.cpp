@@ -6,6 +6,7 @@
 
 #include "core/icmp.h"
 #include "dataplane/parse.h"
+#include "lb/nat.h"
 #include "overlay/decap.h"
 #include "overlay/encap.h"
 
@@ -67,7 +68,8 @@ void handleVxlan(rte_mbuf* m, PacketMeta& meta, const Snapshot& snapshot,
 }
 
 // ESP from another cluster's gateway: opened with this worker's SA for its SPI; the inner packet
-// goes on as if from the overlay (routed to a local pod by the route stage).
+// goes on as if from the overlay (routed to a local pod by the route stage), its destination
+// translated first when the clusters use Globalnet.
 void handleEsp(rte_mbuf* m, PacketMeta& meta, const Snapshot& snapshot, WorkerContext& ctx) {
   const ClusterLinkTable* links = snapshot.clusterLinks.get();
   if (meta.flags & kFlagFragment) return meta.setDrop(DropReason::kEspReplayed);
@@ -90,6 +92,15 @@ void handleEsp(rte_mbuf* m, PacketMeta& meta, const Snapshot& snapshot, WorkerCo
   if (meta.l3 != L3Kind::kIpv4) return meta.setDrop(DropReason::kVxlanInnerNotIpv4);
   if (meta.srcIp == snapshot.settings.nodeIp) return meta.setDrop(DropReason::kSourceIsNode);
   meta.flags |= kFlagFromOverlay;
+  if (!links->globalnet()) return;
+  // Globalnet: only this cluster's global addresses are reached from peers — its egress address
+  // (replies, translated back by conntrack) and the exported services' (to their ClusterIPs).
+  if (!links->isGlobal(meta.dstIp)) return meta.setDrop(DropReason::kGlobalAddressUnknown);
+  if (meta.dstIp == links->globalEgressIp) return;
+  const GlobalTranslation* t = links->toCluster(meta.dstIp);
+  if (t == nullptr) return meta.setDrop(DropReason::kGlobalAddressUnknown);
+  lb::natRewriteAddress(m, meta, false, t->clusterIp);
+  ctx.counters->globalIngressTranslated.add();
 }
 
 }  // namespace

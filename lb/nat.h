@@ -76,4 +76,32 @@ inline void natRewrite(rte_mbuf* m, PacketMeta& meta, bool source, rte_be32_t ip
   }
 }
 
+// Rewrites the source or destination address only (a stateless 1:1 translation: ports and ICMP
+// identifiers stay): the IPv4 header and the TCP/UDP pseudo-header sum.
+inline void natRewriteAddress(rte_mbuf* m, PacketMeta& meta, bool source, rte_be32_t ip) {
+  auto* iph = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, meta.l3Offset);
+  const rte_be32_t oldIp = source ? iph->src_addr : iph->dst_addr;
+  if (source)
+    iph->src_addr = ip;
+  else
+    iph->dst_addr = ip;
+  iph->hdr_checksum = checksumUpdate32(iph->hdr_checksum, oldIp, ip);
+  (source ? meta.srcIp : meta.dstIp) = ip;
+  if (meta.flags & kFlagLaterFragment) return;  // no L4 header here
+  const bool partial = m->ol_flags & RTE_MBUF_F_TX_L4_MASK;
+  if (meta.ipProto == IPPROTO_TCP) {
+    auto* tcp = rte_pktmbuf_mtod_offset(m, rte_tcp_hdr*, meta.l4Offset);
+    tcp->cksum = partial ? partialChecksumUpdate32(tcp->cksum, oldIp, ip)
+                         : checksumUpdate32(tcp->cksum, oldIp, ip);
+  } else if (meta.ipProto == IPPROTO_UDP) {
+    auto* udp = rte_pktmbuf_mtod_offset(m, rte_udp_hdr*, meta.l4Offset);
+    if (partial) {
+      udp->dgram_cksum = partialChecksumUpdate32(udp->dgram_cksum, oldIp, ip);
+    } else if (udp->dgram_cksum != 0) {
+      const rte_be16_t c = checksumUpdate32(udp->dgram_cksum, oldIp, ip);
+      udp->dgram_cksum = c == 0 ? 0xffff : c;
+    }
+  }
+}
+
 }  // namespace nodeplane::lb

@@ -61,6 +61,9 @@ commands:
                               (V: forwarded, dropped, policy-denied, l7-denied)
   cluster peers               peer clusters: gateways, prefixes, SPIs, link state (JSON)
                               (set one: npctl call cluster.peer.set '{"clusterId": ...}')
+  cluster exports             Globalnet: global CIDR, egress address, exported services (JSON)
+  cluster export NS/NAME [IP] give a service a global address (the lowest free one, or IP)
+  cluster unexport NS/NAME    withdraw it
   capture --port NAME [--filter BPF] [--count N] [--duration S] [--snaplen N]
           [--direction rx|tx|both] -w FILE|-
                               capture a port's packets (npctl ports: uplink, host or NS/NAME)
@@ -479,6 +482,20 @@ int main(int argc, char** argv) {
     json = true;
   } else if (cmd == "cluster" && words.size() == 2 && words[1] == "peers") {
     op = "cluster.peers";
+    json = true;
+  } else if (cmd == "cluster" && words.size() == 2 && words[1] == "exports") {
+    op = "cluster.exports";
+    json = true;
+  } else if (cmd == "cluster" && words.size() >= 3 && words.size() <= 4 &&
+             (words[1] == "export" || (words[1] == "unexport" && words.size() == 3))) {
+    const auto slash = words[2].find('/');
+    if (slash == std::string::npos) {
+      std::cerr << "npctl: cluster " << words[1] << ": '" << words[2] << "' is not NS/NAME\n";
+      return 2;
+    }
+    op = words[1] == "export" ? "cluster.export.set" : "cluster.export.delete";
+    args = Json{{"namespace", words[2].substr(0, slash)}, {"name", words[2].substr(slash + 1)}};
+    if (words.size() == 4) args["globalIp"] = words[3];
     json = true;
   } else if (cmd == "observe") {
     return nodeplane::control::npctl::observe(socket, words);

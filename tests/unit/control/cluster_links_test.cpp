@@ -123,7 +123,7 @@ TEST(ClusterLinksTest, TheLinkTableSortsInboundSpisAndKeepsARetiredSecretOpening
   uplink.id = 3;
   FakeBackend backend;
   control::UnderlayResolver resolver(backend);  // nothing resolved yet
-  auto table = control::buildClusterLinks(peers, east, uplink, resolver);
+  auto table = control::buildClusterLinks(peers, east, uplink, resolver, {});
   ASSERT_EQ(table->links.size(), 1u);
   EXPECT_FALSE(table->links[0].resolved) << "until ARP answers, the link sends nothing";
   EXPECT_EQ(table->links[0].uplinkPort, 3);
@@ -135,6 +135,116 @@ TEST(ClusterLinksTest, TheLinkTableSortsInboundSpisAndKeepsARetiredSecretOpening
   ASSERT_NE(table->findSpi(old), nullptr);
   EXPECT_EQ(table->findSpi(old)->byWorker[0], west.retired->inbound[0].byWorker[0].get());
   EXPECT_EQ(table->findSpi(12345), nullptr);
+}
+
+// Globalnet: clusters with the same pod and service CIDRs, each with a global CIDR of its own.
+NodeSettings globalSettings(const char* id, const char* ip, const char* global) {
+  NodeSettings s = settings(id, ip);
+  s.globalCidr = *Ipv4Prefix::parse(global);
+  return s;
+}
+
+ClusterPeerSpec globalPeer(const char* id, const char* gateway, const char* global) {
+  ClusterPeerSpec p = peer(id, gateway, "10.244.0.0/16");  // the same as ours
+  p.globalCidr = *Ipv4Prefix::parse(global);
+  return p;
+}
+
+TEST(ClusterLinksTest, GlobalnetPeersAreRoutedByTheirGlobalCidrAndCheckedByField) {
+  const NodeSettings east = globalSettings("east", "192.168.53.10", "242.0.0.0/24");
+  const ClusterPeerSpec west = globalPeer("west", "192.168.53.11", "242.1.0.0/24");
+  EXPECT_EQ(refusal(west, east), "") << "overlapping pod CIDRs are fine with Globalnet";
+  EXPECT_EQ(control::routedPrefixes(west), std::vector<Ipv4Prefix>{*west.globalCidr});
+  ClusterPeerSpec plain = peer("west", "192.168.53.11", "10.245.0.0/16");
+  EXPECT_NE(refusal(plain, east).find("globalCidr: required"), std::string::npos);
+  EXPECT_NE(refusal(west, settings("east", "192.168.53.10")).find("no --cluster-global-cidr"),
+            std::string::npos);
+  EXPECT_NE(refusal(globalPeer("west", "192.168.53.11", "242.0.0.128/25"), east)
+                .find("globalCidr: 242.0.0.128/25 overlaps this cluster's global CIDR"),
+            std::string::npos);
+  PeerMap others;
+  others["north"] =
+      ClusterPeer{globalPeer("north", "192.168.53.12", "242.1.0.0/16"), nullptr, nullptr, ""};
+  EXPECT_NE(refusal(west, east, others).find("overlaps cluster peer 'north'"), std::string::npos);
+  ClusterPeerSpec noCidrs = west;
+  noCidrs.cidrs.clear();
+  EXPECT_EQ(refusal(noCidrs, east), "") << "a Globalnet peer's own CIDRs are only shown";
+}
+
+TEST(ClusterLinksTest, ExportAddressesComeFromTheGlobalCidr) {
+  const NodeSettings east = globalSettings("east", "192.168.53.10", "242.0.0.0/29");
+  control::ExportMap exports;
+  auto first = control::exportAddress("shop/web", std::nullopt, east, exports);
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first->toString(), "242.0.0.2") << "after the network and the egress address";
+  EXPECT_EQ(control::globalEgressIp(*east.globalCidr).toString(), "242.0.0.1");
+  exports["shop/web"] = *first;
+  EXPECT_EQ(control::exportAddress("shop/web", std::nullopt, east, exports)->toString(),
+            "242.0.0.2")
+      << "an export keeps its address";
+  EXPECT_EQ(control::exportAddress("shop/db", std::nullopt, east, exports)->toString(),
+            "242.0.0.3");
+  auto taken = control::exportAddress("shop/db", first.value(), east, exports);
+  ASSERT_FALSE(taken.ok());
+  EXPECT_NE(taken.error().message.find("globalIp: 242.0.0.2 is service shop/web's"),
+            std::string::npos);
+  for (const char* bad : {"242.0.0.1", "242.0.0.7", "242.0.0.0", "10.0.0.5"}) {
+    auto r = control::exportAddress("shop/db", Ipv4Address::parse(bad), east, exports);
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_NE(r.error().message.find("globalIp: " + std::string(bad)), std::string::npos);
+  }
+  for (int i = 3; i <= 6; ++i) exports["ns/s" + std::to_string(i)] = Ipv4Address{0xf2000000u + i};
+  auto full = control::exportAddress("shop/db", std::nullopt, east, exports);
+  ASSERT_FALSE(full.ok());
+  EXPECT_NE(full.error().message.find("every address"), std::string::npos);
+  EXPECT_FALSE(
+      control::exportAddress("shop/web", std::nullopt, settings("east", "192.168.53.10"), {}).ok())
+      << "no global CIDR, no export";
+}
+
+TEST(ClusterLinksTest, OnlyExportsOfServicesWithAClusterIpAreTranslated) {
+  control::ExportMap exports = {{"shop/web", *Ipv4Address::parse("242.0.0.9")},
+                                {"shop/db", *Ipv4Address::parse("242.0.0.2")},
+                                {"shop/gone", *Ipv4Address::parse("242.0.0.3")}};
+  std::map<std::string, control::ServiceSpec> services;
+  services["shop/web"].clusterIps = {*Ipv4Address::parse("10.96.0.20")};
+  services["shop/db"];  // headless
+  const auto list = control::resolveGlobalIngress(exports, services);
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(list[0].clusterIp.toString(), "10.96.0.20");
+  EXPECT_EQ(control::exportState("shop/db", services), "headless (no ClusterIP)");
+  EXPECT_EQ(control::exportState("shop/gone", services), "no such service");
+  EXPECT_EQ(control::exportState("shop/web", services), "active");
+
+  // The data plane's table: both ways, found by binary search.
+  auto device = overlay::EspDevice::open(0);
+  ASSERT_TRUE(device.ok());
+  const NodeSettings east = globalSettings("east", "192.168.53.10", "242.0.0.0/24");
+  ClusterPeer west{globalPeer("west", "192.168.53.11", "242.1.0.0/24"), nullptr, nullptr, ""};
+  west.sas = *control::makePeerSas(std::move(*device), east, west.spec, 1);
+  auto peers = std::make_shared<PeerMap>();
+  (*peers)["west"] = west;
+  dataplane::PortInfo uplink;
+  FakeBackend backend;
+  control::UnderlayResolver resolver(backend);
+  control::GlobalIngressList many = list;
+  many.push_back({*Ipv4Address::parse("242.0.0.4"), *Ipv4Address::parse("10.96.0.1"), "a/b"});
+  many.push_back({*Ipv4Address::parse("242.0.0.200"), *Ipv4Address::parse("10.96.5.5"), "c/d"});
+  auto table = control::buildClusterLinks(peers, east, uplink, resolver, many);
+  ASSERT_TRUE(table->globalnet());
+  EXPECT_EQ(table->globalEgressIp, rte_cpu_to_be_32(0xf2000001u));
+  EXPECT_TRUE(table->isGlobal(rte_cpu_to_be_32(0xf20000feu)));
+  EXPECT_FALSE(table->isGlobal(rte_cpu_to_be_32(0xf2010001u)));
+  for (const auto& g : many) {
+    const auto* in = table->toCluster(rte_cpu_to_be_32(g.globalIp.value));
+    ASSERT_NE(in, nullptr) << g.service;
+    EXPECT_EQ(in->clusterIp, rte_cpu_to_be_32(g.clusterIp.value));
+    const auto* out = table->toGlobal(rte_cpu_to_be_32(g.clusterIp.value));
+    ASSERT_NE(out, nullptr) << g.service;
+    EXPECT_EQ(out->globalIp, rte_cpu_to_be_32(g.globalIp.value));
+  }
+  EXPECT_EQ(table->toCluster(rte_cpu_to_be_32(0xf2000005u)), nullptr);
+  EXPECT_EQ(table->toGlobal(rte_cpu_to_be_32(0x0a600002u)), nullptr);
 }
 
 }  // namespace

@@ -45,7 +45,7 @@ std::string ipText(uint32_t v) {
 TEST(Nat, TcpAndUdpChecksumsStayExactOverRandomRewrites) {
   std::mt19937 rng(99);
   for (int i = 0; i < 3000; ++i) {
-    // Any unicast source (the parser drops zero, multicast, class E and broadcast sources).
+    // Any unicast source (the parser drops zero, multicast and broadcast sources).
     const uint32_t src = 0x01000000u + rng() % 0xdf000000u, dst = rng(), newIp = rng();
     const uint16_t sport = static_cast<uint16_t>(rng()), dport = static_cast<uint16_t>(rng()),
                    newPort = static_cast<uint16_t>(rng());
@@ -64,6 +64,37 @@ TEST(Nat, TcpAndUdpChecksumsStayExactOverRandomRewrites) {
     ASSERT_EQ(testing::internetChecksum(&out[14], 20), 0) << "IPv4 header, iteration " << i;
     ASSERT_EQ(l4Sum(out), 0) << (tcp ? "TCP" : "UDP") << ", iteration " << i;
     ASSERT_EQ(get16(out, source ? 34 : 36), newPort);
+  }
+}
+
+// Globalnet's stateless translation: the address changes, the ports stay, the sums stay exact.
+TEST(Nat, AddressOnlyRewritesKeepPortsAndChecksums) {
+  std::mt19937 rng(7);
+  for (int i = 0; i < 2000; ++i) {
+    const uint32_t src = 0x01000000u + rng() % 0xdf000000u, dst = rng(), newIp = rng();
+    const uint16_t sport = static_cast<uint16_t>(rng()), dport = static_cast<uint16_t>(rng());
+    const bool tcp = i % 2 == 0;
+    PacketBuilder b;
+    b.ipv4(ipText(src).c_str(), ipText(dst).c_str());
+    if (tcp)
+      b.tcp(sport, dport);
+    else
+      b.udp(sport, dport);
+    b.payload(rng() % 200);
+    const Bytes in = b.build();
+    rte_mbuf* m = testing::makeMbuf(in);
+    PacketMeta meta;
+    dataplane::parsePacket(m, meta);
+    ASSERT_EQ(meta.action, Action::kContinue);
+    const bool source = rng() & 1;
+    natRewriteAddress(m, meta, source, rte_cpu_to_be_32(newIp));
+    const Bytes out = testing::mbufBytes(m);
+    rte_pktmbuf_free(m);
+    ASSERT_EQ(testing::internetChecksum(&out[14], 20), 0) << "IPv4 header, iteration " << i;
+    ASSERT_EQ(l4Sum(out), 0) << (tcp ? "TCP" : "UDP") << ", iteration " << i;
+    ASSERT_EQ(get16(out, 34), sport);
+    ASSERT_EQ(get16(out, 36), dport);
+    ASSERT_EQ(rte_be_to_cpu_32(source ? meta.srcIp : meta.dstIp), newIp);
   }
 }
 

@@ -374,7 +374,7 @@ TEST_F(OverlayFixture, EveryBadUplinkClassHasItsCounter) {
 // would be.
 TEST_F(OverlayFixture, DecapsulatedPacketsWithAnInvalidSourceAreDropped) {
   resolvePeer();
-  for (const char* source : {"224.0.0.1", "0.0.0.0", "255.255.255.255", "240.0.0.9"}) {
+  for (const char* source : {"224.0.0.1", "0.0.0.0", "255.255.255.255", "239.1.2.3"}) {
     rte_mbuf* m;
     auto meta = run(
         vxlan(PacketBuilder().eth(kOurVtep, kPeerVtep).ipv4(source, kPodIp).udp(7, 7001).build()),

@@ -1,0 +1,56 @@
+// Globalnet (issue 13): linked clusters whose pod and service CIDRs overlap (most keep the
+// defaults) reach each other through global addresses, as Submariner's Globalnet does. Each
+// cluster has a global CIDR of its own (--cluster-global-cidr); its peers route only that.
+// - Egress: a pod's new flow to a peer's global CIDR is source-NATed by the service stage to
+//   this cluster's global egress address (the first address of its global CIDR), with a port
+//   from the SNAT allocator, and tracked; its replies are translated back by conntrack.
+// - Ingress: an exported service (cluster.export.set) gets a global address of its own; what a
+//   peer sends to it is translated, statelessly as it leaves the ESP link, to the service's
+//   ClusterIP and so goes through the service's normal Maglev path; what leaves for a peer from
+//   that ClusterIP (the replies, un-DNATed by conntrack) is translated back as it enters the link.
+// Anything else to or from a global address is dropped with a named reason, never leaked with
+// a cluster-local address. Control thread only; the data plane's side is in
+// dataplane/cluster_link.h.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "control/model.h"
+#include "core/result.h"
+
+namespace nodeplane::control {
+
+// Exported services by namespace/name, and the global address each was given.
+using ExportMap = std::map<std::string, Ipv4Address>;
+
+// One exported service as the data plane translates it.
+struct GlobalIngress {
+  Ipv4Address globalIp;
+  Ipv4Address clusterIp;  // the service's first ClusterIP
+  std::string service;    // namespace/name
+};
+using GlobalIngressList = std::vector<GlobalIngress>;
+
+// The address this cluster's pods reach peers from: the first of its global CIDR.
+Ipv4Address globalEgressIp(const Ipv4Prefix& globalCidr);
+
+// The global address for exporting `service`: `wanted` checked (inside the global CIDR, neither
+// its network, broadcast nor egress address, not another export's), or else the one it already
+// has, or else the lowest free one. An error names the field.
+Result<Ipv4Address> exportAddress(const std::string& service, std::optional<Ipv4Address> wanted,
+                                  const NodeSettings& settings, const ExportMap& exports);
+
+// What the data plane translates: every export whose service exists and has a ClusterIP, by
+// global address. Headless, ExternalName and missing services are left out (exportState says
+// why).
+GlobalIngressList resolveGlobalIngress(const ExportMap& exports,
+                                       const std::map<std::string, ServiceSpec>& services);
+
+// "active", "no such service" or "headless (no ClusterIP)".
+std::string exportState(const std::string& service,
+                        const std::map<std::string, ServiceSpec>& services);
+
+}  // namespace nodeplane::control

@@ -1,6 +1,7 @@
-// Peer clusters and the encrypted links to their gateways (issue 13: every node with peers is its
-// cluster's gateway; pod and service CIDRs must not overlap between clusters, unless every
-// cluster has a global CIDR: global_net.h).
+// Peer clusters and the encrypted links to their gateways (issue 13). Every node of a cluster
+// knows the peers; only the active gateway (snapshot_assembly.h: activeGateway) has links, the
+// other nodes route the peers' prefixes to it through the overlay. Pod and service CIDRs must
+// not overlap between clusters, unless every cluster has a global CIDR (global_net.h).
 //
 // A peer is set with its cluster ID, its gateway's underlay address, the prefixes routed to it
 // and a secret the two clusters share. Each direction of a pair has up to kSasPerPeer SAs, one

@@ -122,6 +122,10 @@ ControlApi::ControlApi(NodeController& node, dp::DataplaneBackend& backend)
   ops_["cluster.peer.delete"] = {
       "remove a peer cluster; args: clusterId",
       [this](const ArgReader& a, const Json&) { return clusterPeerDelete(a); }};
+  ops_["cluster.gateways.set"] = {
+      "this cluster's gateway nodes in order of preference (the first is active); the others "
+      "send other clusters' traffic to it through the overlay; args: nodes (empty: this node)",
+      [this](const ArgReader& a, const Json& raw) { return clusterGatewaysSet(a, raw); }};
   ops_["cluster.peers"] = {"peer clusters: gateways, prefixes, SPIs, link state",
                            [this](const ArgReader&, const Json&) { return clusterPeers(); }};
   ops_["cluster.export.set"] = {
@@ -865,9 +869,28 @@ Result<Json> ControlApi::clusterPeers() const {
     ++index;
   }
   const auto& global = node_.settings().globalCidr;
+  const std::string active = node_.activeClusterGateway();
   return Json{{"clusterId", node_.settings().clusterId},
               {"globalCidr", global ? Json(global->toString()) : Json()},
+              {"gateways", node_.clusterGateways()},
+              {"activeGateway", active},
+              {"role", active == node_.settings().nodeName ? "gateway" : "via-gateway"},
               {"peers", list}};
+}
+
+Result<Json> ControlApi::clusterGatewaysSet(const ArgReader& args, const Json& raw) {
+  if (auto st = args.onlyFields({"nodes"}); !st) return st.error();
+  if (!raw.contains("nodes") || !raw["nodes"].is_array())
+    return args.error("nodes", "not an array of node names");
+  std::vector<std::string> nodes;
+  for (const Json& n : raw["nodes"]) {
+    if (!n.is_string()) return args.error("nodes", n.dump() + " is not a node name");
+    nodes.push_back(n.get<std::string>());
+  }
+  if (auto st = node_.setClusterGateways(std::move(nodes)); !st) return st.error();
+  return Json{{"gateways", node_.clusterGateways()},
+              {"activeGateway", node_.activeClusterGateway()},
+              {"generation", node_.generation()}};
 }
 
 namespace {

@@ -68,6 +68,7 @@ class ControlApi {
   Result<Json> clusterPeerSet(const ArgReader& args, const Json& raw);
   Result<Json> clusterPeerDelete(const ArgReader& args);
   Result<Json> clusterPeers() const;
+  Result<Json> clusterGatewaysSet(const ArgReader& args, const Json& raw);
   Result<Json> clusterExportSet(const ArgReader& args);
   Result<Json> clusterExportDelete(const ArgReader& args);
   Result<Json> clusterExports() const;

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "control/dns_zone.h"
+#include "core/names.h"
 #include "lb/conntrack.h"
 #include "overlay/vxlan.h"
 
@@ -44,6 +45,7 @@ Status NodeController::publish(NodeModel next) {
   // unchanged objects, the same table.
   const bool sameRoutes = routes_ && next.pods == model_.pods && next.nodes == model_.nodes &&
                           next.peers == model_.peers &&
+                          next.clusterGateways == model_.clusterGateways &&
                           next.uplink.has_value() == model_.uplink.has_value();
   const AssemblyInputs inputs{settings_, backend_.workerCount(), backend_.socketId(), resolver_};
   auto snap = assembleSnapshot(next, inputs, generation_ + 1, sameRoutes ? routes_ : nullptr);
@@ -98,6 +100,24 @@ Status NodeController::setClusterPeer(const ClusterPeerSpec& spec) {
   spdlog::info("cluster peer {} set: gateway {}, {} prefix(es), {} SA(s) out, {} SPI(s) in",
                spec.clusterId, spec.gatewayIp.toString(), spec.cidrs.size(), backend_.workerCount(),
                kSasPerPeer);
+  return okStatus();
+}
+
+Status NodeController::setClusterGateways(std::vector<std::string> nodes) {
+  std::set<std::string> seen;
+  for (const std::string& n : nodes) {
+    if (!isDnsSubdomain(n))
+      return invalidArgument("cluster gateways: nodes: '" + n + "' is not a node name");
+    if (!seen.insert(n).second)
+      return invalidArgument("cluster gateways: nodes: '" + n + "' is given twice");
+  }
+  if (nodes.size() > 8) return invalidArgument("cluster gateways: nodes: more than 8");
+  if (nodes == *model_.clusterGateways) return okStatus();
+  NodeModel next = model_;
+  next.clusterGateways = std::make_shared<const std::vector<std::string>>(std::move(nodes));
+  if (auto st = publish(std::move(next)); !st) return st;
+  updateWantedNeighbors();
+  spdlog::info("cluster gateways set: active {}", activeGateway(model_, settings_));
   return okStatus();
 }
 
@@ -717,8 +737,9 @@ void NodeController::updateWantedNeighbors() {
   for (const auto& [name, n] : *model_.nodes)
     if (name != settings_.nodeName) wanted.insert(nextHopFor(n.ip));
   if (model_.uplink && settings_.underlayGateway) wanted.insert(*settings_.underlayGateway);
-  for (const auto& [id, peer] : *model_.peers)
-    wanted.insert(underlayNextHop(settings_, peer.spec.gatewayIp));
+  if (activeGateway(model_, settings_) == settings_.nodeName)
+    for (const auto& [id, peer] : *model_.peers)
+      wanted.insert(underlayNextHop(settings_, peer.spec.gatewayIp));
   if (resolver_.setWanted(wanted, UnderlayResolver::TimePoint::clock::now())) (void)publish(model_);
 }
 

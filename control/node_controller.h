@@ -46,6 +46,10 @@ class NodeController {
   // Validated first (errors name the field); nothing changes on any error.
   Status setClusterPeer(const ClusterPeerSpec& spec);
   Status deleteClusterPeer(const std::string& clusterId);
+  // This cluster's gateway nodes, in order of preference (empty: this node is the gateway).
+  Status setClusterGateways(std::vector<std::string> nodes);
+  const std::vector<std::string>& clusterGateways() const { return *model_.clusterGateways; }
+  std::string activeClusterGateway() const { return activeGateway(model_, settings_); }
   // Globalnet exports (global_net.h): a service (namespace/name, existing or not yet) gets a
   // global address, `globalIp` or the one it has or the lowest free one; returned.
   Result<Ipv4Address> exportService(const std::string& service,

@@ -81,8 +81,11 @@ Result<std::shared_ptr<const dp::RouteTable>> buildRoutes(const NodeModel& model
   }
   // Remote nodes, indexed as buildOverlay() lays them out (map order, ourselves skipped).
   uint32_t index = 0;
+  const std::string gatewayNode = activeGateway(model, settings);
+  std::optional<uint32_t> gatewayIndex;
   for (const auto& [name, n] : *model.nodes) {
     if (name == settings.nodeName) continue;
+    if (name == gatewayNode) gatewayIndex = index;
     dp::NextHop nh;
     nh.kind = dp::NextHopKind::kRemoteNode;
     nh.drop = DropReason::kNone;
@@ -93,8 +96,22 @@ Result<std::shared_ptr<const dp::RouteTable>> buildRoutes(const NodeModel& model
     // so that its kernel (kubelet, API server) and ours see pods and nodes unmasqueraded.
     if (model.host) routes.addRoute(Ipv4Prefix{n.ip, 32}, nhIndex);
   }
-  // Other clusters' prefixes, to their gateways (cluster_links.h; link index = map order).
-  if (model.uplink) {
+  // Other clusters' prefixes: on this cluster's gateway, to their gateways (cluster_links.h; link
+  // index = map order); on its other nodes, through the overlay to the gateway.
+  if (model.uplink && !model.peers->empty() && gatewayNode != settings.nodeName) {
+    dp::NextHop nh;
+    if (gatewayIndex) {
+      nh.kind = dp::NextHopKind::kRemoteNode;
+      nh.drop = DropReason::kNone;
+      nh.remoteNode = *gatewayIndex;
+      nh.viaClusterGateway = true;
+    } else {
+      nh.drop = DropReason::kClusterGatewayUnknown;
+    }
+    const uint32_t nhIndex = routes.addNextHop(nh);
+    for (const auto& [id, peer] : *model.peers)
+      for (const Ipv4Prefix& c : routedPrefixes(peer.spec)) routes.addRoute(c, nhIndex);
+  } else if (model.uplink) {
     uint32_t link = 0;
     for (const auto& [id, peer] : *model.peers) {
       dp::NextHop nh;
@@ -104,14 +121,14 @@ Result<std::shared_ptr<const dp::RouteTable>> buildRoutes(const NodeModel& model
       const uint32_t nhIndex = routes.addNextHop(nh);
       for (const Ipv4Prefix& c : routedPrefixes(peer.spec)) routes.addRoute(c, nhIndex);
     }
-    // This cluster's global addresses are reached only through the links (their translations
-    // are there); anything routed to them here goes nowhere else either.
-    if (in.settings.globalCidr) {
-      dp::NextHop nh;
-      nh.kind = dp::NextHopKind::kDrop;
-      nh.drop = DropReason::kGlobalAddressUnknown;
-      routes.addRoute(*in.settings.globalCidr, routes.addNextHop(nh));
-    }
+  }
+  // This cluster's global addresses are reached only through the gateway's links (their
+  // translations are there); anything routed to them here goes nowhere else either.
+  if (model.uplink && !model.peers->empty() && settings.globalCidr) {
+    dp::NextHop nh;
+    nh.kind = dp::NextHopKind::kDrop;
+    nh.drop = DropReason::kGlobalAddressUnknown;
+    routes.addRoute(*settings.globalCidr, routes.addNextHop(nh));
   }
   return std::move(routes).build(in.socketId);
 }
@@ -133,11 +150,16 @@ dp::DataplaneSettings dataplaneSettings(const NodeModel& model, const NodeSettin
   }
   s.masquerade = model.uplink.has_value() && settings.underlayGateway.has_value();
   s.hostPath = model.host.has_value();
+  s.clusterPeers = model.uplink.has_value() && !model.peers->empty();
   std::tie(s.snatPortFirst, s.snatPortLast) = snatPortRange(settings);
   return s;
 }
 
 }  // namespace
+
+std::string activeGateway(const NodeModel& model, const NodeSettings& settings) {
+  return model.clusterGateways->empty() ? settings.nodeName : model.clusterGateways->front();
+}
 
 MacAddress vtepMacOf(const NodeSettings& settings) {
   if (settings.vtepMac) return *settings.vtepMac;
@@ -184,7 +206,7 @@ Result<std::unique_ptr<dp::Snapshot>> assembleSnapshot(
     auto overlay = buildOverlay(model, in);
     if (!overlay) return overlay.error();
     snap->overlay = std::move(*overlay);
-    if (!model.peers->empty())
+    if (!model.peers->empty() && activeGateway(model, in.settings) == in.settings.nodeName)
       snap->clusterLinks = buildClusterLinks(model.peers, in.settings, *model.uplink, in.resolver,
                                              *model.globalIngress);
   }

@@ -44,10 +44,17 @@ struct NodeModel {
   std::shared_ptr<const policy::PolicyTable> policy;  // null: no policy applied yet
   std::shared_ptr<const dataplane::DnsTable> dns;     // null: the DNS responder is off
   std::shared_ptr<const PeerMap> peers = std::make_shared<const PeerMap>();  // cluster_links.h
+  // This cluster's gateway nodes, in order of preference (cluster_links.h); empty: this node.
+  std::shared_ptr<const std::vector<std::string>> clusterGateways =
+      std::make_shared<const std::vector<std::string>>();
   // The exported services' global addresses (global_net.h), resolved against the services.
   std::shared_ptr<const GlobalIngressList> globalIngress =
       std::make_shared<const GlobalIngressList>();
 };
+
+// The node this cluster's traffic to other clusters leaves through: the first of the cluster's
+// gateways, or this node when none is named.
+std::string activeGateway(const NodeModel& model, const NodeSettings& settings);
 
 // What else goes into a snapshot: the daemon's settings, the engine's shape, the underlay MACs
 // resolved so far.

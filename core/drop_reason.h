@@ -104,6 +104,8 @@ namespace nodeplane {
   X(kEspUnknownSpi, "esp_unknown_spi", "ESP to this node with an SPI of no peer cluster")          \
   X(kEspReplayed, "esp_replayed", "ESP replayed, behind the anti-replay window, or malformed")     \
   X(kEspBadIcv, "esp_bad_icv", "ESP whose integrity check failed (wrong key or altered)")          \
+  X(kClusterGatewayUnknown, "cluster_gateway_unknown",                                             \
+    "for another cluster, but this cluster's gateway node is not a known node")                    \
   X(kGlobalAddressUnknown, "global_address_unknown",                                               \
     "to a global address (Globalnet) that is neither this cluster's egress nor an export")         \
   X(kGlobalSourceUntranslated, "global_source_untranslated",                                       \

@@ -33,14 +33,17 @@ enum class PuntReason : uint8_t {
 enum class L3Kind : uint8_t { kNone, kIpv4, kArp };
 
 // Flags in PacketMeta::flags.
-inline constexpr uint8_t kFlagFragment = 0x01;       // MF set or offset != 0
-inline constexpr uint8_t kFlagLaterFragment = 0x02;  // offset != 0: no L4 header in this packet
-inline constexpr uint8_t kFlagVlanTagged = 0x04;     // at least one 802.1Q/802.1ad tag
-inline constexpr uint8_t kFlagDontFragment = 0x08;   // DF set
-inline constexpr uint8_t kFlagFromOverlay = 0x10;    // decapsulated: arrived from another node
-inline constexpr uint8_t kFlagFromUplink = 0x20;     // arrived on the uplink (not decapsulated)
-inline constexpr uint8_t kFlagTranslated = 0x40;     // a tracked flow's NAT was applied
-inline constexpr uint8_t kFlagFromHost = 0x80;       // from the node's own kernel (host port)
+inline constexpr uint16_t kFlagFragment = 0x01;       // MF set or offset != 0
+inline constexpr uint16_t kFlagLaterFragment = 0x02;  // offset != 0: no L4 header in this packet
+inline constexpr uint16_t kFlagVlanTagged = 0x04;     // at least one 802.1Q/802.1ad tag
+inline constexpr uint16_t kFlagDontFragment = 0x08;   // DF set
+inline constexpr uint16_t kFlagFromOverlay = 0x10;    // decapsulated: arrived from another node
+inline constexpr uint16_t kFlagFromUplink = 0x20;     // arrived on the uplink (not decapsulated)
+inline constexpr uint16_t kFlagTranslated = 0x40;     // a tracked flow's NAT was applied
+inline constexpr uint16_t kFlagFromHost = 0x80;       // from the node's own kernel (host port)
+// Opened from another cluster's ESP (with kFlagFromOverlay): this gateway may pass it on into
+// its own overlay, never to a cluster again.
+inline constexpr uint16_t kFlagFromCluster = 0x100;
 
 // meta.aux of a packet that is not punted: a stage already wrote its flow-log record.
 inline constexpr uint32_t kAuxFlowLogged = 1;
@@ -56,7 +59,7 @@ struct PacketMeta {
   uint16_t outPort;        // valid when action == kTransmit
   uint8_t ipProto;
   uint8_t tcpFlags;
-  uint8_t flags;
+  uint16_t flags;
   L3Kind l3;
   Action action;
   DropReason drop;

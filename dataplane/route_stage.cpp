@@ -60,7 +60,9 @@ namespace {
 void toRemoteNode(rte_mbuf* m, PacketMeta& meta, const NextHop& nh, const Snapshot& snapshot,
                   WorkerContext& ctx) {
   const overlay::OverlayTable& table = *snapshot.overlay;
-  if (meta.flags & kFlagFromOverlay) return meta.setDrop(DropReason::kOverlayLoop);
+  // From another node, not back to one; from another cluster (a gateway), on to this cluster's.
+  if ((meta.flags & (kFlagFromOverlay | kFlagFromCluster)) == kFlagFromOverlay)
+    return meta.setDrop(DropReason::kOverlayLoop);
   auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, meta.l3Offset);
   if (ip->time_to_live <= 1)
     return rejectWithIcmp(m, meta, DropReason::kIpv4TtlExpired, kIcmpTimeExceeded,
@@ -107,8 +109,9 @@ void toRemoteCluster(rte_mbuf* m, PacketMeta& meta, const NextHop& nh, const Sna
   const ClusterLinkTable* links = snapshot.clusterLinks.get();
   if (links == nullptr || nh.remoteNode >= links->links.size())
     return meta.setDrop(DropReason::kNoRoute);
-  // What came from another cluster (or node) is not relayed to a cluster again.
-  if (meta.flags & (kFlagFromOverlay | kFlagFromUplink))
+  // What came from another cluster is not relayed to a cluster again; what came from another
+  // node of this cluster (not the gateway) is.
+  if (meta.flags & (kFlagFromCluster | kFlagFromUplink))
     return meta.setDrop(DropReason::kOverlayLoop);
   if (meta.l3Offset != sizeof(rte_ether_hdr)) return meta.setDrop(DropReason::kEspEncapFailed);
   const ClusterLink& link = links->links[nh.remoteNode];
@@ -159,6 +162,7 @@ void rejectWithIcmp(rte_mbuf* m, PacketMeta& meta, DropReason reason, uint8_t ty
     source = snapshot.settings.nodeIp != 0 ? snapshot.settings.nodeIp : snapshot.settings.gatewayIp;
   const uint16_t inPort = m->port;
   const bool translated = meta.flags & kFlagTranslated;
+  const bool fromOverlay = meta.flags & kFlagFromOverlay;
   switch (buildIcmpError(m, meta, type, code, restOfHeader, source, snapshot.ports[inPort].mac)) {
     case IcmpErrorResult::kBuilt:
       // The original is dropped (counted here, as the dispatcher now sees the ICMP error).
@@ -168,6 +172,16 @@ void rejectWithIcmp(rte_mbuf* m, PacketMeta& meta, DropReason reason, uint8_t ty
       if (translated && ctx.conntrack != nullptr &&
           lb::translateIcmpError(m, meta, *ctx.conntrack, ctx.workerIndex))
         ctx.counters->icmpTranslated.add();
+      // About a packet another node sent through the overlay (to a gateway): back through it.
+      if (fromOverlay && snapshot.overlay) {
+        const uint32_t dst = rte_be_to_cpu_32(meta.dstIp);
+        uint64_t nh;
+        snapshot.routes->lookup(&dst, &nh, 1);
+        const NextHop& back = snapshot.routes->nextHop(nh);
+        if (back.kind == NextHopKind::kRemoteNode)
+          return toRemoteNode(m, meta, back, snapshot, ctx);
+        return meta.setDrop(DropReason::kNoRoute);
+      }
       return meta.setTransmit(inPort);
     case IcmpErrorResult::kNotAllowed:
       return meta.setDrop(reason);

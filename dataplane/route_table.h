@@ -35,6 +35,9 @@ struct NextHop {
   rte_ether_addr dstMac{};  // destination MAC (the pod's interface)
   rte_ether_addr srcMac{};  // source MAC (our port's MAC)
   uint32_t remoteNode = 0;  // kRemoteNode: index into the snapshot's overlay table
+  // kRemoteNode: that node is this cluster's gateway and the prefix another cluster's (the source
+  // is kept: the gateway translates, if anything).
+  bool viaClusterGateway = false;
 };
 
 class RouteTable {

@@ -425,14 +425,16 @@ struct Found {
 enum class Leaving : uint8_t { kMasquerade, kKeepSource, kGlobalEgress };
 
 Leaving leavingBy(rte_be32_t dst, const Snapshot& snap) {
-  if (!snap.settings.hostPath && snap.clusterLinks == nullptr) return Leaving::kMasquerade;
+  if (!snap.settings.hostPath && !snap.settings.clusterPeers) return Leaving::kMasquerade;
   const uint32_t ip = rte_be_to_cpu_32(dst);
-  uint64_t nh;
-  snap.routes->lookup(&ip, &nh, 1);
-  const NextHopKind kind = snap.routes->nextHop(nh).kind;
-  if (kind == NextHopKind::kRemoteCluster)
-    return snap.clusterLinks->globalnet() ? Leaving::kGlobalEgress : Leaving::kKeepSource;
-  if (kind == NextHopKind::kRemoteNode && snap.settings.hostPath) return Leaving::kKeepSource;
+  uint64_t index;
+  snap.routes->lookup(&ip, &index, 1);
+  const NextHop& nh = snap.routes->nextHop(index);
+  if (nh.kind == NextHopKind::kRemoteCluster)
+    return snap.clusterLinks != nullptr && snap.clusterLinks->globalnet() ? Leaving::kGlobalEgress
+                                                                          : Leaving::kKeepSource;
+  if (nh.kind == NextHopKind::kRemoteNode && (nh.viaClusterGateway || snap.settings.hostPath))
+    return Leaving::kKeepSource;
   return Leaving::kMasquerade;
 }
 
@@ -460,13 +462,15 @@ void untracked(rte_mbuf* m, PacketMeta& meta, const FlowKey* key, const Found& s
   }
   if (fromUplink) return meta.setDrop(DropReason::kUplinkNotForNode);
   if (meta.dstIp == s.gatewayIp) return meta.setDrop(DropReason::kGatewayUnsupported);
-  // Leaving the cluster from a pod: masquerade, or to a Globalnet peer, its egress address.
-  if ((s.masquerade || fc.snap.clusterLinks != nullptr) &&
-      !(meta.flags & (kFlagFromOverlay | kFlagFromHost)) &&
+  // Leaving the cluster from a pod: masquerade, or to a Globalnet peer, its egress address (also
+  // for the pods of other nodes, whose traffic to peers this gateway relays).
+  const bool fromPod = !(meta.flags & (kFlagFromOverlay | kFlagFromHost));
+  const bool fromNode = (meta.flags & (kFlagFromOverlay | kFlagFromCluster)) == kFlagFromOverlay;
+  if (((s.masquerade && fromPod) || (fc.snap.clusterLinks != nullptr && (fromPod || fromNode))) &&
       !inPrefix(meta.dstIp, s.clusterCidr, s.clusterCidrMask) &&
       !inPrefix(meta.dstIp, s.podCidr, s.podCidrMask)) {
     const Leaving how = leavingBy(meta.dstIp, fc.snap);
-    if (how == Leaving::kGlobalEgress || (how == Leaving::kMasquerade && s.masquerade)) {
+    if (how == Leaving::kGlobalEgress || (how == Leaving::kMasquerade && s.masquerade && fromPod)) {
       if (!key) return meta.setDrop(DropReason::kMasqueradeUnsupported);
       if (how == Leaving::kGlobalEgress)
         return newMasqueradeFlow(m, meta, *key, fc, fc.snap.clusterLinks->globalEgressIp,

@@ -91,7 +91,7 @@ void handleEsp(rte_mbuf* m, PacketMeta& meta, const Snapshot& snapshot, WorkerCo
   if (meta.action == Action::kDrop) return;
   if (meta.l3 != L3Kind::kIpv4) return meta.setDrop(DropReason::kVxlanInnerNotIpv4);
   if (meta.srcIp == snapshot.settings.nodeIp) return meta.setDrop(DropReason::kSourceIsNode);
-  meta.flags |= kFlagFromOverlay;
+  meta.flags |= kFlagFromOverlay | kFlagFromCluster;
   if (!links->globalnet()) return;
   // Globalnet: only this cluster's global addresses are reached from peers — its egress address
   // (replies, translated back by conntrack) and the exported services' (to their ClusterIPs).

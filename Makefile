@@ -14,7 +14,7 @@ BUILD      ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 300
-FUZZ_TARGETS = $(addprefix tests/fuzz/fuzz_,packet_path control_line apply_reader manifests cni dns)
+FUZZ_TARGETS = $(addprefix tests/fuzz/fuzz_,packet_path control_line apply_reader manifests cni dns heartbeat)
 MESON_OPTS ?=
 
 .PHONY: all deps build test test-unit test-asan demo demo-k8s bench clean format check-format check-layers check-python lint fuzz fuzz-build fuzz-smoke

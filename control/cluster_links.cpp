@@ -16,12 +16,22 @@ bool overlaps(const Ipv4Prefix& a, const Ipv4Prefix& b) {
 
 }  // namespace
 
-uint32_t clusterSpi(const std::string& secret, const std::string& from, const std::string& to,
-                    unsigned index) {
-  auto derived = overlay::deriveEspKey(secret, "spi " + from + "->" + to);
+uint32_t clusterSpi(const std::string& secret, const std::string& from, Ipv4Address fromGateway,
+                    const std::string& to, Ipv4Address toGateway, unsigned index) {
+  auto derived = overlay::deriveEspKey(secret, "spi " + from + "@" + fromGateway.toString() + "->" +
+                                                   to + "@" + toGateway.toString());
   uint32_t bits = 0;
   if (derived) std::memcpy(&bits, derived->bytes.data(), sizeof(bits));
   return 0x10000000u | (bits & 0x0fffff00u) | (index & 0xffu);
+}
+
+std::vector<LinkIndex> linkIndexes(const PeerMap& peers) {
+  std::vector<LinkIndex> out;
+  for (const auto& [id, peer] : peers) {
+    const auto first = static_cast<uint16_t>(out.size());
+    for (const Ipv4Address& g : peer.spec.gateways) out.push_back({id, g, first});
+  }
+  return out;
 }
 
 std::vector<Ipv4Prefix> routedPrefixes(const ClusterPeerSpec& peer) {
@@ -42,9 +52,18 @@ Status validatePeer(const ClusterPeerSpec& peer, const NodeSettings& settings,
     return invalidArgument("clusterId: '" + peer.clusterId + "' is not a DNS label");
   if (peer.clusterId == settings.clusterId)
     return invalidArgument("clusterId: '" + peer.clusterId + "' is this cluster's own ID");
-  if (peer.gatewayIp.value == 0 || peer.gatewayIp == settings.nodeIp)
-    return invalidArgument(what + ": gatewayIp: " + peer.gatewayIp.toString() +
-                           " is not another gateway's address");
+  if (peer.gateways.empty()) return invalidArgument(what + ": gatewayIps: none given");
+  if (peer.gateways.size() > kMaxGatewaysPerPeer)
+    return invalidArgument(what + ": gatewayIps: more than " + std::to_string(kMaxGatewaysPerPeer));
+  for (size_t i = 0; i < peer.gateways.size(); ++i) {
+    const Ipv4Address g = peer.gateways[i];
+    if (g.value == 0 || g == settings.nodeIp)
+      return invalidArgument(what + ": gatewayIps: " + g.toString() +
+                             " is not another gateway's address");
+    for (size_t j = 0; j < i; ++j)
+      if (peer.gateways[j] == g)
+        return invalidArgument(what + ": gatewayIps: " + g.toString() + " is given twice");
+  }
   if (peer.secret.size() < 16) return invalidArgument(what + ": secret: at least 16 bytes");
   if (settings.globalCidr && !peer.globalCidr)
     return invalidArgument(what + ": globalCidr: required, this cluster has a global CIDR (" +
@@ -71,16 +90,27 @@ Status validatePeer(const ClusterPeerSpec& peer, const NodeSettings& settings,
         return invalidArgument(what + ": " + field + ": " + c.toString() + " overlaps " + whose +
                                " " + o.toString());
   }
-  if (!others.count(peer.clusterId) && others.size() >= dataplane::kMaxClusterLinks)
-    return makeError(
-        ErrorCode::kResourceExhausted,
-        what + ": more than " + std::to_string(dataplane::kMaxClusterLinks) + " peer clusters");
-  for (const auto& [id, other] : others) {
-    if (id == peer.clusterId) continue;
-    if ((clusterSpi(peer.secret, peer.clusterId, settings.clusterId, 0) & ~0xffu) ==
-        (clusterSpi(other.spec.secret, id, settings.clusterId, 0) & ~0xffu))
-      return invalidArgument(what + ": secret: its SPIs collide with cluster peer '" + id +
+  size_t links = peer.gateways.size();
+  for (const auto& [id, other] : others)
+    if (id != peer.clusterId) links += other.spec.gateways.size();
+  if (links > dataplane::kMaxClusterLinks)
+    return makeError(ErrorCode::kResourceExhausted,
+                     what + ": more than " + std::to_string(dataplane::kMaxClusterLinks) +
+                         " peer gateways in all");
+  // The SPIs a peer gateway sends to this node with share their upper bits: no two may clash.
+  std::map<uint32_t, std::string> bases;
+  for (const auto& [id, other] : others)
+    if (id != peer.clusterId)
+      for (const Ipv4Address& g : other.spec.gateways)
+        bases[clusterSpi(other.spec.secret, id, g, settings.clusterId, settings.nodeIp, 0) &
+              ~0xffu] = id;
+  for (const Ipv4Address& g : peer.gateways) {
+    const uint32_t base =
+        clusterSpi(peer.secret, peer.clusterId, g, settings.clusterId, settings.nodeIp, 0) & ~0xffu;
+    if (auto it = bases.find(base); it != bases.end())
+      return invalidArgument(what + ": secret: its SPIs collide with cluster peer '" + it->second +
                              "'s (choose another secret)");
+    bases[base] = peer.clusterId;
   }
   return okStatus();
 }
@@ -89,34 +119,43 @@ Result<std::shared_ptr<PeerSas>> makePeerSas(std::shared_ptr<overlay::EspDevice>
                                              const NodeSettings& settings,
                                              const ClusterPeerSpec& peer, unsigned workers) {
   const std::string& localId = settings.clusterId;
+  const Ipv4Address self = settings.nodeIp;
   auto sas = std::make_shared<PeerSas>();
   sas->device = device;
-  auto make = [&](const std::string& from, const std::string& to, unsigned index,
+  auto make = [&](const std::string& from, Ipv4Address fromGateway, const std::string& to,
+                  Ipv4Address toGateway, unsigned index,
                   bool outbound) -> Result<std::unique_ptr<overlay::EspSa>> {
     overlay::EspSaSpec spec;
-    spec.spi = clusterSpi(peer.secret, from, to, index);
-    auto key = overlay::deriveEspKey(peer.secret, from + "->" + to + "/" + std::to_string(index));
+    spec.spi = clusterSpi(peer.secret, from, fromGateway, to, toGateway, index);
+    auto key =
+        overlay::deriveEspKey(peer.secret, from + "@" + fromGateway.toString() + "->" + to + "@" +
+                                               toGateway.toString() + "/" + std::to_string(index));
     if (!key) return key.error();
     spec.key = *key;
     spec.outbound = outbound;
-    spec.localAddress = settings.nodeIp;
-    spec.remoteAddress = peer.gatewayIp;
+    spec.localAddress = self;
+    spec.remoteAddress = outbound ? toGateway : fromGateway;
     return overlay::EspSa::create(*device, spec);
   };
-  for (unsigned w = 0; w < workers; ++w) {
-    auto sa = make(localId, peer.clusterId, w, true);
-    if (!sa) return sa.error();
-    sas->outbound.push_back(std::move(*sa));
-  }
-  for (unsigned i = 0; i < kSasPerPeer; ++i) {
-    PeerSas::Inbound in;
-    in.spi = clusterSpi(peer.secret, peer.clusterId, localId, i);
+  for (const Ipv4Address& gateway : peer.gateways) {
+    GatewaySas g;
+    g.gateway = gateway;
     for (unsigned w = 0; w < workers; ++w) {
-      auto sa = make(peer.clusterId, localId, i, false);
+      auto sa = make(localId, self, peer.clusterId, gateway, w, true);
       if (!sa) return sa.error();
-      in.byWorker.push_back(std::move(*sa));
+      g.outbound.push_back(std::move(*sa));
     }
-    sas->inbound.push_back(std::move(in));
+    for (unsigned i = 0; i < kSasPerPeer; ++i) {
+      GatewaySas::Inbound in;
+      in.spi = clusterSpi(peer.secret, peer.clusterId, gateway, localId, self, i);
+      for (unsigned w = 0; w < workers; ++w) {
+        auto sa = make(peer.clusterId, gateway, localId, self, i, false);
+        if (!sa) return sa.error();
+        in.byWorker.push_back(std::move(*sa));
+      }
+      g.inbound.push_back(std::move(in));
+    }
+    sas->gateways.push_back(std::move(g));
   }
   return sas;
 }
@@ -142,30 +181,33 @@ std::shared_ptr<const dataplane::ClusterLinkTable> buildClusterLinks(
   }
   uint16_t index = 0;
   for (const auto& [id, peer] : *peers) {
-    dataplane::ClusterLink link;
-    link.gatewayIp = rte_cpu_to_be_32(peer.spec.gatewayIp.value);
-    const Ipv4Address nextHop = underlayNextHop(settings, peer.spec.gatewayIp);
-    link.nextHopIp = rte_cpu_to_be_32(nextHop.value);
-    if (auto mac = resolver.mac(nextHop)) {
-      std::copy(mac->bytes.begin(), mac->bytes.end(), link.dstMac.addr_bytes);
-      link.resolved = true;
-    }
-    std::copy(uplink.mac.bytes.begin(), uplink.mac.bytes.end(), link.srcMac.addr_bytes);
-    link.uplinkPort = uplink.id;
-    link.innerMtu = clusterLinkMtu(settings);
-    for (const auto& sa : peer.sas->outbound) link.outbound.push_back(sa.get());
-    for (const PeerSas* sas : {peer.sas.get(), peer.retired.get()}) {
-      if (sas == nullptr) continue;
-      for (const PeerSas::Inbound& in : sas->inbound) {
-        dataplane::ClusterLinkTable::Inbound entry;
-        entry.spi = in.spi;
-        entry.link = index;
-        for (const auto& sa : in.byWorker) entry.byWorker.push_back(sa.get());
-        table->inbound.push_back(std::move(entry));
+    for (size_t gi = 0; gi < peer.spec.gateways.size(); ++gi, ++index) {
+      const Ipv4Address gateway = peer.spec.gateways[gi];
+      dataplane::ClusterLink link;
+      link.gatewayIp = rte_cpu_to_be_32(gateway.value);
+      const Ipv4Address nextHop = underlayNextHop(settings, gateway);
+      link.nextHopIp = rte_cpu_to_be_32(nextHop.value);
+      if (auto mac = resolver.mac(nextHop)) {
+        std::copy(mac->bytes.begin(), mac->bytes.end(), link.dstMac.addr_bytes);
+        link.resolved = true;
+      }
+      std::copy(uplink.mac.bytes.begin(), uplink.mac.bytes.end(), link.srcMac.addr_bytes);
+      link.uplinkPort = uplink.id;
+      link.innerMtu = clusterLinkMtu(settings);
+      for (const auto& sa : peer.sas->gateways[gi].outbound) link.outbound.push_back(sa.get());
+      table->links.push_back(std::move(link));
+      // What this gateway sends, with the current secret and the one before (same gateways).
+      for (const PeerSas* sas : {peer.sas.get(), peer.retired.get()}) {
+        if (sas == nullptr || gi >= sas->gateways.size()) continue;
+        for (const GatewaySas::Inbound& in : sas->gateways[gi].inbound) {
+          dataplane::ClusterLinkTable::Inbound entry;
+          entry.spi = in.spi;
+          entry.link = index;
+          for (const auto& sa : in.byWorker) entry.byWorker.push_back(sa.get());
+          table->inbound.push_back(std::move(entry));
+        }
       }
     }
-    table->links.push_back(std::move(link));
-    ++index;
   }
   std::sort(table->inbound.begin(), table->inbound.end(),
             [](const auto& a, const auto& b) { return a.spi < b.spi; });

@@ -115,7 +115,8 @@ ControlApi::ControlApi(NodeController& node, dp::DataplaneBackend& backend)
   ops_["policy.list"] = {"NetworkPolicies with their counters, L7 rules with their matches",
                          [this](const ArgReader&, const Json&) { return policyList(); }};
   ops_["cluster.peer.set"] = {
-      "add or replace a peer cluster linked by ESP to its gateway; args: clusterId, gatewayIp, "
+      "add or replace a peer cluster linked by ESP to its gateway; args: clusterId, gatewayIp "
+      "(or gatewayIps: active, then standbys), "
       "cidrs (its pod and service prefixes), secret (shared by the two clusters), globalCidr "
       "(Globalnet: its global CIDR, then the only prefix routed to it)",
       [this](const ArgReader& a, const Json& raw) { return clusterPeerSet(a, raw); }};
@@ -799,17 +800,26 @@ Result<Json> ControlApi::policyLog(const ArgReader& args) const {
 }
 
 Result<Json> ControlApi::clusterPeerSet(const ArgReader& args, const Json& raw) {
-  if (auto st = args.onlyFields({"clusterId", "gatewayIp", "cidrs", "secret", "globalCidr"}); !st)
+  if (auto st = args.onlyFields(
+          {"clusterId", "gatewayIp", "gatewayIps", "cidrs", "secret", "globalCidr"});
+      !st)
     return st.error();
   ClusterPeerSpec spec;
   auto id = args.string("clusterId");
   if (!id) return id.error();
   spec.clusterId = *id;
-  auto gateway = args.string("gatewayIp");
-  if (!gateway) return gateway.error();
-  auto ip = Ipv4Address::parse(*gateway);
-  if (!ip) return args.error("gatewayIp", "'" + *gateway + "' is not an IPv4 address");
-  spec.gatewayIp = *ip;
+  // One gateway (gatewayIp), or several in order of preference (gatewayIps).
+  if (raw.contains("gatewayIp") == raw.contains("gatewayIps"))
+    return args.error("gatewayIps", "give gatewayIp (one address) or gatewayIps (a list)");
+  const Json gateways =
+      raw.contains("gatewayIp") ? Json::array({raw["gatewayIp"]}) : raw["gatewayIps"];
+  const char* field = raw.contains("gatewayIp") ? "gatewayIp" : "gatewayIps";
+  if (!gateways.is_array()) return args.error(field, "not an array of IPv4 addresses");
+  for (const Json& g : gateways) {
+    auto ip = g.is_string() ? Ipv4Address::parse(g.get<std::string>()) : std::nullopt;
+    if (!ip) return args.error(field, g.dump() + " is not an IPv4 address");
+    spec.gateways.push_back(*ip);
+  }
   if (raw.contains("globalCidr")) {
     const Json& g = raw["globalCidr"];
     auto prefix = g.is_string() ? Ipv4Prefix::parse(g.get<std::string>()) : std::nullopt;
@@ -844,35 +854,60 @@ Result<Json> ControlApi::clusterPeerDelete(const ArgReader& args) {
 Result<Json> ControlApi::clusterPeers() const {
   Json list = Json::array();
   const dp::Snapshot* snap = node_.current();
-  size_t index = 0;
+  const auto now = ClusterHealth::Clock::now();
+  const GatewayChoice& choice = node_.gatewayChoice();
+  size_t link = 0;
   for (const auto& [id, peer] : node_.clusterPeers()) {
     Json cidrs = Json::array();
     for (const Ipv4Prefix& c : peer.spec.cidrs) cidrs.push_back(c.toString());
-    Json spis = Json::array();
-    for (const auto& in : peer.sas->inbound) spis.push_back(in.spi);
+    auto chosen = choice.peers.find(id);
+    const Ipv4Address inUse =
+        chosen != choice.peers.end() ? chosen->second : peer.spec.gateways.front();
     Json j = {
         {"clusterId", id},
-        {"gatewayIp", peer.spec.gatewayIp.toString()},
+        {"gatewayIp", inUse.toString()},
         {"cidrs", cidrs},
         {"globalCidr", peer.spec.globalCidr ? Json(peer.spec.globalCidr->toString()) : Json()},
         {"tunnel", "esp-aes-gcm-128"},
-        {"outboundSpis", Json::array()},
-        {"inboundSpis", spis}};
-    for (unsigned w = 0; w < peer.sas->outbound.size(); ++w)
-      j["outboundSpis"].push_back(peer.sas->outbound[w]->spi());
-    if (snap && snap->clusterLinks && index < snap->clusterLinks->links.size()) {
-      const dp::ClusterLink& link = snap->clusterLinks->links[index];
-      j["resolved"] = link.resolved;
-      j["innerMtu"] = link.innerMtu;
+        {"gateways", Json::array()}};
+    for (size_t gi = 0; gi < peer.spec.gateways.size(); ++gi, ++link) {
+      const GatewaySas& sas = peer.sas->gateways[gi];
+      const ClusterHealth::State health = node_.clusterHealth().peer(id, sas.gateway, now);
+      Json g = {{"ip", sas.gateway.toString()},
+                {"inUse", sas.gateway == inUse},
+                {"alive", health.alive},
+                {"heartbeatsReceived", health.received},
+                {"lastHeardMs", health.heard ? Json(health.lastHeardMs) : Json()},
+                {"outboundSpis", Json::array()},
+                {"inboundSpis", Json::array()}};
+      for (const auto& sa : sas.outbound) g["outboundSpis"].push_back(sa->spi());
+      for (const auto& in : sas.inbound) g["inboundSpis"].push_back(in.spi);
+      if (snap && snap->clusterLinks && link < snap->clusterLinks->links.size()) {
+        g["resolved"] = snap->clusterLinks->links[link].resolved;
+        g["innerMtu"] = snap->clusterLinks->links[link].innerMtu;
+      }
+      if (sas.gateway == inUse)  // the gateway in use, also at the top (one-gateway peers)
+        for (const char* k : {"outboundSpis", "inboundSpis", "resolved", "innerMtu"})
+          if (g.contains(k)) j[k] = g[k];
+      j["gateways"].push_back(std::move(g));
     }
     list.push_back(std::move(j));
-    ++index;
+  }
+  Json local = Json::array();
+  for (const std::string& n : node_.clusterGateways()) {
+    const ClusterHealth::State health = node_.clusterHealth().node(n, now);
+    const bool self = n == node_.settings().nodeName;
+    local.push_back({{"node", n},
+                     {"alive", self || health.alive},
+                     {"heartbeatsReceived", health.received},
+                     {"lastHeardMs", health.heard ? Json(health.lastHeardMs) : Json()}});
   }
   const auto& global = node_.settings().globalCidr;
   const std::string active = node_.activeClusterGateway();
   return Json{{"clusterId", node_.settings().clusterId},
               {"globalCidr", global ? Json(global->toString()) : Json()},
               {"gateways", node_.clusterGateways()},
+              {"gatewayHealth", local},
               {"activeGateway", active},
               {"role", active == node_.settings().nodeName ? "gateway" : "via-gateway"},
               {"peers", list}};

@@ -48,6 +48,9 @@ struct NodeSettings {
   std::string clusterId;
   // Its global CIDR (control/global_net.h): set when linked clusters' CIDRs overlap.
   std::optional<Ipv4Prefix> globalCidr;
+  // Gateway heartbeats (cluster_health.h): how often, and silence for how long means gone.
+  uint32_t heartbeatIntervalMs = 100;
+  uint32_t gatewayDeadMs = 500;
 };
 
 // A pod network interface as the CNI plugin (or an operator) describes it.

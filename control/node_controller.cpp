@@ -6,6 +6,7 @@
 #include <set>
 
 #include "control/dns_zone.h"
+#include "control/heartbeat.h"
 #include "core/names.h"
 #include "lb/conntrack.h"
 #include "overlay/vxlan.h"
@@ -27,9 +28,90 @@ NodeController::NodeController(NodeSettings settings, dp::DataplaneBackend& back
       backend_(backend),
       interfaceExists_([](const std::string& name) { return ::if_nametoindex(name.c_str()) != 0; }),
       stateFile_(settings_.stateFile, settings_.nodeName),
-      resolver_(backend) {
+      resolver_(backend),
+      health_({std::chrono::milliseconds(settings_.heartbeatIntervalMs),
+               std::chrono::milliseconds(settings_.gatewayDeadMs)}) {
   services_.setCounters(std::make_shared<lb::BackendCounters>(backend_.workerCount(),
                                                               lb::BackendCounters::kDefaultSlots));
+  resolver_.setHeartbeatHandler(
+      [this](rte_mbuf* m, uint32_t aux) { handleHeartbeat(m, aux, ClusterHealth::Clock::now()); });
+}
+
+void NodeController::handleHeartbeat(rte_mbuf* m, uint32_t aux, ClusterHealth::TimePoint now) {
+  auto received = readHeartbeatFrame(m);
+  rte_pktmbuf_free(m);
+  if (!received) {
+    backend_.controlCounters().drop(DropReason::kHeartbeatMalformed);
+    return;
+  }
+  if (aux == dp::kHeartbeatFromUnderlay) {
+    // From a gateway node of this cluster, known by its address.
+    if (received->heartbeat.clusterId != settings_.clusterId)
+      return backend_.controlCounters().drop(DropReason::kHeartbeatMalformed);
+    for (const auto& [name, n] : *model_.nodes)
+      if (n.ip == received->from) return health_.heardNode(name, received->heartbeat.sequence, now);
+    return backend_.controlCounters().drop(DropReason::kHeartbeatMalformed);
+  }
+  // From a peer's gateway: the link it was opened on says which (its SAs are that gateway's).
+  const auto links = linkIndexes(*model_.peers);
+  if (aux >= links.size() || received->heartbeat.clusterId != links[aux].clusterId)
+    return backend_.controlCounters().drop(DropReason::kHeartbeatMalformed);
+  health_.heardPeer(links[aux].clusterId, links[aux].gateway, received->heartbeat.sequence, now);
+}
+
+void NodeController::sendHeartbeats() {
+  if (!model_.uplink) return;
+  Heartbeat hb;
+  hb.clusterId = settings_.clusterId;
+  hb.sequence = ++heartbeatSequence_;
+  hb.active = activeGateway(model_, settings_) == settings_.nodeName;
+  // To every gateway of every peer, through its link (sealed there with that gateway's SAs).
+  if (isGatewayNode(model_, settings_) && current_ != nullptr && current_->clusterLinks) {
+    const auto links = linkIndexes(*model_.peers);
+    for (size_t i = 0; i < links.size() && i < current_->clusterLinks->links.size(); ++i) {
+      rte_mbuf* m = heartbeatFrame(backend_.mempool(), model_.uplink->mac, model_.uplink->mac,
+                                   settings_.nodeIp, links[i].gateway, hb);
+      if (m == nullptr) return;
+      if (!backend_.inject(static_cast<uint16_t>(dp::kFirstLinkPort + i), m))
+        rte_pktmbuf_free(m);
+      else
+        backend_.controlCounters().heartbeatsSent.add();
+    }
+  }
+  // A listed gateway node tells the other nodes of its cluster that it is alive.
+  const auto& listed = *model_.clusterGateways;
+  if (std::find(listed.begin(), listed.end(), settings_.nodeName) == listed.end()) return;
+  for (const auto& [name, n] : *model_.nodes) {
+    if (name == settings_.nodeName) continue;
+    auto mac = resolver_.mac(nextHopFor(n.ip));
+    if (!mac) continue;  // not resolved yet (the overlay asks for it)
+    rte_mbuf* m =
+        heartbeatFrame(backend_.mempool(), model_.uplink->mac, *mac, settings_.nodeIp, n.ip, hb);
+    if (m == nullptr) return;
+    if (!backend_.inject(model_.uplink->id, m))
+      rte_pktmbuf_free(m);
+    else
+      backend_.controlCounters().heartbeatsSent.add();
+  }
+}
+
+void NodeController::serviceClusterHealth(ClusterHealth::TimePoint now) {
+  if (model_.peers->empty()) return;
+  if (health_.sendDue(now)) sendHeartbeats();
+  auto choice = std::make_shared<const GatewayChoice>(
+      health_.choose(*model_.peers, *model_.clusterGateways, settings_.nodeName, now));
+  if (*choice == *model_.gatewayChoice) return;
+  const std::string before = activeGateway(model_, settings_);
+  NodeModel next = model_;
+  next.gatewayChoice = choice;
+  if (auto st = publish(std::move(next)); !st) {
+    spdlog::error("gateway failover: {}", st.error().message);
+    return;
+  }
+  const std::string after = activeGateway(model_, settings_);
+  if (after != before) spdlog::warn("this cluster's active gateway: {} (was {})", after, before);
+  for (const auto& [id, g] : choice->peers)
+    spdlog::info("cluster peer {}: gateway in use {}", id, g.toString());
 }
 
 MacAddress NodeController::vtepMac() const {
@@ -46,6 +128,7 @@ Status NodeController::publish(NodeModel next) {
   const bool sameRoutes = routes_ && next.pods == model_.pods && next.nodes == model_.nodes &&
                           next.peers == model_.peers &&
                           next.clusterGateways == model_.clusterGateways &&
+                          next.gatewayChoice == model_.gatewayChoice &&
                           next.uplink.has_value() == model_.uplink.has_value();
   const AssemblyInputs inputs{settings_, backend_.workerCount(), backend_.socketId(), resolver_};
   auto snap = assembleSnapshot(next, inputs, generation_ + 1, sameRoutes ? routes_ : nullptr);
@@ -71,7 +154,7 @@ Status NodeController::setClusterPeer(const ClusterPeerSpec& spec) {
   auto existing = peers.find(spec.clusterId);
   ClusterPeer peer{spec, nullptr, nullptr, ""};
   const bool sameGateway =
-      existing != peers.end() && existing->second.spec.gatewayIp == spec.gatewayIp;
+      existing != peers.end() && existing->second.spec.gateways == spec.gateways;
   if (sameGateway && existing->second.spec.secret == spec.secret) {
     // Same keys: the SAs go on, sequence numbers and replay windows included.
     peer.sas = existing->second.sas;
@@ -97,9 +180,10 @@ Status NodeController::setClusterPeer(const ClusterPeerSpec& spec) {
   next.peers = std::make_shared<const PeerMap>(std::move(peers));
   if (auto st = publish(std::move(next)); !st) return st;
   updateWantedNeighbors();
-  spdlog::info("cluster peer {} set: gateway {}, {} prefix(es), {} SA(s) out, {} SPI(s) in",
-               spec.clusterId, spec.gatewayIp.toString(), spec.cidrs.size(), backend_.workerCount(),
-               kSasPerPeer);
+  health_.watch(*model_.peers, *model_.clusterGateways, ClusterHealth::Clock::now());
+  spdlog::info("cluster peer {} set: {} gateway(s), {} prefix(es), {} SA(s) out, {} SPI(s) in",
+               spec.clusterId, spec.gateways.size(), spec.cidrs.size(),
+               backend_.workerCount() * spec.gateways.size(), kSasPerPeer * spec.gateways.size());
   return okStatus();
 }
 
@@ -117,6 +201,7 @@ Status NodeController::setClusterGateways(std::vector<std::string> nodes) {
   next.clusterGateways = std::make_shared<const std::vector<std::string>>(std::move(nodes));
   if (auto st = publish(std::move(next)); !st) return st;
   updateWantedNeighbors();
+  health_.watch(*model_.peers, *model_.clusterGateways, ClusterHealth::Clock::now());
   spdlog::info("cluster gateways set: active {}", activeGateway(model_, settings_));
   return okStatus();
 }
@@ -130,6 +215,7 @@ Status NodeController::deleteClusterPeer(const std::string& clusterId) {
   next.peers = std::make_shared<const PeerMap>(std::move(peers));
   if (auto st = publish(std::move(next)); !st) return st;
   updateWantedNeighbors();
+  health_.watch(*model_.peers, *model_.clusterGateways, ClusterHealth::Clock::now());
   spdlog::info("cluster peer {} removed", clusterId);
   return okStatus();
 }
@@ -737,13 +823,14 @@ void NodeController::updateWantedNeighbors() {
   for (const auto& [name, n] : *model_.nodes)
     if (name != settings_.nodeName) wanted.insert(nextHopFor(n.ip));
   if (model_.uplink && settings_.underlayGateway) wanted.insert(*settings_.underlayGateway);
-  if (activeGateway(model_, settings_) == settings_.nodeName)
+  if (isGatewayNode(model_, settings_))
     for (const auto& [id, peer] : *model_.peers)
-      wanted.insert(underlayNextHop(settings_, peer.spec.gatewayIp));
+      for (const Ipv4Address& g : peer.spec.gateways) wanted.insert(underlayNextHop(settings_, g));
   if (resolver_.setWanted(wanted, UnderlayResolver::TimePoint::clock::now())) (void)publish(model_);
 }
 
 void NodeController::serviceSlowPath(UnderlayResolver::TimePoint now) {
+  serviceClusterHealth(now);
   if (resolver_.service(now, current_)) {
     if (auto st = publish(model_); !st)
       spdlog::error("republishing encap templates: {}", st.error().message);

@@ -11,6 +11,7 @@
 #include <memory>
 #include <vector>
 
+#include "control/cluster_health.h"
 #include "control/host_path.h"
 #include "control/model.h"
 #include "control/node_port_redirect.h"
@@ -50,6 +51,8 @@ class NodeController {
   Status setClusterGateways(std::vector<std::string> nodes);
   const std::vector<std::string>& clusterGateways() const { return *model_.clusterGateways; }
   std::string activeClusterGateway() const { return activeGateway(model_, settings_); }
+  const ClusterHealth& clusterHealth() const { return health_; }
+  const GatewayChoice& gatewayChoice() const { return *model_.gatewayChoice; }
   // Globalnet exports (global_net.h): a service (namespace/name, existing or not yet) gets a
   // global address, `globalIp` or the one it has or the lowest free one; returned.
   Result<Ipv4Address> exportService(const std::string& service,
@@ -134,6 +137,11 @@ class NodeController {
   NodeModel withNodes(NodeMap nodes) const;
   Status applyServices(ServiceRegistry::Changes changes, const std::set<uint32_t>& flushSlots = {});
   void updateWantedNeighbors();
+  // Gateway heartbeats (cluster_health.h): sent every interval, taken from the punt queue; a
+  // change of the gateways in use is published.
+  void serviceClusterHealth(ClusterHealth::TimePoint now);
+  void sendHeartbeats();
+  void handleHeartbeat(rte_mbuf* m, uint32_t aux, ClusterHealth::TimePoint now);
   // The exports' translations for these services (every change of either rebuilds them).
   std::shared_ptr<const GlobalIngressList> globalIngressFor(
       const ServiceRegistry::Services& services) const;
@@ -162,7 +170,9 @@ class NodeController {
   ServiceRegistry services_;
   std::shared_ptr<policy::PolicyRuntime> policyRuntime_;
   std::shared_ptr<overlay::EspDevice> espDevice_;  // opened for the first peer cluster
-  ExportMap exports_;                              // Globalnet exports, by namespace/name
+  ClusterHealth health_;                           // gateway heartbeats heard
+  uint32_t heartbeatSequence_ = 0;
+  ExportMap exports_;  // Globalnet exports, by namespace/name
   uint32_t policyGeneration_ = 0;
   uint64_t appliedGeneration_ = 0;                // the agent's, from the last apply
   const dataplane::Snapshot* current_ = nullptr;  // the last one published

@@ -1,5 +1,7 @@
 #include "control/snapshot_assembly.h"
 
+#include <algorithm>
+
 #include "control/uplink_guard.h"
 #include "core/ether.h"
 #include "overlay/vxlan.h"
@@ -112,14 +114,15 @@ Result<std::shared_ptr<const dp::RouteTable>> buildRoutes(const NodeModel& model
     for (const auto& [id, peer] : *model.peers)
       for (const Ipv4Prefix& c : routedPrefixes(peer.spec)) routes.addRoute(c, nhIndex);
   } else if (model.uplink) {
-    uint32_t link = 0;
-    for (const auto& [id, peer] : *model.peers) {
+    for (const LinkIndex& link : linkIndexes(*model.peers)) {
+      if (link.gateway != model.peers->at(link.clusterId).spec.gateways.front()) continue;
       dp::NextHop nh;
       nh.kind = dp::NextHopKind::kRemoteCluster;
       nh.drop = DropReason::kNone;
-      nh.remoteNode = link++;
+      nh.remoteNode = activePeerLink(model, link.clusterId, link.first);
       const uint32_t nhIndex = routes.addNextHop(nh);
-      for (const Ipv4Prefix& c : routedPrefixes(peer.spec)) routes.addRoute(c, nhIndex);
+      for (const Ipv4Prefix& c : routedPrefixes(model.peers->at(link.clusterId).spec))
+        routes.addRoute(c, nhIndex);
     }
   }
   // This cluster's global addresses are reached only through the gateway's links (their
@@ -158,7 +161,27 @@ dp::DataplaneSettings dataplaneSettings(const NodeModel& model, const NodeSettin
 }  // namespace
 
 std::string activeGateway(const NodeModel& model, const NodeSettings& settings) {
-  return model.clusterGateways->empty() ? settings.nodeName : model.clusterGateways->front();
+  const auto& listed = *model.clusterGateways;
+  if (listed.empty()) return settings.nodeName;
+  const std::string& chosen = model.gatewayChoice->local;
+  if (!chosen.empty() && std::find(listed.begin(), listed.end(), chosen) != listed.end())
+    return chosen;
+  return listed.front();
+}
+
+bool isGatewayNode(const NodeModel& model, const NodeSettings& settings) {
+  const auto& listed = *model.clusterGateways;
+  return listed.empty() ||
+         std::find(listed.begin(), listed.end(), settings.nodeName) != listed.end();
+}
+
+uint16_t activePeerLink(const NodeModel& model, const std::string& clusterId, uint16_t first) {
+  auto peer = model.peers->find(clusterId);
+  auto chosen = model.gatewayChoice->peers.find(clusterId);
+  if (peer == model.peers->end() || chosen == model.gatewayChoice->peers.end()) return first;
+  const auto& gateways = peer->second.spec.gateways;
+  auto it = std::find(gateways.begin(), gateways.end(), chosen->second);
+  return it == gateways.end() ? first : static_cast<uint16_t>(first + (it - gateways.begin()));
 }
 
 MacAddress vtepMacOf(const NodeSettings& settings) {
@@ -206,7 +229,7 @@ Result<std::unique_ptr<dp::Snapshot>> assembleSnapshot(
     auto overlay = buildOverlay(model, in);
     if (!overlay) return overlay.error();
     snap->overlay = std::move(*overlay);
-    if (!model.peers->empty() && activeGateway(model, in.settings) == in.settings.nodeName)
+    if (!model.peers->empty() && isGatewayNode(model, in.settings))
       snap->clusterLinks = buildClusterLinks(model.peers, in.settings, *model.uplink, in.resolver,
                                              *model.globalIngress);
   }

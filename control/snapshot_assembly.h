@@ -35,6 +35,14 @@ struct HostPort {
   MacAddress kernelMac;
 };
 
+// The gateways in use, as heartbeats tell (cluster_health.h): this cluster's (empty: the first
+// listed) and each peer's (by cluster ID; absent: its first).
+struct GatewayChoice {
+  std::string local;
+  std::map<std::string, Ipv4Address> peers;
+  bool operator==(const GatewayChoice&) const = default;
+};
+
 struct NodeModel {
   std::shared_ptr<const PodMap> pods = std::make_shared<const PodMap>();
   std::shared_ptr<const NodeMap> nodes = std::make_shared<const NodeMap>();
@@ -47,6 +55,7 @@ struct NodeModel {
   // This cluster's gateway nodes, in order of preference (cluster_links.h); empty: this node.
   std::shared_ptr<const std::vector<std::string>> clusterGateways =
       std::make_shared<const std::vector<std::string>>();
+  std::shared_ptr<const GatewayChoice> gatewayChoice = std::make_shared<const GatewayChoice>();
   // The exported services' global addresses (global_net.h), resolved against the services.
   std::shared_ptr<const GlobalIngressList> globalIngress =
       std::make_shared<const GlobalIngressList>();
@@ -55,6 +64,10 @@ struct NodeModel {
 // The node this cluster's traffic to other clusters leaves through: the first of the cluster's
 // gateways, or this node when none is named.
 std::string activeGateway(const NodeModel& model, const NodeSettings& settings);
+// Whether this node is one of its cluster's gateways (active or standby): it has the links.
+bool isGatewayNode(const NodeModel& model, const NodeSettings& settings);
+// The link the traffic to a peer goes on (linkIndexes() order): its chosen gateway's.
+uint16_t activePeerLink(const NodeModel& model, const std::string& clusterId, uint16_t first);
 
 // What else goes into a snapshot: the daemon's settings, the engine's shape, the underlay MACs
 // resolved so far.

@@ -45,6 +45,8 @@ const char* puntName(PuntReason p) {
       return "arp";
     case PuntReason::kAwaitNeighbor:
       return "await-neighbor (the next hop's MAC is being resolved)";
+    case PuntReason::kHeartbeat:
+      return "heartbeat";
     case PuntReason::kFragment:
       return "fragment (larger than the overlay MTU, DF clear)";
   }

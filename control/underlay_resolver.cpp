@@ -50,6 +50,12 @@ bool UnderlayResolver::service(TimePoint now, const dp::Snapshot* current) {
         case PuntReason::kFragment:
           handleFragment(m, current);
           break;
+        case PuntReason::kHeartbeat:
+          if (onHeartbeat_)
+            onHeartbeat_(m, punted[i].aux);
+          else
+            drop(m, DropReason::kUnclaimed);
+          break;
         case PuntReason::kNone:
           drop(m, DropReason::kUnclaimed);
           break;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <set>
 #include <vector>
@@ -28,6 +29,12 @@ class UnderlayResolver {
   explicit UnderlayResolver(dataplane::DataplaneBackend& backend,
                             overlay::NeighborTable::Timers timers = {})
       : backend_(backend), neighbors_(timers) {}
+
+  // Who takes the gateway heartbeats workers punt (the frame, whose it becomes, and the punt
+  // detail: the cluster link it was opened on, or dataplane::kHeartbeatFromUnderlay).
+  void setHeartbeatHandler(std::function<void(rte_mbuf*, uint32_t)> handler) {
+    onHeartbeat_ = std::move(handler);
+  }
 
   // Enables ARP on the uplink (announces our address once with a gratuitous ARP).
   void setUplink(const Uplink& uplink);
@@ -62,6 +69,7 @@ class UnderlayResolver {
 
   dataplane::DataplaneBackend& backend_;
   overlay::NeighborTable neighbors_;
+  std::function<void(rte_mbuf*, uint32_t)> onHeartbeat_;
   std::optional<Uplink> uplink_;
 };
 

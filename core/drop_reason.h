@@ -106,6 +106,8 @@ namespace nodeplane {
   X(kEspBadIcv, "esp_bad_icv", "ESP whose integrity check failed (wrong key or altered)")          \
   X(kClusterGatewayUnknown, "cluster_gateway_unknown",                                             \
     "for another cluster, but this cluster's gateway node is not a known node")                    \
+  X(kHeartbeatMalformed, "heartbeat_malformed",                                                    \
+    "to the heartbeat port but not a heartbeat of a watched gateway (control thread)")             \
   X(kGlobalAddressUnknown, "global_address_unknown",                                               \
     "to a global address (Globalnet) that is neither this cluster's egress nor an export")         \
   X(kGlobalSourceUntranslated, "global_source_untranslated",                                       \

@@ -28,6 +28,7 @@ enum class PuntReason : uint8_t {
   kArp,            // an ARP reply on the uplink: learn the underlay neighbour
   kAwaitNeighbor,  // encapsulated, waiting for the next hop's MAC (aux: next-hop IPv4, wire order)
   kFragment,       // inner packet larger than the overlay MTU without DF: fragment it
+  kHeartbeat,      // a gateway heartbeat (aux: the cluster link it came on, or the underlay)
 };
 
 enum class L3Kind : uint8_t { kNone, kIpv4, kArp };

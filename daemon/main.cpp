@@ -113,6 +113,8 @@ int main(int argc, char** argv) {
     settings.nodeName = opts.nodeName;
     settings.clusterId = opts.clusterId;
     settings.globalCidr = opts.clusterGlobalCidr;
+    settings.heartbeatIntervalMs = opts.heartbeatIntervalMs;
+    settings.gatewayDeadMs = opts.gatewayDeadMs;
     settings.nodeIp = opts.nodeIp;
     settings.underlayPrefixLength = opts.underlayPrefixLength;
     settings.underlayGateway = opts.underlayGateway;

@@ -164,6 +164,10 @@ Result<ParsedOptions> parseDaemonOptions(int argc, const char* const* argv) {
           "tracked flows at most (all workers together)")
       ("cluster-id", po::value<std::string>()->default_value(""),
           "this cluster's ID among linked clusters (cluster.peer.set); a DNS label, empty: none")
+      ("cluster-heartbeat-ms", po::value<uint32_t>()->default_value(100),
+          "how often gateways send heartbeats to peers' gateways and their cluster's nodes")
+      ("cluster-gateway-dead-ms", po::value<uint32_t>()->default_value(500),
+          "a gateway not heard for this long is replaced by the next of its list")
       ("cluster-global-cidr", po::value<std::string>(),
           "this cluster's global CIDR (Globalnet: clusters whose pod and service CIDRs overlap): "
           "pods reach peer clusters from its first address, exported services get one each")
@@ -379,6 +383,13 @@ Result<ParsedOptions> parseDaemonOptions(int argc, const char* const* argv) {
   o.clusterId = vm["cluster-id"].as<std::string>();
   if (!o.clusterId.empty() && !isDnsLabel(o.clusterId))
     return optionError("cluster-id", "'" + o.clusterId + "' is not a DNS label");
+  o.heartbeatIntervalMs = vm["cluster-heartbeat-ms"].as<uint32_t>();
+  o.gatewayDeadMs = vm["cluster-gateway-dead-ms"].as<uint32_t>();
+  if (o.heartbeatIntervalMs < 10 || o.heartbeatIntervalMs > 10000)
+    return optionError("cluster-heartbeat-ms", "must be 10 to 10000");
+  if (o.gatewayDeadMs < 2 * o.heartbeatIntervalMs || o.gatewayDeadMs > 60000)
+    return optionError("cluster-gateway-dead-ms",
+                       "must be at least twice --cluster-heartbeat-ms, and at most 60000");
   if (vm.count("cluster-global-cidr")) {
     auto prefix = parseWith<Ipv4Prefix>(vm, "cluster-global-cidr", &Ipv4Prefix::parse,
                                         "an IPv4 CIDR with host bits zero");

@@ -16,6 +16,8 @@ struct DaemonOptions {
   std::string nodeName;
   std::string clusterId;  // among linked clusters (control/cluster_links.h); empty: none
   std::optional<Ipv4Prefix> clusterGlobalCidr;  // Globalnet (control/global_net.h)
+  uint32_t heartbeatIntervalMs = 100;           // gateway heartbeats (control/cluster_health.h)
+  uint32_t gatewayDeadMs = 500;
   Ipv4Address nodeIp;
   uint8_t underlayPrefixLength = 32;           // --node-ip a.b.c.d/len: the uplink's subnet
   std::optional<Ipv4Address> underlayGateway;  // next hop for tunnel endpoints off that subnet

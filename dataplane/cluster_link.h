@@ -21,6 +21,12 @@
 
 namespace nodeplane::dataplane {
 
+// Gateway heartbeats (control/heartbeat.h) arrive on this UDP port of the node's address, on the
+// uplink (from this cluster's gateways) or inside ESP (from a peer's): punted, never routed.
+inline constexpr uint16_t kClusterHeartbeatPort = 4800;
+// The punt detail of a heartbeat from the underlay (else: the link it was opened on).
+inline constexpr uint32_t kHeartbeatFromUnderlay = 0xffffffffu;
+
 struct ClusterLink {
   rte_be32_t gatewayIp = 0;  // the peer's gateway (the outer destination)
   rte_be32_t nextHopIp = 0;  // whose MAC the frames go to (the gateway, or the underlay router)

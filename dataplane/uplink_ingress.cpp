@@ -67,6 +67,12 @@ void handleVxlan(rte_mbuf* m, PacketMeta& meta, const Snapshot& snapshot,
   meta.flags |= kFlagFromOverlay;  // the route stage takes it from here
 }
 
+// A gateway heartbeat (control/heartbeat.h) for this node.
+inline bool isHeartbeat(const PacketMeta& meta, rte_be32_t nodeIp) {
+  return meta.dstIp == nodeIp && meta.ipProto == IPPROTO_UDP && !(meta.flags & kFlagFragment) &&
+         meta.dstPort == rte_cpu_to_be_16(kClusterHeartbeatPort);
+}
+
 // ESP from another cluster's gateway: opened with this worker's SA for its SPI; the inner packet
 // goes on as if from the overlay (routed to a local pod by the route stage), its destination
 // translated first when the clusters use Globalnet.
@@ -91,6 +97,8 @@ void handleEsp(rte_mbuf* m, PacketMeta& meta, const Snapshot& snapshot, WorkerCo
   if (meta.action == Action::kDrop) return;
   if (meta.l3 != L3Kind::kIpv4) return meta.setDrop(DropReason::kVxlanInnerNotIpv4);
   if (meta.srcIp == snapshot.settings.nodeIp) return meta.setDrop(DropReason::kSourceIsNode);
+  if (isHeartbeat(meta, snapshot.settings.nodeIp))
+    return meta.setPunt(PuntReason::kHeartbeat, in->link);
   meta.flags |= kFlagFromOverlay | kFlagFromCluster;
   if (!links->globalnet()) return;
   // Globalnet: only this cluster's global addresses are reached from peers — its egress address
@@ -146,6 +154,10 @@ void uplinkIngressStage(Burst& burst, const Snapshot& snapshot, WorkerContext& c
     if (meta.ipProto == IPPROTO_ESP) {
       meta.flags &= ~kFlagFromUplink;
       handleEsp(m, meta, snapshot, ctx);
+      continue;
+    }
+    if (snapshot.settings.clusterPeers && isHeartbeat(meta, table->localIp())) {
+      meta.setPunt(PuntReason::kHeartbeat, kHeartbeatFromUnderlay);
       continue;
     }
     if (meta.ipProto == IPPROTO_ICMP && !(meta.flags & kFlagFragment) &&

@@ -11,7 +11,7 @@ mode=${1:-smoke}
 seconds=${2:-20}
 build=${FUZZ_BUILD:-build-fuzz}
 work=${FUZZ_WORK:-$build/fuzz-work}
-targets=(packet_path control_line apply_reader manifests cni dns)
+targets=(packet_path control_line apply_reader manifests cni dns heartbeat)
 [ "$mode" = smoke ] && seconds=${FUZZ_SMOKE_SECONDS:-20}
 
 status=0

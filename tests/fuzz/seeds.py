@@ -232,6 +232,16 @@ def dns():
     write("dns", "pointer-loop", head + b"\x03web\xc0\x0c\x00\x01\x00\x01")
 
 
+def heartbeat():
+    def hb(cluster, seq, active):
+        return (b"NPHB" + bytes([1, 1 if active else 0, len(cluster), 0]) +
+                struct.pack("!I", seq) + cluster.encode())
+    write("heartbeat", "active", hb("east", 1, True))
+    write("heartbeat", "standby", hb("west-2", 0xffffffff, False))
+    write("heartbeat", "long-id", hb("c" * 63, 7, False))
+    write("heartbeat", "short", hb("east", 1, True)[:11])
+
+
 if __name__ == "__main__":
     packet_path()
     control_line()
@@ -239,3 +249,4 @@ if __name__ == "__main__":
     manifests()
     cni()
     dns()
+    heartbeat()

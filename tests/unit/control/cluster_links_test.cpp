@@ -31,7 +31,7 @@ ClusterPeerSpec peer(const char* id, const char* gateway, const char* cidr,
                      const char* secret = "a secret of sixteen bytes or more") {
   ClusterPeerSpec p;
   p.clusterId = id;
-  p.gatewayIp = *Ipv4Address::parse(gateway);
+  p.gateways = {*Ipv4Address::parse(gateway)};
   p.cidrs = {*Ipv4Prefix::parse(cidr)};
   p.secret = secret;
   return p;
@@ -49,8 +49,17 @@ TEST(ClusterLinksTest, BadPeersAreRefusedByField) {
             std::string::npos);
   EXPECT_NE(refusal(peer("We_st", "192.168.53.11", "10.245.0.0/16"), east).find("DNS label"),
             std::string::npos);
-  EXPECT_NE(refusal(peer("west", "192.168.53.10", "10.245.0.0/16"), east).find("gatewayIp"),
+  EXPECT_NE(refusal(peer("west", "192.168.53.10", "10.245.0.0/16"), east).find("gatewayIps"),
             std::string::npos);
+  ClusterPeerSpec twice = peer("west", "192.168.53.11", "10.245.0.0/16");
+  twice.gateways.push_back(twice.gateways[0]);
+  EXPECT_NE(refusal(twice, east).find("given twice"), std::string::npos);
+  ClusterPeerSpec none = twice;
+  none.gateways.clear();
+  EXPECT_NE(refusal(none, east).find("gatewayIps: none"), std::string::npos);
+  ClusterPeerSpec many = none;
+  for (int i = 1; i <= 5; ++i) many.gateways.push_back(Ipv4Address{0xc0a83500u + 20 + i});
+  EXPECT_NE(refusal(many, east).find("more than 4"), std::string::npos);
   EXPECT_NE(refusal(peer("west", "192.168.53.11", "10.245.0.0/16", "short"), east).find("secret"),
             std::string::npos);
   EXPECT_NE(refusal(peer("west", "192.168.53.11", "10.244.7.0/24"), east).find("cluster's CIDR"),
@@ -73,13 +82,17 @@ TEST(ClusterLinksTest, BadPeersAreRefusedByField) {
 
 TEST(ClusterLinksTest, BothGatewaysDeriveTheSameSasAndANewSecretNewSpis) {
   const std::string secret = "a secret of sixteen bytes or more";
-  EXPECT_EQ(control::clusterSpi(secret, "east", "west", 3),
-            control::clusterSpi(secret, "east", "west", 3));
-  EXPECT_NE(control::clusterSpi(secret, "east", "west", 0),
-            control::clusterSpi(secret, "west", "east", 0));
-  EXPECT_NE(control::clusterSpi(secret, "east", "west", 0),
-            control::clusterSpi("another secret, as long", "east", "west", 0));
-  EXPECT_GT(control::clusterSpi(secret, "east", "west", 0), 255u);
+  const Ipv4Address e{0xc0a8350a}, w{0xc0a8350b}, w2{0xc0a8350c};
+  EXPECT_EQ(control::clusterSpi(secret, "east", e, "west", w, 3),
+            control::clusterSpi(secret, "east", e, "west", w, 3));
+  EXPECT_NE(control::clusterSpi(secret, "east", e, "west", w, 0),
+            control::clusterSpi(secret, "west", w, "east", e, 0));
+  EXPECT_NE(control::clusterSpi(secret, "east", e, "west", w, 0),
+            control::clusterSpi("another secret, as long", "east", e, "west", w, 0));
+  // Another gateway of the same cluster: SAs of its own (a standby starts its own sequence).
+  EXPECT_NE(control::clusterSpi(secret, "west", w, "east", e, 0) & ~0xffu,
+            control::clusterSpi(secret, "west", w2, "east", e, 0) & ~0xffu);
+  EXPECT_GT(control::clusterSpi(secret, "east", e, "west", w, 0), 255u);
 
   auto device = overlay::EspDevice::open(0);
   ASSERT_TRUE(device.ok()) << device.error().message;
@@ -89,11 +102,12 @@ TEST(ClusterLinksTest, BothGatewaysDeriveTheSameSasAndANewSecretNewSpis) {
   auto westSas = control::makePeerSas(shared, settings("west", "192.168.53.11"),
                                       peer("east", "192.168.53.10", "10.244.0.0/16"), 1);
   ASSERT_TRUE(eastSas.ok() && westSas.ok());
-  ASSERT_EQ((*eastSas)->outbound.size(), 2u);
-  ASSERT_EQ((*westSas)->inbound.size(), control::kSasPerPeer);
+  ASSERT_EQ((*eastSas)->gateways.size(), 1u);
+  ASSERT_EQ((*eastSas)->gateways[0].outbound.size(), 2u);
+  ASSERT_EQ((*westSas)->gateways[0].inbound.size(), control::kSasPerPeer);
   // East's worker 1 seals; west opens with the SA of the same SPI.
-  overlay::EspSa& out = *(*eastSas)->outbound[1];
-  const auto& in = (*westSas)->inbound[1];
+  overlay::EspSa& out = *(*eastSas)->gateways[0].outbound[1];
+  const auto& in = (*westSas)->gateways[0].inbound[1];
   EXPECT_EQ(in.spi, out.spi());
   Bytes frame = {0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x08, 0x00};
   const Bytes inner =
@@ -131,9 +145,12 @@ TEST(ClusterLinksTest, TheLinkTableSortsInboundSpisAndKeepsARetiredSecretOpening
   ASSERT_EQ(table->inbound.size(), 2 * control::kSasPerPeer) << "the current and the retired";
   for (size_t i = 1; i < table->inbound.size(); ++i)
     EXPECT_LT(table->inbound[i - 1].spi, table->inbound[i].spi);
-  const uint32_t old = control::clusterSpi("the secret before this one", "west", "east", 0);
+  const uint32_t old =
+      control::clusterSpi("the secret before this one", "west", Ipv4Address{0xc0a8350b}, "east",
+                          Ipv4Address{0xc0a8350a}, 0);
   ASSERT_NE(table->findSpi(old), nullptr);
-  EXPECT_EQ(table->findSpi(old)->byWorker[0], west.retired->inbound[0].byWorker[0].get());
+  EXPECT_EQ(table->findSpi(old)->byWorker[0],
+            west.retired->gateways[0].inbound[0].byWorker[0].get());
   EXPECT_EQ(table->findSpi(12345), nullptr);
 }
 

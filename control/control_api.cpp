@@ -136,6 +136,10 @@ ControlApi::ControlApi(NodeController& node, dp::DataplaneBackend& backend)
   ops_["cluster.export.delete"] = {
       "Globalnet: withdraw a service's global address; args: namespace, name",
       [this](const ArgReader& a, const Json&) { return clusterExportDelete(a); }};
+  ops_["cluster.imports"] = {
+      "Multi-Cluster Services: what peers export (by service: each cluster's address, ports, "
+      "when last announced) and the clusterset services with their addresses",
+      [this](const ArgReader&, const Json&) { return clusterImports(); }};
   ops_["cluster.exports"] = {
       "Globalnet: the global CIDR, the egress address, the exported services and their state",
       [this](const ArgReader&, const Json&) { return clusterExports(); }};
@@ -956,7 +960,7 @@ Result<Json> ControlApi::clusterExportSet(const ArgReader& args) {
   auto ip = node_.exportService(*key, wanted);
   if (!ip) return ip.error();
   return Json{{"service", *key},
-              {"globalIp", ip->toString()},
+              {"globalIp", ip->value ? Json(ip->toString()) : Json()},
               {"state", exportState(*key, node_.serviceRegistry().services())},
               {"generation", node_.generation()}};
 }
@@ -969,6 +973,47 @@ Result<Json> ControlApi::clusterExportDelete(const ArgReader& args) {
   return Json{{"deleted", *key}, {"generation", node_.generation()}};
 }
 
+Result<Json> ControlApi::clusterImports() const {
+  const auto now = std::chrono::steady_clock::now();
+  Json imports = Json::array();
+  for (const auto& [key, clusters] : node_.imports().services()) {
+    Json list = Json::array();
+    for (const auto& [id, s] : clusters) {
+      Json ports = Json::array();
+      for (const AnnouncedPort& p : s.ports)
+        ports.push_back({{"name", p.name},
+                         {"protocol", p.protocol == IPPROTO_UDP ? "UDP" : "TCP"},
+                         {"port", p.port}});
+      list.push_back(
+          {{"clusterId", id},
+           {"address", s.address.toString()},
+           {"ports", ports},
+           {"lastSeenMs",
+            std::chrono::duration_cast<std::chrono::milliseconds>(now - s.lastSeen).count()}});
+    }
+    imports.push_back({{"service", key}, {"clusters", list}});
+  }
+  Json clusterset = Json::array();
+  const auto& services = node_.serviceRegistry().services();
+  for (const auto& [key, vip] : node_.clustersetVips()) {
+    Json j = {{"service", key}, {"ip", vip.toString()}, {"backends", Json::array()}};
+    if (auto it = services.find(key + kClustersetSuffix); it != services.end())
+      for (const EndpointSpec& e : it->second.endpoints)
+        j["backends"].push_back(
+            {{"ip", e.ip.toString()},
+             {"cluster", e.nodeName.starts_with("cluster:") ? e.nodeName.substr(8)
+                                                            : node_.settings().clusterId},
+             {"ready", e.ready}});
+    clusterset.push_back(std::move(j));
+  }
+  const auto& cidr = node_.settings().clustersetCidr;
+  return Json{{"clusterId", node_.settings().clusterId},
+              {"clustersetCidr", cidr ? Json(cidr->toString()) : Json()},
+              {"domain", node_.settings().clustersetDomain},
+              {"imports", imports},
+              {"clusterset", clusterset}};
+}
+
 Result<Json> ControlApi::clusterExports() const {
   const auto& global = node_.settings().globalCidr;
   const auto& services = node_.serviceRegistry().services();
@@ -977,7 +1022,7 @@ Result<Json> ControlApi::clusterExports() const {
     auto it = services.find(key);
     const bool active = it != services.end() && !it->second.clusterIps.empty();
     list.push_back({{"service", key},
-                    {"globalIp", ip.toString()},
+                    {"globalIp", ip.value ? Json(ip.toString()) : Json()},
                     {"clusterIp", active ? Json(it->second.clusterIps.front().toString()) : Json()},
                     {"state", exportState(key, services)}});
   }

@@ -72,6 +72,7 @@ class ControlApi {
   Result<Json> clusterExportSet(const ArgReader& args);
   Result<Json> clusterExportDelete(const ArgReader& args);
   Result<Json> clusterExports() const;
+  Result<Json> clusterImports() const;
 
   NodeController& node_;
   dataplane::DataplaneBackend& backend_;

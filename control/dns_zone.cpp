@@ -5,6 +5,9 @@
 
 #include <algorithm>
 
+#include <cstring>
+
+#include "control/cluster_imports.h"
 #include "dns/present.h"
 #include "dns/responder.h"
 
@@ -44,9 +47,17 @@ std::shared_ptr<const dataplane::DnsTable> buildDnsTable(const ServiceRegistry::
   config.ttl = settings.dnsTtl;
   config.serial = serial;
   config.ready = ready;
-  std::vector<dns::ZoneService> zoneServices;
+  std::vector<dns::ZoneService> zoneServices, clusterset;
   zoneServices.reserve(services.size());
-  for (const auto& [key, s] : services) zoneServices.push_back(zoneService(s));
+  for (const auto& [key, s] : services) {
+    if (!isClustersetKey(key)) {
+      zoneServices.push_back(zoneService(s));
+      continue;
+    }
+    dns::ZoneService z = zoneService(s);  // <name>@clusterset: <name>.<ns>.svc.<clusterset>
+    z.name = s.name.substr(0, s.name.size() - std::strlen(kClustersetSuffix));
+    clusterset.push_back(std::move(z));
+  }
   std::vector<rte_be32_t> servers;
   for (const Ipv4Address& ip : settings.clusterDns) servers.push_back(rte_cpu_to_be_32(ip.value));
   bool udpUpstream = false, tcpUpstream = false;
@@ -72,9 +83,15 @@ std::shared_ptr<const dataplane::DnsTable> buildDnsTable(const ServiceRegistry::
     }
   }
   if (policyServer == 0 && !servers.empty()) policyServer = servers.front();
-  return std::make_shared<const dataplane::DnsTable>(
-      dataplane::DnsTable{dns::Zone(config, zoneServices), std::move(servers), udpUpstream,
-                          tcpUpstream, policyServer, policyPort[0], policyPort[1]});
+  std::shared_ptr<const dns::Zone> clustersetZone;
+  if (settings.clustersetCidr) {
+    dns::ZoneConfig c = config;
+    c.domain = settings.clustersetDomain;
+    clustersetZone = std::make_shared<const dns::Zone>(c, clusterset);
+  }
+  return std::make_shared<const dataplane::DnsTable>(dataplane::DnsTable{
+      dns::Zone(config, zoneServices), std::move(clustersetZone), std::move(servers), udpUpstream,
+      tcpUpstream, policyServer, policyPort[0], policyPort[1]});
 }
 
 namespace {
@@ -128,7 +145,8 @@ Result<Json> lookUpName(const dataplane::Snapshot* snapshot, const Json& args) {
   std::vector<uint8_t> out(65535);
   const dns::Response answer =
       dns::respond(query.data(), query.size(), snapshot->dns->zone, true, out.data(), out.size(),
-                   snapshot->dns->udpUpstream ? dns::Upstream::kPresent : dns::Upstream::kNone);
+                   snapshot->dns->udpUpstream ? dns::Upstream::kPresent : dns::Upstream::kNone,
+                   snapshot->dns->clusterset.get());
   Json servers = Json::array();
   for (rte_be32_t s : snapshot->dns->servers)
     servers.push_back(Ipv4Address{rte_be_to_cpu_32(s)}.toString());

@@ -11,8 +11,11 @@ Ipv4Address globalEgressIp(const Ipv4Prefix& globalCidr) {
 Result<Ipv4Address> exportAddress(const std::string& service, std::optional<Ipv4Address> wanted,
                                   const NodeSettings& settings, const ExportMap& exports) {
   const std::string what = "export of service " + service;
-  if (!settings.globalCidr)
-    return invalidArgument(what + ": this cluster has no --cluster-global-cidr");
+  if (!settings.globalCidr) {
+    if (wanted)
+      return invalidArgument(what + ": globalIp: this cluster has no --cluster-global-cidr");
+    return Ipv4Address{0};  // exported at its ClusterIP
+  }
   const Ipv4Prefix& cidr = *settings.globalCidr;
   const uint32_t first = cidr.address.value + 2;  // after the network and the egress address
   const uint32_t last = cidr.address.value + ~cidr.mask() - 1;  // before the broadcast address
@@ -44,7 +47,7 @@ GlobalIngressList resolveGlobalIngress(const ExportMap& exports,
   GlobalIngressList out;
   for (const auto& [key, ip] : exports) {
     auto it = services.find(key);
-    if (it == services.end() || it->second.clusterIps.empty()) continue;
+    if (ip.value == 0 || it == services.end() || it->second.clusterIps.empty()) continue;
     out.push_back({ip, it->second.clusterIps.front(), key});
   }
   return out;

@@ -23,7 +23,8 @@
 
 namespace nodeplane::control {
 
-// Exported services by namespace/name, and the global address each was given.
+// Exported services by namespace/name, and the global address each was given (0.0.0.0 without
+// Globalnet: exported at its ClusterIP).
 using ExportMap = std::map<std::string, Ipv4Address>;
 
 // One exported service as the data plane translates it.
@@ -37,7 +38,8 @@ using GlobalIngressList = std::vector<GlobalIngress>;
 // The address this cluster's pods reach peers from: the first of its global CIDR.
 Ipv4Address globalEgressIp(const Ipv4Prefix& globalCidr);
 
-// The global address for exporting `service`: `wanted` checked (inside the global CIDR, neither
+// The global address for exporting `service` (0.0.0.0 when this cluster has no global CIDR and
+// none is asked for): `wanted` checked (inside the global CIDR, neither
 // its network, broadcast nor egress address, not another export's), or else the one it already
 // has, or else the lowest free one. An error names the field.
 Result<Ipv4Address> exportAddress(const std::string& service, std::optional<Ipv4Address> wanted,

@@ -53,9 +53,96 @@ std::optional<Heartbeat> decodeHeartbeat(const uint8_t* data, size_t length) {
   return h;
 }
 
+namespace {
+
+constexpr uint8_t kExportMagic[4] = {'N', 'P', 'E', 'X'};
+constexpr size_t kExportFixed = 16;
+constexpr size_t kMaxPortName = 15;
+
+bool isPortName(const std::string& n) {
+  if (n.size() > kMaxPortName) return false;
+  for (char c : n)
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
+  return true;
+}
+
+}  // namespace
+
+std::vector<uint8_t> encodeAnnouncement(const ExportAnnouncement& a) {
+  for (const std::string* n : {&a.clusterId, &a.namespaceName, &a.name})
+    if (n->empty() || n->size() > kMaxId) return {};
+  if (a.ports.empty() != a.withdrawn || a.ports.size() > kMaxAnnouncedPorts) return {};
+  std::vector<uint8_t> out(kExportFixed);
+  std::memcpy(out.data(), kExportMagic, 4);
+  out[4] = kVersion;
+  out[5] = a.withdrawn ? 1 : 0;
+  out[6] = static_cast<uint8_t>(a.clusterId.size());
+  out[7] = static_cast<uint8_t>(a.namespaceName.size());
+  out[8] = static_cast<uint8_t>(a.name.size());
+  out[9] = static_cast<uint8_t>(a.ports.size());
+  out[10] = out[11] = 0;
+  const uint32_t address = rte_cpu_to_be_32(a.address.value);
+  std::memcpy(out.data() + 12, &address, 4);
+  for (const std::string* n : {&a.clusterId, &a.namespaceName, &a.name})
+    out.insert(out.end(), n->begin(), n->end());
+  for (const AnnouncedPort& p : a.ports) {
+    if (p.name.size() > kMaxPortName) return {};
+    out.push_back(p.protocol);
+    out.push_back(static_cast<uint8_t>(p.port >> 8));
+    out.push_back(static_cast<uint8_t>(p.port));
+    out.push_back(static_cast<uint8_t>(p.name.size()));
+    out.insert(out.end(), p.name.begin(), p.name.end());
+  }
+  return out;
+}
+
+std::optional<ExportAnnouncement> decodeAnnouncement(const uint8_t* data, size_t length) {
+  if (data == nullptr || length < kExportFixed || std::memcmp(data, kExportMagic, 4) != 0 ||
+      data[4] != kVersion || (data[5] & ~1) != 0 || data[10] != 0 || data[11] != 0)
+    return std::nullopt;
+  const size_t lengths[3] = {data[6], data[7], data[8]};
+  const size_t ports = data[9];
+  ExportAnnouncement a;
+  a.withdrawn = data[5] & 1;
+  if ((ports == 0) != a.withdrawn || ports > kMaxAnnouncedPorts) return std::nullopt;
+  uint32_t address;
+  std::memcpy(&address, data + 12, 4);
+  a.address = Ipv4Address{rte_be_to_cpu_32(address)};
+  size_t at = kExportFixed;
+  std::string* names[3] = {&a.clusterId, &a.namespaceName, &a.name};
+  for (int i = 0; i < 3; ++i) {
+    if (lengths[i] == 0 || lengths[i] > kMaxId || length - at < lengths[i]) return std::nullopt;
+    names[i]->assign(reinterpret_cast<const char*>(data + at), lengths[i]);
+    if (!isDnsLabel(*names[i])) return std::nullopt;
+    at += lengths[i];
+  }
+  for (size_t i = 0; i < ports; ++i) {
+    if (length - at < 4) return std::nullopt;
+    AnnouncedPort p;
+    p.protocol = data[at];
+    p.port = static_cast<uint16_t>(data[at + 1] << 8 | data[at + 2]);
+    const size_t nameLength = data[at + 3];
+    at += 4;
+    if ((p.protocol != 6 && p.protocol != 17) || p.port == 0 || nameLength > kMaxPortName ||
+        length - at < nameLength)
+      return std::nullopt;
+    p.name.assign(reinterpret_cast<const char*>(data + at), nameLength);
+    if (!isPortName(p.name)) return std::nullopt;
+    at += nameLength;
+    a.ports.push_back(std::move(p));
+  }
+  if (at != length) return std::nullopt;
+  return a;
+}
+
 rte_mbuf* heartbeatFrame(rte_mempool* pool, const MacAddress& srcMac, const MacAddress& dstMac,
                          Ipv4Address from, Ipv4Address to, const Heartbeat& heartbeat) {
-  const std::vector<uint8_t> payload = encodeHeartbeat(heartbeat);
+  return clusterMessageFrame(pool, srcMac, dstMac, from, to, encodeHeartbeat(heartbeat));
+}
+
+rte_mbuf* clusterMessageFrame(rte_mempool* pool, const MacAddress& srcMac, const MacAddress& dstMac,
+                              Ipv4Address from, Ipv4Address to,
+                              const std::vector<uint8_t>& payload) {
   const size_t headers = sizeof(rte_ether_hdr) + sizeof(rte_ipv4_hdr) + sizeof(rte_udp_hdr);
   rte_mbuf* m = rte_pktmbuf_alloc(pool);
   if (m == nullptr) return nullptr;
@@ -99,9 +186,13 @@ std::optional<ReceivedHeartbeat> readHeartbeatFrame(rte_mbuf* m) {
   const size_t start = meta.l4Offset + sizeof(rte_udp_hdr);
   const size_t end = meta.l3Offset + meta.ipTotalLength;
   if (end > rte_pktmbuf_data_len(m) || start > end) return std::nullopt;
-  auto hb = decodeHeartbeat(rte_pktmbuf_mtod_offset(m, const uint8_t*, start), end - start);
-  if (!hb) return std::nullopt;
-  return ReceivedHeartbeat{*hb, Ipv4Address{rte_be_to_cpu_32(meta.srcIp)}};
+  const uint8_t* payload = rte_pktmbuf_mtod_offset(m, const uint8_t*, start);
+  ReceivedHeartbeat r;
+  r.from = Ipv4Address{rte_be_to_cpu_32(meta.srcIp)};
+  r.heartbeat = decodeHeartbeat(payload, end - start);
+  if (!r.heartbeat) r.announcement = decodeAnnouncement(payload, end - start);
+  if (!r.heartbeat && !r.announcement) return std::nullopt;
+  return r;
 }
 
 }  // namespace nodeplane::control

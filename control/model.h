@@ -51,6 +51,9 @@ struct NodeSettings {
   // Gateway heartbeats (cluster_health.h): how often, and silence for how long means gone.
   uint32_t heartbeatIntervalMs = 100;
   uint32_t gatewayDeadMs = 500;
+  // Clusterset services (cluster_imports.h) get addresses here; unset: none are made.
+  std::optional<Ipv4Prefix> clustersetCidr;
+  std::string clustersetDomain = "clusterset.local";
 };
 
 // A pod network interface as the CNI plugin (or an operator) describes it.

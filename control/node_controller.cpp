@@ -44,19 +44,126 @@ void NodeController::handleHeartbeat(rte_mbuf* m, uint32_t aux, ClusterHealth::T
     backend_.controlCounters().drop(DropReason::kHeartbeatMalformed);
     return;
   }
+  const std::string& sender =
+      received->heartbeat ? received->heartbeat->clusterId : received->announcement->clusterId;
+  if (aux == dp::kHeartbeatFromUnderlay && received->announcement) {
+    // An import relayed by this cluster's active gateway (known by its address).
+    auto gateway = model_.nodes->find(activeGateway(model_, settings_));
+    if (gateway == model_.nodes->end() || gateway->second.ip != received->from ||
+        sender == settings_.clusterId)
+      return backend_.controlCounters().drop(DropReason::kHeartbeatMalformed);
+    const ExportAnnouncement& a = *received->announcement;
+    if (a.withdrawn ? imports_.withdraw(a.clusterId, a.namespaceName + "/" + a.name)
+                    : imports_.announce(a, now))
+      clustersetDirty_ = true;
+    return;
+  }
   if (aux == dp::kHeartbeatFromUnderlay) {
     // From a gateway node of this cluster, known by its address.
-    if (received->heartbeat.clusterId != settings_.clusterId)
+    if (!received->heartbeat || sender != settings_.clusterId)
       return backend_.controlCounters().drop(DropReason::kHeartbeatMalformed);
     for (const auto& [name, n] : *model_.nodes)
-      if (n.ip == received->from) return health_.heardNode(name, received->heartbeat.sequence, now);
+      if (n.ip == received->from)
+        return health_.heardNode(name, received->heartbeat->sequence, now);
     return backend_.controlCounters().drop(DropReason::kHeartbeatMalformed);
   }
   // From a peer's gateway: the link it was opened on says which (its SAs are that gateway's).
   const auto links = linkIndexes(*model_.peers);
-  if (aux >= links.size() || received->heartbeat.clusterId != links[aux].clusterId)
+  if (aux >= links.size() || sender != links[aux].clusterId)
     return backend_.controlCounters().drop(DropReason::kHeartbeatMalformed);
-  health_.heardPeer(links[aux].clusterId, links[aux].gateway, received->heartbeat.sequence, now);
+  if (received->heartbeat)
+    return health_.heardPeer(links[aux].clusterId, links[aux].gateway,
+                             received->heartbeat->sequence, now);
+  if (received->announcement->withdrawn)
+    return backend_.controlCounters().drop(DropReason::kHeartbeatMalformed);
+  if (imports_.announce(*received->announcement, now)) clustersetDirty_ = true;
+}
+
+void NodeController::relayToNodes(const ExportAnnouncement& a) {
+  const std::vector<uint8_t> payload = encodeAnnouncement(a);
+  if (payload.empty() || !model_.uplink) return;
+  for (const auto& [name, n] : *model_.nodes) {
+    if (name == settings_.nodeName) continue;
+    auto mac = resolver_.mac(nextHopFor(n.ip));
+    if (!mac) continue;
+    rte_mbuf* f = clusterMessageFrame(backend_.mempool(), model_.uplink->mac, *mac,
+                                      settings_.nodeIp, n.ip, payload);
+    if (f == nullptr) return;
+    if (!backend_.inject(model_.uplink->id, f))
+      rte_pktmbuf_free(f);
+    else
+      backend_.controlCounters().announcementsSent.add();
+  }
+}
+
+void NodeController::relayImports() {
+  for (const auto& [service, clusters] : imports_.services()) {
+    const auto slash = service.find('/');
+    for (const auto& [cluster, imported] : clusters) {
+      ExportAnnouncement a;
+      a.clusterId = cluster;
+      a.namespaceName = service.substr(0, slash);
+      a.name = service.substr(slash + 1);
+      a.address = imported.address;
+      a.ports = imported.ports;
+      relayToNodes(a);
+    }
+  }
+}
+
+void NodeController::sendAnnouncements() {
+  if (!model_.uplink || current_ == nullptr || !current_->clusterLinks) return;
+  const auto links = linkIndexes(*model_.peers);
+  const auto& services = services_.services();
+  for (const auto& [key, globalIp] : exports_) {
+    auto it = services.find(key);
+    if (it == services.end() || it->second.clusterIps.empty()) continue;
+    ExportAnnouncement a;
+    a.clusterId = settings_.clusterId;
+    a.namespaceName = it->second.namespaceName;
+    a.name = it->second.name;
+    a.address = globalIp.value != 0 ? globalIp : it->second.clusterIps.front();
+    for (const ServicePortSpec& p : it->second.ports) {
+      if (a.ports.size() == kMaxAnnouncedPorts) break;
+      a.ports.push_back({p.name.size() <= 15 ? p.name : "", p.protocol, p.port});
+    }
+    const std::vector<uint8_t> payload = encodeAnnouncement(a);
+    if (payload.empty()) continue;
+    for (size_t i = 0; i < links.size() && i < current_->clusterLinks->links.size(); ++i) {
+      rte_mbuf* f = clusterMessageFrame(backend_.mempool(), model_.uplink->mac, model_.uplink->mac,
+                                        settings_.nodeIp, links[i].gateway, payload);
+      if (f == nullptr) return;
+      if (!backend_.inject(static_cast<uint16_t>(dp::kFirstLinkPort + i), f))
+        rte_pktmbuf_free(f);
+      else
+        backend_.controlCounters().announcementsSent.add();
+    }
+  }
+}
+
+void NodeController::syncClusterset() {
+  clustersetDirty_ = false;
+  if (!settings_.clustersetCidr) return;
+  ServiceRegistry::Services own;
+  ServiceRegistry::Changes changes;
+  for (const auto& [key, s] : services_.services())
+    if (isClustersetKey(key))
+      changes[key] = std::nullopt;  // unless still wanted (below)
+    else
+      own.emplace(key, s);
+  for (auto& [key, s] :
+       clustersetServices(own, exports_, imports_, *settings_.clustersetCidr, clustersetVips_)) {
+    auto it = services_.services().find(key);
+    if (it != services_.services().end() && it->second == s)
+      changes.erase(key);
+    else
+      changes[key] = std::move(s);
+  }
+  if (changes.empty()) return;
+  if (auto st = applyServices(std::move(changes)); !st) {
+    spdlog::error("clusterset services: {}", st.error().message);
+    clustersetDirty_ = true;
+  }
 }
 
 void NodeController::sendHeartbeats() {
@@ -96,8 +203,39 @@ void NodeController::sendHeartbeats() {
 }
 
 void NodeController::serviceClusterHealth(ClusterHealth::TimePoint now) {
+  if (clustersetDirty_) syncClusterset();
   if (model_.peers->empty()) return;
-  if (health_.sendDue(now)) sendHeartbeats();
+  if (health_.sendDue(now)) {
+    sendHeartbeats();
+    // Exports every tenth heartbeat (every second by default), from the active gateway.
+    if (++announceTick_ % kHeartbeatsPerAnnouncement == 0 &&
+        activeGateway(model_, settings_) == settings_.nodeName) {
+      sendAnnouncements();
+      relayImports();  // what this cluster's other nodes cannot hear themselves
+    }
+  }
+  // Imports not announced for three announcements and a half, or (on a gateway, which hears
+  // the peers) of a cluster with no gateway alive, are forgotten; the active gateway tells its
+  // cluster's other nodes at once.
+  std::set<std::string> alive;
+  const bool gateway = isGatewayNode(model_, settings_);
+  for (const auto& [id, peer] : *model_.peers)
+    for (const Ipv4Address& g : peer.spec.gateways)
+      if (!gateway || health_.peer(id, g, now).alive) alive.insert(id);
+  const auto expiry = health_.timers().interval * (kHeartbeatsPerAnnouncement * 7 / 2);
+  const auto forgotten = imports_.expire(now - expiry, alive);
+  if (!forgotten.empty()) {
+    clustersetDirty_ = true;
+    if (activeGateway(model_, settings_) == settings_.nodeName)
+      for (const auto& [cluster, service] : forgotten) {
+        ExportAnnouncement a;
+        a.clusterId = cluster;
+        a.namespaceName = service.substr(0, service.find('/'));
+        a.name = service.substr(service.find('/') + 1);
+        a.withdrawn = true;
+        relayToNodes(a);
+      }
+  }
   auto choice = std::make_shared<const GatewayChoice>(
       health_.choose(*model_.peers, *model_.clusterGateways, settings_.nodeName, now));
   if (*choice == *model_.gatewayChoice) return;
@@ -238,7 +376,9 @@ Result<Ipv4Address> NodeController::exportService(const std::string& service,
     exports_ = std::move(before);
     return st.error();
   }
-  spdlog::info("service {} exported at global address {} ({})", service, ip->toString(),
+  clustersetDirty_ = true;
+  spdlog::info("service {} exported{} ({})", service,
+               ip->value ? " at global address " + ip->toString() : "",
                exportState(service, services_.services()));
   return *ip;
 }
@@ -255,6 +395,7 @@ Status NodeController::unexportService(const std::string& service) {
     exports_[service] = ip;
     return st;
   }
+  clustersetDirty_ = true;
   spdlog::info("service {} no longer exported", service);
   return okStatus();
 }
@@ -588,6 +729,7 @@ Status NodeController::setService(const ServiceSpec& spec) {
       !st)
     return st;
   if (auto st = applyServices({{spec.key(), spec}}); !st) return st;
+  clustersetDirty_ = true;
   spdlog::debug("service {} set: {} port(s), {} endpoint(s), generation {}", spec.key(),
                 spec.ports.size(), spec.endpoints.size(), generation_);
   return okStatus();
@@ -601,6 +743,9 @@ Status NodeController::replaceServices(const std::vector<ServiceSpec>& services)
       return makeError(ErrorCode::kAlreadyExists, "service " + s.key() + " given twice");
   }
   if (auto st = ServiceRegistry::checkConflicts(next, settings_); !st) return st;
+  for (const auto& [key, s] : services_.services())  // kept; brought up to date next tick
+    if (isClustersetKey(key)) next.emplace(key, s);
+  clustersetDirty_ = true;
   auto dns = buildDnsTable(next, settings_, true, static_cast<uint32_t>(generation_ + 1));
   auto globalIngress = globalIngressFor(next);
   auto prepared = services_.prepare(std::move(next), settings_, backend_.socketId());
@@ -630,6 +775,7 @@ Status NodeController::deleteService(const std::string& ns, const std::string& n
   if (!services_.services().count(ns + "/" + name))
     return makeError(ErrorCode::kNotFound, "no service " + ns + "/" + name);
   if (auto st = applyServices({{ns + "/" + name, std::nullopt}}); !st) return st;
+  clustersetDirty_ = true;
   spdlog::info("service {}/{} deleted, generation {}", ns, name, generation_);
   return okStatus();
 }
@@ -709,8 +855,11 @@ Result<ApplyResult> NodeController::applyDesired(DesiredState state) {
     }
     if (problems.empty())
       if (auto st = ServiceRegistry::checkConflicts(nextServices, settings_); !st) note(st.error());
+    for (const auto& [key, s] : services_.services())  // kept; brought up to date next tick
+      if (isClustersetKey(key)) nextServices.emplace(key, s);
   }
   const bool servicesChanged = state.services && nextServices != services_.services();
+  if (servicesChanged) clustersetDirty_ = true;
   // The first services section makes the zone ready even when it changes nothing.
   const bool dnsChanged =
       state.services && (servicesChanged || (model_.dns && !model_.dns->zone.config().ready));

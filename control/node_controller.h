@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "control/cluster_health.h"
+#include "control/cluster_imports.h"
 #include "control/host_path.h"
 #include "control/model.h"
 #include "control/node_port_redirect.h"
@@ -59,6 +60,8 @@ class NodeController {
                                     std::optional<Ipv4Address> globalIp);
   Status unexportService(const std::string& service);
   const ExportMap& exports() const { return exports_; }
+  const ClusterImports& imports() const { return imports_; }
+  const std::map<std::string, Ipv4Address>& clustersetVips() const { return clustersetVips_; }
   const PeerMap& clusterPeers() const { return *model_.peers; }
   // Services: one whole service (with its endpoints) at a time; applied atomically, flows to
   // backends that stay are not disturbed.
@@ -142,6 +145,12 @@ class NodeController {
   void serviceClusterHealth(ClusterHealth::TimePoint now);
   void sendHeartbeats();
   void handleHeartbeat(rte_mbuf* m, uint32_t aux, ClusterHealth::TimePoint now);
+  // Exports announced to the peers' gateways; the clusterset services kept in step with the
+  // services, the exports and the imports (cluster_imports.h).
+  void sendAnnouncements();
+  void relayImports();
+  void relayToNodes(const ExportAnnouncement& announcement);
+  void syncClusterset();
   // The exports' translations for these services (every change of either rebuilds them).
   std::shared_ptr<const GlobalIngressList> globalIngressFor(
       const ServiceRegistry::Services& services) const;
@@ -171,6 +180,11 @@ class NodeController {
   std::shared_ptr<policy::PolicyRuntime> policyRuntime_;
   std::shared_ptr<overlay::EspDevice> espDevice_;  // opened for the first peer cluster
   ClusterHealth health_;                           // gateway heartbeats heard
+  ClusterImports imports_;                         // what peers export
+  std::map<std::string, Ipv4Address> clustersetVips_;
+  bool clustersetDirty_ = false;  // recomputed on the next tick
+  uint32_t announceTick_ = 0;
+  static constexpr uint32_t kHeartbeatsPerAnnouncement = 10;
   uint32_t heartbeatSequence_ = 0;
   ExportMap exports_;  // Globalnet exports, by namespace/name
   uint32_t policyGeneration_ = 0;

@@ -52,11 +52,12 @@ Result<std::shared_ptr<const dp::RouteTable>> buildRoutes(const NodeModel& model
   dp::NextHop gateway;
   gateway.kind = dp::NextHopKind::kGateway;
   routes.addRoute(Ipv4Prefix{settings.gatewayIp, 32}, routes.addNextHop(gateway));
-  if (settings.serviceCidr) {  // a service address no service answers on
-    dp::NextHop unknown;
-    unknown.drop = DropReason::kServiceUnknown;
-    routes.addRoute(*settings.serviceCidr, routes.addNextHop(unknown));
-  }
+  for (const auto& cidr : {settings.serviceCidr, settings.clustersetCidr})
+    if (cidr) {  // a service address no service answers on
+      dp::NextHop unknown;
+      unknown.drop = DropReason::kServiceUnknown;
+      routes.addRoute(*cidr, routes.addNextHop(unknown));
+    }
   if (model.uplink && settings.underlayGateway) {  // out of the cluster (masqueraded)
     dp::NextHop out;
     out.kind = dp::NextHopKind::kUplink;

@@ -43,6 +43,8 @@ class Counter {
   X(fragmentsSent, "fragments_sent", "fragments made of oversized packets without DF")             \
   X(espSealed, "esp_sealed", "packets sealed with ESP for another cluster's gateway")              \
   X(espOpened, "esp_opened", "ESP packets from another cluster's gateway opened")                  \
+  X(announcementsSent, "export_announcements_sent",                                                \
+    "exported services announced to peers' gateways (control thread)")                             \
   X(heartbeatsSent, "heartbeats_sent",                                                             \
     "gateway heartbeats sent to peers' gateways and this cluster's nodes (control thread)")        \
   X(globalEgressFlows, "global_egress_flows",                                                      \

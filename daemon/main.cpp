@@ -113,6 +113,7 @@ int main(int argc, char** argv) {
     settings.nodeName = opts.nodeName;
     settings.clusterId = opts.clusterId;
     settings.globalCidr = opts.clusterGlobalCidr;
+    settings.clustersetCidr = opts.clustersetCidr;
     settings.heartbeatIntervalMs = opts.heartbeatIntervalMs;
     settings.gatewayDeadMs = opts.gatewayDeadMs;
     settings.nodeIp = opts.nodeIp;

@@ -168,6 +168,9 @@ Result<ParsedOptions> parseDaemonOptions(int argc, const char* const* argv) {
           "how often gateways send heartbeats to peers' gateways and their cluster's nodes")
       ("cluster-gateway-dead-ms", po::value<uint32_t>()->default_value(500),
           "a gateway not heard for this long is replaced by the next of its list")
+      ("clusterset-cidr", po::value<std::string>(),
+          "clusterset services (Multi-Cluster Services: every exported name of linked clusters) "
+          "get their addresses here, answered as <svc>.<ns>.svc.clusterset.local; unset: none")
       ("cluster-global-cidr", po::value<std::string>(),
           "this cluster's global CIDR (Globalnet: clusters whose pod and service CIDRs overlap): "
           "pods reach peer clusters from its first address, exported services get one each")
@@ -406,6 +409,24 @@ Result<ParsedOptions> parseDaemonOptions(int argc, const char* const* argv) {
         return optionError("cluster-global-cidr",
                            prefix->toString() + " overlaps " + flag + " " + other->toString());
     o.clusterGlobalCidr = *prefix;
+  }
+  if (vm.count("clusterset-cidr")) {
+    auto prefix = parseWith<Ipv4Prefix>(vm, "clusterset-cidr", &Ipv4Prefix::parse,
+                                        "an IPv4 CIDR with host bits zero");
+    if (!prefix) return prefix.error();
+    if (o.clusterId.empty()) return optionError("clusterset-cidr", "needs --cluster-id");
+    if (prefix->length > 30 || prefix->length < 8)
+      return optionError("clusterset-cidr", "its length must be 8 to 30");
+    const std::pair<const char*, std::optional<Ipv4Prefix>> ours[] = {
+        {"--pod-cidr", o.podCidr},
+        {"--cluster-cidr", o.clusterCidr},
+        {"--service-cidr", o.serviceCidr},
+        {"--cluster-global-cidr", o.clusterGlobalCidr}};
+    for (const auto& [flag, other] : ours)
+      if (other && prefix->overlaps(*other))
+        return optionError("clusterset-cidr",
+                           prefix->toString() + " overlaps " + flag + " " + other->toString());
+    o.clustersetCidr = *prefix;
   }
   if (o.flowLogSize != 0 && (o.flowLogSize < 64 || o.flowLogSize > (1u << 20) ||
                              (o.flowLogSize & (o.flowLogSize - 1)) != 0))

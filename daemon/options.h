@@ -16,6 +16,7 @@ struct DaemonOptions {
   std::string nodeName;
   std::string clusterId;  // among linked clusters (control/cluster_links.h); empty: none
   std::optional<Ipv4Prefix> clusterGlobalCidr;  // Globalnet (control/global_net.h)
+  std::optional<Ipv4Prefix> clustersetCidr;     // clusterset services (control/cluster_imports.h)
   uint32_t heartbeatIntervalMs = 100;           // gateway heartbeats (control/cluster_health.h)
   uint32_t gatewayDeadMs = 500;
   Ipv4Address nodeIp;

@@ -124,7 +124,8 @@ void udpQuery(rte_mbuf* m, PacketMeta& meta, const PortConfig& port, const DnsTa
   uint8_t answer[dns::kMaxUdpSize];
   const dns::Response r = dns::respond(
       rte_pktmbuf_mtod_offset(m, const uint8_t*, payload), queryLength, table.zone, false, answer,
-      sizeof(answer), table.udpUpstream ? dns::Upstream::kPresent : dns::Upstream::kNone);
+      sizeof(answer), table.udpUpstream ? dns::Upstream::kPresent : dns::Upstream::kNone,
+      table.clusterset.get());
   if (r.length == 0) {  // passed on or malformed: the service stage takes it to the upstream
     count(*ctx.counters, r);
     return;
@@ -223,7 +224,7 @@ void tcpQuery(rte_mbuf* m, PacketMeta& meta, const PortConfig& port, const DnsTa
   const size_t room = std::min(
       kMaxTcpAnswer, size_t{m->buf_len} - m->data_off - meta.l4Offset - sizeof(rte_tcp_hdr) - 2);
   const dns::Response r = dns::respond(data + 2, messageLength, table.zone, true, answer + 2, room,
-                                       dns::Upstream::kNone);
+                                       dns::Upstream::kNone, table.clusterset.get());
   count(*ctx.counters, r);
   if (r.length == 0) return reset();  // malformed: nothing to say
   ctx.counters->dnsTcpQueries.add();

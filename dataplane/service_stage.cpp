@@ -254,6 +254,28 @@ inline Choice choose(const ServicePortEntry& sp, ServiceAccess access, const Pac
   return c;
 }
 
+// Where a new flow leaving the cluster goes, found with one route lookup (for new flows leaving
+// the cluster only, and only when the answer matters): another node's own address, reached
+// through the overlay and its host path (routed so only when this node has a host path), keeps
+// its source, so that node's kernel sees the pod; another cluster's prefixes, reached through its
+// gateway, keep it too (their pods see ours), except with Globalnet, where it becomes this
+// cluster's global egress address; anything else is masqueraded (when asked) to the node's.
+enum class Leaving : uint8_t { kMasquerade, kKeepSource, kGlobalEgress };
+
+Leaving leavingBy(rte_be32_t dst, const Snapshot& snap) {
+  if (!snap.settings.hostPath && !snap.settings.clusterPeers) return Leaving::kMasquerade;
+  const uint32_t ip = rte_be_to_cpu_32(dst);
+  uint64_t index;
+  snap.routes->lookup(&ip, &index, 1);
+  const NextHop& nh = snap.routes->nextHop(index);
+  if (nh.kind == NextHopKind::kRemoteCluster)
+    return snap.clusterLinks != nullptr && snap.clusterLinks->globalnet() ? Leaving::kGlobalEgress
+                                                                          : Leaving::kKeepSource;
+  if (nh.kind == NextHopKind::kRemoteNode && (nh.viaClusterGateway || snap.settings.hostPath))
+    return Leaving::kKeepSource;
+  return Leaving::kMasquerade;
+}
+
 void newServiceFlow(rte_mbuf* m, PacketMeta& meta, const FlowKey& key, uint32_t portIndex,
                     ServiceAccess access, FlowContext& fc) {
   const ServicePortEntry& sp = fc.services->port(portIndex);
@@ -304,8 +326,14 @@ void newServiceFlow(rte_mbuf* m, PacketMeta& meta, const FlowKey& key, uint32_t 
   // this node's overlay address (the network address of its pod CIDR), routed to it by every
   // pod and every node.
   const bool hairpin = b.ip == meta.srcIp;
-  if (hairpin || (external && !b.local)) {
-    e.reply.dst = rte_cpu_to_be_32(fc.snap.settings.podCidr);
+  // A backend in another cluster (a clusterset service's) behind a Globalnet link: from this
+  // cluster's global egress address, as any flow to a peer (see untracked()).
+  const bool toGlobalPeer = !b.local && fc.snap.clusterLinks != nullptr &&
+                            fc.snap.clusterLinks->globalnet() &&
+                            leavingBy(b.ip, fc.snap) == Leaving::kGlobalEgress;
+  if (hairpin || (external && !b.local) || toGlobalPeer) {
+    e.reply.dst = toGlobalPeer ? fc.snap.clusterLinks->globalEgressIp
+                               : rte_cpu_to_be_32(fc.snap.settings.podCidr);
     if (!allocatePort(fc, e.reply, flowHash(key))) {
       if (!fc.ctx.dryRun) fc.services->countSnatExhausted(fc.ctx.workerIndex, b.slot);
       return meta.setDrop(DropReason::kMasqueradeNoPort);
@@ -415,28 +443,6 @@ struct Found {
   uint32_t portIndex = 0;
   ServiceAccess access = ServiceAccess::kCluster;
 };
-
-// Where a new flow leaving the cluster goes, found with one route lookup (for new flows leaving
-// the cluster only, and only when the answer matters): another node's own address, reached
-// through the overlay and its host path (routed so only when this node has a host path), keeps
-// its source, so that node's kernel sees the pod; another cluster's prefixes, reached through its
-// gateway, keep it too (their pods see ours), except with Globalnet, where it becomes this
-// cluster's global egress address; anything else is masqueraded (when asked) to the node's.
-enum class Leaving : uint8_t { kMasquerade, kKeepSource, kGlobalEgress };
-
-Leaving leavingBy(rte_be32_t dst, const Snapshot& snap) {
-  if (!snap.settings.hostPath && !snap.settings.clusterPeers) return Leaving::kMasquerade;
-  const uint32_t ip = rte_be_to_cpu_32(dst);
-  uint64_t index;
-  snap.routes->lookup(&ip, &index, 1);
-  const NextHop& nh = snap.routes->nextHop(index);
-  if (nh.kind == NextHopKind::kRemoteCluster)
-    return snap.clusterLinks != nullptr && snap.clusterLinks->globalnet() ? Leaving::kGlobalEgress
-                                                                          : Leaving::kKeepSource;
-  if (nh.kind == NextHopKind::kRemoteNode && (nh.viaClusterGateway || snap.settings.hostPath))
-    return Leaving::kKeepSource;
-  return Leaving::kMasquerade;
-}
 
 void untracked(rte_mbuf* m, PacketMeta& meta, const FlowKey* key, const Found& service,
                FlowContext& fc) {

@@ -79,6 +79,7 @@ struct DataplaneSettings {
 // to it come to (the kube-dns Service's ClusterIPs, --cluster-dns).
 struct DnsTable {
   dns::Zone zone;
+  std::shared_ptr<const dns::Zone> clusterset;  // the clusterset domain's; null: none
   std::vector<rte_be32_t> servers;
   // Whether the kube-dns Service has a ready backend on UDP / TCP 53 (an upstream such as
   // CoreDNS or unbound). Without one the workers refuse what they do not answer (UDP), and

@@ -51,13 +51,17 @@ struct Writer {
 
 }  // namespace
 
-Response respond(const uint8_t* msg, size_t len, const Zone& zoneRef, bool overTcp, uint8_t* out,
-                 size_t cap, Upstream upstream) {
+Response respond(const uint8_t* msg, size_t len, const Zone& primary, bool overTcp, uint8_t* out,
+                 size_t cap, Upstream upstream, const Zone* secondary) {
   const bool refuseOthers = upstream == Upstream::kNone;
-  const Zone* zone = zoneRef.config().ready ? &zoneRef : nullptr;
   Response r;
   Query q;
   r.error = parseQuery(msg, len, &q);
+  // The zone the name is in: the secondary (clusterset) when it is there, else the primary.
+  const bool inSecondary =
+      r.error == ParseError::kNone && secondary != nullptr && inZone(q.name, *secondary);
+  const Zone& zoneRef = inSecondary ? *secondary : primary;
+  const Zone* zone = zoneRef.config().ready ? &zoneRef : nullptr;
   if (r.error != ParseError::kNone) {
     r.outcome = Outcome::kMalformed;
     return r;
@@ -96,12 +100,15 @@ Response respond(const uint8_t* msg, size_t len, const Zone& zoneRef, bool overT
       node = zone->find(q.name.key());
       // a-b-c-d.<namespace>.pod.<zone>: any address, as `pods insecure` answers.
       const unsigned k = zone->apexLabels();
-      if (node == nullptr && q.name.labels == k + 3 && q.name.label(2) == "pod" &&
+      if (node == nullptr && !inSecondary && q.name.labels == k + 3 && q.name.label(2) == "pod" &&
           !dashedAddress(q.name.label(0), &podIp))
         podIp = 0;
     }
   } else if (zone != nullptr && q.name.key().ends_with(kReverseSuffix)) {
     node = zone->find(q.name.key());
+    if ((node == nullptr || node->ptr.count == 0) && secondary != nullptr &&
+        secondary->config().ready)
+      node = secondary->find(q.name.key());
     ours = node != nullptr && node->ptr.count > 0;
   }
   if (!ours) return notOurs();

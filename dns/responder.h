@@ -42,7 +42,10 @@ struct Response {
 // passed on too, for the upstream to follow (it asks us back without RD and gets the CNAME).
 // Without one, what would be passed on is answered REFUSED.
 enum class Upstream : uint8_t { kPresent, kNone };
+// `secondary`: a second zone (the clusterset domain) answered for the names in it, and for the
+// PTR names the primary does not have.
 Response respond(const uint8_t* msg, size_t len, const Zone& zone, bool overTcp, uint8_t* out,
-                 size_t cap, Upstream upstream = Upstream::kPresent);
+                 size_t cap, Upstream upstream = Upstream::kPresent,
+                 const Zone* secondary = nullptr);
 
 }  // namespace nodeplane::dns

@@ -61,7 +61,8 @@ commands:
                               (V: forwarded, dropped, policy-denied, l7-denied)
   cluster peers               peer clusters: gateways, prefixes, SPIs, link state (JSON)
                               (set one: npctl call cluster.peer.set '{"clusterId": ...}')
-  cluster exports             Globalnet: global CIDR, egress address, exported services (JSON)
+  cluster exports             the exported services (with Globalnet: global addresses) (JSON)
+  cluster imports             what peers export, and the clusterset services (JSON)
   cluster export NS/NAME [IP] give a service a global address (the lowest free one, or IP)
   cluster unexport NS/NAME    withdraw it
   capture --port NAME [--filter BPF] [--count N] [--duration S] [--snaplen N]
@@ -485,6 +486,9 @@ int main(int argc, char** argv) {
     json = true;
   } else if (cmd == "cluster" && words.size() == 2 && words[1] == "exports") {
     op = "cluster.exports";
+    json = true;
+  } else if (cmd == "cluster" && words.size() == 2 && words[1] == "imports") {
+    op = "cluster.imports";
     json = true;
   } else if (cmd == "cluster" && words.size() >= 3 && words.size() <= 4 &&
              (words[1] == "export" || (words[1] == "unexport" && words.size() == 3))) {

@@ -15,6 +15,7 @@ from nplab import Lab
 
 SECRET = "a secret the two clusters share"
 WEB_IP = "10.96.0.20"
+DNS_IP = "10.96.0.10"
 PORTS = [{"name": "http", "port": 80, "targetPort": 8080},
          {"name": "echo", "port": 7000},
          {"name": "echo-udp", "protocol": "UDP", "port": 7001}]
@@ -30,7 +31,9 @@ def cluster(lab, c):
         nodes.append(lab.node(f"gc-{c['id'][0]}{suffix}", f"{ip}/24", pod_cidr,
                               cluster_cidr="10.244.0.0/16", service_cidr="10.96.0.0/16",
                               extra_args=["--cluster-id", c["id"],
-                                          "--cluster-global-cidr", c["global"]]))
+                                          "--cluster-global-cidr", c["global"],
+                                          "--clusterset-cidr", "10.112.0.0/24",
+                                          "--cluster-dns", DNS_IP]))
     gw, other = nodes
     gw.set_node(other)
     other.set_node(gw)
@@ -62,7 +65,11 @@ def clusters():
         for nodes, web in (((e1, e2), web_e), ((w1, w2), web_w)):
             for d in nodes:  # every node of a cluster knows its services (the agent's job)
                 d.set_service("shop", "web", WEB_IP, PORTS, [web])
-            nodes[0].call("cluster.export.set", {"namespace": "shop", "name": "web"})
+                d.call("cluster.export.set", {"namespace": "shop", "name": "web"})
+        for d in (w1, w2):  # a name only west exports
+            d.set_service("shop", "api", "10.96.0.21", PORTS[:1], [web_w])
+            d.call("cluster.export.set", {"namespace": "shop", "name": "api"})
+        client_e.set_resolv_conf("shop", DNS_IP)
         deadline = time.time() + 10
         while time.time() < deadline and not all(
                 d.call("cluster.peers")["peers"][0].get("resolved") for d in (e1, w1)):
@@ -125,3 +132,19 @@ def test_bad_gateway_lists_are_refused_by_field(clusters, args, field):
     with pytest.raises(RuntimeError, match=field):
         e2.call("cluster.gateways.set", args)
     assert e2.call("cluster.peers")["gateways"] == ["gc-e1"]
+
+
+def test_a_non_gateway_node_learns_the_imports_from_its_gateway(clusters):
+    e2, client = clusters["e2"], clusters["client_e"]
+    deadline = time.time() + 10
+    while time.time() < deadline and "shop/api" not in {
+            s["service"] for s in e2.call("cluster.imports")["clusterset"]}:
+        time.sleep(0.1)
+    cs = {s["service"]: s for s in e2.call("cluster.imports")["clusterset"]}
+    assert [(b["cluster"], b["ready"]) for b in cs["shop/api"]["backends"]] == [("west", True)]
+    # Its pods resolve and reach the other cluster's service by its clusterset name: the DNAT
+    # here, the global egress SNAT on the gateway.
+    assert curl(client, "http://api.shop.svc.clusterset.local/whoami") == "shop/web-w 242.0.0.1"
+    # And its own cluster's endpoints first for a name both export.
+    assert curl(client, "http://web.shop.svc.clusterset.local/whoami") == \
+        f"shop/web-e {client.ip}"

@@ -241,6 +241,17 @@ def heartbeat():
     write("heartbeat", "long-id", hb("c" * 63, 7, False))
     write("heartbeat", "short", hb("east", 1, True)[:11])
 
+    def export(cluster, ns, name, address, ports):
+        out = (b"NPEX" + bytes([1, 0, len(cluster), len(ns), len(name), len(ports), 0, 0]) +
+               bytes(map(int, address.split("."))) + (cluster + ns + name).encode())
+        for proto, port, pname in ports:
+            out += bytes([proto]) + struct.pack("!H", port) + bytes([len(pname)]) + pname.encode()
+        return out
+    write("heartbeat", "export", export("west", "shop", "web", "242.1.0.2",
+                                        [(6, 80, "http"), (17, 7001, "")]))
+    write("heartbeat", "export-one", export("east", "kube-system", "dns", "10.96.0.10",
+                                            [(17, 53, "dns")]))
+
 
 if __name__ == "__main__":
     packet_path()

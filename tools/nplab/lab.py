@@ -292,6 +292,9 @@ class Lab:
             run(["ip", "netns", "del", ns], check=False)
         for d in self.files:
             shutil.rmtree(d, ignore_errors=True)
+        # DPDK's runtime directory of each daemon (a daemon killed on purpose leaves its own).
+        for d in self.daemons:
+            shutil.rmtree(f"/var/run/dpdk/{self.prefix}-{d.node_name}", ignore_errors=True)
         if os.environ.get("NPLAB_KEEP_TMP") is None:
             shutil.rmtree(self.tmp, ignore_errors=True)
         if self in Lab._active:

@@ -214,9 +214,13 @@ TEST(ClusterLinksTest, ExportAddressesComeFromTheGlobalCidr) {
   auto full = control::exportAddress("shop/db", std::nullopt, east, exports);
   ASSERT_FALSE(full.ok());
   EXPECT_NE(full.error().message.find("every address"), std::string::npos);
-  EXPECT_FALSE(
-      control::exportAddress("shop/web", std::nullopt, settings("east", "192.168.53.10"), {}).ok())
-      << "no global CIDR, no export";
+  EXPECT_EQ(control::exportAddress("shop/web", std::nullopt, settings("east", "192.168.53.10"), {})
+                ->value,
+            0u)
+      << "no global CIDR: exported at its ClusterIP";
+  EXPECT_FALSE(control::exportAddress("shop/web", Ipv4Address::parse("242.0.0.5"),
+                                      settings("east", "192.168.53.10"), {})
+                   .ok());
 }
 
 TEST(ClusterLinksTest, OnlyExportsOfServicesWithAClusterIpAreTranslated) {

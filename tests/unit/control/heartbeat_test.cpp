@@ -42,6 +42,34 @@ TEST(HeartbeatTest, MalformedPayloadsAreRejectedInBounds) {
   EXPECT_FALSE(control::decodeHeartbeat(nullptr, 16).has_value());
 }
 
+TEST(HeartbeatTest, AnnouncementsRoundTripAndMalformedOnesAreRejectedInBounds) {
+  control::ExportAnnouncement a;
+  a.clusterId = "west";
+  a.namespaceName = "shop";
+  a.name = "web";
+  a.address = *Ipv4Address::parse("242.1.0.2");
+  a.ports = {{"http", 6, 80}, {"", 17, 7001}};
+  const auto bytes = control::encodeAnnouncement(a);
+  ASSERT_FALSE(bytes.empty());
+  auto back = control::decodeAnnouncement(bytes.data(), bytes.size());
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(*back, a);
+  EXPECT_FALSE(control::decodeHeartbeat(bytes.data(), bytes.size()).has_value());
+  for (size_t n = 0; n < bytes.size(); ++n) {
+    std::vector<uint8_t> cut(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(n));
+    EXPECT_FALSE(control::decodeAnnouncement(cut.data(), cut.size()).has_value()) << n;
+  }
+  auto longer = bytes;
+  longer.push_back(0);
+  EXPECT_FALSE(control::decodeAnnouncement(longer.data(), longer.size()).has_value());
+  auto badProtocol = bytes;
+  badProtocol[16 + 4 + 4 + 3] = 1;  // the first port's protocol
+  EXPECT_FALSE(control::decodeAnnouncement(badProtocol.data(), badProtocol.size()).has_value());
+  control::ExportAnnouncement none = a;
+  none.ports.clear();
+  EXPECT_TRUE(control::encodeAnnouncement(none).empty()) << "no ports: not encodable";
+}
+
 TEST(HeartbeatTest, AFrameForTheWireReadsBack) {
   const Heartbeat hb{"east", 42, true};
   rte_mbuf* m = control::heartbeatFrame(
@@ -54,7 +82,8 @@ TEST(HeartbeatTest, AFrameForTheWireReadsBack) {
   auto read = control::readHeartbeatFrame(m);
   rte_pktmbuf_free(m);
   ASSERT_TRUE(read.has_value());
-  EXPECT_EQ(read->heartbeat, hb);
+  ASSERT_TRUE(read->heartbeat.has_value());
+  EXPECT_EQ(*read->heartbeat, hb);
   EXPECT_EQ(read->from.toString(), "192.168.53.10");
 
   // Not a heartbeat: a UDP datagram with some other payload.

@@ -1,0 +1,143 @@
+"""Multi-Cluster Services across linked clusters (issue 13): two clusters with the same CIDRs
+(Globalnet), each exporting services. Each active gateway announces its exports to the other
+through the tunnel every second; each node with the clusterset CIDR makes one clusterset service
+per exported name, at an address of that CIDR, answered as <svc>.<ns>.svc.clusterset.local by
+its DNS responder, balancing over its own cluster's endpoints first and the other clusters'
+when it has none ready. A cluster that is gone has its backends dropped."""
+
+import json
+import time
+
+import pytest
+
+from nplab import Lab
+
+EAST_IP, WEST_IP = "192.168.57.10", "192.168.57.11"
+SECRET = "a secret the two clusters share"
+DNS_IP = "10.96.0.10"
+PORTS = [{"name": "http", "port": 80, "targetPort": 8080},
+         {"name": "echo-udp", "protocol": "UDP", "port": 7001}]
+
+
+def node(lab, name, ip, cluster_id, global_cidr):
+    return lab.node(name, f"{ip}/24", "10.244.1.0/24", cluster_cidr="10.244.0.0/16",
+                    service_cidr="10.96.0.0/16",
+                    extra_args=["--cluster-id", cluster_id, "--cluster-global-cidr", global_cidr,
+                                "--clusterset-cidr", "10.112.0.0/24", "--cluster-dns", DNS_IP])
+
+
+def peer(cluster_id, gateway, global_cidr):
+    return {"clusterId": cluster_id, "gatewayIp": gateway, "globalCidr": global_cidr,
+            "secret": SECRET}
+
+
+@pytest.fixture(scope="module")
+def clusters():
+    with Lab("cs") as lab:
+        east = node(lab, "cs-east", EAST_IP, "east", "242.0.0.0/24")
+        west = node(lab, "cs-west", WEST_IP, "west", "242.1.0.0/24")
+        east.call("cluster.peer.set", peer("west", WEST_IP, "242.1.0.0/24"))
+        west.call("cluster.peer.set", peer("east", EAST_IP, "242.0.0.0/24"))
+        web_e = lab.add_pod(east, "shop", "web-e")
+        client_e = lab.add_pod(east, "shop", "client-e")
+        web_w = lab.add_pod(west, "shop", "web-w")
+        for web in (web_e, web_w):
+            web.serve(udp=[7001], http=[8080])
+        client_e.set_resolv_conf("shop", DNS_IP)
+        east.set_service("shop", "web", "10.96.0.20", PORTS, [web_e])
+        west.set_service("shop", "web", "10.96.0.20", PORTS, [web_w])
+        west.set_service("shop", "api", "10.96.0.21", PORTS[:1], [web_w])
+        for d, names in ((east, ["web"]), (west, ["web", "api"])):
+            for n in names:
+                d.call("cluster.export.set", {"namespace": "shop", "name": n})
+        deadline = time.time() + 15
+        while time.time() < deadline and len(east.call("cluster.imports")["clusterset"]) < 2:
+            time.sleep(0.1)
+        yield {"lab": lab, "east": east, "west": west, "web_e": web_e, "web_w": web_w,
+               "client_e": client_e}
+
+
+def curl(pod, url, timeout=5):
+    r = pod.exec(["curl", "-sS", "--max-time", str(timeout), url], check=False)
+    return r.stdout.strip() if r.returncode == 0 else f"error({r.returncode}): {r.stderr.strip()}"
+
+
+def clusterset(d):
+    return {s["service"]: s for s in d.call("cluster.imports")["clusterset"]}
+
+
+def test_imports_and_clusterset_services_are_listed(clusters):
+    east = clusters["east"].call("cluster.imports")
+    assert east["clustersetCidr"] == "10.112.0.0/24" and east["domain"] == "clusterset.local"
+    imports = {i["service"]: i["clusters"] for i in east["imports"]}
+    assert set(imports) == {"shop/api", "shop/web"}
+    (api,) = imports["shop/api"]
+    assert api["clusterId"] == "west" and api["address"] == "242.1.0.3"
+    assert api["ports"] == [{"name": "http", "protocol": "TCP", "port": 80}]
+    assert api["lastSeenMs"] < 3500
+    cs = clusterset(clusters["east"])
+    assert {s["ip"] for s in cs.values()} == {"10.112.0.1", "10.112.0.2"}
+    # web: the local endpoint ready, west's only serving (local first); api: west's, ready.
+    assert sorted((b["cluster"], b["ready"]) for b in cs["shop/web"]["backends"]) == \
+        [("east", True), ("west", False)]
+    assert [(b["cluster"], b["ready"]) for b in cs["shop/api"]["backends"]] == [("west", True)]
+    listed = json.loads(clusters["east"].npctl("cluster", "imports").stdout)
+    assert listed["clusterset"] == east["clusterset"]
+
+
+def test_a_pod_reaches_the_other_clusters_service_by_its_clusterset_name(clusters):
+    client = clusters["client_e"]
+    r = client.exec(["getent", "hosts", "api.shop.svc.clusterset.local"])
+    assert r.stdout.split()[0] == clusterset(clusters["east"])["shop/api"]["ip"]
+    assert curl(client, "http://api.shop.svc.clusterset.local/whoami") == \
+        "shop/web-w 242.0.0.1"
+    r = client.exec(["dig", "+short", f"@{DNS_IP}", "nothere.shop.svc.clusterset.local"])
+    assert r.stdout.strip() == ""
+    # npctl dns looks clusterset names up too.
+    looked = clusters["east"].call("dns", {"name": "api.shop.svc.clusterset.local"})
+    assert clusterset(clusters["east"])["shop/api"]["ip"] in json.dumps(looked), looked
+
+
+def test_local_endpoints_first_then_the_other_clusters(clusters):
+    east, client, web_e = clusters["east"], clusters["client_e"], clusters["web_e"]
+    url = "http://web.shop.svc.clusterset.local/whoami"
+    assert curl(client, url) == f"shop/web-e {client.ip}"
+    east.set_service("shop", "web", "10.96.0.20", PORTS, [dict(ip=web_e.ip, ready=False,
+                                                               serving=False)])
+    try:
+        deadline = time.time() + 5
+        while time.time() < deadline and curl(client, url, 2) != "shop/web-w 242.0.0.1":
+            time.sleep(0.2)
+        assert curl(client, url) == "shop/web-w 242.0.0.1"
+        probe = client.probe("udp", "web.shop.svc.clusterset.local", "7001", "--whoami")
+        assert probe.stdout.strip() == "shop/web-w 242.0.0.1", probe.stdout
+    finally:
+        east.set_service("shop", "web", "10.96.0.20", PORTS, [web_e])
+    deadline = time.time() + 5
+    while time.time() < deadline and curl(client, url, 2) != f"shop/web-e {client.ip}":
+        time.sleep(0.2)
+    assert curl(client, url) == f"shop/web-e {client.ip}"
+
+
+def test_a_cluster_that_is_gone_has_its_backends_dropped(clusters):
+    east, west, client = clusters["east"], clusters["west"], clusters["client_e"]
+    gone = time.time()
+    west.proc.kill()
+    west.proc.wait(timeout=10)
+    deadline = time.time() + 10
+    while time.time() < deadline and clusters_seen(east) != set():
+        time.sleep(0.05)
+    dropped = time.time() - gone
+    print(f"\nwest's backends dropped {dropped * 1000:.0f} ms after its gateway was killed")
+    assert clusters_seen(east) == set()
+    cs = clusterset(east)
+    assert set(cs) == {"shop/web"}
+    assert [(b["cluster"], b["ready"]) for b in cs["shop/web"]["backends"]] == [("east", True)]
+    r = client.exec(["dig", "+short", f"@{DNS_IP}", "api.shop.svc.clusterset.local"])
+    assert r.stdout.strip() == ""
+    assert curl(client, "http://web.shop.svc.clusterset.local/whoami") == \
+        f"shop/web-e {client.ip}"
+
+
+def clusters_seen(d):
+    return {c["clusterId"] for i in d.call("cluster.imports")["imports"] for c in i["clusters"]}

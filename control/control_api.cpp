@@ -691,11 +691,10 @@ Result<Json> ControlApi::apply(Result<DesiredState> state) {
   auto result = node_.applyDesired(std::move(*state));
   applyStats_.record(seconds(), result.ok());
   if (!result) return result.error();
-  return Json{{"generation", result->generation},
-              {"snapshot", result->snapshot},
-              {"nodesChanged", result->nodesChanged},
-              {"servicesChanged", result->servicesChanged},
-              {"policyChanged", result->policyChanged}};
+  return Json{
+      {"generation", result->generation},       {"snapshot", result->snapshot},
+      {"nodesChanged", result->nodesChanged},   {"servicesChanged", result->servicesChanged},
+      {"policyChanged", result->policyChanged}, {"exportsChanged", result->exportsChanged}};
 }
 
 Result<Json> ControlApi::policyApply(const Json& raw) {

@@ -148,13 +148,15 @@ struct DesiredState {
   std::optional<std::vector<NodeSpec>> nodes;
   std::optional<std::vector<ServiceSpec>> services;
   std::optional<policy::PolicyState> policy;
+  // Exported services (MCS ServiceExport), namespace/name; replaces the exports when given.
+  std::optional<std::vector<std::string>> exports;
 };
 
 // What an apply changed.
 struct ApplyResult {
   uint64_t generation = 0;  // the agent's generation now in force
   uint64_t snapshot = 0;    // the data plane snapshot generation
-  bool nodesChanged = false, servicesChanged = false, policyChanged = false;
+  bool nodesChanged = false, servicesChanged = false, policyChanged = false, exportsChanged = false;
 };
 
 }  // namespace nodeplane::control

@@ -19,6 +19,7 @@
 
 #include "control/model.h"
 #include "control/model_json.h"
+#include "core/names.h"
 #include "core/result.h"
 #include "policy/model_json.h"
 
@@ -357,9 +358,9 @@ Result<DesiredState> readDesiredState(const V& args) {
   std::vector<std::string> problems;
   DesiredState state;
   if (!args.isObject()) return invalidArgument("apply: arguments must be an object");
-  static constexpr std::array<std::string_view, 4> names = {"generation", "nodes", "services",
-                                                            "policy"};
-  std::array<std::optional<V>, 4> f;
+  static constexpr std::array<std::string_view, 5> names = {"generation", "nodes", "services",
+                                                            "policy", "exports"};
+  std::array<std::optional<V>, 5> f;
   std::vector<std::string> unknown;
   (void)args.members([&](std::string_view key, const V& value) -> Status {
     for (size_t i = 0; i < names.size(); ++i)
@@ -415,6 +416,25 @@ Result<DesiredState> readDesiredState(const V& args) {
         problems.push_back(sv.error().message);
       else
         state.services->push_back(std::move(*sv));
+      return okStatus();
+    });
+  }
+  if (const V* exports = list(4)) {
+    state.exports.emplace();
+    (void)exports->elements([&](size_t i, const V& v) -> Status {
+      const auto& j = v.json();
+      const std::string where = "apply: field 'exports[" + std::to_string(i) + "]'";
+      if (!j.is_object() || !j.contains("namespace") || !j["namespace"].is_string() ||
+          !j.contains("name") || !j["name"].is_string() || j.size() != 2) {
+        problems.push_back(where + ": not an object of namespace and name");
+        return okStatus();
+      }
+      const auto ns = j["namespace"].template get<std::string>();
+      const auto name = j["name"].template get<std::string>();
+      if (!isDnsLabel(ns) || !isDnsLabel(name))
+        problems.push_back(where + ": '" + ns + "/" + name + "' is not a service's name");
+      else
+        state.exports->push_back(ns + "/" + name);
       return okStatus();
     });
   }

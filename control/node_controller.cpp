@@ -879,6 +879,23 @@ Result<ApplyResult> NodeController::applyDesired(DesiredState state) {
     else
       nextPolicy = std::move(*table);
   }
+  // Exports (MCS ServiceExport): the list replaces them; each keeps its global address.
+  ExportMap nextExports;
+  if (state.exports) {
+    for (const auto& [key, ip] : exports_)
+      if (std::find(state.exports->begin(), state.exports->end(), key) != state.exports->end())
+        nextExports[key] = ip;
+    for (const std::string& key : *state.exports) {
+      if (nextExports.count(key)) continue;
+      auto ip = exportAddress(key, std::nullopt, settings_, nextExports);
+      if (!ip)
+        note(invalidArgument("serviceexport " + key + ": " + ip.error().message));
+      else
+        nextExports[key] = *ip;
+    }
+  }
+  const bool exportsChanged = state.exports && nextExports != exports_;
+
   if (!problems.empty()) {
     std::string message;
     for (const std::string& p : problems) message += (message.empty() ? "" : "; ") + p;
@@ -886,25 +903,37 @@ Result<ApplyResult> NodeController::applyDesired(DesiredState state) {
   }
 
   ApplyResult result;
+  result.exportsChanged = exportsChanged;
+  ExportMap previousExports = exports_;
+  if (exportsChanged) {
+    exports_ = std::move(nextExports);
+    clustersetDirty_ = true;
+  }
   result.nodesChanged = nodesChanged;
   result.servicesChanged = servicesChanged;
   result.policyChanged = policyChanged;
-  if (nodesChanged || servicesChanged || policyChanged || dnsChanged) {
+  if (nodesChanged || servicesChanged || policyChanged || dnsChanged || exportsChanged) {
     NodeModel candidate = nodesChanged ? withNodes(std::move(nextNodes)) : model_;
     if (dnsChanged)
       candidate.dns =
           buildDnsTable(nextServices, settings_, true, static_cast<uint32_t>(generation_ + 1));
+    if (exportsChanged && !servicesChanged)
+      candidate.globalIngress = globalIngressFor(services_.services());
     std::optional<ServiceRegistry::Prepared> prepared;
     if (servicesChanged) {
       candidate.globalIngress = globalIngressFor(nextServices);
       auto p = services_.prepare(std::move(nextServices), settings_, backend_.socketId());
-      if (!p) return p.error();
+      if (!p) {
+        exports_ = std::move(previousExports);
+        return p.error();
+      }
       prepared = std::move(*p);
       candidate.services = prepared->table;
     }
     if (policyChanged) candidate.policy = nextPolicy;
     if (auto st = publish(std::move(candidate)); !st) {
       if (policyRuntime_) policyRuntime_->retain(policyKeysOf(model_.policy.get()));
+      exports_ = std::move(previousExports);
       return st.error();
     }
     if (prepared) {
@@ -917,9 +946,10 @@ Result<ApplyResult> NodeController::applyDesired(DesiredState state) {
   if (state.generation != 0) appliedGeneration_ = state.generation;
   result.generation = appliedGeneration_;
   result.snapshot = generation_;
-  spdlog::info("apply {}: nodes {}, services {}, policy {}; snapshot {}", appliedGeneration_,
-               nodesChanged ? "changed" : "unchanged", servicesChanged ? "changed" : "unchanged",
-               policyChanged ? "changed" : "unchanged", generation_);
+  spdlog::info("apply {}: nodes {}, services {}, policy {}, exports {}; snapshot {}",
+               appliedGeneration_, nodesChanged ? "changed" : "unchanged",
+               servicesChanged ? "changed" : "unchanged", policyChanged ? "changed" : "unchanged",
+               exportsChanged ? "changed" : "unchanged", generation_);
   return result;
 }
 

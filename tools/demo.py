@@ -25,6 +25,10 @@ from nplab.lab import build_dir  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CLUSTER = REPO / "configs/demo-cluster"
+CLUSTER_B = REPO / "configs/demo-cluster-b"  # the seed's second cluster (cross-cluster case)
+GLOBAL_A, GLOBAL_B = "242.0.0.0/24", "242.1.0.0/24"  # Globalnet: A and B share their CIDRs
+CLUSTERSET_CIDR = "10.112.0.0/24"
+LINK_SECRET = "the demo's secret shared by cluster-gen and cluster-b"
 CLUSTER_CIDR, SERVICE_CIDR = "10.244.0.0/16", "10.96.0.0/12"
 DNS_IP = "10.96.0.10"  # the kube-dns Service
 UPSTREAM_NAME = "outside.example"  # a name only the upstream (unbound in the kube-dns pod) knows
@@ -75,6 +79,77 @@ def check(a, b, dst_name):
     return "ok" if not failed else "FAIL:" + ",".join(failed)
 
 
+def cross_cluster(lab, daemons, started, nodes):
+    """The seed's last case: pods of cluster A reach cluster B. A second cluster (one node, the
+    same CIDRs) is linked to cluster-gen's gateway by an ESP tunnel with Globalnet; cluster-b's
+    agent reads its ServiceExport; cluster-gen's pods reach the service by its clusterset name.
+    Returns (failures, checks)."""
+    objects = load_objects(CLUSTER_B)
+    (node_b,) = [o for o in objects if o["kind"] == "Node"]
+    b = lab.node("node-b", f"{internal_ip(node_b)}/24", node_b["spec"]["podCIDR"],
+                 cluster_cidr=CLUSTER_CIDR, service_cidr=SERVICE_CIDR,
+                 extra_args=["--cluster-id", "cluster-b", "--cluster-global-cidr", GLOBAL_B,
+                             "--clusterset-cidr", CLUSTERSET_CIDR, "--cluster-dns", DNS_IP])
+    gateway = nodes[0]["metadata"]["name"]
+    gateway_ip = internal_ip(nodes[0])
+    print(f"== cross-cluster: cluster-b (node-b {internal_ip(node_b)}, pods "
+          f"{node_b['spec']['podCIDR']}: the same CIDRs as cluster-gen), linked to cluster-gen's "
+          f"gateway {gateway} by ESP (AES-GCM) with Globalnet ({GLOBAL_A} / {GLOBAL_B})")
+    pods_b = []
+    for p in [o for o in objects if o["kind"] == "Pod"]:
+        pod = lab.add_pod(b, p["metadata"]["namespace"], p["metadata"]["name"])
+        pod.serve(http=[8080], udp=[7001])
+        pods_b.append((p, pod))
+        print(f"   pod {pod.namespace + '/' + pod.name:18s} {pod.ip:12s} on node-b (cluster-b)")
+    watched = lab.tmp / "cluster-b"
+    watched.mkdir()
+    (watched / "pods-status.yaml").write_text(
+        yaml.safe_dump_all([pod_with_status(p, pod) for p, pod in pods_b]))
+    log = open(lab.tmp / "agent-node-b.log", "w")
+    lab.popen([str(build_dir() / "control/nodeplane-agent"), "--node-name", "node-b", "--socket",
+               b.socket, "--manifests", str(CLUSTER_B), str(watched)], stderr=log)
+    common = {"secret": LINK_SECRET, "cidrs": [CLUSTER_CIDR, SERVICE_CIDR]}
+    for d in daemons.values():
+        d.call("cluster.gateways.set", {"nodes": [gateway]})
+        d.call("cluster.peer.set", dict(common, clusterId="cluster-b",
+                                        gatewayIp=internal_ip(node_b), globalCidr=GLOBAL_B))
+    b.call("cluster.peer.set", dict(common, clusterId="cluster-gen", gatewayIp=gateway_ip,
+                                    globalCidr=GLOBAL_A))
+    for name, d in daemons.items():
+        wait_for(f"{name}'s import of orders/orders", lambda d=d: any(
+            s["service"] == "orders/orders" for s in d.call("cluster.imports")["clusterset"]))
+    exports = b.call("cluster.exports")["exports"]
+    for e in exports:
+        print(f"   cluster-b exports {e['service']} (its ServiceExport, read by its agent) at "
+              f"global address {e['globalIp']} -> ClusterIP {e['clusterIp']}")
+    cs = {s["service"]: s for s in daemons[gateway].call("cluster.imports")["clusterset"]}
+    print(f"   cluster-gen imports it: orders.orders.svc.clusterset.local -> "
+          f"{cs['orders/orders']['ip']} (clusterset CIDR {CLUSTERSET_CIDR}), on every node")
+    failures = total = 0
+    for client in ("frontend/pod-a", "ns-ml/c5"):
+        if client not in started:
+            continue
+        pod = started[client]
+        r = pod.exec(["curl", "-sS", "--max-time", "5",
+                      "http://orders.orders.svc.clusterset.local/whoami"], check=False)
+        answered = r.stdout.strip() if r.returncode == 0 else f"error: {r.stderr.strip()}"
+        ok = answered == "orders/orders-1 " + daemons[gateway].call(
+            "cluster.exports")["globalEgressIp"]
+        failures += not ok
+        total += 1
+        print(f"   {client:16s} (on {pod.node}) curl http://orders.orders.svc.clusterset.local/"
+              f"whoami -> {answered:28s} {'ok' if ok else 'FAIL'}")
+    peers = daemons[gateway].call("cluster.peers")["peers"][0]
+    print(f"   {gateway}: peer cluster-b via {peers['gatewayIp']}, SPIs out "
+          f"{peers['outboundSpis']}, inner MTU {peers['innerMtu']}; esp_sealed "
+          f"{daemons[gateway].counters()['esp_sealed']}, esp_opened "
+          f"{daemons[gateway].counters()['esp_opened']}")
+    print("   (the far pod sees cluster-gen's global egress address: both clusters use "
+          "10.244.0.0/16)")
+    print()
+    return failures, total
+
+
 def main():
     objects = load_objects(CLUSTER)
     nodes = [o for o in objects if o["kind"] == "Node"]
@@ -88,7 +163,9 @@ def main():
         for n in nodes:
             name = n["metadata"]["name"]
             d = lab.node(name, f"{internal_ip(n)}/24", n["spec"]["podCIDR"],
-                         cluster_cidr=CLUSTER_CIDR, service_cidr=SERVICE_CIDR)
+                         cluster_cidr=CLUSTER_CIDR, service_cidr=SERVICE_CIDR,
+                         extra_args=["--cluster-id", "cluster-gen", "--cluster-global-cidr",
+                                     GLOBAL_A, "--clusterset-cidr", CLUSTERSET_CIDR])
             daemons[name] = d
             print(f"   node {name}: {internal_ip(n)}, pods {n['spec']['podCIDR']}, "
                   f"nodeplane pid {d.proc.pid}")
@@ -209,6 +286,10 @@ def main():
         print(f"   the workers answered {answered} cluster DNS queries themselves "
               f"(A, NXDOMAIN of search-path tries, NODATA for AAAA)")
         print()
+
+        f, t = cross_cluster(lab, daemons, started, nodes)
+        failures += f
+        total += t
 
         # NetworkPolicy and an L7 rule: their manifest appears in the directory the agents watch.
         shutil.copy(CLUSTER / "04-network-policies.yaml", watched)

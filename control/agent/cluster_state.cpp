@@ -16,6 +16,7 @@ const std::vector<KindInfo>& watchedKinds() {
       {"Endpoints", "/api/v1/endpoints", true},
       {"NetworkPolicy", "/apis/networking.k8s.io/v1/networkpolicies", true},
       {"L7Rule", "/apis/nodeplane.io/v1/l7rules", true},
+      {"ServiceExport", "/apis/multicluster.x-k8s.io/v1alpha1/serviceexports", true},
   };
   return kinds;
 }

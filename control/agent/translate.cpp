@@ -529,13 +529,25 @@ Translation translate(const ClusterState& state, const std::set<std::string>& ex
       md["annotations"] = {{"nodeplane.io/audit", ann["nodeplane.io/audit"]}};
     p["metadata"] = md;
   }
+  // Multi-Cluster Services: the services this cluster exports (ServiceExport's name is the
+  // service's).
+  Json exports = Json::array();
+  for (const Json* o : state.list("ServiceExport")) {
+    if (skip("serviceexport", *o)) continue;
+    Reader r("serviceexport " + nameOf(*o), t.problems);
+    auto ns = r.string(*o, "metadata.namespace", true);
+    auto name = r.string(*o, "metadata.name", true);
+    if (r.ok() && ns && name) exports.push_back({{"namespace", *ns}, {"name", *name}});
+  }
   t.nodes = nodes.size();
   t.services = services.size();
+  t.exports = exports.size();
   t.pods = identities.size();
   t.policies = policies.size();
   t.l7Rules = l7.size();
   t.args = {{"nodes", nodes},
             {"services", services},
+            {"exports", exports},
             {"policy",
              {{"namespaces", namespaces},
               {"pods", identities},
@@ -548,7 +560,7 @@ std::set<std::string> objectsNamedIn(const std::string& message) {
   // Each problem starts with the object it is about ("apply: " may lead the first one).
   std::set<std::string> out;
   static const std::regex re(
-      R"(^(?:apply: )?(node|service|pod|namespace|networkpolicy|l7rule) ([a-z0-9][-a-z0-9.]*(/[a-z0-9][-a-z0-9.]*)?)[: ])");
+      R"(^(?:apply: )?(node|service|pod|namespace|networkpolicy|l7rule|serviceexport) ([a-z0-9][-a-z0-9.]*(/[a-z0-9][-a-z0-9.]*)?)[: ])");
   size_t start = 0;
   while (start < message.size()) {
     size_t end = message.find("; ", start);

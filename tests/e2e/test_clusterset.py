@@ -119,6 +119,25 @@ def test_local_endpoints_first_then_the_other_clusters(clusters):
     assert curl(client, url) == f"shop/web-e {client.ip}"
 
 
+def test_an_apply_replaces_the_exports_and_a_withdrawn_one_is_forgotten(clusters):
+    east, west = clusters["east"], clusters["west"]
+    r = west.call("apply", {"exports": [{"namespace": "shop", "name": "web"}]})
+    assert r["exportsChanged"] is True
+    assert [(e["service"], e["globalIp"]) for e in west.call("cluster.exports")["exports"]] == \
+        [("shop/web", "242.1.0.2")], "a kept export keeps its global address"
+    deadline = time.time() + 8  # not announced for 3.5 announcement intervals
+    while time.time() < deadline and "shop/api" in clusterset(east):
+        time.sleep(0.1)
+    assert "shop/api" not in clusterset(east)
+    west.call("apply", {"exports": [{"namespace": "shop", "name": "web"},
+                                    {"namespace": "shop", "name": "api"}]})
+    deadline = time.time() + 5
+    while time.time() < deadline and "shop/api" not in clusterset(east):
+        time.sleep(0.1)
+    assert curl(clusters["client_e"], "http://api.shop.svc.clusterset.local/whoami") == \
+        "shop/web-w 242.0.0.1"
+
+
 def test_a_cluster_that_is_gone_has_its_backends_dropped(clusters):
     east, west, client = clusters["east"], clusters["west"], clusters["client_e"]
     gone = time.time()

@@ -147,7 +147,8 @@ class K8sLab:
         import yaml
         k8s = REPO / "configs/k8s"
         self.kubectl("apply", "-f", str(k8s / "00-namespace.yaml"), "-f",
-                     str(k8s / "01-l7rule-crd.yaml"), "-f", str(k8s / "02-rbac.yaml"))
+                     str(k8s / "01-l7rule-crd.yaml"), "-f",
+                     str(k8s / "01-mcs-serviceexport-crd.yaml"), "-f", str(k8s / "02-rbac.yaml"))
         token = self.kubectl("-n", "nodeplane-system", "create", "token", "nodeplane",
                              "--duration", "24h").stdout.strip()
         admin = yaml.safe_load(Path(self.vars["KUBECONFIG"]).read_text())

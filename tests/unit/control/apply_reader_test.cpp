@@ -41,7 +41,8 @@ const char* kFullState = R"({
              "networkPolicies": [{"metadata": {"namespace": "web", "name": "allow-a"},
                                   "spec": {"podSelector": {"matchLabels": {"app": "front"}},
                                            "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"team": "a"}}}],
-                                                        "ports": [{"port": 8080}]}]}}]}
+                                                        "ports": [{"port": 8080}]}]}}]},
+  "exports": [{"namespace": "web", "name": "front"}, {"namespace": "db", "name": "headless"}]
 })";
 
 void expectSameState(const DesiredState& a, const DesiredState& b) {
@@ -50,6 +51,7 @@ void expectSameState(const DesiredState& a, const DesiredState& b) {
   EXPECT_EQ(a.services, b.services);
   ASSERT_EQ(a.policy.has_value(), b.policy.has_value());
   if (a.policy) EXPECT_TRUE(*a.policy == *b.policy);
+  EXPECT_EQ(a.exports, b.exports);
 }
 
 TEST(ApplyReader, ReadsEveryConstructAsTheGenericPathDoes) {
@@ -62,6 +64,7 @@ TEST(ApplyReader, ReadsEveryConstructAsTheGenericPathDoes) {
   expectSameState(*fast->state, *generic);
   // And it is what was written.
   const auto& s = *fast->state;
+  EXPECT_EQ(s.exports, (std::vector<std::string>{"web/front", "db/headless"}));
   ASSERT_EQ(s.services->size(), 2u);
   const ServiceSpec& front = (*s.services)[0];
   EXPECT_EQ(front.ports[0].targetPortName, "web");
@@ -128,6 +131,12 @@ TEST(ApplyReader, EveryBadInputGetsTheGenericPathsErrors) {
       R"({"policy": {"pods": [{"namespace": "a", "name": "p", "ip": "10.244.1.2", "ports": [{"containerPort": 80, "protocol": 6}]}]}})",
       R"({"policy": {"networkPolicies": [{"metadata": {"namespace": 1, "name": "p"}, "spec": {"podSelector": {}}}]}})",
       R"({"policy": {"networkPolicies": [{"metadata": {"namespace": "a", "name": ["p"]}, "spec": {"podSelector": {}}}]}})",
+      R"({"exports": {"namespace": "a", "name": "x"}})",
+      R"({"exports": ["a/x"]})",
+      R"({"exports": [{"namespace": "a"}]})",
+      R"({"exports": [{"namespace": "a", "name": "x", "globalIp": "242.0.0.2"}]})",
+      R"({"exports": [{"namespace": "A", "name": "x"}]})",
+      R"({"exports": [{"namespace": "a", "name": 5}]})",
   };
   for (const char* args : bad) {
     auto fast = readApplyRequest(line(args));

@@ -336,6 +336,38 @@ TEST(Translate, ObjectsNamedInADaemonError) {
                                           "l7rule shop/r"}))
       << "only the object each problem is about, not the ones it mentions";
   EXPECT_TRUE(objectsNamedIn("L7 rules: Hyperscan cannot compile them together").empty());
+  EXPECT_EQ(objectsNamedIn("apply: serviceexport shop/web: every address of the global CIDR "
+                           "242.0.0.0/30 is taken"),
+            (std::set<std::string>{"serviceexport shop/web"}));
+}
+
+TEST(Translate, ServiceExportsBecomeTheExportsSection) {
+  LoadedObjects loaded = parseManifests(R"(
+apiVersion: multicluster.x-k8s.io/v1alpha1
+kind: ServiceExport
+metadata: {name: web, namespace: shop}
+---
+apiVersion: multicluster.x-k8s.io/v1alpha1
+kind: ServiceExport
+metadata: {name: 7, namespace: shop}
+---
+apiVersion: multicluster.x-k8s.io/v1alpha1
+kind: ServiceExport
+metadata: {name: db, namespace: shop}
+)",
+                                        "inline");
+  ClusterState state;
+  state.replaceSource("test", loaded.objects);
+  Translation t = translate(state);
+  EXPECT_EQ(t.args["exports"], Json::parse(R"([{"namespace": "shop", "name": "db"},
+                                               {"namespace": "shop", "name": "web"}])"));
+  EXPECT_EQ(t.exports, 2u);
+  EXPECT_TRUE(mentions(t.problems, "serviceexport shop/") &&
+              mentions(t.problems, "'metadata.name'"))
+      << "a name that is not a string";
+  // Left out when the daemon refused it.
+  t = translate(state, {"serviceexport shop/web"});
+  EXPECT_EQ(t.args["exports"].size(), 1u);
 }
 
 }  // namespace

@@ -137,6 +137,21 @@ def test_changes_in_the_files_reach_the_daemons(cluster):
         wait_for("web2 back", lambda d=d: set(services_of(d)) == {"web/web", "web/web2"})
 
 
+def test_service_exports_reach_the_daemons(cluster):
+    lab, cpu, gpu, client, w1, w2, manifests, agents = cluster
+    write(manifests / "05-exports.yaml", [
+        {"apiVersion": "multicluster.x-k8s.io/v1alpha1", "kind": "ServiceExport",
+         "metadata": {"namespace": "web", "name": "web"}}])
+
+    def exported(d):
+        return [(e["service"], e["clusterIp"], e["state"]) for e in d.call("cluster.exports")["exports"]]
+    for d in (cpu, gpu):
+        wait_for("the export", lambda d=d: exported(d) == [("web/web", "10.96.0.40", "active")])
+    (manifests / "05-exports.yaml").unlink()
+    for d in (cpu, gpu):
+        wait_for("the export swept", lambda d=d: exported(d) == [])
+
+
 def test_bad_objects_are_skipped_and_the_rest_applies(cluster):
     lab, cpu, gpu, client, w1, w2, manifests, agents = cluster
     (manifests / "10-broken.yaml").write_text("apiVersion: v1\nkind: Service\nmetadata: {name: x\n")

@@ -4,7 +4,9 @@
 #include <cstring>
 
 #include "control/snapshot_assembly.h"
+#include "core/ether.h"
 #include "core/names.h"
+#include "overlay/vxlan.h"
 
 namespace nodeplane::control {
 
@@ -39,8 +41,9 @@ std::vector<Ipv4Prefix> routedPrefixes(const ClusterPeerSpec& peer) {
   return peer.cidrs;
 }
 
-uint32_t clusterLinkMtu(const NodeSettings& settings) {
-  return settings.mtu - overlay::EspSa::kOverhead;
+uint32_t clusterLinkMtu(const NodeSettings& settings, ClusterPeerSpec::Tunnel tunnel) {
+  return settings.mtu - (tunnel == ClusterPeerSpec::Tunnel::kVxlan ? overlay::kOverhead
+                                                                   : overlay::EspSa::kOverhead);
 }
 
 Status validatePeer(const ClusterPeerSpec& peer, const NodeSettings& settings,
@@ -64,7 +67,20 @@ Status validatePeer(const ClusterPeerSpec& peer, const NodeSettings& settings,
       if (peer.gateways[j] == g)
         return invalidArgument(what + ": gatewayIps: " + g.toString() + " is given twice");
   }
-  if (peer.secret.size() < 16) return invalidArgument(what + ": secret: at least 16 bytes");
+  const bool esp = peer.tunnel == ClusterPeerSpec::Tunnel::kEsp;
+  if (esp && peer.secret.size() < 16) return invalidArgument(what + ": secret: at least 16 bytes");
+  if (!esp) {
+    if (peer.vni == 0 || peer.vni > 0xffffff)
+      return invalidArgument(what + ": vni: a VXLAN tunnel needs a VNI from 1 to 16777215");
+    if (peer.vni == settings.vni)
+      return invalidArgument(what + ": vni: " + std::to_string(peer.vni) +
+                             " is this cluster's overlay VNI");
+    for (const auto& [id, other] : others)
+      if (id != peer.clusterId && other.spec.tunnel == ClusterPeerSpec::Tunnel::kVxlan &&
+          other.spec.vni == peer.vni)
+        return invalidArgument(what + ": vni: " + std::to_string(peer.vni) + " is cluster peer '" +
+                               id + "'s");
+  }
   if (settings.globalCidr && !peer.globalCidr)
     return invalidArgument(what + ": globalCidr: required, this cluster has a global CIDR (" +
                            settings.globalCidr->toString() + ")");
@@ -99,8 +115,9 @@ Status validatePeer(const ClusterPeerSpec& peer, const NodeSettings& settings,
                          " peer gateways in all");
   // The SPIs a peer gateway sends to this node with share their upper bits: no two may clash.
   std::map<uint32_t, std::string> bases;
+  if (!esp) return okStatus();
   for (const auto& [id, other] : others)
-    if (id != peer.clusterId)
+    if (id != peer.clusterId && other.spec.tunnel == ClusterPeerSpec::Tunnel::kEsp)
       for (const Ipv4Address& g : other.spec.gateways)
         bases[clusterSpi(other.spec.secret, id, g, settings.clusterId, settings.nodeIp, 0) &
               ~0xffu] = id;
@@ -140,6 +157,10 @@ Result<std::shared_ptr<PeerSas>> makePeerSas(std::shared_ptr<overlay::EspDevice>
   for (const Ipv4Address& gateway : peer.gateways) {
     GatewaySas g;
     g.gateway = gateway;
+    if (peer.tunnel == ClusterPeerSpec::Tunnel::kVxlan) {  // no SAs: the link is VXLAN
+      sas->gateways.push_back(std::move(g));
+      continue;
+    }
     for (unsigned w = 0; w < workers; ++w) {
       auto sa = make(localId, self, peer.clusterId, gateway, w, true);
       if (!sa) return sa.error();
@@ -163,7 +184,7 @@ Result<std::shared_ptr<PeerSas>> makePeerSas(std::shared_ptr<overlay::EspDevice>
 std::shared_ptr<const dataplane::ClusterLinkTable> buildClusterLinks(
     const std::shared_ptr<const PeerMap>& peers, const NodeSettings& settings,
     const dataplane::PortInfo& uplink, const UnderlayResolver& resolver,
-    const GlobalIngressList& globalIngress) {
+    const GlobalIngressList& globalIngress, int socketId) {
   auto table = std::make_shared<dataplane::ClusterLinkTable>();
   table->owner = peers;
   if (settings.globalCidr) {
@@ -193,7 +214,30 @@ std::shared_ptr<const dataplane::ClusterLinkTable> buildClusterLinks(
       }
       std::copy(uplink.mac.bytes.begin(), uplink.mac.bytes.end(), link.srcMac.addr_bytes);
       link.uplinkPort = uplink.id;
-      link.innerMtu = clusterLinkMtu(settings);
+      link.innerMtu = clusterLinkMtu(settings, peer.spec.tunnel);
+      if (peer.spec.tunnel == ClusterPeerSpec::Tunnel::kVxlan) {
+        overlay::OverlaySettings o;
+        o.localIp = settings.nodeIp;
+        o.udpPort = settings.vxlanPort;
+        o.vni = peer.spec.vni;
+        o.vtepMac = vtepMacOf(settings);
+        o.uplinkPort = uplink.id;
+        o.uplinkMac = uplink.mac;
+        o.mtu = settings.mtu;
+        overlay::RemoteNodeSpec remote;
+        remote.ip = gateway;
+        remote.vtepMac = fromEther(overlay::defaultVtepMac(gateway.value));
+        remote.nextHop = nextHop;
+        remote.nextHopMac = resolver.mac(nextHop);
+        auto built = overlay::OverlayTable::build(o, {remote}, std::nullopt, socketId);
+        if (built) {
+          link.vxlan = std::move(*built);
+          link.innerSrcMac = toEther(o.vtepMac);
+          link.innerDstMac = overlay::defaultVtepMac(gateway.value);
+        } else {
+          link.resolved = false;  // the link drops; nothing goes out unframed
+        }
+      }
       for (const auto& sa : peer.sas->gateways[gi].outbound) link.outbound.push_back(sa.get());
       table->links.push_back(std::move(link));
       // What this gateway sends, with the current secret and the one before (same gateways).

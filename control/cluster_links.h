@@ -38,7 +38,12 @@ struct ClusterPeerSpec {
   std::string clusterId;
   std::vector<Ipv4Address> gateways;  // its gateway nodes' underlay addresses, first preferred
   std::vector<Ipv4Prefix> cidrs;      // the peer's pod and service prefixes, routed to its gateway
-  std::string secret;                 // shared by the two clusters (at least 16 bytes)
+  std::string secret;                 // shared by the two clusters (at least 16 bytes; ESP only)
+  // The tunnel: ESP (AES-GCM, the default) or VXLAN (unencrypted, on the `vni` of this pair of
+  // clusters, which both set alike and no other peer or the overlay uses).
+  enum class Tunnel : uint8_t { kEsp, kVxlan };
+  Tunnel tunnel = Tunnel::kEsp;
+  uint32_t vni = 0;
   // Globalnet (global_net.h): the peer's global CIDR, then the only prefix routed to it (its
   // `cidrs` may overlap ours, and are only shown).
   std::optional<Ipv4Prefix> globalCidr;
@@ -108,9 +113,10 @@ Result<std::shared_ptr<PeerSas>> makePeerSas(std::shared_ptr<overlay::EspDevice>
 std::shared_ptr<const dataplane::ClusterLinkTable> buildClusterLinks(
     const std::shared_ptr<const PeerMap>& peers, const NodeSettings& settings,
     const dataplane::PortInfo& uplink, const UnderlayResolver& resolver,
-    const GlobalIngressList& globalIngress);
+    const GlobalIngressList& globalIngress, int socketId);
 
-// The largest inner packet a link carries sealed.
-uint32_t clusterLinkMtu(const NodeSettings& settings);
+// The largest inner packet a link carries (sealed, or in VXLAN).
+uint32_t clusterLinkMtu(const NodeSettings& settings,
+                        ClusterPeerSpec::Tunnel tunnel = ClusterPeerSpec::Tunnel::kEsp);
 
 }  // namespace nodeplane::control

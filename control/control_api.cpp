@@ -803,8 +803,8 @@ Result<Json> ControlApi::policyLog(const ArgReader& args) const {
 }
 
 Result<Json> ControlApi::clusterPeerSet(const ArgReader& args, const Json& raw) {
-  if (auto st = args.onlyFields(
-          {"clusterId", "gatewayIp", "gatewayIps", "cidrs", "secret", "globalCidr"});
+  if (auto st = args.onlyFields({"clusterId", "gatewayIp", "gatewayIps", "cidrs", "secret",
+                                 "globalCidr", "tunnel", "vni"});
       !st)
     return st.error();
   ClusterPeerSpec spec;
@@ -839,7 +839,19 @@ Result<Json> ControlApi::clusterPeerSet(const ArgReader& args, const Json& raw) 
     if (!prefix) return args.error("cidrs", c.dump() + " is not an IPv4 CIDR with host bits zero");
     spec.cidrs.push_back(*prefix);
   }
-  auto secret = args.string("secret");
+  auto tunnel = args.optionalString("tunnel", "esp");
+  if (!tunnel) return tunnel.error();
+  if (*tunnel != "esp" && *tunnel != "vxlan")
+    return args.error("tunnel", "'" + *tunnel + "' is not esp or vxlan");
+  spec.tunnel =
+      *tunnel == "vxlan" ? ClusterPeerSpec::Tunnel::kVxlan : ClusterPeerSpec::Tunnel::kEsp;
+  if (raw.contains("vni")) {
+    auto vni = args.integer("vni", 1, 0xffffff);
+    if (!vni) return vni.error();
+    spec.vni = static_cast<uint32_t>(*vni);
+  }
+  auto secret = spec.tunnel == ClusterPeerSpec::Tunnel::kEsp ? args.string("secret")
+                                                             : args.optionalString("secret", "");
   if (!secret) return secret.error();
   spec.secret = *secret;
   if (auto st = node_.setClusterPeer(spec); !st) return st.error();
@@ -871,8 +883,10 @@ Result<Json> ControlApi::clusterPeers() const {
         {"gatewayIp", inUse.toString()},
         {"cidrs", cidrs},
         {"globalCidr", peer.spec.globalCidr ? Json(peer.spec.globalCidr->toString()) : Json()},
-        {"tunnel", "esp-aes-gcm-128"},
+        {"tunnel",
+         peer.spec.tunnel == ClusterPeerSpec::Tunnel::kVxlan ? "vxlan" : "esp-aes-gcm-128"},
         {"gateways", Json::array()}};
+    if (peer.spec.tunnel == ClusterPeerSpec::Tunnel::kVxlan) j["vni"] = peer.spec.vni;
     for (size_t gi = 0; gi < peer.spec.gateways.size(); ++gi, ++link) {
       const GatewaySas& sas = peer.sas->gateways[gi];
       const ClusterHealth::State health = node_.clusterHealth().peer(id, sas.gateway, now);

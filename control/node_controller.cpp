@@ -283,7 +283,7 @@ Status NodeController::setClusterPeer(const ClusterPeerSpec& spec) {
   if (!model_.uplink)
     return invalidArgument("cluster peer '" + spec.clusterId + "': this node has no uplink");
   if (auto st = validatePeer(spec, settings_, *model_.peers); !st) return st;
-  if (!espDevice_) {
+  if (!espDevice_ && spec.tunnel == ClusterPeerSpec::Tunnel::kEsp) {
     auto device = overlay::EspDevice::open(backend_.socketId());
     if (!device) return device.error();
     espDevice_ = std::move(*device);

@@ -232,7 +232,7 @@ Result<std::unique_ptr<dp::Snapshot>> assembleSnapshot(
     snap->overlay = std::move(*overlay);
     if (!model.peers->empty() && isGatewayNode(model, in.settings))
       snap->clusterLinks = buildClusterLinks(model.peers, in.settings, *model.uplink, in.resolver,
-                                             *model.globalIngress);
+                                             *model.globalIngress, in.socketId);
   }
   if (!routes) {
     auto built = buildRoutes(model, in);

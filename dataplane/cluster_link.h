@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "overlay/esp.h"
+#include "overlay/overlay_table.h"
 
 namespace nodeplane::dataplane {
 
@@ -36,6 +37,11 @@ struct ClusterLink {
   uint16_t uplinkPort = 0;
   uint32_t innerMtu = 0;                  // the largest inner IPv4 packet that fits sealed
   std::vector<overlay::EspSa*> outbound;  // by worker
+  // A VXLAN link (unencrypted, a VNI of its own) instead of ESP: the outer headers' template,
+  // its one remote node being the peer's gateway, and the inner frame's MACs (our VTEP's, the
+  // peer gateway's). Null: ESP.
+  std::shared_ptr<const overlay::OverlayTable> vxlan;
+  rte_ether_addr innerSrcMac{}, innerDstMac{};
 };
 
 // Globalnet's translations (control/global_net.h): an exported service's global address and its
@@ -62,6 +68,13 @@ struct ClusterLinkTable {
   std::shared_ptr<const void> owner;
 
   bool globalnet() const { return globalMask != 0; }
+  // The VXLAN link whose peer gateway is `outerSource`, or -1.
+  int32_t vxlanLinkFrom(rte_be32_t outerSource) const {
+    for (size_t i = 0; i < links.size(); ++i)
+      if (links[i].vxlan != nullptr && links[i].gatewayIp == outerSource)
+        return static_cast<int32_t>(i);
+    return -1;
+  }
   bool isGlobal(rte_be32_t ip) const {
     return globalMask != 0 && (rte_be_to_cpu_32(ip) & globalMask) == globalNet;
   }

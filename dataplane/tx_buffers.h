@@ -19,6 +19,7 @@
 #include "dataplane/pod_port.h"
 #include "dataplane/snapshot.h"
 #include "dataplane/worker_context.h"
+#include "overlay/encap.h"
 
 namespace nodeplane::dataplane {
 
@@ -99,7 +100,8 @@ class TxBuffers {
   void flushLink(uint16_t index, Buffer& b) {
     const ClusterLink* link =
         links_ != nullptr && index < links_->links.size() ? &links_->links[index] : nullptr;
-    if (link == nullptr || !link->resolved || link->outbound.size() <= queue_) {
+    if (link == nullptr || !link->resolved ||
+        (link->vxlan == nullptr && link->outbound.size() <= queue_)) {
       counters_->drop(DropReason::kClusterLinkUnresolved, b.count);
       rte_pktmbuf_free_bulk(b.pkts, b.count);
       return;
@@ -117,7 +119,33 @@ class TxBuffers {
     sealAndSend(*link, wire, count);
   }
 
+  // A VXLAN link: the inner frame addressed VTEP to VTEP, the outer headers from the link's
+  // template, out the uplink.
+  void encapsulateAndSend(const ClusterLink& link, rte_mbuf** pkts, uint16_t count) {
+    const overlay::RemoteNode& gateway = link.vxlan->node(0);
+    uint16_t kept = 0;
+    for (uint16_t i = 0; i < count; ++i) {
+      rte_mbuf* m = pkts[i];
+      auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
+      eth->dst_addr = link.innerDstMac;
+      eth->src_addr = link.innerSrcMac;
+      // Entropy for the outer source port: the inner addresses and ports.
+      const uint16_t entropy =
+          m->data_len >= 38 ? static_cast<uint16_t>(rte_hash_crc(
+                                  rte_pktmbuf_mtod_offset(m, const uint8_t*, 26), 12, 0x6e70))
+                            : 0;
+      if (!overlay::encapsulate(m, gateway, *link.vxlan, entropy)) {
+        counters_->drop(DropReason::kEncapNoHeadroom);
+        rte_pktmbuf_free(m);
+        continue;
+      }
+      pkts[kept++] = m;
+    }
+    sendToEthdev(link.uplinkPort, pkts, kept);
+  }
+
   void sealAndSend(const ClusterLink& link, rte_mbuf** pkts, uint16_t count) {
+    if (link.vxlan != nullptr) return encapsulateAndSend(link, pkts, count);
     uint16_t kept = 0;
     for (uint16_t i = 0; i < count; ++i) {
       rte_mbuf* m = pkts[i];

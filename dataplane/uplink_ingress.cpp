@@ -73,6 +73,9 @@ inline bool isHeartbeat(const PacketMeta& meta, rte_be32_t nodeIp) {
          meta.dstPort == rte_cpu_to_be_16(kClusterHeartbeatPort);
 }
 
+void fromCluster(rte_mbuf* m, PacketMeta& meta, const Snapshot& snapshot,
+                 const ClusterLinkTable& table, uint16_t link, WorkerContext& ctx);
+
 // ESP from another cluster's gateway: opened with this worker's SA for its SPI; the inner packet
 // goes on as if from the overlay (routed to a local pod by the route stage), its destination
 // translated first when the clusters use Globalnet.
@@ -96,9 +99,34 @@ void handleEsp(rte_mbuf* m, PacketMeta& meta, const Snapshot& snapshot, WorkerCo
   parsePacket(m, meta);  // the inner packet, bounded like any other
   if (meta.action == Action::kDrop) return;
   if (meta.l3 != L3Kind::kIpv4) return meta.setDrop(DropReason::kVxlanInnerNotIpv4);
+  fromCluster(m, meta, snapshot, *links, in->link, ctx);
+}
+
+// A VXLAN link's frame from another cluster's gateway: decapsulated with the link's own VNI and
+// template, then as if opened from ESP.
+void handleClusterVxlan(rte_mbuf* m, PacketMeta& meta, const Snapshot& snapshot,
+                        const ClusterLinkTable& links, uint16_t link, WorkerContext& ctx) {
+  const overlay::OverlayTable& table = *links.links[link].vxlan;
+  overlay::DecapCache none{};
+  const overlay::DecapResult r = overlay::decapsulate(m, meta, table, ~uint64_t{0}, none);
+  if (r.drop != DropReason::kNone) return meta.setDrop(r.drop);
+  parsePacket(m, meta);
+  if (meta.action == Action::kDrop) return meta.setDrop(overlay::innerDropReason(meta.drop));
+  if (meta.l3 != L3Kind::kIpv4) return meta.setDrop(DropReason::kVxlanInnerNotIpv4);
+  auto* eth = rte_pktmbuf_mtod(m, const rte_ether_hdr*);
+  if (!rte_is_same_ether_addr(&eth->dst_addr, &table.vtepMac()))
+    return meta.setDrop(DropReason::kVxlanInnerDstMac);
+  fromCluster(m, meta, snapshot, links, link, ctx);
+}
+
+// What another cluster's gateway sent, opened: a heartbeat for the control thread, or a packet
+// that goes on as if from the overlay (translated first with Globalnet).
+void fromCluster(rte_mbuf* m, PacketMeta& meta, const Snapshot& snapshot,
+                 const ClusterLinkTable& table, uint16_t link, WorkerContext& ctx) {
+  const ClusterLinkTable* links = &table;
   if (meta.srcIp == snapshot.settings.nodeIp) return meta.setDrop(DropReason::kSourceIsNode);
   if (isHeartbeat(meta, snapshot.settings.nodeIp))
-    return meta.setPunt(PuntReason::kHeartbeat, in->link);
+    return meta.setPunt(PuntReason::kHeartbeat, link);
   meta.flags |= kFlagFromOverlay | kFlagFromCluster;
   if (!links->globalnet()) return;
   // Globalnet: only this cluster's global addresses are reached from peers — its egress address
@@ -148,7 +176,12 @@ void uplinkIngressStage(Burst& burst, const Snapshot& snapshot, WorkerContext& c
     if (meta.ipProto == IPPROTO_UDP && !(meta.flags & kFlagLaterFragment) &&
         meta.dstPort == table->udpPort()) {
       meta.flags &= ~kFlagFromUplink;
-      handleVxlan(m, meta, snapshot, *table, ctx);
+      const ClusterLinkTable* links = snapshot.clusterLinks.get();
+      const int32_t link = links != nullptr ? links->vxlanLinkFrom(meta.srcIp) : -1;
+      if (link >= 0)
+        handleClusterVxlan(m, meta, snapshot, *links, static_cast<uint16_t>(link), ctx);
+      else
+        handleVxlan(m, meta, snapshot, *table, ctx);
       continue;
     }
     if (meta.ipProto == IPPROTO_ESP) {

@@ -42,6 +42,9 @@ Daemon& daemon() {
     s.clusterCidr = *Ipv4Prefix::parse("10.244.0.0/16");
     s.serviceCidr = *Ipv4Prefix::parse("10.96.0.0/12");
     s.uplinkDevargs = "net_fake_uplink";
+    s.clusterId = "east";  // the cluster ops go past their first check
+    s.globalCidr = *Ipv4Prefix::parse("242.0.0.0/24");
+    s.clustersetCidr = *Ipv4Prefix::parse("10.112.0.0/24");
     s.maglevSize = 251;
     s.l7FlowsPerWorker = 16;
     s.maxPolicies = 64;

@@ -173,6 +173,17 @@ def control_line():
                                                   "cidrs": ["10.245.0.0/16"],
                                                   "secret": "sixteen bytes at least"}),
         "capture-stop": line("capture.stop", {"session": 1}),
+        "cluster-peer-global": line("cluster.peer.set", {
+            "clusterId": "west", "gatewayIps": ["192.168.50.20", "192.168.50.21"],
+            "globalCidr": "242.1.0.0/24", "secret": "sixteen bytes at least"}),
+        "cluster-gateways": line("cluster.gateways.set", {"nodes": ["node-cpu", "node-gpu"]}),
+        "cluster-export": line("cluster.export.set", {"namespace": "shop", "name": "web",
+                                                      "globalIp": "242.0.0.9"}),
+        "cluster-unexport": line("cluster.export.delete", {"namespace": "shop", "name": "web"}),
+        "cluster-exports": line("cluster.exports"),
+        "cluster-imports": line("cluster.imports"),
+        "cluster-peers": line("cluster.peers"),
+        "apply-exports": line("apply", {"exports": [{"namespace": "shop", "name": "web"}]}),
     }
     for name, data in seeds.items():
         write("control_line", name, data)

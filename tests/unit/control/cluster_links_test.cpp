@@ -137,7 +137,7 @@ TEST(ClusterLinksTest, TheLinkTableSortsInboundSpisAndKeepsARetiredSecretOpening
   uplink.id = 3;
   FakeBackend backend;
   control::UnderlayResolver resolver(backend);  // nothing resolved yet
-  auto table = control::buildClusterLinks(peers, east, uplink, resolver, {});
+  auto table = control::buildClusterLinks(peers, east, uplink, resolver, {}, 0);
   ASSERT_EQ(table->links.size(), 1u);
   EXPECT_FALSE(table->links[0].resolved) << "until ARP answers, the link sends nothing";
   EXPECT_EQ(table->links[0].uplinkPort, 3);
@@ -251,7 +251,7 @@ TEST(ClusterLinksTest, OnlyExportsOfServicesWithAClusterIpAreTranslated) {
   control::GlobalIngressList many = list;
   many.push_back({*Ipv4Address::parse("242.0.0.4"), *Ipv4Address::parse("10.96.0.1"), "a/b"});
   many.push_back({*Ipv4Address::parse("242.0.0.200"), *Ipv4Address::parse("10.96.5.5"), "c/d"});
-  auto table = control::buildClusterLinks(peers, east, uplink, resolver, many);
+  auto table = control::buildClusterLinks(peers, east, uplink, resolver, many, 0);
   ASSERT_TRUE(table->globalnet());
   EXPECT_EQ(table->globalEgressIp, rte_cpu_to_be_32(0xf2000001u));
   EXPECT_TRUE(table->isGlobal(rte_cpu_to_be_32(0xf20000feu)));
@@ -266,6 +266,41 @@ TEST(ClusterLinksTest, OnlyExportsOfServicesWithAClusterIpAreTranslated) {
   }
   EXPECT_EQ(table->toCluster(rte_cpu_to_be_32(0xf2000005u)), nullptr);
   EXPECT_EQ(table->toGlobal(rte_cpu_to_be_32(0x0a600002u)), nullptr);
+}
+
+TEST(ClusterLinksTest, VxlanPeersNeedAVniOfTheirOwnAndGetAFramedLinkWithoutSas) {
+  const NodeSettings east = settings("east", "192.168.53.10");
+  ClusterPeerSpec west = peer("west", "192.168.53.11", "10.245.0.0/16", "");
+  west.tunnel = ClusterPeerSpec::Tunnel::kVxlan;
+  EXPECT_NE(refusal(west, east).find("vni: a VXLAN tunnel needs a VNI"), std::string::npos);
+  west.vni = east.vni;
+  EXPECT_NE(refusal(west, east).find("overlay VNI"), std::string::npos);
+  west.vni = 7001;
+  EXPECT_EQ(refusal(west, east), "") << "no secret needed";
+  PeerMap others;
+  ClusterPeerSpec north = peer("north", "192.168.53.12", "10.246.0.0/16", "");
+  north.tunnel = ClusterPeerSpec::Tunnel::kVxlan;
+  north.vni = 7001;
+  others["north"] = ClusterPeer{north, nullptr, nullptr, ""};
+  EXPECT_NE(refusal(west, east, others).find("is cluster peer 'north's"), std::string::npos);
+
+  ClusterPeer p{west, nullptr, nullptr, ""};
+  p.sas = *control::makePeerSas(nullptr, east, west, 2);
+  ASSERT_EQ(p.sas->gateways.size(), 1u);
+  EXPECT_TRUE(p.sas->gateways[0].outbound.empty() && p.sas->gateways[0].inbound.empty());
+  auto peers = std::make_shared<PeerMap>();
+  (*peers)["west"] = p;
+  dataplane::PortInfo uplink;
+  FakeBackend backend;
+  control::UnderlayResolver resolver(backend);
+  auto table = control::buildClusterLinks(peers, east, uplink, resolver, {}, 0);
+  ASSERT_EQ(table->links.size(), 1u);
+  const dataplane::ClusterLink& link = table->links[0];
+  ASSERT_NE(link.vxlan, nullptr);
+  EXPECT_EQ(link.innerMtu, 1500u - 50);
+  EXPECT_EQ(table->vxlanLinkFrom(rte_cpu_to_be_32(0xc0a8350b)), 0);
+  EXPECT_EQ(table->vxlanLinkFrom(rte_cpu_to_be_32(0xc0a8350c)), -1);
+  EXPECT_TRUE(table->inbound.empty());
 }
 
 }  // namespace

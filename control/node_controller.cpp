@@ -80,20 +80,7 @@ void NodeController::handleHeartbeat(rte_mbuf* m, uint32_t aux, ClusterHealth::T
 }
 
 void NodeController::relayToNodes(const ExportAnnouncement& a) {
-  const std::vector<uint8_t> payload = encodeAnnouncement(a);
-  if (payload.empty() || !model_.uplink) return;
-  for (const auto& [name, n] : *model_.nodes) {
-    if (name == settings_.nodeName) continue;
-    auto mac = resolver_.mac(nextHopFor(n.ip));
-    if (!mac) continue;
-    rte_mbuf* f = clusterMessageFrame(backend_.mempool(), model_.uplink->mac, *mac,
-                                      settings_.nodeIp, n.ip, payload);
-    if (f == nullptr) return;
-    if (!backend_.inject(model_.uplink->id, f))
-      rte_pktmbuf_free(f);
-    else
-      backend_.controlCounters().announcementsSent.add();
-  }
+  sendToNodes(encodeAnnouncement(a), backend_.controlCounters().announcementsSent);
 }
 
 void NodeController::relayImports() {
@@ -187,18 +174,23 @@ void NodeController::sendHeartbeats() {
   }
   // A listed gateway node tells the other nodes of its cluster that it is alive.
   const auto& listed = *model_.clusterGateways;
-  if (std::find(listed.begin(), listed.end(), settings_.nodeName) == listed.end()) return;
+  if (std::find(listed.begin(), listed.end(), settings_.nodeName) != listed.end())
+    sendToNodes(encodeHeartbeat(hb), backend_.controlCounters().heartbeatsSent);
+}
+
+void NodeController::sendToNodes(const std::vector<uint8_t>& payload, Counter& sent) {
+  if (payload.empty() || !model_.uplink) return;
   for (const auto& [name, n] : *model_.nodes) {
     if (name == settings_.nodeName) continue;
     auto mac = resolver_.mac(nextHopFor(n.ip));
     if (!mac) continue;  // not resolved yet (the overlay asks for it)
-    rte_mbuf* m =
-        heartbeatFrame(backend_.mempool(), model_.uplink->mac, *mac, settings_.nodeIp, n.ip, hb);
+    rte_mbuf* m = clusterMessageFrame(backend_.mempool(), model_.uplink->mac, *mac,
+                                      settings_.nodeIp, n.ip, payload);
     if (m == nullptr) return;
     if (!backend_.inject(model_.uplink->id, m))
       rte_pktmbuf_free(m);
     else
-      backend_.controlCounters().heartbeatsSent.add();
+      sent.add();
   }
 }
 

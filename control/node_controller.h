@@ -150,6 +150,8 @@ class NodeController {
   void sendAnnouncements();
   void relayImports();
   void relayToNodes(const ExportAnnouncement& announcement);
+  // A cluster message (heartbeat.h) to every other node of this cluster on the underlay.
+  void sendToNodes(const std::vector<uint8_t>& payload, Counter& sent);
   void syncClusterset();
   // The exports' translations for these services (every change of either rebuilds them).
   std::shared_ptr<const GlobalIngressList> globalIngressFor(

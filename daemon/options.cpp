@@ -43,6 +43,29 @@ Result<T> parseWith(const po::variables_map& vm, const std::string& option,
   return *value;
 }
 
+// --cluster-global-cidr or --clusterset-cidr (unset: nullopt): a prefix of 8 to 30 bits that
+// needs --cluster-id and overlaps none of the node's other prefixes (nor, for the clusterset
+// CIDR, the global one, read first).
+Result<std::optional<Ipv4Prefix>> clusterPrefix(const po::variables_map& vm, const char* name,
+                                                const DaemonOptions& o) {
+  if (!vm.count(name)) return std::optional<Ipv4Prefix>{};
+  auto prefix =
+      parseWith<Ipv4Prefix>(vm, name, &Ipv4Prefix::parse, "an IPv4 CIDR with host bits zero");
+  if (!prefix) return prefix.error();
+  if (o.clusterId.empty()) return optionError(name, "needs --cluster-id");
+  if (prefix->length > 30 || prefix->length < 8)
+    return optionError(name, "its length must be 8 to 30");
+  const std::pair<const char*, std::optional<Ipv4Prefix>> ours[] = {
+      {"--pod-cidr", o.podCidr},
+      {"--cluster-cidr", o.clusterCidr},
+      {"--service-cidr", o.serviceCidr},
+      {"--cluster-global-cidr", o.clusterGlobalCidr}};
+  for (const auto& [flag, other] : ours)
+    if (other && prefix->overlaps(*other))
+      return optionError(name, prefix->toString() + " overlaps " + flag + " " + other->toString());
+  return std::optional<Ipv4Prefix>{*prefix};
+}
+
 bool isPrimeNumber(uint32_t n) {
   if (n < 2) return false;
   for (uint32_t d = 2; static_cast<uint64_t>(d) * d <= n; ++d)
@@ -393,40 +416,10 @@ Result<ParsedOptions> parseDaemonOptions(int argc, const char* const* argv) {
   if (o.gatewayDeadMs < 2 * o.heartbeatIntervalMs || o.gatewayDeadMs > 60000)
     return optionError("cluster-gateway-dead-ms",
                        "must be at least twice --cluster-heartbeat-ms, and at most 60000");
-  if (vm.count("cluster-global-cidr")) {
-    auto prefix = parseWith<Ipv4Prefix>(vm, "cluster-global-cidr", &Ipv4Prefix::parse,
-                                        "an IPv4 CIDR with host bits zero");
+  for (const char* name : {"cluster-global-cidr", "clusterset-cidr"}) {
+    auto prefix = clusterPrefix(vm, name, o);
     if (!prefix) return prefix.error();
-    if (o.clusterId.empty()) return optionError("cluster-global-cidr", "needs --cluster-id");
-    if (prefix->length > 30 || prefix->length < 8)
-      return optionError("cluster-global-cidr", "its length must be 8 to 30");
-    const std::pair<const char*, std::optional<Ipv4Prefix>> ours[] = {
-        {"--pod-cidr", o.podCidr},
-        {"--cluster-cidr", o.clusterCidr},
-        {"--service-cidr", o.serviceCidr}};
-    for (const auto& [flag, other] : ours)
-      if (other && prefix->overlaps(*other))
-        return optionError("cluster-global-cidr",
-                           prefix->toString() + " overlaps " + flag + " " + other->toString());
-    o.clusterGlobalCidr = *prefix;
-  }
-  if (vm.count("clusterset-cidr")) {
-    auto prefix = parseWith<Ipv4Prefix>(vm, "clusterset-cidr", &Ipv4Prefix::parse,
-                                        "an IPv4 CIDR with host bits zero");
-    if (!prefix) return prefix.error();
-    if (o.clusterId.empty()) return optionError("clusterset-cidr", "needs --cluster-id");
-    if (prefix->length > 30 || prefix->length < 8)
-      return optionError("clusterset-cidr", "its length must be 8 to 30");
-    const std::pair<const char*, std::optional<Ipv4Prefix>> ours[] = {
-        {"--pod-cidr", o.podCidr},
-        {"--cluster-cidr", o.clusterCidr},
-        {"--service-cidr", o.serviceCidr},
-        {"--cluster-global-cidr", o.clusterGlobalCidr}};
-    for (const auto& [flag, other] : ours)
-      if (other && prefix->overlaps(*other))
-        return optionError("clusterset-cidr",
-                           prefix->toString() + " overlaps " + flag + " " + other->toString());
-    o.clustersetCidr = *prefix;
+    (std::string(name) == "clusterset-cidr" ? o.clustersetCidr : o.clusterGlobalCidr) = *prefix;
   }
   if (o.flowLogSize != 0 && (o.flowLogSize < 64 || o.flowLogSize > (1u << 20) ||
                              (o.flowLogSize & (o.flowLogSize - 1)) != 0))

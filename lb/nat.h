@@ -17,9 +17,9 @@
 
 namespace nodeplane::lb {
 
-// Rewrites the source (`source` true) or destination address and port. For ICMP echo the "port"
-// is the identifier, whichever side is rewritten.
-inline void natRewrite(rte_mbuf* m, PacketMeta& meta, bool source, rte_be32_t ip, rte_be16_t port) {
+// The IPv4 header's source or destination address (and its checksum, and the meta's copy);
+// returns the address it replaced.
+inline rte_be32_t rewriteIpv4Address(rte_mbuf* m, PacketMeta& meta, bool source, rte_be32_t ip) {
   auto* iph = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, meta.l3Offset);
   const rte_be32_t oldIp = source ? iph->src_addr : iph->dst_addr;
   if (source)
@@ -28,6 +28,13 @@ inline void natRewrite(rte_mbuf* m, PacketMeta& meta, bool source, rte_be32_t ip
     iph->dst_addr = ip;
   iph->hdr_checksum = checksumUpdate32(iph->hdr_checksum, oldIp, ip);
   (source ? meta.srcIp : meta.dstIp) = ip;
+  return oldIp;
+}
+
+// Rewrites the source (`source` true) or destination address and port. For ICMP echo the "port"
+// is the identifier, whichever side is rewritten.
+inline void natRewrite(rte_mbuf* m, PacketMeta& meta, bool source, rte_be32_t ip, rte_be16_t port) {
+  const rte_be32_t oldIp = rewriteIpv4Address(m, meta, source, ip);
   if (meta.flags & kFlagLaterFragment) return;  // no L4 header here
   rte_be16_t& metaPort = source ? meta.srcPort : meta.dstPort;
   const rte_be16_t oldPort = metaPort;
@@ -79,14 +86,7 @@ inline void natRewrite(rte_mbuf* m, PacketMeta& meta, bool source, rte_be32_t ip
 // Rewrites the source or destination address only (a stateless 1:1 translation: ports and ICMP
 // identifiers stay): the IPv4 header and the TCP/UDP pseudo-header sum.
 inline void natRewriteAddress(rte_mbuf* m, PacketMeta& meta, bool source, rte_be32_t ip) {
-  auto* iph = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, meta.l3Offset);
-  const rte_be32_t oldIp = source ? iph->src_addr : iph->dst_addr;
-  if (source)
-    iph->src_addr = ip;
-  else
-    iph->dst_addr = ip;
-  iph->hdr_checksum = checksumUpdate32(iph->hdr_checksum, oldIp, ip);
-  (source ? meta.srcIp : meta.dstIp) = ip;
+  const rte_be32_t oldIp = rewriteIpv4Address(m, meta, source, ip);
   if (meta.flags & kFlagLaterFragment) return;  // no L4 header here
   const bool partial = m->ol_flags & RTE_MBUF_F_TX_L4_MASK;
   if (meta.ipProto == IPPROTO_TCP) {

@@ -8,7 +8,6 @@ sealed); a one-sided secret change stops the link until both agree; bad peers ar
 field."""
 
 import json
-import subprocess
 import time
 
 import pytest
@@ -50,17 +49,6 @@ def link():
         yield {"lab": lab, "east": east, "west": west, "client": client, "server": server}
 
 
-def capture(lab, netns, pcap):
-    log = open(str(pcap) + ".log", "w")
-    cap = lab.popen(["ip", "netns", "exec", netns, "tcpdump", "--immediate-mode", "-U", "-n",
-                     "-i", "ul0", "-w", str(pcap), "ip"], stderr=log)
-    deadline = time.time() + 10
-    while time.time() < deadline and not (pcap.exists() and pcap.stat().st_size >= 24):
-        time.sleep(0.05)
-    time.sleep(0.2)
-    return cap
-
-
 def test_peers_are_listed_with_their_spis_and_a_resolved_gateway(link):
     peers = link["east"].call("cluster.peers")
     assert peers["clusterId"] == "east"
@@ -79,8 +67,7 @@ def test_pods_reach_each_other_and_the_wire_carries_only_esp(link, tmp_path):
     # Each gateway's uplink, as received (a capture there does not see what the daemon itself
     # sends: DPDK's af_packet bypasses the queueing where taps sit), so both ends together.
     pcaps = [tmp_path / "east.pcap", tmp_path / "west.pcap"]
-    caps = [capture(lab, d.netns, p) for d, p in zip((east, west), pcaps)]
-    try:
+    with lab.capturing(east.netns, pcaps[0]), lab.capturing(west.netns, pcaps[1]):
         r = client.exec(["curl", "-sS", "--max-time", "5", f"http://{server.ip}:8080/"])
         assert "shop/server" in r.stdout, r.stdout
         r = server.exec(["curl", "-sS", "--max-time", "5", f"http://{client.ip}:8080/"])
@@ -90,13 +77,7 @@ def test_pods_reach_each_other_and_the_wire_carries_only_esp(link, tmp_path):
                              "matrix", "--timeout", "2", f"w={server.ip}:7001/udp",
                              f"t={server.ip}:7000/tcp"])
         assert json.loads(probe.stdout) == {"w": True, "t": True}, probe.stdout
-    finally:
-        time.sleep(0.3)
-        for cap in caps:
-            cap.terminate()
-            cap.wait(timeout=10)
-    lines = [line for p in pcaps for line in subprocess.run(
-        ["tcpdump", "-nn", "-r", str(p)], capture_output=True, text=True).stdout.splitlines()]
+    lines = [line for p in pcaps for line in lab.pcap_lines(p)]
     assert sum(f"{EAST_IP} > {WEST_IP}" in line for line in lines) >= 10, lines
     assert sum(f"{WEST_IP} > {EAST_IP}" in line for line in lines) >= 10, lines
     for line in lines:

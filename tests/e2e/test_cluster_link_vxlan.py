@@ -5,7 +5,6 @@ wire between the gateways the frames are VXLAN with that VNI; heartbeats keep bo
 alive; bad peers are refused by field."""
 
 import json
-import subprocess
 import time
 
 import pytest
@@ -58,27 +57,13 @@ def test_the_peer_is_listed_with_its_vni_and_heard(link):
 def test_pods_reach_each_other_through_vxlan_with_the_pairs_vni(link, tmp_path):
     lab, east, client, server = link["lab"], link["east"], link["client"], link["server"]
     pcap = tmp_path / "east.pcap"
-    log = open(str(pcap) + ".log", "w")
-    cap = lab.popen(["ip", "netns", "exec", east.netns, "tcpdump", "--immediate-mode", "-U",
-                     "-n", "-i", "ul0", "-w", str(pcap), "udp port 4789"], stderr=log)
-    deadline = time.time() + 10
-    while time.time() < deadline and not (pcap.exists() and pcap.stat().st_size >= 24):
-        time.sleep(0.05)
-    time.sleep(0.2)
-    try:
+    with lab.capturing(east.netns, pcap, "udp port 4789"):
         r = client.exec(["curl", "-sS", "--max-time", "5", f"http://{server.ip}:8080/whoami"])
         assert r.stdout.strip() == f"shop/server {client.ip}"
-        r = server.exec(["curl", "-sS", "--max-time", "5", f"http://{client.ip}:8080/"],
-                        check=False)
         probe = client.probe("matrix", "--timeout", "3", f"t={server.ip}:7000/tcp",
                              f"u={server.ip}:7001/udp", check=True)
         assert json.loads(probe.stdout) == {"t": True, "u": True}, probe.stdout
-    finally:
-        time.sleep(0.3)
-        cap.terminate()
-        cap.wait(timeout=10)
-    lines = subprocess.run(["tcpdump", "-nn", "-r", str(pcap)], capture_output=True,
-                           text=True).stdout.splitlines()
+    lines = lab.pcap_lines(pcap)
     assert sum(f"vni {VNI}" in line for line in lines) >= 10, lines[:5]
     assert any(server.ip in line for line in lines), "unencrypted: the inner packets show"
     assert all(f"vni {VNI}" in line for line in lines if "VXLAN" in line), lines[:5]

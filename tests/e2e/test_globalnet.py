@@ -110,27 +110,15 @@ def test_the_wire_carries_only_esp_and_bulk_tcp_goes_through(clusters, tmp_path)
     lab, east, client, web = clusters["lab"], clusters["east"], clusters["client_e"], \
         clusters["web_w"]
     pcap = tmp_path / "east.pcap"
-    log = open(str(pcap) + ".log", "w")
-    cap = lab.popen(["ip", "netns", "exec", east.netns, "tcpdump", "--immediate-mode", "-U",
-                     "-n", "-i", "ul0", "-w", str(pcap), "ip"], stderr=log)
-    deadline = time.time() + 10
-    while time.time() < deadline and not (pcap.exists() and pcap.stat().st_size >= 24):
-        time.sleep(0.05)
-    time.sleep(0.2)
-    try:
+    with lab.capturing(east.netns, pcap):
         server = web.popen(["iperf3", "-s", "-1", "-p", "5201"])
         time.sleep(0.5)
         r = client.exec(["iperf3", "-c", clusters["west_web"], "-p", "5201", "-t", "2", "-J"],
                         timeout=30)
         server.wait(timeout=10)
-    finally:
-        time.sleep(0.3)
-        cap.terminate()
-        cap.wait(timeout=10)
     result = json.loads(r.stdout)
     assert result["end"]["sum_received"]["bytes"] > 1_000_000, result["end"]
-    lines = subprocess.run(["tcpdump", "-nn", "-r", str(pcap)], capture_output=True,
-                           text=True).stdout.splitlines()
+    lines = lab.pcap_lines(pcap)
     assert sum(f"{WEST_IP} > {EAST_IP}" in line for line in lines) >= 10, lines[:5]
     for line in lines:
         assert "ESP(spi=" in line, line

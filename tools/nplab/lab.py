@@ -1,6 +1,7 @@
 """Lab: network namespaces, nodeplane daemons and CNI-attached pods, cleaned up on every exit."""
 
 import atexit
+import contextlib
 import json
 import os
 import shutil
@@ -307,6 +308,31 @@ class Lab:
         p = subprocess.Popen(cmd, **kw)
         self.procs.append(p)
         return p
+
+    @contextlib.contextmanager
+    def capturing(self, netns, pcap, expression="ip", iface="ul0"):
+        """tcpdump on `iface` of `netns` into `pcap` for the duration of the block (started once
+        it has written the file header; stopped a moment after the block, to catch the last
+        packets)."""
+        log = open(str(pcap) + ".log", "w")
+        cap = self.popen(["ip", "netns", "exec", netns, "tcpdump", "--immediate-mode", "-U", "-n",
+                          "-i", iface, "-w", str(pcap), expression], stderr=log)
+        deadline = time.time() + 10
+        while time.time() < deadline and not (pcap.exists() and pcap.stat().st_size >= 24):
+            time.sleep(0.05)
+        time.sleep(0.2)
+        try:
+            yield cap
+        finally:
+            time.sleep(0.3)
+            cap.terminate()
+            cap.wait(timeout=10)
+
+    @staticmethod
+    def pcap_lines(pcap):
+        """What tcpdump prints of a capture, one line per packet."""
+        return subprocess.run(["tcpdump", "-nn", "-r", str(pcap)], capture_output=True,
+                              text=True).stdout.splitlines()
 
     def add_netns(self, short):
         name = f"{self.prefix}-{short}"

@@ -3,7 +3,8 @@
 the kernel's IPsec (xfrm, what Submariner's Libreswan cable driver programs) in one run on this
 machine with iperf3 (perf/RESULTS.md records the figures; never a test):
 
-  nodeplane   two gateway daemons (control/cluster_links.h), a pod behind each
+  nodeplane   two gateway daemons (control/cluster_links.h), a pod behind each, linked by ESP
+              and then by the unencrypted VXLAN tunnel kind (what the encryption costs)
   kernel      two gateway namespaces routing pods behind veths into xfrm tunnel-mode SAs:
               rfc4106(gcm(aes)) with a 128-bit key where the kernel has it, else AES-128-CBC
               with HMAC-SHA256-128 (this machine's kernel has no GCM: said in the output)
@@ -89,22 +90,24 @@ def kernel_xfrm(lab, seconds):
     return res
 
 
-def nodeplane_link(lab, seconds):
+def nodeplane_link(lab, seconds, tunnel="esp"):
     east = lab.node("bench-east", "192.168.62.10/24", "10.244.1.0/24",
                     cluster_cidr="10.244.0.0/16", service_cidr="10.96.0.0/16",
                     extra_args=["--cluster-id", "east"])
     west = lab.node("bench-west", "192.168.62.11/24", "10.245.1.0/24",
                     cluster_cidr="10.245.0.0/16", service_cidr="10.97.0.0/16",
                     extra_args=["--cluster-id", "west"])
-    secret = "benchmark secret both share"
-    east.call("cluster.peer.set", {"clusterId": "west", "gatewayIp": "192.168.62.11",
-                                   "cidrs": ["10.245.0.0/16"], "secret": secret})
-    west.call("cluster.peer.set", {"clusterId": "east", "gatewayIp": "192.168.62.10",
-                                   "cidrs": ["10.244.0.0/16"], "secret": secret})
+    link = ({"secret": "benchmark secret both share"} if tunnel == "esp"
+            else {"tunnel": "vxlan", "vni": 7001})
+    east.call("cluster.peer.set", dict(link, clusterId="west", gatewayIp="192.168.62.11",
+                                       cidrs=["10.245.0.0/16"]))
+    west.call("cluster.peer.set", dict(link, clusterId="east", gatewayIp="192.168.62.10",
+                                       cidrs=["10.244.0.0/16"]))
     a, c = lab.add_pod(east, "bench", "a"), lab.add_pod(east, "bench", "c")
     b = lab.add_pod(west, "bench", "b")
     assert a.ping(b.ip, count=3), "the pods do not reach each other"
-    res = measure("nodeplane ESP, two gateways", a.netns, c.netns, b.netns, b.ip, seconds)
+    res = measure(f"nodeplane {tunnel.upper()}, two gateways", a.netns, c.netns, b.netns, b.ip,
+                  seconds)
     res["sealed"] = east.counters()["esp_sealed"]
     return res
 
@@ -119,9 +122,13 @@ def main():
         kernel = kernel_xfrm(lab, args.seconds)
     with Lab("nx") as lab:
         ours = nodeplane_link(lab, args.seconds)
+    with Lab("nv") as lab:
+        clear = nodeplane_link(lab, args.seconds, "vxlan")
     what = "kernel ESP" if kernel["encrypted"] else "the kernel routing UNENCRYPTED"
     print(f"  ratio, nodeplane ESP vs {what}:  TCP 1 {ours['tcp1'] / kernel['tcp1']:.2f}x   "
           f"TCP 4 {ours['tcp4'] / kernel['tcp4']:.2f}x   UDP {ours['udp'] / kernel['udp']:.2f}x")
+    print(f"  ratio, nodeplane ESP vs nodeplane VXLAN link:  TCP 1 {ours['tcp1'] / clear['tcp1']:.2f}x"
+          f"   TCP 4 {ours['tcp4'] / clear['tcp4']:.2f}x   UDP {ours['udp'] / clear['udp']:.2f}x")
 
 
 if __name__ == "__main__":

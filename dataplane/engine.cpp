@@ -6,6 +6,8 @@
 #include <rte_lcore.h>
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
+#include <rte_mbuf_pool_ops.h>
+#include <rte_mempool.h>
 #include <rte_rcu_qsbr.h>
 #include <rte_ring.h>
 #include <rte_ring_elem.h>
@@ -33,6 +35,15 @@ void freeRing(rte_ring* ring) {
   while (rte_ring_dequeue_elem(ring, &p, sizeof(p)) == 0) rte_pktmbuf_free(p.mbuf);
   rte_ring_free(ring);
 }
+
+// Mempool handlers are DPDK drivers (drivers/mempool), loaded from EAL's driver directory: an
+// installation without them (a container image without librte-mempool-ring23) fails to make a
+// pool with a bare EINVAL, which reads like a memory shortage.
+bool mempoolHandlerLoaded(const char* name) {
+  for (uint32_t i = 0; i < rte_mempool_ops_table.num_ops; ++i)
+    if (std::string_view(rte_mempool_ops_table.ops[i].name) == name) return true;
+  return false;
+}
 }  // namespace
 
 Engine::Engine(const EngineConfig& config) : config_(config) {}
@@ -43,6 +54,11 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineConfig& config) {
   engine->socketId_ = static_cast<int>(rte_socket_id());
   if (engine->socketId_ < 0) engine->socketId_ = 0;
 
+  if (const char* ops = rte_mbuf_best_mempool_ops(); !mempoolHandlerLoaded(ops))
+    return makeError(ErrorCode::kUnavailable,
+                     std::string("no mempool handler '") + ops +
+                         "' is loaded: DPDK's mempool driver is missing from EAL's driver "
+                         "directory (Debian: librte-mempool-ring23)");
   engine->pool_ = rte_pktmbuf_pool_create("np_mbufs", config.mbufs, kMempoolCache, 0,
                                           RTE_MBUF_DEFAULT_BUF_SIZE, engine->socketId_);
   if (engine->pool_ == nullptr)

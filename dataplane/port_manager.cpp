@@ -25,6 +25,16 @@ Error portError(const std::string& what, const std::string& name, int rc) {
                    "port " + name + ": " + what + " failed: " + rte_strerror(rc < 0 ? -rc : rc));
 }
 
+// A virtual device whose driver is not loaded (EAL's driver directory lacks it, as in an image
+// without librte-net-af-packet23) fails with EFAULT from DPDK 22.11's vdev bus ("Bad address");
+// name the driver.
+std::string driverHint(const std::string& name, int rc) {
+  if ((rc != -EFAULT && rc != -ENOENT) || name.find(':') != std::string::npos) return "";
+  const std::string driver = name.substr(0, name.find_last_not_of("0123456789") + 1);
+  return " (no DPDK driver " + driver + " is loaded: is librte_" + driver +
+         " in EAL's driver directory?)";
+}
+
 }  // namespace
 
 std::string PortManager::deviceName(const std::string& devargs) {
@@ -44,7 +54,8 @@ Result<PortInfo> PortManager::open(const std::string& devargs) {
     int rc = rte_dev_probe(devargs.c_str());
     if (rc != 0)
       return makeError(rc == -EEXIST ? ErrorCode::kAlreadyExists : ErrorCode::kInvalidArgument,
-                       "port " + name + ": probing '" + devargs + "' failed: " + rte_strerror(-rc));
+                       "port " + name + ": probing '" + devargs + "' failed: " + rte_strerror(-rc) +
+                           driverHint(name, rc));
     if (rte_eth_dev_get_port_by_name(name.c_str(), &port) != 0) {
       rte_eal_hotplug_remove("vdev", name.c_str());
       return makeError(ErrorCode::kInvalidArgument,

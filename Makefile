@@ -2,6 +2,8 @@
 #   make demo   build, then run the demo cluster (configs/demo-cluster) on this machine
 #   make demo-k8s  the same cluster as real Kubernetes objects on ../shared/k8s-lab
 #   make test   build, then every test: unit, scenario, e2e; unit again under ASan+UBSan
+#   make image  build, then the container image of configs/k8s/Dockerfile without a Docker engine
+#               or registry (build/image/nodeplane-image.tar: ctr images import / podman load)
 #   make bench  build, then the perf/ benchmarks (lb_bench at a size that fits --no-huge; the
 #               full-size figures in perf/RESULTS.md need hugepages, see there)
 #   make format        clang-format every C++ file in place (.clang-format)
@@ -17,7 +19,7 @@ FUZZ_SECONDS ?= 300
 FUZZ_TARGETS = $(addprefix tests/fuzz/fuzz_,packet_path control_line apply_reader manifests cni dns heartbeat)
 MESON_OPTS ?=
 
-.PHONY: all deps build test test-unit test-asan demo demo-k8s bench clean format check-format check-layers check-python lint fuzz fuzz-build fuzz-smoke
+.PHONY: image all deps build test test-unit test-asan demo demo-k8s bench clean format check-format check-layers check-python lint fuzz fuzz-build fuzz-smoke
 
 all: build
 
@@ -65,6 +67,9 @@ demo: build
 # The seed's cluster as real Kubernetes objects on ../shared/k8s-lab (two nodes), nodeplane on both.
 demo-k8s: build
 	/usr/bin/python3 tools/demo_k8s.py
+
+image: build
+	/usr/bin/python3 tools/build_image.py --build-dir $(BUILD)
 
 bench: build
 	./$(BUILD)/perf/dataplane_bench

@@ -12,10 +12,11 @@ packages=(
   libnl-3-dev libnl-route-3-dev libpcap-dev libnftables-dev
   libssl-dev libipsec-mb-dev  # ESP: HKDF (OpenSSL), the crypto_aesni_gcm device's library
   containernetworking-plugins iproute2 iputils-ping ethtool procps curl tcpdump bridge-utils openssl
-  iperf3
+  iperf3 nftables  # nft: tests read what the daemon installed
   bind9-dnsutils unbound dnsperf  # cluster DNS: dig in pods, the upstream and measured peer
   prometheus-cpp-dev libcivetweb-dev prometheus  # /metrics (prometheus-cpp, civetweb); promtool in tests
   libc6-dev xz-utils util-linux libseccomp2  # the Kubernetes lab (tests/k8s)
+  debootstrap  # make image: the Dockerfile's Debian base, assembled without a registry
   python3 python3-scapy python3-pytest python3-yaml python3-pyflakes
 )
 

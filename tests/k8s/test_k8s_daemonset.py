@@ -1,0 +1,266 @@
+"""The deployment as shipped, on a real Kubernetes node: the image of configs/k8s/Dockerfile is
+built here (tools/nplab/image.py: debootstrap, the runtime stage's packages, this build's
+binaries), imported into the lab node's containerd, and configs/k8s/ is applied with kubectl.
+The DaemonSet's pod then runs as the kubelet runs it: hostNetwork, privileged, a hugepages
+emptyDir (2 MB pages are reserved on the machine for it), the bootstrap init container writing
+the node config and the CNI config from the Node object and copying the CNI binaries onto the
+node, the daemon's readiness and liveness probes on its HTTP endpoint, the agent reading the API
+server with the ServiceAccount's own token.
+
+What differs from a production node is only the ConfigMap's node-specific values, each named in
+LAB_CONFIG below. The lab's reasons to skip are those of tests/k8s/k8s_support.py; an image that
+cannot be built here fails."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from k8s_support import http_get, reaches_api_server, wait_for
+
+from nplab.image import ImageError, build_image
+from nplab.k8s import NODE, NODE_IP, K8sLab, LabError, LabUnavailable
+from nplab.k8s import wait_for as lab_wait_for
+from nplab.lab import REPO
+
+K8S = REPO / "configs/k8s"
+SYSTEM = "nodeplane-system"
+NS = "np-ds"
+HUGEPAGES = Path("/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages")
+PAGES = 640  # the DaemonSet asks for 1 GiB of 2 MB pages; a little more for the node's own
+
+# The ConfigMap's values a node of this lab needs instead of the shipped ones: (shipped line,
+# the lab's, why).
+LAB_CONFIG = [
+    ("    uplink = net_af_packet0,iface=eth0", "    uplink = net_af_packet0,iface=lab0",
+     "the lab node's interface (its address, 10.200.0.1, stays the kernel's)"),
+    ("    workers = 1", "    workers = 1\n    idle-sleep-us = 100",
+     "two shared cores: the worker sleeps when idle instead of holding one"),
+    ("    # cluster-dns = 10.96.0.10", "    cluster-dns = 10.96.0.10",
+     "kubelet's clusterDNS; the lab has no kube-dns Service to find it by"),
+    ('  # kubernetes-service-host: "192.168.50.10"', f'  kubernetes-service-host: "{NODE_IP}"',
+     "the lab's API server"),
+    ('  # kubernetes-service-port: "6443"', '  kubernetes-service-port: "6443"', ""),
+]
+
+WORKLOAD = f"""
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web, namespace: {NS}}}
+spec:
+  replicas: 2
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      terminationGracePeriodSeconds: 2
+      containers:
+      - name: web
+        image: k8slab.local/busybox:1.35
+        imagePullPolicy: Never
+        command: ["sh", "-c", "echo hello-from-$(hostname) > /tmp/index.html; exec httpd -f -p 8080 -h /tmp"]
+        readinessProbe: {{httpGet: {{path: /index.html, port: 8080}}, periodSeconds: 1}}
+        livenessProbe: {{httpGet: {{path: /index.html, port: 8080}}, periodSeconds: 2}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: web, namespace: {NS}}}
+spec:
+  selector: {{app: web}}
+  ports: [{{port: 80, targetPort: 8080}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: client, namespace: {NS}}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: client
+    image: k8slab.local/busybox:1.35
+    imagePullPolicy: Never
+    command: ["sleep", "100000"]
+"""
+
+
+def lab_configmap():
+    text = (K8S / "03-configmap.yaml").read_text()
+    for shipped, lab, _ in LAB_CONFIG:
+        assert text.count(shipped) == 1, f"03-configmap.yaml no longer has {shipped!r}"
+        text = text.replace(shipped, lab)
+    return text
+
+
+@pytest.fixture(scope="module")
+def image():
+    try:
+        return build_image(log=lambda line: print(line, flush=True))
+    except ImageError as e:
+        pytest.fail(f"the image of configs/k8s/Dockerfile cannot be built: {e}")
+
+
+@pytest.fixture(scope="module")
+def lab(image):
+    pages = int(HUGEPAGES.read_text())
+    k = K8sLab(nodes=1)
+    try:
+        if pages < PAGES:  # before the kubelet starts: it reads the capacity then
+            HUGEPAGES.write_text(str(PAGES))
+            assert int(HUGEPAGES.read_text()) >= 512, "cannot reserve 1 GiB of 2 MB pages"
+        try:
+            k.setup()
+        except LabUnavailable as e:
+            pytest.skip(f"the Kubernetes lab cannot start here: {e}")
+        k.leftovers(NS)
+        k.in_node(k.vars["CTR"], "images", "import", image[0], timeout=300)
+        k.kubectl("apply", "-f", K8S / "00-namespace.yaml", "-f", K8S / "01-l7rule-crd.yaml",
+                  "-f", K8S / "01-mcs-serviceexport-crd.yaml", "-f", K8S / "02-rbac.yaml")
+        k.kubectl("apply", "-f", "-", input=lab_configmap())
+        k.kubectl("apply", "-f", K8S / "04-daemonset.yaml")
+        yield k
+    finally:
+        try:
+            if k.vars and not os.environ.get("NODEPLANE_K8S_KEEP"):
+                k.kubectl("-n", SYSTEM, "delete", "daemonset", "nodeplane", "--ignore-not-found",
+                          "--wait=true", "--timeout=60s", check=False)
+        finally:
+            k.stop()
+            if pages < PAGES and not os.environ.get("NODEPLANE_K8S_KEEP"):
+                HUGEPAGES.write_text(str(pages))
+
+
+def daemon_pod(k):
+    pods = json.loads(k.kubectl("-n", SYSTEM, "get", "pods", "-l",
+                                "app.kubernetes.io/name=nodeplane", "-o", "json").stdout)["items"]
+    return pods[0] if len(pods) == 1 else None
+
+
+def ready(pod):
+    return pod and {c["type"]: c["status"] for c in pod["status"].get("conditions", [])
+                    }.get("Ready") == "True" and not pod["metadata"].get("deletionTimestamp")
+
+
+def npctl(k, *args):
+    r = k.kubectl("-n", SYSTEM, "exec", "daemonset/nodeplane", "-c", "nodeplane", "--", "npctl",
+                  "--socket", "/run/nodeplane/control.sock", "--json", *args, check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return json.loads(r.stdout)
+
+
+def web_pods(k):
+    return k.ready_pods(NS, "app=web")
+
+
+def containers_said(k):
+    """What each container of the DaemonSet's pod last printed (for a failure's message)."""
+    said = []
+    for c, extra in (("bootstrap", []), ("nodeplane", []), ("nodeplane", ["--previous"]),
+                     ("agent", [])):
+        r = k.kubectl("-n", SYSTEM, "logs", "daemonset/nodeplane", "-c", c, *extra,
+                      check=False)
+        said.append(f"--- {c} {' '.join(extra)}:\n" + "\n".join(
+            (r.stdout + r.stderr).splitlines()[-15:]))
+    return "\n".join(said)
+
+
+def test_the_daemonset_pod_starts_from_the_image_and_turns_ready(lab):
+    try:
+        pod = lab_wait_for("the DaemonSet's pod Ready (its /readyz probe)",
+                           lambda: ready(daemon_pod(lab)) and daemon_pod(lab), timeout=240)
+    except LabError as e:
+        pytest.fail(f"{e}\n{containers_said(lab)}")
+    statuses = {c["name"]: c for c in pod["status"]["containerStatuses"]}
+    assert set(statuses) == {"nodeplane", "agent"}
+    for name, c in statuses.items():
+        assert c["restartCount"] == 0, (name, c)
+        assert c["image"].endswith("nodeplane/nodeplane:0.1.0"), c["image"]
+    init = pod["status"]["initContainerStatuses"][0]
+    assert init["state"]["terminated"]["exitCode"] == 0, init
+    assert pod["spec"]["hostNetwork"] is True
+    # The bootstrap wrote the CNI config and copied the plugins; containerd found them.
+    wait_for(f"{NODE} Ready (CNI config from the init container)", lambda: "True" in lab.kubectl(
+        "get", "node", NODE, "-o",
+        "jsonpath={.status.conditions[?(@.type=='Ready')].status}").stdout)
+    listing = lab.in_node("ls", "/opt/cni/bin", "/etc/cni/net.d").stdout.split()
+    assert "nodeplane-cni" in listing and "10-nodeplane.conflist" in listing, listing
+
+
+def test_the_daemon_runs_as_the_configmap_says(lab):
+    status = npctl(lab, "status")
+    text = json.dumps(status)
+    assert NODE_IP in text and "10.244.0.0/24" in text, status  # from the Node object
+    ports = {p["role"]: p for p in npctl(lab, "ports")["ports"]}
+    lab0 = lab.in_node("ip", "-o", "link", "show", "lab0").stdout.split("link/ether ")[1]
+    lab0 = lab0.split()[0]
+    assert ports["uplink"]["driver"] == "net_af_packet", ports  # the image has the driver
+    assert ports["uplink"]["mac"] == lab0, (ports["uplink"], lab0)  # on the node's interface
+    assert ports["host"]["name"] == "pod:nodeplane0-dp", ports  # the host path
+    # EAL on the hugepages emptyDir, not --no-huge.
+    maps = lab.kubectl("-n", SYSTEM, "exec", "daemonset/nodeplane", "-c", "nodeplane", "--",
+                       "sh", "-c", "grep -c /dev/hugepages /proc/1/maps").stdout.strip()
+    assert int(maps or 0) > 0, maps
+    # The agent in its container reads the API server (at the ConfigMap's address, with the
+    # ServiceAccount's token) and applies: kubernetes.default reaches the daemon.
+    logs = lab.kubectl("-n", SYSTEM, "logs", "daemonset/nodeplane", "-c", "agent").stdout
+    assert f"source: api https://{NODE_IP}:6443" in logs and "applied generation" in logs, logs
+    assert status["appliedGeneration"] >= 1, status
+    services = {(s["namespace"], s["name"]): s for s in npctl(lab, "services")["services"]}
+    api = services[("default", "kubernetes")]
+    assert api["clusterIPs"] == ["10.96.0.1"], api
+    assert api["ports"][0]["backends"][0]["ip"] == NODE_IP, api
+
+
+def test_pods_become_ready_through_probes_and_the_service_answers(lab):
+    lab.namespace(NS)
+    lab.kubectl("apply", "-f", "-", input=WORKLOAD)
+    pods = wait_for("both web pods Ready (probes through the host path)",
+                    lambda: len(web_pods(lab)) == 2 and web_pods(lab), timeout=180)
+    attached = {p["ip"] for p in npctl(lab, "pods")["pods"]}
+    for p in pods:
+        assert p["status"]["podIP"] in attached, (p["status"]["podIP"], attached)
+        assert p["status"]["containerStatuses"][0]["restartCount"] == 0
+    lab.kubectl("-n", NS, "wait", "--for=condition=Ready", "pod/client", "--timeout=120s")
+    ip = lab.kubectl("-n", NS, "get", "service", "web", "-o",
+                     "jsonpath={.spec.clusterIP}").stdout.strip()
+    seen = set()
+    for _ in range(12):
+        out = wait_for(f"an answer from {ip}:80",
+                       lambda: http_get(lab, NS, "client", ip, 80), timeout=30)
+        assert out.startswith("hello-from-web-"), out
+        seen.add(out)
+    assert len(seen) == 2, seen
+    by_name = wait_for("web by its cluster DNS name",
+                       lambda: http_get(lab, NS, "client", f"web.{NS}.svc.cluster.local", 80),
+                       timeout=30)
+    assert by_name.startswith("hello-from-web-"), by_name
+    ok, out = reaches_api_server(lab, NS, "client")
+    assert ok, out
+
+
+def test_a_replaced_daemon_pod_takes_the_pods_back(lab):
+    """kubectl rollout restart (an upgrade): the new pod re-attaches every pod from the state
+    directory on the host; nothing of the workload restarts and the Service answers again."""
+    before = daemon_pod(lab)["metadata"]["uid"]
+    ips = sorted(p["status"]["podIP"] for p in web_pods(lab))
+    lab.kubectl("-n", SYSTEM, "rollout", "restart", "daemonset/nodeplane")
+    wait_for("a new DaemonSet pod Ready", lambda: (p := daemon_pod(lab)) and ready(p)
+             and p["metadata"]["uid"] != before, timeout=240)
+    wait_for("the web pods in the new daemon", lambda: sorted(
+        p["ip"] for p in npctl(lab, "pods")["pods"] if p["ip"] in ips) == ips, timeout=60)
+    ip = lab.kubectl("-n", NS, "get", "service", "web", "-o",
+                     "jsonpath={.spec.clusterIP}").stdout.strip()
+    out = wait_for(f"an answer from {ip}:80 after the restart",
+                   lambda: http_get(lab, NS, "client", ip, 80), timeout=60)
+    assert out.startswith("hello-from-web-"), out
+    for p in web_pods(lab):
+        assert p["status"]["containerStatuses"][0]["restartCount"] == 0, p["status"]
+
+
+def test_deleting_the_daemonset_removes_what_the_daemon_made(lab):
+    lab.kubectl("delete", "namespace", NS, "--timeout=120s")
+    lab.kubectl("-n", SYSTEM, "delete", "daemonset", "nodeplane", "--wait=true",
+                "--timeout=90s")
+    wait_for("the DaemonSet's pod gone", lambda: daemon_pod(lab) is None, timeout=90)
+    links = lab.in_node("ip", "-o", "link", "show").stdout
+    assert "nodeplane0" not in links, links
+    tables = lab.in_node("nft", "list", "tables", check=False).stdout
+    assert "nodeplane" not in tables, tables

@@ -255,6 +255,62 @@ def test_a_replaced_daemon_pod_takes_the_pods_back(lab):
         assert p["status"]["containerStatuses"][0]["restartCount"] == 0, p["status"]
 
 
+def watch_restarts(k, reason):
+    """The agent's nodeplane_agent_watch_restarts_total by kind for one reason (its metrics
+    endpoint on the node's loopback: the pod has the host's network)."""
+    text = k.in_node("curl", "-sf", "http://127.0.0.1:9965/metrics").stdout
+    counts = {}
+    for line in text.splitlines():
+        if line.startswith("nodeplane_agent_watch_restarts_total{") and \
+                f'reason="{reason}"' in line:
+            kind = line.split('kind="')[1].split('"')[0]
+            counts[kind] = float(line.split()[-1])
+    return counts
+
+
+def test_the_agent_lists_again_when_the_api_server_answers_410_gone(lab):
+    """A restarted API server has a new watch cache: the agent's watches resume from resource
+    versions it no longer holds and get 410 Gone (as the real server sends it), list again, and
+    changes made afterwards reach the daemon."""
+    gone = watch_restarts(lab, "gone")
+    lab.restart_api_server()
+    wait_for("410 Gone answered to the agent's Service watch", lambda: watch_restarts(
+        lab, "gone").get("Service", 0) > gone.get("Service", 0), timeout=120)
+    lab.kubectl("-n", NS, "create", "service", "clusterip", "after-gone", "--tcp=81:8080")
+    wait_for("a Service made after the relist in the daemon", lambda: any(
+        s["name"] == "after-gone" for s in npctl(lab, "services")["services"]), timeout=60)
+
+
+def test_del_of_a_sandbox_whose_netns_is_gone_releases_the_pod(lab):
+    """containerd tears a sandbox down even when its network namespace path has gone (a node
+    restart, a cleaned /var/run/netns): nodeplane-cni's DEL still detaches the pod's port and
+    host-local releases the address."""
+    lab.kubectl("apply", "-f", "-", input=f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: orphan, namespace: {NS}}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - {{name: c, image: k8slab.local/busybox:1.35, imagePullPolicy: Never, command: [sleep, "100000"]}}
+""")
+    lab.kubectl("-n", NS, "wait", "--for=condition=Ready", "pod/orphan", "--timeout=120s")
+    ip = lab.kubectl("-n", NS, "get", "pod", "orphan", "-o",
+                     "jsonpath={.status.podIP}").stdout.strip()
+    assert ip in {p["ip"] for p in npctl(lab, "pods")["pods"]}
+    netns = [n for n in (line.split()[0] for line in lab.in_node(
+        "ip", "netns", "list").stdout.splitlines())
+        if f" {ip}/" in lab.in_node("ip", "netns", "exec", n, "ip", "-4", "-o", "addr",
+                                   check=False).stdout]
+    assert len(netns) == 1, netns
+    lab.in_node("ip", "netns", "delete", netns[0])
+    lab.kubectl("-n", NS, "delete", "pod", "orphan", "--timeout=60s")
+    wait_for("the pod's port detached", lambda: ip not in {
+        p["ip"] for p in npctl(lab, "pods")["pods"]}, timeout=30)
+    leases = lab.in_node("ls", "/var/lib/cni/networks/nodeplane").stdout.split()
+    assert ip not in leases, leases
+
+
 def test_deleting_the_daemonset_removes_what_the_daemon_made(lab):
     lab.kubectl("delete", "namespace", NS, "--timeout=120s")
     lab.kubectl("-n", SYSTEM, "delete", "daemonset", "nodeplane", "--wait=true",

@@ -79,6 +79,25 @@ class K8sLab:
                                  (fatal[-1] if fatal else r.stderr[-2000:]))
         self.vars = dict(line.split("=", 1) for line in r.stdout.splitlines() if "=" in line)
 
+    def restart_api_server(self):
+        """Kills kube-apiserver (by its PID, as a crash would: a graceful stop waits out the
+        open watches for a minute) and lets the lab's setup.sh start it again: a new watch
+        cache, which answers watches from older resource versions with 410 Gone."""
+        pidfile = self.state / "lab/pids/kube-apiserver.pid"
+        pid = int(pidfile.read_text())
+        os.kill(pid, 9)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.2)
+        r = subprocess.run([str(LAB_SRC / "setup.sh")], env=self.env, text=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=300)
+        if r.returncode != 0:
+            raise LabError("kube-apiserver did not start again: " + r.stderr[-2000:])
+
     def leftovers(self, *namespaces):
         """What a kept lab (NODEPLANE_K8S_KEEP) still runs from an earlier run: stopped by PID."""
         for pidfile in sorted((self.state / "lab/pids").glob("nodeplane*.pid"), reverse=True):

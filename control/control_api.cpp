@@ -209,6 +209,7 @@ Result<Json> ControlApi::status() const {
   j["serviceCidr"] = s.serviceCidr ? Json(s.serviceCidr->toString()) : Json(nullptr);
   j["uplink"] = node_.uplink() ? Json(node_.uplink()->name) : Json(nullptr);
   j["hostInterface"] = node_.hostPort() ? Json(s.hostInterface) : Json(nullptr);
+  j["hostDefaultRoute"] = s.hostDefaultRoute && node_.hostPort();
   j["uplinkGuard"] =
       node_.uplinkGuardState().empty() ? Json(nullptr) : Json(node_.uplinkGuardState());
   const auto [snatFirst, snatLast] = snatPortRange(s);

@@ -40,8 +40,19 @@ Result<HostPathLinks> createHostPathLinks(const HostPathConfig& config) {
 
 Status addHostPathRoutes(const HostPathConfig& config) {
   const std::string& link = config.kernelInterface;
+  if (config.defaultRoute && !cni::hasAddress(link, config.nodeIp))
+    if (auto st = cni::addAddress(link, Ipv4Prefix{config.nodeIp, 32}); !st)
+      return makeError(st.error().code, "host path: " + st.error().message);
   if (auto st = cni::addRoute(link, Ipv4Prefix{config.gatewayIp, 32}, std::nullopt); !st)
     return makeError(st.error().code, "host path: " + st.error().message);
+  if (config.defaultRoute)
+    if (auto st =
+            cni::addRoute(link, Ipv4Prefix{Ipv4Address{0}, 0}, config.gatewayIp, config.nodeIp);
+        !st)
+      return makeError(st.error().code,
+                       "host path: the node's default route: " + st.error().message +
+                           " (--host-default-route is for a node whose only NIC is the uplink; "
+                           "this one has a default route already)");
   for (const Ipv4Prefix& prefix : config.prefixes)
     if (auto st = cni::addRoute(link, prefix, config.gatewayIp, config.nodeIp); !st)
       return makeError(st.error().code, "host path: " + st.error().message + " (the node address " +

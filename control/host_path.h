@@ -27,6 +27,9 @@ struct HostPathConfig {
   Ipv4Address nodeIp;                // the source the kernel uses on these routes
   Ipv4Address gatewayIp;             // the next hop of the routes (answered by nodeplane)
   std::vector<Ipv4Prefix> prefixes;  // routed into nodeplane: pod CIDR(s), service CIDR
+  // The node's only way out (NodeSettings::hostDefaultRoute): the node address goes on the
+  // kernel's interface, and the kernel's default route through it.
+  bool defaultRoute = false;
 };
 
 struct HostPathLinks {
@@ -56,7 +59,8 @@ inline Status validateHostInterfaceName(const std::string& name) {
 // Makes the pair (a stale one from an earlier run is deleted first) and brings both ends up,
 // without routes.
 Result<HostPathLinks> createHostPathLinks(const HostPathConfig& config);
-// Adds the kernel-side routes; call once nodeplane serves the port.
+// Adds the kernel-side routes (and with defaultRoute the node address and the default route);
+// call once nodeplane serves the port.
 Status addHostPathRoutes(const HostPathConfig& config);
 // Deletes the pair (and with it the routes). Missing: fine.
 void removeHostPath(const std::string& kernelInterface);

@@ -30,6 +30,10 @@ struct NodeSettings {
   std::string uplinkDevargs;  // empty: no uplink
   std::string hostInterface;  // the host path's kernel-side interface (host_path.h); empty: none
   bool uplinkGuard = false;   // on a shared (af_packet) uplink, keep the kernel off our traffic
+  // The uplink is the node's only NIC: the node address is the host interface's, with the
+  // kernel's default route, and the node's own traffic to and from outside crosses nodeplane
+  // (host_path.h). On an af_packet uplink the guard then keeps the kernel off it entirely.
+  bool hostDefaultRoute = false;
   // SNAT source ports (lb/snat_ports.h); unset: 32768-60999, or 61000-65535 behind the uplink
   // guard (the kernel's ephemeral range stays the kernel's). See snatPortRange().
   std::optional<std::pair<uint16_t, uint16_t>> snatPorts;

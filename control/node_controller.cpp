@@ -451,12 +451,14 @@ void NodeController::startUplinkGuard() {
   guard.interface = *iface;
   guard.nodeIp = settings_.nodeIp;
   guard.vxlanPort = settings_.vxlanPort;
+  // The node address on the host path: the kernel has nothing on the uplink at all.
+  guard.whole = settings_.hostDefaultRoute && !settings_.hostInterface.empty();
   const auto [snatFirst, snatLast] = snatPortRange(settings_);
   // Only ports the kernel does not use itself: guarding its ephemeral range would cut the node's
   // own connections off their replies.
   const auto kernel = kernelEphemeralPorts();
   const bool overlaps = snatFirst <= kernel.second && kernel.first <= snatLast;
-  if (overlaps) {
+  if (overlaps && !guard.whole) {
     spdlog::warn(
         "SNAT ports {}-{} overlap the kernel's ephemeral range {}-{} on the shared uplink {}: "
         "their replies are not guarded, and the kernel may reset masqueraded connections",
@@ -470,6 +472,12 @@ void NodeController::startUplinkGuard() {
     // risk. Said loudly, and in npctl status.
     uplinkGuardState_ = "failed: " + st.error().message;
     spdlog::error("{}", st.error().message);
+    return;
+  }
+  if (guard.whole) {
+    uplinkGuardState_ = "installed on " + *iface + " (all of it: the host path is the node's way)";
+    spdlog::info("uplink guard: nftables table netdev nodeplane keeps the kernel off {} entirely",
+                 *iface);
     return;
   }
   uplinkGuardState_ = "installed on " + *iface;
@@ -489,6 +497,7 @@ HostPathConfig NodeController::hostPathConfig() const {
   // The whole cluster's pods when known (other nodes' pods through the overlay), else ours.
   c.prefixes.push_back(settings_.clusterCidr ? *settings_.clusterCidr : settings_.podCidr);
   if (settings_.serviceCidr) c.prefixes.push_back(*settings_.serviceCidr);
+  c.defaultRoute = settings_.hostDefaultRoute;
   return c;
 }
 

@@ -154,6 +154,7 @@ dp::DataplaneSettings dataplaneSettings(const NodeModel& model, const NodeSettin
   }
   s.masquerade = model.uplink.has_value() && settings.underlayGateway.has_value();
   s.hostPath = model.host.has_value();
+  s.hostDefaultRoute = s.hostPath && settings.hostDefaultRoute;
   s.clusterPeers = model.uplink.has_value() && !model.peers->empty();
   std::tie(s.snatPortFirst, s.snatPortLast) = snatPortRange(settings);
   return s;

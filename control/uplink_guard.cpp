@@ -22,7 +22,8 @@ std::pair<uint16_t, uint16_t> snatPortRange(bool guardedSharedUplink,
 
 std::pair<uint16_t, uint16_t> snatPortRange(const NodeSettings& settings) {
   return snatPortRange(
-      settings.uplinkGuard && sharedUplinkInterface(settings.uplinkDevargs).has_value(),
+      (settings.uplinkGuard && sharedUplinkInterface(settings.uplinkDevargs).has_value()) ||
+          (settings.hostDefaultRoute && !settings.hostInterface.empty()),
       settings.snatPorts);
 }
 
@@ -55,6 +56,12 @@ std::string uplinkGuardRules(const UplinkGuardConfig& c) {
   s += "  chain uplink {\n";
   s +=
       "    type filter hook ingress device \"" + c.interface + "\" priority -500; policy accept;\n";
+  if (c.whole) {
+    s += "    counter drop comment \"the node address is the host path's: the uplink is "
+         "nodeplane's alone\"\n";
+    s += "  }\n}\n";
+    return s;
+  }
   s += "    ip daddr " + ip + " udp dport " + std::to_string(c.vxlanPort) +
        " counter drop comment \"VXLAN: nodeplane decapsulates\"\n";
   s += "    ip daddr " + ip + " tcp dport " + ports + " counter drop comment \"NodePorts\"\n";

@@ -25,11 +25,14 @@ struct UplinkGuardConfig {
   uint16_t nodePortFirst = 30000, nodePortLast = 32767;  // Kubernetes' default NodePort range
   // The SNAT source ports of masqueraded flows: their replies are nodeplane's (0-0: none).
   uint16_t snatPortFirst = 0, snatPortLast = 0;
+  // The node address is the host path's (NodeSettings::hostDefaultRoute): the kernel has nothing
+  // on this interface, and takes none of it (everything reaches it through nodeplane).
+  bool whole = false;
 };
 
 // The SNAT source ports a node uses: its setting, else above the kernel's ephemeral range when
-// the uplink guard keeps the kernel off them (a shared uplink), else the kernel's range (a NIC
-// the kernel does not see).
+// the kernel uses the node address too (a guarded shared uplink, or the host path as the node's
+// way out), else the kernel's range (a NIC the kernel does not see).
 std::pair<uint16_t, uint16_t> snatPortRange(bool guardedSharedUplink,
                                             std::optional<std::pair<uint16_t, uint16_t>> setting);
 std::pair<uint16_t, uint16_t> snatPortRange(const NodeSettings& settings);

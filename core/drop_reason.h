@@ -80,7 +80,8 @@ namespace nodeplane {
   X(kHostSourceNotNode, "host_source_not_node",                                                    \
     "from the host port with a source other than the node's address (no way back)")                \
   X(kHostNoRoute, "host_no_route",                                                                 \
-    "from the host port to outside the cluster (not routed back out)")                             \
+    "from the host port to outside the cluster (not routed back out without "                      \
+    "--host-default-route)")                                                                       \
   X(kVxlanOuterFragment, "vxlan_outer_fragment", "fragmented VXLAN datagram (not reassembled)")    \
   X(kVxlanBadUdpLength, "vxlan_bad_udp_length", "outer UDP length disagrees with the IPv4 length") \
   X(kVxlanTruncated, "vxlan_truncated", "shorter than a VXLAN header")                             \

@@ -140,6 +140,7 @@ int main(int argc, char** argv) {
     settings.uplinkDevargs = opts.uplink;
     settings.hostInterface = opts.hostInterface;
     settings.uplinkGuard = opts.uplinkGuard;
+    settings.hostDefaultRoute = opts.hostDefaultRoute;
     if (!opts.stateDir.empty()) {
       ::mkdir(opts.stateDir.c_str(), 0750);
       settings.stateFile = opts.stateDir + "/pods-" + opts.nodeName + ".json";

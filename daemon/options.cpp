@@ -157,6 +157,11 @@ Result<ParsedOptions> parseDaemonOptions(int argc, const char* const* argv) {
           "make the host path: a veth pair NAME / NAME-dp in the node's namespace, pod and "
           "service CIDRs routed into nodeplane, the node's address routed back (kubelet probes, "
           "pods to the node)")
+      ("host-default-route", po::bool_switch(),
+          "the uplink is the node's only NIC (bound to DPDK, or an af_packet interface without "
+          "the kernel's address): the node address goes on the host interface with the kernel's "
+          "default route, and the node's own traffic to and from outside the cluster crosses "
+          "nodeplane (needs --host-interface, --uplink, --underlay-gateway)")
       ("main-lcore", po::value<unsigned>()->default_value(0), "lcore of the control thread")
       ("workers", po::value<std::string>()->default_value("1"), "worker lcores, e.g. 1 or 1-3,6")
       ("metrics-address", po::value<std::string>()->default_value("127.0.0.1:9964"),
@@ -350,6 +355,18 @@ Result<ParsedOptions> parseDaemonOptions(int argc, const char* const* argv) {
     o.hostInterface = vm["host-interface"].as<std::string>();
     if (auto st = control::validateHostInterfaceName(o.hostInterface); !st)
       return optionError("host-interface", st.error().message);
+  }
+  o.hostDefaultRoute = vm["host-default-route"].as<bool>();
+  if (o.hostDefaultRoute) {
+    const char* missing = o.hostInterface.empty() ? "--host-interface"
+                          : o.uplink.empty()      ? "--uplink"
+                          : !o.underlayGateway    ? "--underlay-gateway"
+                                                  : nullptr;
+    if (missing)
+      return optionError("host-default-route",
+                         std::string("needs ") + missing +
+                             " (the node's traffic leaves through the uplink to the underlay "
+                             "gateway, from the host interface)");
   }
 
   o.mainLcore = vm["main-lcore"].as<unsigned>();

@@ -29,9 +29,10 @@ struct DaemonOptions {
   Ipv4Prefix podCidr;
   std::optional<Ipv4Prefix> clusterCidr;
   std::optional<Ipv4Prefix> serviceCidr;
-  std::string uplink;         // devargs or PCI address; empty: no uplink
-  std::string hostInterface;  // the host path's kernel-side interface; empty: no host path
-  bool uplinkGuard = true;    // nftables guard on a shared (af_packet) uplink
+  std::string uplink;             // devargs or PCI address; empty: no uplink
+  std::string hostInterface;      // the host path's kernel-side interface; empty: no host path
+  bool uplinkGuard = true;        // nftables guard on a shared (af_packet) uplink
+  bool hostDefaultRoute = false;  // the node's own way out is the host path (model.h)
   unsigned mainLcore = 0;
   std::vector<unsigned> workerLcores;
   std::string controlSocket = "/run/nodeplane/control.sock";

@@ -199,8 +199,10 @@ void routeStage(Burst& burst, const Snapshot& snapshot, WorkerContext& ctx) {
   for (uint16_t i = 0; i < burst.count; ++i) {
     PacketMeta& meta = burst.meta[i];
     if (meta.action != Action::kContinue || meta.l3 != L3Kind::kIpv4) continue;
-    // The node routes only what comes from pods or the overlay, and what a tracked flow claimed.
-    if ((meta.flags & kFlagFromUplink) && !(meta.flags & kFlagTranslated)) {
+    // The node routes only what comes from pods or the overlay, and what a tracked flow claimed
+    // (and, when the host path is the node's only way out, what the uplink brings the node).
+    if ((meta.flags & kFlagFromUplink) && !(meta.flags & kFlagTranslated) &&
+        !(meta.dstIp == snapshot.settings.nodeIp && snapshot.settings.hostDefaultRoute)) {
       meta.setDrop(meta.dstIp != snapshot.settings.nodeIp ? DropReason::kUplinkNotForNode
                    : snapshot.settings.hostPath           ? DropReason::kUplinkForHostKernel
                                                           : DropReason::kHostPathUnavailable);
@@ -226,7 +228,7 @@ void routeStage(Burst& burst, const Snapshot& snapshot, WorkerContext& ctx) {
       continue;
     }
     if (nh.kind == NextHopKind::kUplink) {
-      if (meta.flags & kFlagFromHost)
+      if ((meta.flags & kFlagFromHost) && !snapshot.settings.hostDefaultRoute)
         meta.setDrop(DropReason::kHostNoRoute);
       else if (snapshot.overlay && snapshot.overlay->hasGateway() &&
                !(meta.flags & kFlagFromUplink))

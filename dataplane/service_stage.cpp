@@ -460,9 +460,9 @@ void untracked(rte_mbuf* m, PacketMeta& meta, const FlowKey* key, const Found& s
     return meta.setDrop(DropReason::kServiceUnknown);
   if (meta.dstIp == s.nodeIp) {
     // The node's kernel: through the host port when there is one, except what arrives on a
-    // shared uplink, of which the kernel has its own copy.
+    // shared uplink, of which the kernel has its own copy (unless the host path is its only way).
     if (!s.hostPath) return meta.setDrop(DropReason::kHostPathUnavailable);
-    if (fromUplink) return meta.setDrop(DropReason::kUplinkForHostKernel);
+    if (fromUplink && !s.hostDefaultRoute) return meta.setDrop(DropReason::kUplinkForHostKernel);
     if (fc.policy != nullptr) newPodFlow(m, meta, key, fc);
     return;
   }

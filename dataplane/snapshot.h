@@ -67,8 +67,12 @@ struct DataplaneSettings {
   rte_be32_t nodeIp = 0;     // source address of ICMP errors we generate; masquerade address
   uint32_t clusterCidr = 0, clusterCidrMask = 0;  // host order; mask 0: not configured
   uint32_t serviceCidr = 0, serviceCidrMask = 0;
-  bool masquerade = false;    // pod traffic leaving the cluster is SNATed to nodeIp
-  bool hostPath = false;      // a host port exists: nodeIp is routed to it
+  bool masquerade = false;  // pod traffic leaving the cluster is SNATed to nodeIp
+  bool hostPath = false;    // a host port exists: nodeIp is routed to it
+  // The node's kernel has no way out but the host path (model.h NodeSettings): what the uplink
+  // brings for nodeIp goes to the host port, and the host's traffic out of the cluster leaves by
+  // the uplink.
+  bool hostDefaultRoute = false;
   bool clusterPeers = false;  // other clusters' prefixes are routed (here or via the gateway)
   uint16_t snatPortFirst = 32768, snatPortLast = 60999;  // lb/snat_ports.h
   uint32_t icmpErrorsPerSecond = 1000;                   // per worker; token bucket refill rate

@@ -101,6 +101,10 @@ TEST(Options, ErrorsNameTheOption) {
       {with({"--cluster-dns", "224.0.0.1"}), "--cluster-dns"},
       {with({"--cluster-domain", "bad_domain"}), "--cluster-domain"},
       {with({"--dns-ttl", "100000"}), "--dns-ttl"},
+      {with({"--host-default-route"}), "needs --host-interface"},
+      {with({"--host-default-route", "--host-interface", "np0"}), "needs --uplink"},
+      {with({"--host-default-route", "--host-interface", "np0", "--uplink", "0000:3b:00.0"}),
+       "needs --underlay-gateway"},
   };
   for (const Case& c : cases) {
     auto r = parse(c.args);
@@ -109,6 +113,15 @@ TEST(Options, ErrorsNameTheOption) {
         << "'" << r.error().message << "' should name " << c.expected;
     EXPECT_EQ(r.error().message.find('\n'), std::string::npos) << "one line";
   }
+}
+
+TEST(Options, HostDefaultRouteWithWhatItNeeds) {
+  auto r = parse({"--node-name", "node-cpu", "--node-ip", "192.168.50.10/24", "--pod-cidr",
+                  "10.244.1.0/24", "--underlay-gateway", "192.168.50.1", "--uplink", "0000:3b:00.0",
+                  "--host-interface", "np0", "--host-default-route"});
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_TRUE(r->options.hostDefaultRoute);
+  EXPECT_FALSE(parse(kMinimal)->options.hostDefaultRoute);
 }
 
 TEST(Options, HelpAndVersionExitEarly) {

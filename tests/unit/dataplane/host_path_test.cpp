@@ -4,9 +4,12 @@
 #include <gtest/gtest.h>
 #include <rte_arp.h>
 #include <rte_ether.h>
+#include <rte_ip.h>
+#include <rte_tcp.h>
 
 #include "control/node_controller.h"
 #include "dataplane/pipeline.h"
+#include "lb/conntrack.h"
 #include "tests/unit/support/fake_backend.h"
 #include "tests/unit/support/packet_builder.h"
 
@@ -191,6 +194,170 @@ TEST_F(HostPathTest, NodePortsFromTheNodeFollowTheServices) {
   EXPECT_TRUE(redirects_->empty());
   node_->shutdown();
   EXPECT_FALSE(redirects_.has_value());
+}
+
+// The uplink as the node's only NIC (--host-default-route): the node address is the host
+// interface's, the node's own traffic to the outside leaves by the uplink, and what the uplink
+// brings for the node address goes to the host port. Ports: uplink 0, host 1, pod 2.
+class HostDefaultRouteTest : public ::testing::Test {
+ protected:
+  static constexpr uint16_t kUplink = 0, kHost = 1, kPod = 2;
+  static constexpr const char* kGatewayMac = "52:54:00:00:00:01";
+  static constexpr const char* kUplinkMac = "02:fe:00:00:00:00";
+  static constexpr const char* kHostMac = "02:fe:00:00:00:01";
+  static constexpr const char* kPodPortMac = "02:fe:00:00:00:02";
+
+  void SetUp() override {
+    auto tracker = lb::ConnTracker::create(4096, 1, 0, nullptr);
+    ASSERT_TRUE(tracker.ok());
+    tracker_ = std::move(*tracker);
+    backend_.tracker = tracker_.get();
+    backend_.pool = testing::testPool();
+    control::NodeSettings s;
+    s.nodeName = "node-cpu";
+    s.nodeIp = testing::ip(kNodeIp);
+    s.underlayPrefixLength = 24;
+    s.underlayGateway = testing::ip("192.168.50.1");
+    s.podCidr = *Ipv4Prefix::parse("10.244.1.0/24");
+    s.clusterCidr = *Ipv4Prefix::parse("10.244.0.0/16");
+    s.serviceCidr = *Ipv4Prefix::parse("10.96.0.0/12");
+    s.uplinkDevargs = "net_fake_uplink";
+    s.hostInterface = "np0";
+    s.hostDefaultRoute = true;
+    node_ = std::make_unique<control::NodeController>(s, backend_);
+    control::NodeController::HostPathOps ops;
+    ops.create = [this](const control::HostPathConfig& c) -> Result<control::HostPathLinks> {
+      created_ = c;
+      return control::HostPathLinks{c.kernelInterface, control::hostPathPeerName(c.kernelInterface),
+                                    testing::mac(kKernelMac)};
+    };
+    ops.addRoutes = [](const control::HostPathConfig&) { return okStatus(); };
+    ops.remove = [](const std::string&) {};
+    ops.redirectNodePorts = [](const std::vector<control::NodePortRedirect>&) {
+      return okStatus();
+    };
+    ops.removeNodePortRedirects = [] {};
+    node_->setHostPathOps(ops);
+    ASSERT_TRUE(node_->start().ok());
+    control::PodAttachment a;
+    a.namespaceName = "app";
+    a.name = "web";
+    a.containerId = "ctr-web";
+    a.hostInterface = "veth-web";
+    a.ip = testing::ip(kPodIp);
+    a.mac = testing::mac(kPodMac);
+    ASSERT_TRUE(node_->attachPod(a).ok());
+    // The underlay gateway answers the node's ARP.
+    Bytes reply = PacketBuilder()
+                      .eth(kUplinkMac, kGatewayMac)
+                      .arp(2, kGatewayMac, "192.168.50.1", kNodeIp, kUplinkMac)
+                      .build();
+    backend_.punted.push_back(
+        {testing::makeMbuf(reply, kUplink), static_cast<uint8_t>(PuntReason::kArp), 0, kUplink, 0});
+    node_->serviceSlowPath(std::chrono::steady_clock::now());
+    ctx_.counters = &counters_;
+    ctx_.icmpLimiter.configure(1'000'000, 1000, 50);
+    ctx_.conntrack = tracker_.get();
+  }
+  void TearDown() override {
+    for (auto& [port, m] : backend_.injected) rte_pktmbuf_free(m);
+  }
+
+  PacketMeta run(const Bytes& frame, uint16_t port, rte_mbuf** out) {
+    Burst burst;
+    burst.count = 1;
+    burst.inPort = port;
+    burst.pkts[0] = testing::makeMbuf(frame, port);
+    runStages(burst, *backend_.current(), ctx_);
+    *out = burst.pkts[0];
+    return burst.meta[0];
+  }
+
+  std::unique_ptr<lb::ConnTracker> tracker_;
+  testing::FakeBackend backend_;
+  std::unique_ptr<control::NodeController> node_;
+  WorkerCounters counters_;
+  WorkerContext ctx_;
+  std::optional<control::HostPathConfig> created_;
+};
+
+TEST_F(HostDefaultRouteTest, TheKernelGetsTheNodeAddressAndItsDefaultRoute) {
+  ASSERT_TRUE(created_.has_value());
+  EXPECT_TRUE(created_->defaultRoute);
+  EXPECT_TRUE(backend_.current()->settings.hostDefaultRoute);
+  // The kernel's own connections use the node address: masquerade stays above its ports.
+  EXPECT_EQ(backend_.current()->settings.snatPortFirst, 61000);
+}
+
+TEST_F(HostDefaultRouteTest, TheNodeReachesTheOutsideByTheUplinkWithItsOwnAddress) {
+  Bytes in = PacketBuilder()
+                 .eth(kHostMac, kKernelMac)
+                 .ipv4(kNodeIp, "203.0.113.10")
+                 .tcp(40000, 443)
+                 .build();
+  rte_mbuf* m;
+  PacketMeta meta = run(in, kHost, &m);
+  ASSERT_EQ(meta.action, Action::kTransmit) << dropReasonInfo(meta.drop).name;
+  EXPECT_EQ(meta.outPort, kUplink);
+  auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
+  EXPECT_EQ(0, memcmp(eth->dst_addr.addr_bytes, testing::mac(kGatewayMac).bytes.data(), 6));
+  EXPECT_EQ(0, memcmp(eth->src_addr.addr_bytes, testing::mac(kUplinkMac).bytes.data(), 6));
+  auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, 14);
+  EXPECT_EQ(ip->src_addr, rte_cpu_to_be_32(testing::ip(kNodeIp).value));  // not masqueraded
+  rte_pktmbuf_free(m);
+}
+
+TEST_F(HostDefaultRouteTest, WhatTheUplinkBringsTheNodeGoesToTheHostPort) {
+  Bytes in = PacketBuilder()
+                 .eth(kUplinkMac, kGatewayMac)
+                 .ipv4("203.0.113.10", kNodeIp)
+                 .tcp(443, 40000, 0x12)
+                 .build();
+  rte_mbuf* m;
+  PacketMeta meta = run(in, kUplink, &m);
+  ASSERT_EQ(meta.action, Action::kTransmit) << dropReasonInfo(meta.drop).name;
+  EXPECT_EQ(meta.outPort, kHost);
+  auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
+  EXPECT_EQ(0, memcmp(eth->dst_addr.addr_bytes, testing::mac(kKernelMac).bytes.data(), 6));
+  rte_pktmbuf_free(m);
+  // Another address on the uplink is still not the node's.
+  Bytes other = PacketBuilder()
+                    .eth(kUplinkMac, kGatewayMac)
+                    .ipv4("203.0.113.10", "192.168.50.77")
+                    .tcp(443, 40000, 0x12)
+                    .build();
+  meta = run(other, kUplink, &m);
+  EXPECT_EQ(meta.action, Action::kDrop);
+  EXPECT_EQ(meta.drop, DropReason::kUplinkNotForNode) << dropReasonInfo(meta.drop).name;
+  rte_pktmbuf_free(m);
+}
+
+TEST_F(HostDefaultRouteTest, PodsStillLeaveMasqueradedAboveTheKernelsPorts) {
+  Bytes in = PacketBuilder()
+                 .eth(kPodPortMac, kPodMac)
+                 .ipv4(kPodIp, "203.0.113.10")
+                 .tcp(40000, 443)
+                 .build();
+  rte_mbuf* m;
+  PacketMeta meta = run(in, kPod, &m);
+  ASSERT_EQ(meta.action, Action::kTransmit) << dropReasonInfo(meta.drop).name;
+  EXPECT_EQ(meta.outPort, kUplink);
+  auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, 14);
+  EXPECT_EQ(ip->src_addr, rte_cpu_to_be_32(testing::ip(kNodeIp).value));
+  auto* tcp = rte_pktmbuf_mtod_offset(m, rte_tcp_hdr*, 34);
+  EXPECT_GE(rte_be_to_cpu_16(tcp->src_port), 61000);
+  rte_pktmbuf_free(m);
+}
+
+TEST_F(HostDefaultRouteTest, TheGuardKeepsTheKernelOffTheWholeUplink) {
+  control::UplinkGuardConfig g;
+  g.interface = "ul0";
+  g.nodeIp = testing::ip(kNodeIp);
+  g.whole = true;
+  const std::string rules = control::uplinkGuardRules(g);
+  EXPECT_NE(rules.find("hook ingress device \"ul0\""), std::string::npos) << rules;
+  EXPECT_NE(rules.find("    counter drop comment"), std::string::npos) << rules;
+  EXPECT_EQ(rules.find("dport"), std::string::npos) << rules;  // everything, not some ports
 }
 
 TEST(UplinkGuard, OnlyAnAfPacketUplinkIsShared) {

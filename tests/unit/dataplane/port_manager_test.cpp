@@ -18,8 +18,7 @@ TEST(PortManager, AVirtualDeviceWithoutADriverNamesTheDriver) {
   PortManager ports(testing::testPool(), 1, PortSettings{});
   auto r = ports.open("net_nosuchdriver7,x=1");
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.error().message.find("no DPDK driver net_nosuchdriver is loaded"),
-            std::string::npos)
+  EXPECT_NE(r.error().message.find("no DPDK driver net_nosuchdriver is loaded"), std::string::npos)
       << r.error().message;
 }
 

@@ -1,39 +1,44 @@
 """The deployment as shipped, on a real Kubernetes node: the image of configs/k8s/Dockerfile is
 built here (tools/nplab/image.py: debootstrap, the runtime stage's packages, this build's
-binaries), imported into the lab node's containerd, and configs/k8s/ is applied with kubectl.
-The DaemonSet's pod then runs as the kubelet runs it: hostNetwork, privileged, a hugepages
+binaries), imported into both lab nodes' containerd, and configs/k8s/ is applied with kubectl.
+The DaemonSet's pod then runs on each node as the kubelet runs it: hostNetwork, privileged, a hugepages
 emptyDir (2 MB pages are reserved on the machine for it), the bootstrap init container writing
 the node config and the CNI config from the Node object and copying the CNI binaries onto the
 node, the daemon's readiness and liveness probes on its HTTP endpoint, the agent reading the API
 server with the ServiceAccount's own token.
 
-What differs from a production node is only the ConfigMap's node-specific values, each named in
-LAB_CONFIG below. The lab's reasons to skip are those of tests/k8s/k8s_support.py; an image that
+The nodes are joined over the lab's underlay (lab0 on each, the kernel's address on it): the
+daemons' af_packet uplinks share it with the kernel, VXLAN runs between them. What differs from
+a production cluster is only the ConfigMap's values, each named in LAB_CONFIG below. The lab's reasons to skip are those of tests/k8s/k8s_support.py; an image that
 cannot be built here fails."""
 
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
 from k8s_support import http_get, reaches_api_server, wait_for
 
 from nplab.image import ImageError, build_image
-from nplab.k8s import NODE, NODE_IP, K8sLab, LabError, LabUnavailable
+from nplab.k8s import NODE_IP, K8sLab, LabError, LabUnavailable
 from nplab.k8s import wait_for as lab_wait_for
 from nplab.lab import REPO
 
 K8S = REPO / "configs/k8s"
 SYSTEM = "nodeplane-system"
 NS = "np-ds"
+NODES = {"k8slab-node1": NODE_IP, "k8slab-node2": "10.200.0.2"}
 HUGEPAGES = Path("/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages")
-PAGES = 640  # the DaemonSet asks for 1 GiB of 2 MB pages; a little more for the node's own
+# Each node's pod asks for 1 GiB of 2 MB pages; the two nodes share the machine's pool (the lab
+# enforces no hugetlb limits) and each kubelet sees all of it as its capacity.
+PAGES = 1280
 
 # The ConfigMap's values a node of this lab needs instead of the shipped ones: (shipped line,
 # the lab's, why).
 LAB_CONFIG = [
     ("    uplink = net_af_packet0,iface=eth0", "    uplink = net_af_packet0,iface=lab0",
-     "the lab node's interface (its address, 10.200.0.1, stays the kernel's)"),
+     "the lab nodes' interface (their addresses, 10.200.0.x, stay the kernel's)"),
     ("    workers = 1", "    workers = 1\n    idle-sleep-us = 100",
      "two shared cores: the worker sleeps when idle instead of holding one"),
     ("    # cluster-dns = 10.96.0.10", "    cluster-dns = 10.96.0.10",
@@ -54,6 +59,10 @@ spec:
     metadata: {{labels: {{app: web}}}}
     spec:
       terminationGracePeriodSeconds: 2
+      affinity:  # one per node
+        podAntiAffinity:
+          requiredDuringSchedulingIgnoredDuringExecution:
+          - {{labelSelector: {{matchLabels: {{app: web}}}}, topologyKey: kubernetes.io/hostname}}
       containers:
       - name: web
         image: k8slab.local/busybox:1.35
@@ -73,6 +82,7 @@ apiVersion: v1
 kind: Pod
 metadata: {{name: client, namespace: {NS}}}
 spec:
+  nodeName: k8slab-node1
   terminationGracePeriodSeconds: 1
   containers:
   - name: client
@@ -101,7 +111,7 @@ def image():
 @pytest.fixture(scope="module")
 def lab(image):
     pages = int(HUGEPAGES.read_text())
-    k = K8sLab(nodes=1)
+    k = K8sLab(nodes=2)
     try:
         if pages < PAGES:  # before the kubelet starts: it reads the capacity then
             HUGEPAGES.write_text(str(PAGES))
@@ -111,7 +121,10 @@ def lab(image):
         except LabUnavailable as e:
             pytest.skip(f"the Kubernetes lab cannot start here: {e}")
         k.leftovers(NS)
-        k.in_node(k.vars["CTR"], "images", "import", image[0], timeout=300)
+        for node in (1, 2):
+            r = subprocess.run([k.vars["CTR"], "--node", str(node), "images", "import",
+                                str(image[0])], text=True, capture_output=True, timeout=300)
+            assert r.returncode == 0, f"ctr import on node {node}: {r.stdout}{r.stderr}"
         k.kubectl("apply", "-f", K8S / "00-namespace.yaml", "-f", K8S / "01-l7rule-crd.yaml",
                   "-f", K8S / "01-mcs-serviceexport-crd.yaml", "-f", K8S / "02-rbac.yaml")
         k.kubectl("apply", "-f", "-", input=lab_configmap())
@@ -128,10 +141,17 @@ def lab(image):
                 HUGEPAGES.write_text(str(pages))
 
 
-def daemon_pod(k):
+def daemon_pods(k):
+    """The DaemonSet's pods by node name."""
     pods = json.loads(k.kubectl("-n", SYSTEM, "get", "pods", "-l",
                                 "app.kubernetes.io/name=nodeplane", "-o", "json").stdout)["items"]
-    return pods[0] if len(pods) == 1 else None
+    return {p["spec"].get("nodeName"): p for p in pods}
+
+
+def all_ready(k, old_uids=()):
+    pods = daemon_pods(k)
+    return set(pods) == set(NODES) and all(
+        ready(p) and p["metadata"]["uid"] not in old_uids for p in pods.values()) and pods
 
 
 def ready(pod):
@@ -139,9 +159,13 @@ def ready(pod):
                     }.get("Ready") == "True" and not pod["metadata"].get("deletionTimestamp")
 
 
-def npctl(k, *args):
-    r = k.kubectl("-n", SYSTEM, "exec", "daemonset/nodeplane", "-c", "nodeplane", "--", "npctl",
-                  "--socket", "/run/nodeplane/control.sock", "--json", *args, check=False)
+def in_daemon(k, node, *cmd, check=False):
+    return k.kubectl("-n", SYSTEM, "exec", daemon_pods(k)[node]["metadata"]["name"], "-c",
+                     "nodeplane", "--", *cmd, check=check)
+
+
+def npctl(k, *args, node="k8slab-node1"):
+    r = in_daemon(k, node, "npctl", "--socket", "/run/nodeplane/control.sock", "--json", *args)
     assert r.returncode == 0, r.stdout + r.stderr
     return json.loads(r.stdout)
 
@@ -153,60 +177,69 @@ def web_pods(k):
 def containers_said(k):
     """What each container of the DaemonSet's pod last printed (for a failure's message)."""
     said = []
-    for c, extra in (("bootstrap", []), ("nodeplane", []), ("nodeplane", ["--previous"]),
-                     ("agent", [])):
-        r = k.kubectl("-n", SYSTEM, "logs", "daemonset/nodeplane", "-c", c, *extra,
-                      check=False)
-        said.append(f"--- {c} {' '.join(extra)}:\n" + "\n".join(
-            (r.stdout + r.stderr).splitlines()[-15:]))
+    for node, pod in daemon_pods(k).items():
+        for c, extra in (("bootstrap", []), ("nodeplane", []), ("nodeplane", ["--previous"]),
+                         ("agent", [])):
+            r = k.kubectl("-n", SYSTEM, "logs", pod["metadata"]["name"], "-c", c, *extra,
+                          check=False)
+            said.append(f"--- {node} {c} {' '.join(extra)}:\n" + "\n".join(
+                (r.stdout + r.stderr).splitlines()[-15:]))
     return "\n".join(said)
 
 
 def test_the_daemonset_pod_starts_from_the_image_and_turns_ready(lab):
     try:
-        pod = lab_wait_for("the DaemonSet's pod Ready (its /readyz probe)",
-                           lambda: ready(daemon_pod(lab)) and daemon_pod(lab), timeout=240)
+        pods = lab_wait_for("the DaemonSet's pod Ready on both nodes (its /readyz probe)",
+                            lambda: all_ready(lab), timeout=300)
     except LabError as e:
         pytest.fail(f"{e}\n{containers_said(lab)}")
-    statuses = {c["name"]: c for c in pod["status"]["containerStatuses"]}
-    assert set(statuses) == {"nodeplane", "agent"}
-    for name, c in statuses.items():
-        assert c["restartCount"] == 0, (name, c)
-        assert c["image"].endswith("nodeplane/nodeplane:0.1.0"), c["image"]
-    init = pod["status"]["initContainerStatuses"][0]
-    assert init["state"]["terminated"]["exitCode"] == 0, init
-    assert pod["spec"]["hostNetwork"] is True
-    # The bootstrap wrote the CNI config and copied the plugins; containerd found them.
-    wait_for(f"{NODE} Ready (CNI config from the init container)", lambda: "True" in lab.kubectl(
-        "get", "node", NODE, "-o",
-        "jsonpath={.status.conditions[?(@.type=='Ready')].status}").stdout)
-    listing = lab.in_node("ls", "/opt/cni/bin", "/etc/cni/net.d").stdout.split()
-    assert "nodeplane-cni" in listing and "10-nodeplane.conflist" in listing, listing
+    for node, pod in pods.items():
+        statuses = {c["name"]: c for c in pod["status"]["containerStatuses"]}
+        assert set(statuses) == {"nodeplane", "agent"}
+        for name, c in statuses.items():
+            assert c["restartCount"] == 0, (node, name, c)
+            assert c["image"].endswith("nodeplane/nodeplane:0.1.0"), c["image"]
+        init = pod["status"]["initContainerStatuses"][0]
+        assert init["state"]["terminated"]["exitCode"] == 0, init
+        assert pod["spec"]["hostNetwork"] is True
+    for number, node in enumerate(NODES, 1):
+        # The bootstrap wrote the CNI config and copied the plugins; containerd found them.
+        wait_for(f"{node} Ready (CNI config from the init container)", lambda: "True" in
+                 lab.kubectl("get", "node", node, "-o",
+                             "jsonpath={.status.conditions[?(@.type=='Ready')].status}").stdout)
+        listing = lab.in_node("ls", "/opt/cni/bin", "/etc/cni/net.d", node=number).stdout.split()
+        assert "nodeplane-cni" in listing and "10-nodeplane.conflist" in listing, listing
 
 
 def test_the_daemon_runs_as_the_configmap_says(lab):
-    status = npctl(lab, "status")
-    text = json.dumps(status)
-    assert NODE_IP in text and "10.244.0.0/24" in text, status  # from the Node object
-    ports = {p["role"]: p for p in npctl(lab, "ports")["ports"]}
-    lab0 = lab.in_node("ip", "-o", "link", "show", "lab0").stdout.split("link/ether ")[1]
-    lab0 = lab0.split()[0]
-    assert ports["uplink"]["driver"] == "net_af_packet", ports  # the image has the driver
-    assert ports["uplink"]["mac"] == lab0, (ports["uplink"], lab0)  # on the node's interface
-    assert ports["host"]["name"] == "pod:nodeplane0-dp", ports  # the host path
-    # EAL on the hugepages emptyDir, not --no-huge.
-    maps = lab.kubectl("-n", SYSTEM, "exec", "daemonset/nodeplane", "-c", "nodeplane", "--",
-                       "sh", "-c", "grep -c /dev/hugepages /proc/1/maps").stdout.strip()
-    assert int(maps or 0) > 0, maps
-    # The agent in its container reads the API server (at the ConfigMap's address, with the
-    # ServiceAccount's token) and applies: kubernetes.default reaches the daemon.
-    logs = lab.kubectl("-n", SYSTEM, "logs", "daemonset/nodeplane", "-c", "agent").stdout
-    assert f"source: api https://{NODE_IP}:6443" in logs and "applied generation" in logs, logs
-    assert status["appliedGeneration"] >= 1, status
-    services = {(s["namespace"], s["name"]): s for s in npctl(lab, "services")["services"]}
-    api = services[("default", "kubernetes")]
-    assert api["clusterIPs"] == ["10.96.0.1"], api
-    assert api["ports"][0]["backends"][0]["ip"] == NODE_IP, api
+    pods = daemon_pods(lab)
+    for number, (node, ip) in enumerate(NODES.items(), 1):
+        status = npctl(lab, "status", node=node)
+        text = json.dumps(status)
+        cidr = f"10.244.{number - 1}.0/24"
+        assert ip in text and cidr in text, status  # from the Node object
+        ports = {p["role"]: p for p in npctl(lab, "ports", node=node)["ports"]}
+        lab0 = lab.in_node("ip", "-o", "link", "show", "lab0", node=number).stdout
+        lab0 = lab0.split("link/ether ")[1].split()[0]
+        assert ports["uplink"]["driver"] == "net_af_packet", ports  # the image has the driver
+        assert ports["uplink"]["mac"] == lab0, (ports["uplink"], lab0)  # the node's interface
+        assert ports["host"]["name"] == "pod:nodeplane0-dp", ports  # the host path
+        # EAL on the hugepages emptyDir, not --no-huge.
+        maps = in_daemon(lab, node, "sh", "-c", "grep -c /dev/hugepages /proc/1/maps")
+        assert int(maps.stdout.strip() or 0) > 0, maps.stdout + maps.stderr
+        # The agent in its container reads the API server (at the ConfigMap's address, with the
+        # ServiceAccount's token) and applies: kubernetes.default reaches the daemon.
+        logs = lab.kubectl("-n", SYSTEM, "logs", pods[node]["metadata"]["name"], "-c",
+                           "agent").stdout
+        assert f"source: api https://{NODE_IP}:6443" in logs and "applied generation" in logs
+        assert status["appliedGeneration"] >= 1, status
+        services = {(s["namespace"], s["name"]): s
+                    for s in npctl(lab, "services", node=node)["services"]}
+        api = services[("default", "kubernetes")]
+        assert api["clusterIPs"] == ["10.96.0.1"], api
+        assert api["ports"][0]["backends"][0]["ip"] == NODE_IP, api
+        nodes = {n["name"] for n in npctl(lab, "nodes", node=node)["nodes"]}
+        assert nodes == set(NODES), nodes  # each knows the other's VTEP
 
 
 def test_pods_become_ready_through_probes_and_the_service_answers(lab):
@@ -214,20 +247,24 @@ def test_pods_become_ready_through_probes_and_the_service_answers(lab):
     lab.kubectl("apply", "-f", "-", input=WORKLOAD)
     pods = wait_for("both web pods Ready (probes through the host path)",
                     lambda: len(web_pods(lab)) == 2 and web_pods(lab), timeout=180)
-    attached = {p["ip"] for p in npctl(lab, "pods")["pods"]}
+    assert {p["spec"]["nodeName"] for p in pods} == set(NODES)
     for p in pods:
+        attached = {a["ip"] for a in npctl(lab, "pods", node=p["spec"]["nodeName"])["pods"]}
         assert p["status"]["podIP"] in attached, (p["status"]["podIP"], attached)
         assert p["status"]["containerStatuses"][0]["restartCount"] == 0
     lab.kubectl("-n", NS, "wait", "--for=condition=Ready", "pod/client", "--timeout=120s")
     ip = lab.kubectl("-n", NS, "get", "service", "web", "-o",
                      "jsonpath={.spec.clusterIP}").stdout.strip()
     seen = set()
-    for _ in range(12):
+    for _ in range(16):
         out = wait_for(f"an answer from {ip}:80",
                        lambda: http_get(lab, NS, "client", ip, 80), timeout=30)
         assert out.startswith("hello-from-web-"), out
         seen.add(out)
-    assert len(seen) == 2, seen
+    assert len(seen) == 2, seen  # the backend on the other node too, through the overlay
+    remote = next(p for p in pods if p["spec"]["nodeName"] != "k8slab-node1")
+    out = http_get(lab, NS, "client", remote["status"]["podIP"], 8080)
+    assert out.startswith("hello-from-web-"), out  # pod to pod across nodes
     by_name = wait_for("web by its cluster DNS name",
                        lambda: http_get(lab, NS, "client", f"web.{NS}.svc.cluster.local", 80),
                        timeout=30)
@@ -239,13 +276,14 @@ def test_pods_become_ready_through_probes_and_the_service_answers(lab):
 def test_a_replaced_daemon_pod_takes_the_pods_back(lab):
     """kubectl rollout restart (an upgrade): the new pod re-attaches every pod from the state
     directory on the host; nothing of the workload restarts and the Service answers again."""
-    before = daemon_pod(lab)["metadata"]["uid"]
-    ips = sorted(p["status"]["podIP"] for p in web_pods(lab))
+    before = {p["metadata"]["uid"] for p in daemon_pods(lab).values()}
+    web = {p["spec"]["nodeName"]: p["status"]["podIP"] for p in web_pods(lab)}
     lab.kubectl("-n", SYSTEM, "rollout", "restart", "daemonset/nodeplane")
-    wait_for("a new DaemonSet pod Ready", lambda: (p := daemon_pod(lab)) and ready(p)
-             and p["metadata"]["uid"] != before, timeout=240)
-    wait_for("the web pods in the new daemon", lambda: sorted(
-        p["ip"] for p in npctl(lab, "pods")["pods"] if p["ip"] in ips) == ips, timeout=60)
+    wait_for("new DaemonSet pods Ready on both nodes", lambda: all_ready(lab, before),
+             timeout=300)
+    for node, ip in web.items():
+        wait_for(f"the web pod of {node} in its new daemon", lambda: ip in {
+            p["ip"] for p in npctl(lab, "pods", node=node)["pods"]}, timeout=60)
     ip = lab.kubectl("-n", NS, "get", "service", "web", "-o",
                      "jsonpath={.spec.clusterIP}").stdout.strip()
     out = wait_for(f"an answer from {ip}:80 after the restart",
@@ -290,6 +328,7 @@ apiVersion: v1
 kind: Pod
 metadata: {{name: orphan, namespace: {NS}}}
 spec:
+  nodeName: k8slab-node1
   terminationGracePeriodSeconds: 1
   containers:
   - {{name: c, image: k8slab.local/busybox:1.35, imagePullPolicy: Never, command: [sleep, "100000"]}}
@@ -315,8 +354,9 @@ def test_deleting_the_daemonset_removes_what_the_daemon_made(lab):
     lab.kubectl("delete", "namespace", NS, "--timeout=120s")
     lab.kubectl("-n", SYSTEM, "delete", "daemonset", "nodeplane", "--wait=true",
                 "--timeout=90s")
-    wait_for("the DaemonSet's pod gone", lambda: daemon_pod(lab) is None, timeout=90)
-    links = lab.in_node("ip", "-o", "link", "show").stdout
-    assert "nodeplane0" not in links, links
-    tables = lab.in_node("nft", "list", "tables", check=False).stdout
-    assert "nodeplane" not in tables, tables
+    wait_for("the DaemonSet's pods gone", lambda: not daemon_pods(lab), timeout=90)
+    for number in (1, 2):
+        links = lab.in_node("ip", "-o", "link", "show", node=number).stdout
+        assert "nodeplane0" not in links, links
+        tables = lab.in_node("nft", "list", "tables", check=False, node=number).stdout
+        assert "nodeplane" not in tables, tables

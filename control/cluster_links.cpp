@@ -18,13 +18,100 @@ bool overlaps(const Ipv4Prefix& a, const Ipv4Prefix& b) {
 
 }  // namespace
 
-uint32_t clusterSpi(const std::string& secret, const std::string& from, Ipv4Address fromGateway,
-                    const std::string& to, Ipv4Address toGateway, unsigned index) {
-  auto derived = overlay::deriveEspKey(secret, "spi " + from + "@" + fromGateway.toString() + "->" +
-                                                   to + "@" + toGateway.toString());
-  uint32_t bits = 0;
-  if (derived) std::memcpy(&bits, derived->bytes.data(), sizeof(bits));
-  return 0x10000000u | (bits & 0x0fffff00u) | (index & 0xffu);
+uint64_t spiGeneration(uint32_t spi, uint64_t now) {
+  constexpr uint64_t kSpan = uint64_t{1} << 27;
+  const uint64_t low = spi & (kSpan - 1);
+  uint64_t g = (now & ~(kSpan - 1)) | low;
+  if (g > now + kSpan / 2)
+    g = g >= kSpan ? g - kSpan : g;
+  else if (g + kSpan / 2 < now)
+    g += kSpan;
+  return g;
+}
+
+std::string saContext(const std::string& from, Ipv4Address fromGateway, const std::string& to,
+                      Ipv4Address toGateway, unsigned index, uint64_t generation) {
+  return from + "@" + fromGateway.toString() + "->" + to + "@" + toGateway.toString() + "/" +
+         std::to_string(index) + "/g" + std::to_string(generation);
+}
+
+uint64_t OutboundSas::mostSealed() const {
+  uint64_t most = control ? control->sealed() : 0;
+  for (const auto& sa : byWorker) most = std::max(most, sa->sealed());
+  return most;
+}
+
+namespace {
+
+Result<std::unique_ptr<overlay::EspSa>> makeSa(overlay::EspDevice& device,
+                                               const std::string& secret,
+                                               const std::string& context, uint32_t spi,
+                                               bool outbound, Ipv4Address local,
+                                               Ipv4Address remote) {
+  overlay::EspSaSpec spec;
+  spec.spi = spi;
+  auto key = overlay::deriveEspKey(secret, context);
+  if (!key) return key.error();
+  spec.key = *key;
+  spec.outbound = outbound;
+  spec.localAddress = local;
+  spec.remoteAddress = remote;
+  return overlay::EspSa::create(device, spec);
+}
+
+}  // namespace
+
+Result<std::shared_ptr<OutboundSas>> makeOutboundSas(std::shared_ptr<overlay::EspDevice> device,
+                                                     const NodeSettings& settings,
+                                                     const ClusterPeerSpec& peer,
+                                                     Ipv4Address gateway, uint64_t generation,
+                                                     unsigned workers) {
+  if (device == nullptr || workers > kMaxEspWorkers)
+    return invalidArgument("ESP: needs a crypto device and at most " +
+                           std::to_string(kMaxEspWorkers) + " workers");
+  auto out = std::make_shared<OutboundSas>();
+  out->device = device;
+  out->generation = generation;
+  out->secret = peer.secret;
+  out->started = std::chrono::steady_clock::now();
+  for (unsigned i = 0; i <= workers; ++i) {
+    const unsigned index = i == workers ? kControlSaIndex : i;
+    auto sa = makeSa(
+        *device, peer.secret,
+        saContext(settings.clusterId, settings.nodeIp, peer.clusterId, gateway, index, generation),
+        clusterSpi(index, generation), true, settings.nodeIp, gateway);
+    if (!sa) return sa.error();
+    if (i == workers)
+      out->control = std::move(*sa);
+    else
+      out->byWorker.push_back(std::move(*sa));
+  }
+  return out;
+}
+
+Result<std::shared_ptr<InboundSas>> makeInboundSas(std::shared_ptr<overlay::EspDevice> device,
+                                                   const NodeSettings& settings,
+                                                   const std::string& peerId, Ipv4Address gateway,
+                                                   uint64_t generation, const std::string& secret,
+                                                   unsigned workers) {
+  if (device == nullptr) return invalidArgument("ESP: needs a crypto device");
+  auto in = std::make_shared<InboundSas>();
+  in->device = device;
+  in->generation = generation;
+  in->secret = secret;
+  for (unsigned index = 0; index < kSasPerPeer; ++index) {
+    InboundSas::Sa sa;
+    sa.spi = clusterSpi(index, generation);
+    const std::string context =
+        saContext(peerId, gateway, settings.clusterId, settings.nodeIp, index, generation);
+    for (unsigned w = 0; w < workers; ++w) {
+      auto made = makeSa(*device, secret, context, sa.spi, false, settings.nodeIp, gateway);
+      if (!made) return made.error();
+      sa.byWorker.push_back(std::move(*made));
+    }
+    in->byIndex.push_back(std::move(sa));
+  }
+  return in;
 }
 
 std::vector<LinkIndex> linkIndexes(const PeerMap& peers) {
@@ -113,72 +200,7 @@ Status validatePeer(const ClusterPeerSpec& peer, const NodeSettings& settings,
     return makeError(ErrorCode::kResourceExhausted,
                      what + ": more than " + std::to_string(dataplane::kMaxClusterLinks) +
                          " peer gateways in all");
-  // The SPIs a peer gateway sends to this node with share their upper bits: no two may clash.
-  std::map<uint32_t, std::string> bases;
-  if (!esp) return okStatus();
-  for (const auto& [id, other] : others)
-    if (id != peer.clusterId && other.spec.tunnel == ClusterPeerSpec::Tunnel::kEsp)
-      for (const Ipv4Address& g : other.spec.gateways)
-        bases[clusterSpi(other.spec.secret, id, g, settings.clusterId, settings.nodeIp, 0) &
-              ~0xffu] = id;
-  for (const Ipv4Address& g : peer.gateways) {
-    const uint32_t base =
-        clusterSpi(peer.secret, peer.clusterId, g, settings.clusterId, settings.nodeIp, 0) & ~0xffu;
-    if (auto it = bases.find(base); it != bases.end())
-      return invalidArgument(what + ": secret: its SPIs collide with cluster peer '" + it->second +
-                             "'s (choose another secret)");
-    bases[base] = peer.clusterId;
-  }
   return okStatus();
-}
-
-Result<std::shared_ptr<PeerSas>> makePeerSas(std::shared_ptr<overlay::EspDevice> device,
-                                             const NodeSettings& settings,
-                                             const ClusterPeerSpec& peer, unsigned workers) {
-  const std::string& localId = settings.clusterId;
-  const Ipv4Address self = settings.nodeIp;
-  auto sas = std::make_shared<PeerSas>();
-  sas->device = device;
-  auto make = [&](const std::string& from, Ipv4Address fromGateway, const std::string& to,
-                  Ipv4Address toGateway, unsigned index,
-                  bool outbound) -> Result<std::unique_ptr<overlay::EspSa>> {
-    overlay::EspSaSpec spec;
-    spec.spi = clusterSpi(peer.secret, from, fromGateway, to, toGateway, index);
-    auto key =
-        overlay::deriveEspKey(peer.secret, from + "@" + fromGateway.toString() + "->" + to + "@" +
-                                               toGateway.toString() + "/" + std::to_string(index));
-    if (!key) return key.error();
-    spec.key = *key;
-    spec.outbound = outbound;
-    spec.localAddress = self;
-    spec.remoteAddress = outbound ? toGateway : fromGateway;
-    return overlay::EspSa::create(*device, spec);
-  };
-  for (const Ipv4Address& gateway : peer.gateways) {
-    GatewaySas g;
-    g.gateway = gateway;
-    if (peer.tunnel == ClusterPeerSpec::Tunnel::kVxlan) {  // no SAs: the link is VXLAN
-      sas->gateways.push_back(std::move(g));
-      continue;
-    }
-    for (unsigned w = 0; w < workers; ++w) {
-      auto sa = make(localId, self, peer.clusterId, gateway, w, true);
-      if (!sa) return sa.error();
-      g.outbound.push_back(std::move(*sa));
-    }
-    for (unsigned i = 0; i < kSasPerPeer; ++i) {
-      GatewaySas::Inbound in;
-      in.spi = clusterSpi(peer.secret, peer.clusterId, gateway, localId, self, i);
-      for (unsigned w = 0; w < workers; ++w) {
-        auto sa = make(peer.clusterId, gateway, localId, self, i, false);
-        if (!sa) return sa.error();
-        in.byWorker.push_back(std::move(*sa));
-      }
-      g.inbound.push_back(std::move(in));
-    }
-    sas->gateways.push_back(std::move(g));
-  }
-  return sas;
 }
 
 std::shared_ptr<const dataplane::ClusterLinkTable> buildClusterLinks(
@@ -238,23 +260,28 @@ std::shared_ptr<const dataplane::ClusterLinkTable> buildClusterLinks(
           link.resolved = false;  // the link drops; nothing goes out unframed
         }
       }
-      for (const auto& sa : peer.sas->gateways[gi].outbound) link.outbound.push_back(sa.get());
+      const GatewaySas* sas = gi < peer.gateways.size() ? &peer.gateways[gi] : nullptr;
+      if (sas != nullptr && sas->outbound)
+        for (const auto& sa : sas->outbound->byWorker) link.outbound.push_back(sa.get());
       table->links.push_back(std::move(link));
-      // What this gateway sends, with the current secret and the one before (same gateways).
-      for (const PeerSas* sas : {peer.sas.get(), peer.retired.get()}) {
-        if (sas == nullptr || gi >= sas->gateways.size()) continue;
-        for (const GatewaySas::Inbound& in : sas->gateways[gi].inbound) {
-          dataplane::ClusterLinkTable::Inbound entry;
-          entry.spi = in.spi;
-          entry.link = index;
-          for (const auto& sa : in.byWorker) entry.byWorker.push_back(sa.get());
-          table->inbound.push_back(std::move(entry));
+      // What this gateway seals with: the newest generation learned, and the one before.
+      if (sas != nullptr)
+        for (const InboundSas* in : {sas->inbound.get(), sas->previous.get()}) {
+          if (in == nullptr) continue;
+          for (const InboundSas::Sa& sa : in->byIndex) {
+            dataplane::ClusterLinkTable::Inbound entry;
+            entry.spi = sa.spi;
+            entry.gateway = rte_cpu_to_be_32(gateway.value);
+            entry.link = index;
+            for (const auto& w : sa.byWorker) entry.byWorker.push_back(w.get());
+            table->inbound.push_back(std::move(entry));
+          }
         }
-      }
     }
   }
-  std::sort(table->inbound.begin(), table->inbound.end(),
-            [](const auto& a, const auto& b) { return a.spi < b.spi; });
+  std::sort(table->inbound.begin(), table->inbound.end(), [](const auto& a, const auto& b) {
+    return std::pair{a.spi, a.gateway} < std::pair{b.spi, b.gateway};
+  });
   return table;
 }
 

@@ -889,23 +889,34 @@ Result<Json> ControlApi::clusterPeers() const {
         {"gateways", Json::array()}};
     if (peer.spec.tunnel == ClusterPeerSpec::Tunnel::kVxlan) j["vni"] = peer.spec.vni;
     for (size_t gi = 0; gi < peer.spec.gateways.size(); ++gi, ++link) {
-      const GatewaySas& sas = peer.sas->gateways[gi];
+      const GatewaySas& sas = peer.gateways[gi];
       const ClusterHealth::State health = node_.clusterHealth().peer(id, sas.gateway, now);
+      auto generation = [](const auto& set) { return set ? Json(set->generation) : Json(); };
       Json g = {{"ip", sas.gateway.toString()},
                 {"inUse", sas.gateway == inUse},
                 {"alive", health.alive},
                 {"heartbeatsReceived", health.received},
                 {"lastHeardMs", health.heard ? Json(health.lastHeardMs) : Json()},
+                // SA generations (cluster_links.h): sealed with, begun, learned from the peer.
+                {"outboundGeneration", generation(sas.outbound)},
+                {"pendingGeneration", generation(sas.pending)},
+                {"inboundGeneration", generation(sas.inbound)},
+                {"previousInboundGeneration", generation(sas.previous)},
+                {"sealedMost", sas.outbound ? Json(sas.outbound->mostSealed()) : Json()},
                 {"outboundSpis", Json::array()},
                 {"inboundSpis", Json::array()}};
-      for (const auto& sa : sas.outbound) g["outboundSpis"].push_back(sa->spi());
-      for (const auto& in : sas.inbound) g["inboundSpis"].push_back(in.spi);
+      if (sas.outbound)
+        for (const auto& sa : sas.outbound->byWorker) g["outboundSpis"].push_back(sa->spi());
+      if (sas.inbound)
+        for (const auto& in : sas.inbound->byIndex) g["inboundSpis"].push_back(in.spi);
       if (snap && snap->clusterLinks && link < snap->clusterLinks->links.size()) {
         g["resolved"] = snap->clusterLinks->links[link].resolved;
         g["innerMtu"] = snap->clusterLinks->links[link].innerMtu;
       }
       if (sas.gateway == inUse)  // the gateway in use, also at the top (one-gateway peers)
-        for (const char* k : {"outboundSpis", "inboundSpis", "resolved", "innerMtu"})
+        for (const char* k :
+             {"outboundSpis", "inboundSpis", "resolved", "innerMtu", "outboundGeneration",
+              "pendingGeneration", "inboundGeneration", "previousInboundGeneration", "sealedMost"})
           if (g.contains(k)) j[k] = g[k];
       j["gateways"].push_back(std::move(g));
     }

@@ -54,6 +54,8 @@ struct NodeSettings {
   std::optional<Ipv4Prefix> globalCidr;
   // Gateway heartbeats (cluster_health.h): how often, and silence for how long means gone.
   uint32_t heartbeatIntervalMs = 100;
+  // ESP SA generations (cluster_links.h): a new one at least this often.
+  uint32_t clusterRekeySeconds = 3600;
   uint32_t gatewayDeadMs = 500;
   // Clusterset services (cluster_imports.h) get addresses here; unset: none are made.
   std::optional<Ipv4Prefix> clustersetCidr;

@@ -3,6 +3,7 @@
 #include <net/if.h>
 #include <spdlog/spdlog.h>
 
+#include <filesystem>
 #include <set>
 
 #include "control/dns_zone.h"
@@ -29,12 +30,19 @@ NodeController::NodeController(NodeSettings settings, dp::DataplaneBackend& back
       interfaceExists_([](const std::string& name) { return ::if_nametoindex(name.c_str()) != 0; }),
       stateFile_(settings_.stateFile, settings_.nodeName),
       resolver_(backend),
+      keys_(settings_, settings_.stateFile.empty()
+                           ? std::string()
+                           : (std::filesystem::path(settings_.stateFile).parent_path() /
+                              ("esp-generation-" + settings_.nodeName))
+                                 .string()),
       health_({std::chrono::milliseconds(settings_.heartbeatIntervalMs),
                std::chrono::milliseconds(settings_.gatewayDeadMs)}) {
   services_.setCounters(std::make_shared<lb::BackendCounters>(backend_.workerCount(),
                                                               lb::BackendCounters::kDefaultSlots));
   resolver_.setHeartbeatHandler(
       [this](rte_mbuf* m, uint32_t aux) { handleHeartbeat(m, aux, ClusterHealth::Clock::now()); });
+  resolver_.setEspUnknownSpiHandler(
+      [this](rte_mbuf* m, uint32_t link) { learnEspGeneration(m, link); });
 }
 
 void NodeController::handleHeartbeat(rte_mbuf* m, uint32_t aux, ClusterHealth::TimePoint now) {
@@ -171,11 +179,78 @@ void NodeController::sendHeartbeats() {
       else
         backend_.controlCounters().heartbeatsSent.add();
     }
+    // A generation about to be sealed with: first the peer gateway learns it from heartbeats.
+    for (size_t i = 0; i < links.size(); ++i) {
+      const GatewaySas* g = nullptr;
+      if (auto it = model_.peers->find(links[i].clusterId); it != model_.peers->end())
+        if (i - links[i].first < it->second.gateways.size())
+          g = &it->second.gateways[i - links[i].first];
+      if (g != nullptr && g->pending && g->pending->control)
+        sendSealedHeartbeat(i, links[i].gateway, *g->pending->control);
+    }
   }
   // A listed gateway node tells the other nodes of its cluster that it is alive.
   const auto& listed = *model_.clusterGateways;
   if (std::find(listed.begin(), listed.end(), settings_.nodeName) != listed.end())
     sendToNodes(encodeHeartbeat(hb), backend_.controlCounters().heartbeatsSent);
+}
+
+void NodeController::sendSealedHeartbeat(size_t link, Ipv4Address gateway, overlay::EspSa& sa) {
+  if (current_ == nullptr || !current_->clusterLinks ||
+      link >= current_->clusterLinks->links.size())
+    return;
+  const dp::ClusterLink& l = current_->clusterLinks->links[link];
+  if (!l.resolved) return;
+  Heartbeat hb;
+  hb.clusterId = settings_.clusterId;
+  hb.sequence = ++heartbeatSequence_;
+  hb.active = activeGateway(model_, settings_) == settings_.nodeName;
+  rte_mbuf* m = heartbeatFrame(backend_.mempool(), model_.uplink->mac, model_.uplink->mac,
+                               settings_.nodeIp, gateway, hb);
+  if (m == nullptr) return;
+  if (sa.process(&m, 1) != 1) {
+    rte_pktmbuf_free(m);
+    return;
+  }
+  auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
+  eth->dst_addr = l.dstMac;
+  eth->src_addr = l.srcMac;
+  if (!backend_.inject(l.uplinkPort, m))
+    rte_pktmbuf_free(m);
+  else
+    backend_.controlCounters().heartbeatsSent.add();
+}
+
+void NodeController::serviceClusterKeys() {
+  const auto now = ClusterKeys::SteadyTime::clock::now();
+  if (!keys_.due(*model_.peers, now)) return;
+  PeerMap peers = *model_.peers;
+  const uint64_t started = keys_.started();
+  if (!keys_.rekey(peers, espDevice_, backend_.workerCount(), now, unixSeconds())) return;
+  NodeModel next = model_;
+  next.peers = std::make_shared<const PeerMap>(std::move(peers));
+  if (auto st = publish(std::move(next)); !st) {
+    spdlog::error("rekeying cluster links: {}", st.error().message);
+    return;
+  }
+  backend_.controlCounters().espGenerationsStarted.add(keys_.started() - started);
+}
+
+void NodeController::learnEspGeneration(rte_mbuf* m, uint32_t link) {
+  PeerMap peers = *model_.peers;
+  DropReason refused = DropReason::kEspGenerationRefused;
+  const bool learned = link <= UINT16_MAX &&
+                       keys_.learn(peers, static_cast<uint16_t>(link), m, backend_.mempool(),
+                                   espDevice_, backend_.workerCount(), unixSeconds(), &refused);
+  rte_pktmbuf_free(m);  // the packet itself is not delivered: it only taught the generation
+  if (!learned) return backend_.controlCounters().drop(refused);
+  NodeModel next = model_;
+  next.peers = std::make_shared<const PeerMap>(std::move(peers));
+  if (auto st = publish(std::move(next)); !st) {
+    spdlog::error("installing a learned ESP generation: {}", st.error().message);
+    return;
+  }
+  backend_.controlCounters().espGenerationsLearned.add();
 }
 
 void NodeController::sendToNodes(const std::vector<uint8_t>& payload, Counter& sent) {
@@ -198,6 +273,7 @@ void NodeController::serviceClusterHealth(ClusterHealth::TimePoint now) {
   if (clustersetDirty_) syncClusterset();
   if (model_.peers->empty()) return;
   if (health_.sendDue(now)) {
+    serviceClusterKeys();
     sendHeartbeats();
     // Exports every tenth heartbeat (every second by default), from the active gateway.
     if (++announceTick_ % kHeartbeatsPerAnnouncement == 0 &&
@@ -280,40 +356,25 @@ Status NodeController::setClusterPeer(const ClusterPeerSpec& spec) {
     if (!device) return device.error();
     espDevice_ = std::move(*device);
   }
+  if (spec.tunnel == ClusterPeerSpec::Tunnel::kEsp && backend_.workerCount() > kMaxEspWorkers)
+    return invalidArgument("cluster peer '" + spec.clusterId + "': ESP links take at most " +
+                           std::to_string(kMaxEspWorkers) + " workers");
   PeerMap peers = *model_.peers;
   auto existing = peers.find(spec.clusterId);
-  ClusterPeer peer{spec, nullptr, nullptr, ""};
-  const bool sameGateway =
-      existing != peers.end() && existing->second.spec.gateways == spec.gateways;
-  if (sameGateway && existing->second.spec.secret == spec.secret) {
-    // Same keys: the SAs go on, sequence numbers and replay windows included.
-    peer.sas = existing->second.sas;
-    peer.retired = existing->second.retired;
-    peer.retiredSecret = existing->second.retiredSecret;
-  } else if (sameGateway && existing->second.retired &&
-             existing->second.retiredSecret == spec.secret) {
-    // Back to the secret before: its SAs again (the other gateway's windows remember them).
-    peer.sas = existing->second.retired;
-    peer.retired = existing->second.sas;
-    peer.retiredSecret = existing->second.spec.secret;
-  } else {
-    auto sas = makePeerSas(espDevice_, settings_, spec, backend_.workerCount());
-    if (!sas) return sas.error();
-    peer.sas = std::move(*sas);
-    if (sameGateway) {
-      peer.retired = existing->second.sas;
-      peer.retiredSecret = existing->second.spec.secret;
-    }
-  }
-  peers[spec.clusterId] = std::move(peer);
+  // Same gateway, same secret: its SAs go on; otherwise a new generation (cluster_keys.h).
+  auto peer = keys_.peerFor(spec, existing != peers.end() ? &existing->second : nullptr, espDevice_,
+                            backend_.workerCount(), unixSeconds());
+  if (!peer) return peer.error();
+  const uint64_t started = keys_.started();
+  peers[spec.clusterId] = std::move(*peer);
   NodeModel next = model_;
   next.peers = std::make_shared<const PeerMap>(std::move(peers));
   if (auto st = publish(std::move(next)); !st) return st;
   updateWantedNeighbors();
   health_.watch(*model_.peers, *model_.clusterGateways, ClusterHealth::Clock::now());
-  spdlog::info("cluster peer {} set: {} gateway(s), {} prefix(es), {} SA(s) out, {} SPI(s) in",
-               spec.clusterId, spec.gateways.size(), spec.cidrs.size(),
-               backend_.workerCount() * spec.gateways.size(), kSasPerPeer * spec.gateways.size());
+  backend_.controlCounters().espGenerationsStarted.add(keys_.started() - started);
+  spdlog::info("cluster peer {} set: {} gateway(s), {} prefix(es), {} new SA generation(s)",
+               spec.clusterId, spec.gateways.size(), spec.cidrs.size(), keys_.started() - started);
   return okStatus();
 }
 

@@ -13,6 +13,7 @@
 
 #include "control/cluster_health.h"
 #include "control/cluster_imports.h"
+#include "control/cluster_keys.h"
 #include "control/host_path.h"
 #include "control/model.h"
 #include "control/node_port_redirect.h"
@@ -145,6 +146,11 @@ class NodeController {
   void serviceClusterHealth(ClusterHealth::TimePoint now);
   void sendHeartbeats();
   void handleHeartbeat(rte_mbuf* m, uint32_t aux, ClusterHealth::TimePoint now);
+  // ESP SA generations (cluster_keys.h): rekeys when due; learns a peer gateway's new one.
+  void serviceClusterKeys();
+  void learnEspGeneration(rte_mbuf* m, uint32_t link);
+  // A heartbeat to peer gateway `link`'s sealed by the control thread with `sa`, on the uplink.
+  void sendSealedHeartbeat(size_t link, Ipv4Address gateway, overlay::EspSa& sa);
   // Exports announced to the peers' gateways; the clusterset services kept in step with the
   // services, the exports and the imports (cluster_imports.h).
   void sendAnnouncements();
@@ -181,6 +187,7 @@ class NodeController {
   ServiceRegistry services_;
   std::shared_ptr<policy::PolicyRuntime> policyRuntime_;
   std::shared_ptr<overlay::EspDevice> espDevice_;  // opened for the first peer cluster
+  ClusterKeys keys_;                               // SA generations
   ClusterHealth health_;                           // gateway heartbeats heard
   ClusterImports imports_;                         // what peers export
   std::map<std::string, Ipv4Address> clustersetVips_;

@@ -47,6 +47,8 @@ const char* puntName(PuntReason p) {
       return "await-neighbor (the next hop's MAC is being resolved)";
     case PuntReason::kHeartbeat:
       return "heartbeat";
+    case PuntReason::kEspUnknownSpi:
+      return "esp-unknown-spi (perhaps a peer gateway's next SA generation)";
     case PuntReason::kFragment:
       return "fragment (larger than the overlay MTU, DF clear)";
   }

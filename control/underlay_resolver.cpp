@@ -51,11 +51,16 @@ bool UnderlayResolver::service(TimePoint now, const dp::Snapshot* current) {
           handleFragment(m, current);
           break;
         case PuntReason::kHeartbeat:
-          if (onHeartbeat_)
-            onHeartbeat_(m, punted[i].aux);
+        case PuntReason::kEspUnknownSpi: {
+          const auto& handler = static_cast<PuntReason>(punted[i].reason) == PuntReason::kHeartbeat
+                                    ? onHeartbeat_
+                                    : onEspUnknownSpi_;
+          if (handler)
+            handler(m, punted[i].aux);
           else
             drop(m, DropReason::kUnclaimed);
           break;
+        }
         case PuntReason::kNone:
           drop(m, DropReason::kUnclaimed);
           break;

@@ -35,6 +35,10 @@ class UnderlayResolver {
   void setHeartbeatHandler(std::function<void(rte_mbuf*, uint32_t)> handler) {
     onHeartbeat_ = std::move(handler);
   }
+  // Who takes ESP of unknown SPIs from peer gateways (the frame, whose it becomes, and the link).
+  void setEspUnknownSpiHandler(std::function<void(rte_mbuf*, uint32_t)> handler) {
+    onEspUnknownSpi_ = std::move(handler);
+  }
 
   // Enables ARP on the uplink (announces our address once with a gratuitous ARP).
   void setUplink(const Uplink& uplink);
@@ -70,6 +74,7 @@ class UnderlayResolver {
   dataplane::DataplaneBackend& backend_;
   overlay::NeighborTable neighbors_;
   std::function<void(rte_mbuf*, uint32_t)> onHeartbeat_;
+  std::function<void(rte_mbuf*, uint32_t)> onEspUnknownSpi_;
   std::optional<Uplink> uplink_;
 };
 

@@ -45,6 +45,10 @@ class Counter {
   X(espOpened, "esp_opened", "ESP packets from another cluster's gateway opened")                  \
   X(announcementsSent, "export_announcements_sent",                                                \
     "exported services announced to peers' gateways (control thread)")                             \
+  X(espGenerationsStarted, "esp_generations_started",                                              \
+    "SA generations begun towards peers' gateways: peers set, secrets changed, rekeys (control)")  \
+  X(espGenerationsLearned, "esp_generations_learned",                                              \
+    "SA generations of peers' gateways learned from their first packet (control thread)")          \
   X(heartbeatsSent, "heartbeats_sent",                                                             \
     "gateway heartbeats sent to peers' gateways and this cluster's nodes (control thread)")        \
   X(globalEgressFlows, "global_egress_flows",                                                      \

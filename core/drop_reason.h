@@ -102,7 +102,13 @@ namespace nodeplane {
   X(kClusterLinkUnresolved, "cluster_link_unresolved",                                             \
     "for another cluster, whose gateway's MAC is not known yet (never sent unsealed)")             \
   X(kEspEncapFailed, "esp_encap_failed", "could not be sealed for another cluster (no room)")      \
-  X(kEspUnknownSpi, "esp_unknown_spi", "ESP to this node with an SPI of no peer cluster")          \
+  X(kEspUnknownSpi, "esp_unknown_spi",                                                             \
+    "ESP to this node with an SPI of no SA (from a peer gateway: perhaps a new generation)")       \
+  X(kEspGenerationRefused, "esp_generation_refused",                                               \
+    "ESP naming a new SA generation that did not open with the peer's secret (control thread)")    \
+  X(kEspGenerationStale, "esp_generation_stale",                                                   \
+    "ESP naming an SA generation older than the one learned, or too far from this clock "          \
+    "(control)")                                                                                   \
   X(kEspReplayed, "esp_replayed", "ESP replayed, behind the anti-replay window, or malformed")     \
   X(kEspBadIcv, "esp_bad_icv", "ESP whose integrity check failed (wrong key or altered)")          \
   X(kClusterGatewayUnknown, "cluster_gateway_unknown",                                             \

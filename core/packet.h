@@ -29,6 +29,7 @@ enum class PuntReason : uint8_t {
   kAwaitNeighbor,  // encapsulated, waiting for the next hop's MAC (aux: next-hop IPv4, wire order)
   kFragment,       // inner packet larger than the overlay MTU without DF: fragment it
   kHeartbeat,      // a gateway heartbeat (aux: the cluster link it came on, or the underlay)
+  kEspUnknownSpi,  // ESP from a peer gateway with an SPI of no SA yet (aux: the link): learn it?
 };
 
 enum class L3Kind : uint8_t { kNone, kIpv4, kArp };

@@ -116,6 +116,7 @@ int main(int argc, char** argv) {
     settings.clustersetCidr = opts.clustersetCidr;
     settings.heartbeatIntervalMs = opts.heartbeatIntervalMs;
     settings.gatewayDeadMs = opts.gatewayDeadMs;
+    settings.clusterRekeySeconds = opts.clusterRekeySeconds;
     settings.nodeIp = opts.nodeIp;
     settings.underlayPrefixLength = opts.underlayPrefixLength;
     settings.underlayGateway = opts.underlayGateway;

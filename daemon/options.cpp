@@ -196,6 +196,9 @@ Result<ParsedOptions> parseDaemonOptions(int argc, const char* const* argv) {
           "how often gateways send heartbeats to peers' gateways and their cluster's nodes")
       ("cluster-gateway-dead-ms", po::value<uint32_t>()->default_value(500),
           "a gateway not heard for this long is replaced by the next of its list")
+      ("cluster-rekey-seconds", po::value<uint32_t>()->default_value(3600),
+          "a new generation of ESP SAs towards each peer gateway at least this often (1 to "
+          "86400; linked clusters should agree: a generation older than twice theirs is refused)")
       ("clusterset-cidr", po::value<std::string>(),
           "clusterset services (Multi-Cluster Services: every exported name of linked clusters) "
           "get their addresses here, answered as <svc>.<ns>.svc.clusterset.local; unset: none")
@@ -433,6 +436,9 @@ Result<ParsedOptions> parseDaemonOptions(int argc, const char* const* argv) {
   if (o.gatewayDeadMs < 2 * o.heartbeatIntervalMs || o.gatewayDeadMs > 60000)
     return optionError("cluster-gateway-dead-ms",
                        "must be at least twice --cluster-heartbeat-ms, and at most 60000");
+  o.clusterRekeySeconds = vm["cluster-rekey-seconds"].as<uint32_t>();
+  if (o.clusterRekeySeconds < 1 || o.clusterRekeySeconds > 86400)
+    return optionError("cluster-rekey-seconds", "must be 1 to 86400");
   for (const char* name : {"cluster-global-cidr", "clusterset-cidr"}) {
     auto prefix = clusterPrefix(vm, name, o);
     if (!prefix) return prefix.error();

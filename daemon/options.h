@@ -19,6 +19,7 @@ struct DaemonOptions {
   std::optional<Ipv4Prefix> clustersetCidr;     // clusterset services (control/cluster_imports.h)
   uint32_t heartbeatIntervalMs = 100;           // gateway heartbeats (control/cluster_health.h)
   uint32_t gatewayDeadMs = 500;
+  uint32_t clusterRekeySeconds = 3600;  // ESP SA generations (control/cluster_links.h)
   Ipv4Address nodeIp;
   uint8_t underlayPrefixLength = 32;           // --node-ip a.b.c.d/len: the uplink's subnet
   std::optional<Ipv4Address> underlayGateway;  // next hop for tunnel endpoints off that subnet

@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "overlay/esp.h"
@@ -54,11 +55,12 @@ struct GlobalTranslation {
 struct ClusterLinkTable {
   struct Inbound {
     uint32_t spi = 0;
+    rte_be32_t gateway = 0;  // the peer gateway that seals with it (the outer source)
     uint16_t link = 0;
     std::vector<overlay::EspSa*> byWorker;
   };
   std::vector<ClusterLink> links;
-  std::vector<Inbound> inbound;  // sorted by SPI
+  std::vector<Inbound> inbound;  // sorted by SPI, then gateway
   // Globalnet: this cluster's global CIDR (host order; mask 0: none, peers route real CIDRs),
   // the address its pods reach peers from, and the exported services' translations, sorted by
   // global address (byGlobal) and by ClusterIP (byCluster).
@@ -68,13 +70,9 @@ struct ClusterLinkTable {
   std::shared_ptr<const void> owner;
 
   bool globalnet() const { return globalMask != 0; }
-  // The VXLAN link whose peer gateway is `outerSource`, or -1.
-  int32_t vxlanLinkFrom(rte_be32_t outerSource) const {
-    for (size_t i = 0; i < links.size(); ++i)
-      if (links[i].vxlan != nullptr && links[i].gatewayIp == outerSource)
-        return static_cast<int32_t>(i);
-    return -1;
-  }
+  // The VXLAN link / the ESP link whose peer gateway is `outerSource`, or -1.
+  int32_t vxlanLinkFrom(rte_be32_t outerSource) const { return linkFrom(outerSource, true); }
+  int32_t espLinkFrom(rte_be32_t outerSource) const { return linkFrom(outerSource, false); }
   bool isGlobal(rte_be32_t ip) const {
     return globalMask != 0 && (rte_be_to_cpu_32(ip) & globalMask) == globalNet;
   }
@@ -86,13 +84,22 @@ struct ClusterLinkTable {
     return find(byCluster, clusterIp, &GlobalTranslation::clusterIp);
   }
 
-  const Inbound* findSpi(uint32_t spi) const {
-    auto it = std::lower_bound(inbound.begin(), inbound.end(), spi,
-                               [](const Inbound& in, uint32_t s) { return in.spi < s; });
-    return it != inbound.end() && it->spi == spi ? &*it : nullptr;
+  // The SAs that open `spi` from peer gateway `gateway` (the outer source); null: none.
+  const Inbound* findSpi(rte_be32_t gateway, uint32_t spi) const {
+    auto it = std::lower_bound(inbound.begin(), inbound.end(), std::pair{spi, gateway},
+                               [](const Inbound& in, std::pair<uint32_t, rte_be32_t> key) {
+                                 return std::pair{in.spi, in.gateway} < key;
+                               });
+    return it != inbound.end() && it->spi == spi && it->gateway == gateway ? &*it : nullptr;
   }
 
  private:
+  int32_t linkFrom(rte_be32_t outerSource, bool vxlan) const {
+    for (size_t i = 0; i < links.size(); ++i)
+      if ((links[i].vxlan != nullptr) == vxlan && links[i].gatewayIp == outerSource)
+        return static_cast<int32_t>(i);
+    return -1;
+  }
   static const GlobalTranslation* find(const std::vector<GlobalTranslation>& sorted, rte_be32_t ip,
                                        rte_be32_t GlobalTranslation::*field) {
     auto it = std::lower_bound(

@@ -2,6 +2,7 @@
 
 #include <netinet/in.h>
 #include <rte_arp.h>
+#include <rte_cycles.h>
 #include <rte_icmp.h>
 
 #include "core/icmp.h"
@@ -87,9 +88,17 @@ void handleEsp(rte_mbuf* m, PacketMeta& meta, const Snapshot& snapshot, WorkerCo
       rte_pktmbuf_data_len(m) < meta.l4Offset + 8u)
     return meta.setDrop(DropReason::kEspUnknownSpi);
   std::memcpy(&spiWire, rte_pktmbuf_mtod_offset(m, const uint8_t*, meta.l4Offset), 4);
-  const ClusterLinkTable::Inbound* in = links->findSpi(rte_be_to_cpu_32(spiWire));
-  if (in == nullptr || in->byWorker.size() <= ctx.workerIndex)
-    return meta.setDrop(DropReason::kEspUnknownSpi);
+  const ClusterLinkTable::Inbound* in = links->findSpi(meta.srcIp, rte_be_to_cpu_32(spiWire));
+  if (in == nullptr || in->byWorker.size() <= ctx.workerIndex) {
+    // From a peer gateway: perhaps its next generation of SAs, which the control thread learns
+    // from this packet (control/cluster_links.h). Counted as dropped here either way; at most
+    // a few a second go to the control thread.
+    const int32_t link = links->espLinkFrom(meta.srcIp);
+    if (link < 0 || ctx.dryRun || !ctx.espLearnLimiter.allow(rte_rdtsc()))
+      return meta.setDrop(DropReason::kEspUnknownSpi);
+    ctx.counters->drop(DropReason::kEspUnknownSpi);
+    return meta.setPunt(PuntReason::kEspUnknownSpi, static_cast<uint32_t>(link));
+  }
   if (ctx.dryRun) return meta.setDrop(DropReason::kEspUnknownSpi);  // a trace opens nothing
   uint16_t replayed = 0;
   rte_mbuf* one[1] = {m};

@@ -19,6 +19,10 @@ namespace {
 constexpr uint32_t kIdleLoopsBeforeSleep = 1024;
 // Connection-table entries this worker ages per loop iteration (its own shard).
 constexpr uint32_t kAgingBudget = 64;
+// ESP of unknown SPIs this worker hands the control thread to learn a new SA generation from
+// (a peer gateway's next generation shows itself with its first heartbeat): a few a second.
+constexpr uint32_t kEspLearnPerSecond = 20;
+constexpr uint32_t kEspLearnBurst = 4;
 }  // namespace
 
 Worker::Worker(const WorkerConfig& config, const SnapshotPublisher& publisher, rte_rcu_qsbr* qsbr,
@@ -68,6 +72,7 @@ void Worker::run() {
     if (snapshot->generation != configuredGeneration) {
       context_.icmpLimiter.configure(rte_get_tsc_hz(), snapshot->settings.icmpErrorsPerSecond,
                                      snapshot->settings.icmpErrorBurst);
+      context_.espLearnLimiter.configure(rte_get_tsc_hz(), kEspLearnPerSecond, kEspLearnBurst);
       configuredGeneration = snapshot->generation;
       context_.generation = configuredGeneration;
     }

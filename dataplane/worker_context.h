@@ -46,6 +46,7 @@ struct WorkerContext {
   // state (no flow inserted, updated or removed, no L7 state, no policy counters or log).
   bool dryRun = false;
   IcmpRateLimiter icmpLimiter;
+  IcmpRateLimiter espLearnLimiter;  // ESP of unknown SPIs to the control thread (kEspUnknownSpi)
   overlay::DecapCache decapCache;
   lb::SnatPorts snatPorts;  // this worker's share of the SNAT source ports
 };

@@ -196,6 +196,8 @@ uint16_t EspSa::process(rte_mbuf** pkts, uint16_t count, uint16_t* replayed) {
       ip->hdr_checksum = 0;
       ip->hdr_checksum = rte_ipv4_cksum(ip);
     }
+    // One writer: a plain add, published for the control thread's reads.
+    sealed_.store(sealed_.load(std::memory_order_relaxed) + done, std::memory_order_relaxed);
     return done;
   }
 

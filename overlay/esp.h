@@ -20,6 +20,7 @@
 #include <rte_mbuf.h>
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -97,6 +98,9 @@ class EspSa {
 
   uint32_t spi() const { return spec_.spi; }
   bool outbound() const { return spec_.outbound; }
+  // Outbound: packets sealed so far (the sequence number's wear). Written by the one thread that
+  // seals with the SA, read by any (the control thread's rekey check).
+  uint64_t sealed() const { return sealed_.load(std::memory_order_relaxed); }
 
  private:
   EspSa() = default;
@@ -105,7 +109,8 @@ class EspSa {
   rte_ipsec_sa* sa_ = nullptr;
   void* cryptoSession_ = nullptr;
   rte_ipsec_session session_{};
-  std::unique_ptr<ReplayWindow> window_;     // inbound, with a window (replay_window.h: why)
+  std::unique_ptr<ReplayWindow> window_;  // inbound, with a window (replay_window.h: why)
+  std::atomic<uint64_t> sealed_{0};
   std::array<uint8_t, 34> outerTemplate_{};  // Ethernet + IPv4, outbound
 };
 

@@ -49,16 +49,35 @@ def link():
         yield {"lab": lab, "east": east, "west": west, "client": client, "server": server}
 
 
+def learned(d):
+    """The SA generation this gateway learned from its peer's (None: none yet)."""
+    return d.call("cluster.peers")["peers"][0].get("inboundGeneration")
+
+
+def wait_learned(d, newer_than=None, timeout=5):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        g = learned(d)
+        if g is not None and (newer_than is None or g > newer_than):
+            return g
+        time.sleep(0.05)
+    raise AssertionError(f"{d.node_name} learned no generation newer than {newer_than}")
+
+
 def test_peers_are_listed_with_their_spis_and_a_resolved_gateway(link):
+    for d in (link["east"], link["west"]):  # each learns the other's SAs from its heartbeats
+        wait_learned(d)
     peers = link["east"].call("cluster.peers")
     assert peers["clusterId"] == "east"
     (west,) = peers["peers"]
     assert west["clusterId"] == "west" and west["gatewayIp"] == WEST_IP
     assert west["resolved"] is True and west["innerMtu"] == 1500 - 57
-    # What east sends with is what west opens with, derived on both sides from the IDs.
+    # What east seals with is what west opens with: one generation, keys derived on both sides.
     (east,) = link["west"].call("cluster.peers")["peers"]
     assert set(west["outboundSpis"]) <= set(east["inboundSpis"])
     assert set(east["outboundSpis"]) <= set(west["inboundSpis"])
+    assert west["outboundGeneration"] == east["inboundGeneration"]
+    assert east["outboundGeneration"] == west["inboundGeneration"]
 
 
 def test_pods_reach_each_other_and_the_wire_carries_only_esp(link, tmp_path):
@@ -120,18 +139,56 @@ def test_too_large_gets_fragmentation_needed_and_bulk_tcp_goes_through(link):
 def test_a_secret_change_on_one_side_stops_the_link_until_the_other_agrees(link):
     east, west, client, server = link["east"], link["west"], link["client"], link["server"]
     before = east.drops().get("esp_unknown_spi", 0)
+    refused = east.drops().get("esp_generation_refused", 0)
     west.call("cluster.peer.set", peer("east", EAST_IP, EAST_AS_PEER["cidrs"],
                                        secret="a secret east does not have"))
     try:
-        # West still opens what east seals with the old secret, but seals with the new one,
-        # whose SAs east does not know: the replies do not come back.
+        # West still opens what east seals (a generation it learned), but begins a generation
+        # with the new secret, which east cannot open: the replies do not come back.
         r = client.exec(["ping", "-c", "2", "-i", "0.2", "-W", "1", server.ip], check=False)
         assert r.returncode != 0
         assert east.drops().get("esp_unknown_spi", 0) >= before + 2
+        # East tried to learn the new generation from them, and could not open it.
+        assert east.drops().get("esp_generation_refused", 0) > refused
     finally:
         west.call("cluster.peer.set", EAST_AS_PEER)
-    # The old secret back: its SAs again, with their sequence numbers (east's windows agree).
+    # The old secret back: a new generation under it, which east learns and opens.
     client.exec(["ping", "-c", "2", "-i", "0.2", "-W", "2", server.ip])
+
+
+def blast(src, dst, seconds=3):
+    """UDP from pod `src` to pod `dst` as fast as iperf3 goes: a hundred thousand packets or
+    more through one SA (the far gateway's replay window moves far ahead)."""
+    srv = dst.popen(["iperf3", "-s", "-1", "-p", "5202"])
+    time.sleep(0.5)
+    src.exec(["iperf3", "-c", dst.ip, "-p", "5202", "-u", "-b", "300M", "-l", "200", "-t",
+              str(seconds)], check=False, timeout=seconds + 20)
+    srv.wait(timeout=10)
+
+
+def test_a_restarted_gateway_is_heard_again_at_once(link):
+    """After a gateway's daemon restarts (an upgrade, a crash), it seals with a new generation
+    of SAs: never again a key and sequence number it used (AES-GCM's IV), and the other gateway,
+    whose replay window for the old SAs is far ahead, learns the new one from the first
+    heartbeat instead of refusing everything as replayed."""
+    east, west, client, server = link["east"], link["west"], link["client"], link["server"]
+    blast(server, client)  # west -> east: east's window for west's SAs far ahead
+    sealed = west.call("cluster.peers")["peers"][0]
+    assert sealed["sealedMost"] > 50_000, sealed
+    old = sealed["outboundGeneration"]
+    west.stop()
+    west.start()
+    west.call("cluster.peer.set", EAST_AS_PEER)
+    new = west.call("cluster.peers")["peers"][0]["outboundGeneration"]
+    assert new > old, (old, new)
+    assert wait_learned(east, newer_than=old) == new
+    start = time.time()
+    client.exec(["ping", "-c", "1", "-W", "2", server.ip])
+    r = client.exec(["curl", "-sS", "--max-time", "3", f"http://{server.ip}:8080/whoami"])
+    assert "shop/server" in r.stdout, r.stdout
+    assert time.time() - start < 5
+    east_view = east.call("cluster.peers")["peers"][0]
+    assert east_view["inboundGeneration"] == new and east_view["previousInboundGeneration"] == old
 
 
 @pytest.mark.parametrize("bad, field", [

@@ -1,7 +1,10 @@
-// Peer clusters on the control side: what is refused (by field), that both gateways derive the
-// same SPIs and keys (what one seals the other opens), that a new secret means new SPIs, and the
-// link table the snapshot gets (inbound SPIs sorted, a retired secret's SAs still opening).
+// Peer clusters on the control side: what is refused (by field), SPIs naming SA index and
+// generation, that both gateways derive the same keys for a generation (what one seals the other
+// opens, no other generation or secret does), and the link table the snapshot gets (inbound SAs
+// of the newest and the previous generation, found by gateway and SPI).
 #include "control/cluster_links.h"
+
+#include "control/cluster_keys.h"
 
 #include <gtest/gtest.h>
 
@@ -69,8 +72,7 @@ TEST(ClusterLinksTest, BadPeersAreRefusedByField) {
   EXPECT_NE(refusal(peer("west", "192.168.53.11", "0.0.0.0/0"), east).find("everything"),
             std::string::npos);
   PeerMap others;
-  others["north"] =
-      ClusterPeer{peer("north", "192.168.53.12", "10.246.0.0/16"), nullptr, nullptr, ""};
+  others["north"] = ClusterPeer{peer("north", "192.168.53.12", "10.246.0.0/16"), {}, ""};
   EXPECT_NE(refusal(peer("west", "192.168.53.11", "10.246.1.0/24"), east, others)
                 .find("cluster peer 'north'"),
             std::string::npos);
@@ -80,57 +82,87 @@ TEST(ClusterLinksTest, BadPeersAreRefusedByField) {
             std::string::npos);
 }
 
-TEST(ClusterLinksTest, BothGatewaysDeriveTheSameSasAndANewSecretNewSpis) {
-  const std::string secret = "a secret of sixteen bytes or more";
-  const Ipv4Address e{0xc0a8350a}, w{0xc0a8350b}, w2{0xc0a8350c};
-  EXPECT_EQ(control::clusterSpi(secret, "east", e, "west", w, 3),
-            control::clusterSpi(secret, "east", e, "west", w, 3));
-  EXPECT_NE(control::clusterSpi(secret, "east", e, "west", w, 0),
-            control::clusterSpi(secret, "west", w, "east", e, 0));
-  EXPECT_NE(control::clusterSpi(secret, "east", e, "west", w, 0),
-            control::clusterSpi("another secret, as long", "east", e, "west", w, 0));
-  // Another gateway of the same cluster: SAs of its own (a standby starts its own sequence).
-  EXPECT_NE(control::clusterSpi(secret, "west", w, "east", e, 0) & ~0xffu,
-            control::clusterSpi(secret, "west", w2, "east", e, 0) & ~0xffu);
-  EXPECT_GT(control::clusterSpi(secret, "east", e, "west", w, 0), 255u);
+TEST(ClusterLinksTest, SpisNameTheIndexAndTheGeneration) {
+  const uint64_t g = 1'765'000'000;  // December 2025
+  const uint32_t spi = control::clusterSpi(3, g);
+  EXPECT_GT(spi, 255u);
+  EXPECT_EQ(control::spiIndex(spi), 3u);
+  EXPECT_EQ(control::spiGeneration(spi, g), g);
+  EXPECT_EQ(control::spiGeneration(spi, g + 86400 * 365), g) << "a year later, still that one";
+  EXPECT_EQ(control::spiGeneration(spi, g - 3600), g) << "a clock an hour behind";
+  EXPECT_NE(control::clusterSpi(3, g), control::clusterSpi(3, g + 1));
+  EXPECT_NE(control::clusterSpi(3, g), control::clusterSpi(4, g));
+  // Across the 27-bit wrap (every 4.25 years): the nearest generation with those bits.
+  const uint64_t wrap = (g | 0x07ffffffu) + 1;
+  EXPECT_EQ(control::spiGeneration(control::clusterSpi(0, wrap - 5), wrap + 10), wrap - 5);
+  EXPECT_EQ(control::spiGeneration(control::clusterSpi(0, wrap + 5), wrap - 10), wrap + 5);
+}
 
-  auto device = overlay::EspDevice::open(0);
-  ASSERT_TRUE(device.ok()) << device.error().message;
-  std::shared_ptr<overlay::EspDevice> shared = std::move(*device);
-  auto eastSas = control::makePeerSas(shared, settings("east", "192.168.53.10"),
-                                      peer("west", "192.168.53.11", "10.245.0.0/16"), 2);
-  auto westSas = control::makePeerSas(shared, settings("west", "192.168.53.11"),
-                                      peer("east", "192.168.53.10", "10.244.0.0/16"), 1);
-  ASSERT_TRUE(eastSas.ok() && westSas.ok());
-  ASSERT_EQ((*eastSas)->gateways.size(), 1u);
-  ASSERT_EQ((*eastSas)->gateways[0].outbound.size(), 2u);
-  ASSERT_EQ((*westSas)->gateways[0].inbound.size(), control::kSasPerPeer);
-  // East's worker 1 seals; west opens with the SA of the same SPI.
-  overlay::EspSa& out = *(*eastSas)->gateways[0].outbound[1];
-  const auto& in = (*westSas)->gateways[0].inbound[1];
-  EXPECT_EQ(in.spi, out.spi());
+// One frame of inner IPv4 behind an Ethernet header, as the link's TX buffer hands it to an SA.
+Bytes innerFrame() {
   Bytes frame = {0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x08, 0x00};
   const Bytes inner =
       PacketBuilder().ipv4("10.244.1.2", "10.245.1.2").udp(1, 2).payload(100).build();
   frame.insert(frame.end(), inner.begin(), inner.end());
-  rte_mbuf* m = makeMbuf(frame);
-  ASSERT_EQ(out.process(&m, 1), 1);
-  ASSERT_EQ(in.byWorker[0]->process(&m, 1), 1);
-  const Bytes opened = mbufBytes(m);
-  rte_pktmbuf_free(m);
-  EXPECT_EQ(Bytes(opened.begin() + 14, opened.end()), inner);
+  return frame;
 }
 
-TEST(ClusterLinksTest, TheLinkTableSortsInboundSpisAndKeepsARetiredSecretOpening) {
+TEST(ClusterLinksTest, WhatOneGatewaySealsTheOtherOpensWithTheSameGeneration) {
+  auto device = overlay::EspDevice::open(0);
+  ASSERT_TRUE(device.ok()) << device.error().message;
+  std::shared_ptr<overlay::EspDevice> shared = std::move(*device);
+  const NodeSettings east = settings("east", "192.168.53.10");
+  const NodeSettings west = settings("west", "192.168.53.11");
+  const ClusterPeerSpec westPeer = peer("west", "192.168.53.11", "10.245.0.0/16");
+  const uint64_t g = 1'765'000'000;
+  auto out = control::makeOutboundSas(shared, east, westPeer, west.nodeIp, g, 2);
+  ASSERT_TRUE(out.ok()) << out.error().message;
+  ASSERT_EQ((*out)->byWorker.size(), 2u);
+  ASSERT_NE((*out)->control, nullptr);
+  EXPECT_EQ((*out)->control->spi(), control::clusterSpi(control::kControlSaIndex, g));
+  auto in = control::makeInboundSas(shared, west, "east", east.nodeIp, g, westPeer.secret, 1);
+  auto other =
+      control::makeInboundSas(shared, west, "east", east.nodeIp, g + 1, westPeer.secret, 1);
+  auto wrongKey = control::makeInboundSas(shared, west, "east", east.nodeIp, g,
+                                          "another secret, sixteen or more", 1);
+  ASSERT_TRUE(in.ok() && other.ok() && wrongKey.ok());
+  ASSERT_EQ((*in)->byIndex.size(), control::kSasPerPeer);
+  for (unsigned index : {1u, control::kControlSaIndex}) {
+    overlay::EspSa& sealer = index == 1 ? *(*out)->byWorker[1] : *(*out)->control;
+    EXPECT_EQ((*in)->byIndex[index].spi, sealer.spi());
+    rte_mbuf* m = makeMbuf(innerFrame());
+    ASSERT_EQ(sealer.process(&m, 1), 1);
+    rte_mbuf* again = rte_pktmbuf_copy(m, testPool(), 0, UINT32_MAX);
+    rte_mbuf* third = rte_pktmbuf_copy(m, testPool(), 0, UINT32_MAX);
+    ASSERT_EQ((*in)->byIndex[index].byWorker[0]->process(&m, 1), 1);
+    const Bytes opened = mbufBytes(m);
+    rte_pktmbuf_free(m);
+    const Bytes sent = innerFrame();
+    EXPECT_EQ(Bytes(opened.begin() + 14, opened.end()), Bytes(sent.begin() + 14, sent.end()));
+    // Another generation's keys, or another secret's, do not open it.
+    EXPECT_EQ((*other)->byIndex[index].byWorker[0]->process(&again, 1), 0);
+    EXPECT_EQ((*wrongKey)->byIndex[index].byWorker[0]->process(&third, 1), 0);
+    rte_pktmbuf_free(again);
+    rte_pktmbuf_free(third);
+  }
+  EXPECT_EQ((*out)->mostSealed(), 1u);
+}
+
+TEST(ClusterLinksTest, TheLinkTableFindsInboundSasByGatewayAndSpi) {
   auto device = overlay::EspDevice::open(0);
   ASSERT_TRUE(device.ok());
   std::shared_ptr<overlay::EspDevice> shared = std::move(*device);
   const NodeSettings east = settings("east", "192.168.53.10");
-  ClusterPeer west{peer("west", "192.168.53.11", "10.245.0.0/16"), nullptr, nullptr, ""};
-  west.sas = *control::makePeerSas(shared, east, west.spec, 1);
-  west.retired = *control::makePeerSas(
-      shared, east, peer("west", "192.168.53.11", "10.245.0.0/16", "the secret before this one"),
-      1);
+  const uint64_t g = 1'765'000'000;
+  ClusterPeer west{peer("west", "192.168.53.11", "10.245.0.0/16"), {}, ""};
+  control::GatewaySas sas;
+  sas.gateway = west.spec.gateways[0];
+  sas.outbound = *control::makeOutboundSas(shared, east, west.spec, sas.gateway, g, 1);
+  sas.inbound =
+      *control::makeInboundSas(shared, east, "west", sas.gateway, g + 9, west.spec.secret, 1);
+  sas.previous =
+      *control::makeInboundSas(shared, east, "west", sas.gateway, g + 3, west.spec.secret, 1);
+  west.gateways = {sas};
   auto peers = std::make_shared<PeerMap>();
   (*peers)["west"] = west;
   dataplane::PortInfo uplink;
@@ -142,16 +174,24 @@ TEST(ClusterLinksTest, TheLinkTableSortsInboundSpisAndKeepsARetiredSecretOpening
   EXPECT_FALSE(table->links[0].resolved) << "until ARP answers, the link sends nothing";
   EXPECT_EQ(table->links[0].uplinkPort, 3);
   EXPECT_EQ(table->links[0].innerMtu, 1500u - overlay::EspSa::kOverhead);
-  ASSERT_EQ(table->inbound.size(), 2 * control::kSasPerPeer) << "the current and the retired";
+  ASSERT_EQ(table->links[0].outbound.size(), 1u);
+  EXPECT_EQ(table->links[0].outbound[0], sas.outbound->byWorker[0].get());
+  ASSERT_EQ(table->inbound.size(), 2 * control::kSasPerPeer) << "the newest and the one before";
   for (size_t i = 1; i < table->inbound.size(); ++i)
     EXPECT_LT(table->inbound[i - 1].spi, table->inbound[i].spi);
-  const uint32_t old =
-      control::clusterSpi("the secret before this one", "west", Ipv4Address{0xc0a8350b}, "east",
-                          Ipv4Address{0xc0a8350a}, 0);
-  ASSERT_NE(table->findSpi(old), nullptr);
-  EXPECT_EQ(table->findSpi(old)->byWorker[0],
-            west.retired->gateways[0].inbound[0].byWorker[0].get());
-  EXPECT_EQ(table->findSpi(12345), nullptr);
+  const rte_be32_t from = rte_cpu_to_be_32(sas.gateway.value);
+  for (uint64_t generation : {g + 9, g + 3}) {
+    const auto* in = table->findSpi(from, control::clusterSpi(2, generation));
+    ASSERT_NE(in, nullptr) << generation;
+    EXPECT_EQ(in->link, 0);
+    EXPECT_EQ(in->byWorker[0],
+              (generation == g + 9 ? sas.inbound : sas.previous)->byIndex[2].byWorker[0].get());
+  }
+  EXPECT_EQ(table->findSpi(from, control::clusterSpi(2, g)), nullptr) << "not learned";
+  EXPECT_EQ(table->findSpi(rte_cpu_to_be_32(0xc0a83509u), control::clusterSpi(2, g + 9)), nullptr)
+      << "the same SPI from another address";
+  EXPECT_EQ(table->espLinkFrom(from), 0);
+  EXPECT_EQ(table->espLinkFrom(rte_cpu_to_be_32(0xc0a83509u)), -1);
 }
 
 // Globalnet: clusters with the same pod and service CIDRs, each with a global CIDR of its own.
@@ -180,8 +220,7 @@ TEST(ClusterLinksTest, GlobalnetPeersAreRoutedByTheirGlobalCidrAndCheckedByField
                 .find("globalCidr: 242.0.0.128/25 overlaps this cluster's global CIDR"),
             std::string::npos);
   PeerMap others;
-  others["north"] =
-      ClusterPeer{globalPeer("north", "192.168.53.12", "242.1.0.0/16"), nullptr, nullptr, ""};
+  others["north"] = ClusterPeer{globalPeer("north", "192.168.53.12", "242.1.0.0/16"), {}, ""};
   EXPECT_NE(refusal(west, east, others).find("overlaps cluster peer 'north'"), std::string::npos);
   ClusterPeerSpec noCidrs = west;
   noCidrs.cidrs.clear();
@@ -238,11 +277,9 @@ TEST(ClusterLinksTest, OnlyExportsOfServicesWithAClusterIpAreTranslated) {
   EXPECT_EQ(control::exportState("shop/web", services), "active");
 
   // The data plane's table: both ways, found by binary search.
-  auto device = overlay::EspDevice::open(0);
-  ASSERT_TRUE(device.ok());
   const NodeSettings east = globalSettings("east", "192.168.53.10", "242.0.0.0/24");
-  ClusterPeer west{globalPeer("west", "192.168.53.11", "242.1.0.0/24"), nullptr, nullptr, ""};
-  west.sas = *control::makePeerSas(std::move(*device), east, west.spec, 1);
+  ClusterPeer west{globalPeer("west", "192.168.53.11", "242.1.0.0/24"), {}, ""};
+  west.gateways = {control::GatewaySas{west.spec.gateways[0], nullptr, nullptr, nullptr, nullptr}};
   auto peers = std::make_shared<PeerMap>();
   (*peers)["west"] = west;
   dataplane::PortInfo uplink;
@@ -281,13 +318,15 @@ TEST(ClusterLinksTest, VxlanPeersNeedAVniOfTheirOwnAndGetAFramedLinkWithoutSas) 
   ClusterPeerSpec north = peer("north", "192.168.53.12", "10.246.0.0/16", "");
   north.tunnel = ClusterPeerSpec::Tunnel::kVxlan;
   north.vni = 7001;
-  others["north"] = ClusterPeer{north, nullptr, nullptr, ""};
+  others["north"] = ClusterPeer{north, {}, ""};
   EXPECT_NE(refusal(west, east, others).find("is cluster peer 'north's"), std::string::npos);
 
-  ClusterPeer p{west, nullptr, nullptr, ""};
-  p.sas = *control::makePeerSas(nullptr, east, west, 2);
-  ASSERT_EQ(p.sas->gateways.size(), 1u);
-  EXPECT_TRUE(p.sas->gateways[0].outbound.empty() && p.sas->gateways[0].inbound.empty());
+  control::ClusterKeys keys(east, "");
+  auto made = keys.peerFor(west, nullptr, nullptr, 2, 1'765'000'000);
+  ASSERT_TRUE(made.ok()) << made.error().message;
+  ClusterPeer p = *made;
+  ASSERT_EQ(p.gateways.size(), 1u);
+  EXPECT_TRUE(!p.gateways[0].outbound && !p.gateways[0].inbound) << "VXLAN: no SAs";
   auto peers = std::make_shared<PeerMap>();
   (*peers)["west"] = p;
   dataplane::PortInfo uplink;

@@ -42,6 +42,54 @@ def started_lab(namespace, objects, nodes=1):
         k.stop()
 
 
+def web_per_node(namespace):
+    """A Deployment of two busybox httpd pods, one per node, Ready through HTTP probes, and its
+    Service `web` (port 80 to 8080); each answers hello-from-<its name>."""
+    return f"""
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web, namespace: {namespace}}}
+spec:
+  replicas: 2
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      affinity:  # one per node
+        podAntiAffinity:
+          requiredDuringSchedulingIgnoredDuringExecution:
+          - {{labelSelector: {{matchLabels: {{app: web}}}}, topologyKey: kubernetes.io/hostname}}
+      containers:
+      - name: web
+        image: k8slab.local/busybox:1.35
+        imagePullPolicy: Never
+        command: ["sh", "-c", "echo hello-from-$(hostname) > /tmp/index.html; exec httpd -f -p 8080 -h /tmp"]
+        readinessProbe: {{httpGet: {{path: /index.html, port: 8080}}, periodSeconds: 1}}
+        livenessProbe: {{httpGet: {{path: /index.html, port: 8080}}, periodSeconds: 2}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: web, namespace: {namespace}}}
+spec: {{selector: {{app: web}}, ports: [{{port: 80, targetPort: 8080}}]}}
+"""
+
+
+def client_pod(namespace, name, node):
+    """A busybox pod that sleeps on `node`, to run requests from."""
+    return f"""
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: {name}, namespace: {namespace}}}
+spec:
+  nodeName: {node}
+  terminationGracePeriodSeconds: 1
+  containers:
+  - {{name: c, image: k8slab.local/busybox:1.35, imagePullPolicy: Never, command: ["sleep", "100000"]}}
+"""
+
+
 def http_get(k, namespace, pod, ip, port, path="/index.html", timeout=5):
     """The last line of an HTTP/1.0 GET sent from `pod` with busybox nc (its wget segfaults)."""
     r = k.kubectl("-n", namespace, "exec", pod, "--", "sh", "-c",

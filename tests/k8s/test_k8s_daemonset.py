@@ -9,8 +9,9 @@ server with the ServiceAccount's own token.
 
 The nodes are joined over the lab's underlay (lab0 on each, the kernel's address on it): the
 daemons' af_packet uplinks share it with the kernel, VXLAN runs between them. What differs from
-a production cluster is only the ConfigMap's values, each named in LAB_CONFIG below. The lab's reasons to skip are those of tests/k8s/k8s_support.py; an image that
-cannot be built here fails."""
+a production cluster is only the ConfigMap's values, each named in LAB_CONFIG below. The lab's
+reasons to skip are those of tests/k8s/k8s_support.py; an image that cannot be built here
+fails."""
 
 import json
 import os
@@ -18,7 +19,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from k8s_support import http_get, reaches_api_server, wait_for
+from k8s_support import client_pod, http_get, reaches_api_server, wait_for, web_per_node
 
 from nplab.image import ImageError, build_image
 from nplab.k8s import NODE_IP, K8sLab, LabError, LabUnavailable
@@ -48,48 +49,7 @@ LAB_CONFIG = [
     ('  # kubernetes-service-port: "6443"', '  kubernetes-service-port: "6443"', ""),
 ]
 
-WORKLOAD = f"""
-apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: web, namespace: {NS}}}
-spec:
-  replicas: 2
-  selector: {{matchLabels: {{app: web}}}}
-  template:
-    metadata: {{labels: {{app: web}}}}
-    spec:
-      terminationGracePeriodSeconds: 2
-      affinity:  # one per node
-        podAntiAffinity:
-          requiredDuringSchedulingIgnoredDuringExecution:
-          - {{labelSelector: {{matchLabels: {{app: web}}}}, topologyKey: kubernetes.io/hostname}}
-      containers:
-      - name: web
-        image: k8slab.local/busybox:1.35
-        imagePullPolicy: Never
-        command: ["sh", "-c", "echo hello-from-$(hostname) > /tmp/index.html; exec httpd -f -p 8080 -h /tmp"]
-        readinessProbe: {{httpGet: {{path: /index.html, port: 8080}}, periodSeconds: 1}}
-        livenessProbe: {{httpGet: {{path: /index.html, port: 8080}}, periodSeconds: 2}}
----
-apiVersion: v1
-kind: Service
-metadata: {{name: web, namespace: {NS}}}
-spec:
-  selector: {{app: web}}
-  ports: [{{port: 80, targetPort: 8080}}]
----
-apiVersion: v1
-kind: Pod
-metadata: {{name: client, namespace: {NS}}}
-spec:
-  nodeName: k8slab-node1
-  terminationGracePeriodSeconds: 1
-  containers:
-  - name: client
-    image: k8slab.local/busybox:1.35
-    imagePullPolicy: Never
-    command: ["sleep", "100000"]
-"""
+WORKLOAD = web_per_node(NS) + client_pod(NS, "client", "k8slab-node1")
 
 
 def lab_configmap():

@@ -8,56 +8,13 @@ Skipped with the lab's reason where it cannot start (like test_k8s_node.py)."""
 import json
 
 import pytest
-from k8s_support import http_get, reaches_api_server, started_lab, wait_for
+from k8s_support import (client_pod, http_get, reaches_api_server, started_lab, wait_for,
+                          web_per_node)
 
 NS = "np-two"
 
-OBJECTS = f"""
-apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: web, namespace: {NS}}}
-spec:
-  replicas: 2
-  selector: {{matchLabels: {{app: web}}}}
-  template:
-    metadata: {{labels: {{app: web}}}}
-    spec:
-      terminationGracePeriodSeconds: 1
-      affinity:  # one per node
-        podAntiAffinity:
-          requiredDuringSchedulingIgnoredDuringExecution:
-          - {{labelSelector: {{matchLabels: {{app: web}}}}, topologyKey: kubernetes.io/hostname}}
-      containers:
-      - name: web
-        image: k8slab.local/busybox:1.35
-        imagePullPolicy: Never
-        command: ["sh", "-c", "echo hello-from-$(hostname) > /tmp/index.html; exec httpd -f -p 8080 -h /tmp"]
-        readinessProbe: {{httpGet: {{path: /index.html, port: 8080}}, periodSeconds: 1}}
-        livenessProbe: {{httpGet: {{path: /index.html, port: 8080}}, periodSeconds: 2}}
----
-apiVersion: v1
-kind: Service
-metadata: {{name: web, namespace: {NS}}}
-spec: {{selector: {{app: web}}, ports: [{{port: 80, targetPort: 8080}}]}}
----
-apiVersion: v1
-kind: Pod
-metadata: {{name: client1, namespace: {NS}}}
-spec:
-  nodeName: k8slab-node1
-  terminationGracePeriodSeconds: 1
-  containers:
-  - {{name: c, image: k8slab.local/busybox:1.35, imagePullPolicy: Never, command: ["sleep", "100000"]}}
----
-apiVersion: v1
-kind: Pod
-metadata: {{name: client2, namespace: {NS}}}
-spec:
-  nodeName: k8slab-node2
-  terminationGracePeriodSeconds: 1
-  containers:
-  - {{name: c, image: k8slab.local/busybox:1.35, imagePullPolicy: Never, command: ["sleep", "100000"]}}
-"""
+OBJECTS = (web_per_node(NS) + client_pod(NS, "client1", "k8slab-node1") +
+           client_pod(NS, "client2", "k8slab-node2"))
 
 
 @pytest.fixture(scope="module")

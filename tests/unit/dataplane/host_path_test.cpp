@@ -26,15 +26,10 @@ constexpr const char* kPodIp = "10.244.1.2";
 constexpr uint16_t kHostPort = 0;  // opened first (start), then the pod (port 1)
 constexpr uint16_t kPodPort = 1;
 
-class HostPathTest : public ::testing::Test {
+// A node started with its host path ops recorded (no kernel links made) and one pod, web.
+class HostNodeTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    control::NodeSettings s;
-    s.nodeName = "node-cpu";
-    s.nodeIp = testing::ip(kNodeIp);
-    s.podCidr = *Ipv4Prefix::parse("10.244.1.0/24");
-    s.serviceCidr = *Ipv4Prefix::parse("10.96.0.0/12");
-    s.hostInterface = "np0";
+  void startNode(const control::NodeSettings& s) {
     node_ = std::make_unique<control::NodeController>(s, backend_);
     control::NodeController::HostPathOps ops;
     ops.create = [this](const control::HostPathConfig& c) -> Result<control::HostPathLinks> {
@@ -76,9 +71,7 @@ class HostPathTest : public ::testing::Test {
     return burst.meta[0];
   }
 
-  const char* hostPortMac() const { return testing::kFakePort0Mac; }
-  const char* podPortMac() const { return testing::kFakePort1Mac; }
-
+  std::unique_ptr<lb::ConnTracker> tracker_;  // optional; outlives the node
   testing::FakeBackend backend_;
   std::unique_ptr<control::NodeController> node_;
   WorkerCounters counters_;
@@ -87,6 +80,22 @@ class HostPathTest : public ::testing::Test {
   std::vector<Ipv4Prefix> routed_;
   std::vector<std::string> removed_;
   std::optional<std::vector<control::NodePortRedirect>> redirects_;
+};
+
+class HostPathTest : public HostNodeTest {
+ protected:
+  void SetUp() override {
+    control::NodeSettings s;
+    s.nodeName = "node-cpu";
+    s.nodeIp = testing::ip(kNodeIp);
+    s.podCidr = *Ipv4Prefix::parse("10.244.1.0/24");
+    s.serviceCidr = *Ipv4Prefix::parse("10.96.0.0/12");
+    s.hostInterface = "np0";
+    startNode(s);
+  }
+
+  const char* hostPortMac() const { return testing::kFakePort0Mac; }
+  const char* podPortMac() const { return testing::kFakePort1Mac; }
 };
 
 TEST_F(HostPathTest, MakesTheLinksAndRoutesThePodAndServiceCidrs) {
@@ -199,7 +208,7 @@ TEST_F(HostPathTest, NodePortsFromTheNodeFollowTheServices) {
 // The uplink as the node's only NIC (--host-default-route): the node address is the host
 // interface's, the node's own traffic to the outside leaves by the uplink, and what the uplink
 // brings for the node address goes to the host port. Ports: uplink 0, host 1, pod 2.
-class HostDefaultRouteTest : public ::testing::Test {
+class HostDefaultRouteTest : public HostNodeTest {
  protected:
   static constexpr uint16_t kUplink = 0, kHost = 1, kPod = 2;
   static constexpr const char* kGatewayMac = "52:54:00:00:00:01";
@@ -224,29 +233,7 @@ class HostDefaultRouteTest : public ::testing::Test {
     s.uplinkDevargs = "net_fake_uplink";
     s.hostInterface = "np0";
     s.hostDefaultRoute = true;
-    node_ = std::make_unique<control::NodeController>(s, backend_);
-    control::NodeController::HostPathOps ops;
-    ops.create = [this](const control::HostPathConfig& c) -> Result<control::HostPathLinks> {
-      created_ = c;
-      return control::HostPathLinks{c.kernelInterface, control::hostPathPeerName(c.kernelInterface),
-                                    testing::mac(kKernelMac)};
-    };
-    ops.addRoutes = [](const control::HostPathConfig&) { return okStatus(); };
-    ops.remove = [](const std::string&) {};
-    ops.redirectNodePorts = [](const std::vector<control::NodePortRedirect>&) {
-      return okStatus();
-    };
-    ops.removeNodePortRedirects = [] {};
-    node_->setHostPathOps(ops);
-    ASSERT_TRUE(node_->start().ok());
-    control::PodAttachment a;
-    a.namespaceName = "app";
-    a.name = "web";
-    a.containerId = "ctr-web";
-    a.hostInterface = "veth-web";
-    a.ip = testing::ip(kPodIp);
-    a.mac = testing::mac(kPodMac);
-    ASSERT_TRUE(node_->attachPod(a).ok());
+    startNode(s);
     // The underlay gateway answers the node's ARP.
     Bytes reply = PacketBuilder()
                       .eth(kUplinkMac, kGatewayMac)
@@ -255,30 +242,11 @@ class HostDefaultRouteTest : public ::testing::Test {
     backend_.punted.push_back(
         {testing::makeMbuf(reply, kUplink), static_cast<uint8_t>(PuntReason::kArp), 0, kUplink, 0});
     node_->serviceSlowPath(std::chrono::steady_clock::now());
-    ctx_.counters = &counters_;
-    ctx_.icmpLimiter.configure(1'000'000, 1000, 50);
     ctx_.conntrack = tracker_.get();
   }
   void TearDown() override {
     for (auto& [port, m] : backend_.injected) rte_pktmbuf_free(m);
   }
-
-  PacketMeta run(const Bytes& frame, uint16_t port, rte_mbuf** out) {
-    Burst burst;
-    burst.count = 1;
-    burst.inPort = port;
-    burst.pkts[0] = testing::makeMbuf(frame, port);
-    runStages(burst, *backend_.current(), ctx_);
-    *out = burst.pkts[0];
-    return burst.meta[0];
-  }
-
-  std::unique_ptr<lb::ConnTracker> tracker_;
-  testing::FakeBackend backend_;
-  std::unique_ptr<control::NodeController> node_;
-  WorkerCounters counters_;
-  WorkerContext ctx_;
-  std::optional<control::HostPathConfig> created_;
 };
 
 TEST_F(HostDefaultRouteTest, TheKernelGetsTheNodeAddressAndItsDefaultRoute) {

@@ -6,9 +6,12 @@ namespace nodeplane::control {
 
 bool ClusterImports::announce(const ExportAnnouncement& a, TimePoint now) {
   ImportedService& s = services_[a.namespaceName + "/" + a.name][a.clusterId];
-  const bool changed = s.address != a.address || s.ports != a.ports;
+  const bool changed = s.address != a.address || s.ports != a.ports || s.headless != a.headless ||
+                       s.endpoints != a.endpoints;
   s.address = a.address;
   s.ports = a.ports;
+  s.headless = a.headless;
+  s.endpoints = a.endpoints;
   s.lastSeen = now;
   return changed;
 }
@@ -51,29 +54,94 @@ std::string portName(const ServicePortSpec& p) {
 
 }  // namespace
 
+namespace {
+
+ServicePortSpec fromAnnounced(const AnnouncedPort& p) {
+  ServicePortSpec sp;
+  sp.protocol = p.protocol;
+  sp.port = p.port;
+  sp.targetPort = p.port;
+  sp.name = p.name;
+  sp.name = portName(sp);
+  return sp;
+}
+
+// A headless name: this cluster's endpoints (if it exports the name) and every other headless
+// exporter's, all ready (no Maglev to fall over: DNS answers every one).
+ServiceSpec headlessClusterset(const std::string& key, const ServiceSpec* mine,
+                               const std::map<std::string, ImportedService>* imported) {
+  ServiceSpec s;
+  const auto slash = key.find('/');
+  s.namespaceName = key.substr(0, slash);
+  s.name = key.substr(slash + 1) + kClustersetSuffix;
+  if (mine != nullptr) {
+    s.ports = mine->ports;
+    for (ServicePortSpec& p : s.ports) p.name = portName(p);
+    for (const EndpointSpec& e : mine->endpoints)
+      if (e.ready) s.endpoints.push_back(e);
+  }
+  if (imported != nullptr)
+    for (const auto& [cluster, remote] : *imported) {
+      if (!remote.headless) continue;
+      if (s.ports.empty())
+        for (const AnnouncedPort& p : remote.ports) s.ports.push_back(fromAnnounced(p));
+      for (const AnnouncedEndpoint& a : remote.endpoints) {
+        EndpointSpec e;
+        e.ip = a.address;
+        e.nodeName = "cluster:" + cluster;
+        e.hostname = a.hostname;
+        for (const ServicePortSpec& p : s.ports)
+          for (const AnnouncedPort& ap : remote.ports)
+            if (ap.protocol == p.protocol && (ap.name == p.name || ap.port == p.port)) {
+              e.ports[p.name] = ap.port;
+              break;
+            }
+        s.endpoints.push_back(std::move(e));
+      }
+    }
+  return s;
+}
+
+}  // namespace
+
 std::map<std::string, ServiceSpec> clustersetServices(
     const std::map<std::string, ServiceSpec>& services, const ExportMap& exports,
     const ClusterImports& imports, const Ipv4Prefix& cidr,
     std::map<std::string, Ipv4Address>& vips) {
-  // The names: this cluster's exports of services with a ClusterIP, and every import.
+  // The names: this cluster's exports (of services with a ClusterIP, or headless ones), and every
+  // import; a name is headless when this cluster exports it headless, or (not exported here)
+  // when the first cluster announcing it does.
   std::map<std::string, const ServiceSpec*> local;
-  std::set<std::string> names;
+  std::set<std::string> names, headless;
   for (const auto& [key, ip] : exports) {
     auto it = services.find(key);
-    if (it == services.end() || it->second.clusterIps.empty()) continue;
+    if (it == services.end() || !it->second.externalName.empty()) continue;
     local[key] = &it->second;
     names.insert(key);
+    if (it->second.clusterIps.empty()) headless.insert(key);
   }
-  for (const auto& [key, clusters] : imports.services()) names.insert(key);
+  for (const auto& [key, clusters] : imports.services()) {
+    if (!names.count(key) && clusters.begin()->second.headless) headless.insert(key);
+    names.insert(key);
+  }
 
-  // Addresses: kept, freed, then given.
+  // Addresses (for the names that are not headless): kept, freed, then given.
   for (auto it = vips.begin(); it != vips.end();)
-    it = names.count(it->first) ? std::next(it) : vips.erase(it);
+    it = names.count(it->first) && !headless.count(it->first) ? std::next(it) : vips.erase(it);
   std::set<uint32_t> taken;
   for (const auto& [key, ip] : vips) taken.insert(ip.value);
   const uint32_t last = cidr.address.value + ~cidr.mask() - 1;
   std::map<std::string, ServiceSpec> out;
   for (const std::string& key : names) {
+    auto imported = imports.services().find(key);
+    if (headless.count(key)) {
+      auto it = local.find(key);
+      ServiceSpec s =
+          headlessClusterset(key, it != local.end() ? it->second : nullptr,
+                             imported != imports.services().end() ? &imported->second : nullptr);
+      out[s.key()] = std::move(s);
+      continue;
+    }
     if (!vips.count(key)) {
       uint32_t a = cidr.address.value + 1;
       while (a <= last && taken.count(a)) ++a;
@@ -101,19 +169,12 @@ std::map<std::string, ServiceSpec> clustersetServices(
       localReady = std::any_of(s.endpoints.begin(), s.endpoints.end(),
                                [](const EndpointSpec& e) { return e.ready; });
     }
-    auto imported = imports.services().find(key);
     if (imported != imports.services().end()) {
       if (s.ports.empty())  // not exported here: the first exporting cluster's ports
-        for (const AnnouncedPort& p : imported->second.begin()->second.ports) {
-          ServicePortSpec sp;
-          sp.protocol = p.protocol;
-          sp.port = p.port;
-          sp.targetPort = p.port;
-          sp.name = p.name;
-          sp.name = portName(sp);
-          s.ports.push_back(sp);
-        }
+        for (const AnnouncedPort& p : imported->second.begin()->second.ports)
+          s.ports.push_back(fromAnnounced(p));
       for (const auto& [cluster, remote] : imported->second) {
+        if (remote.headless) continue;  // exported as the other kind there
         EndpointSpec e;
         e.ip = remote.address;
         e.nodeName = "cluster:" + cluster;  // never this node

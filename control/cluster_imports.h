@@ -6,7 +6,11 @@
 // every other exporting cluster's address for it (its global address with Globalnet, else its
 // ClusterIP). Local first: while this cluster has a ready endpoint, the other clusters' are only
 // serving (EndpointSlice semantics: they take new flows when no local one is ready), so Maglev
-// balances over the local endpoints and falls over to the other clusters. Control thread only.
+// balances over the local endpoints and falls over to the other clusters. A name exported as a
+// headless service (by this cluster, else by the first cluster that announces it) makes a
+// headless clusterset service instead: no address, every exporting cluster's ready endpoints (at
+// their global addresses with Globalnet) with their hostnames, for DNS; clusters that export the
+// name as the other kind are left out of it. Control thread only.
 #pragma once
 
 #include <chrono>
@@ -22,8 +26,10 @@
 namespace nodeplane::control {
 
 struct ImportedService {
-  Ipv4Address address;
+  Ipv4Address address;  // none when headless
   std::vector<AnnouncedPort> ports;
+  bool headless = false;
+  std::vector<AnnouncedEndpoint> endpoints;  // headless: its ready endpoints
   std::chrono::steady_clock::time_point lastSeen;
 };
 

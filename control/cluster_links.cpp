@@ -215,7 +215,7 @@ std::shared_ptr<const dataplane::ClusterLinkTable> buildClusterLinks(
     table->globalEgressIp = rte_cpu_to_be_32(globalEgressIp(*settings.globalCidr).value);
     for (const GlobalIngress& g : globalIngress)
       table->byGlobal.push_back(
-          {rte_cpu_to_be_32(g.globalIp.value), rte_cpu_to_be_32(g.clusterIp.value)});
+          {rte_cpu_to_be_32(g.globalIp.value), rte_cpu_to_be_32(g.localIp.value)});
     table->byCluster = table->byGlobal;
     std::sort(table->byGlobal.begin(), table->byGlobal.end(),
               [](const auto& a, const auto& b) { return a.globalIp < b.globalIp; });

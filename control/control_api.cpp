@@ -986,7 +986,7 @@ Result<Json> ControlApi::clusterExportSet(const ArgReader& args) {
   if (!ip) return ip.error();
   return Json{{"service", *key},
               {"globalIp", ip->value ? Json(ip->toString()) : Json()},
-              {"state", exportState(*key, node_.serviceRegistry().services())},
+              {"state", exportState(*key, node_.serviceRegistry().services(), node_.settings())},
               {"generation", node_.generation()}};
 }
 
@@ -1009,26 +1009,42 @@ Result<Json> ControlApi::clusterImports() const {
         ports.push_back({{"name", p.name},
                          {"protocol", p.protocol == IPPROTO_UDP ? "UDP" : "TCP"},
                          {"port", p.port}});
-      list.push_back(
-          {{"clusterId", id},
-           {"address", s.address.toString()},
-           {"ports", ports},
-           {"lastSeenMs",
-            std::chrono::duration_cast<std::chrono::milliseconds>(now - s.lastSeen).count()}});
+      Json entry = {
+          {"clusterId", id},
+          {"address", s.headless ? Json() : Json(s.address.toString())},
+          {"ports", ports},
+          {"lastSeenMs",
+           std::chrono::duration_cast<std::chrono::milliseconds>(now - s.lastSeen).count()}};
+      if (s.headless) {
+        entry["headless"] = true;
+        entry["endpoints"] = Json::array();
+        for (const AnnouncedEndpoint& e : s.endpoints)
+          entry["endpoints"].push_back(
+              {{"address", e.address.toString()}, {"hostname", e.hostname}});
+      }
+      list.push_back(std::move(entry));
     }
     imports.push_back({{"service", key}, {"clusters", list}});
   }
   Json clusterset = Json::array();
   const auto& services = node_.serviceRegistry().services();
-  for (const auto& [key, vip] : node_.clustersetVips()) {
-    Json j = {{"service", key}, {"ip", vip.toString()}, {"backends", Json::array()}};
-    if (auto it = services.find(key + kClustersetSuffix); it != services.end())
-      for (const EndpointSpec& e : it->second.endpoints)
-        j["backends"].push_back(
-            {{"ip", e.ip.toString()},
-             {"cluster", e.nodeName.starts_with("cluster:") ? e.nodeName.substr(8)
-                                                            : node_.settings().clusterId},
-             {"ready", e.ready}});
+  for (const auto& [serviceKey, s] : services) {
+    if (!isClustersetKey(serviceKey)) continue;
+    const std::string key =
+        serviceKey.substr(0, serviceKey.size() - std::strlen(kClustersetSuffix));
+    auto vip = node_.clustersetVips().find(key);
+    Json j = {{"service", key},
+              {"ip", vip != node_.clustersetVips().end() ? Json(vip->second.toString()) : Json()},
+              {"headless", s.clusterIps.empty()},
+              {"backends", Json::array()}};
+    for (const EndpointSpec& e : s.endpoints) {
+      Json b = {{"ip", e.ip.toString()},
+                {"cluster", e.nodeName.starts_with("cluster:") ? e.nodeName.substr(8)
+                                                               : node_.settings().clusterId},
+                {"ready", e.ready}};
+      if (!e.hostname.empty()) b["hostname"] = e.hostname;
+      j["backends"].push_back(std::move(b));
+    }
     clusterset.push_back(std::move(j));
   }
   const auto& cidr = node_.settings().clustersetCidr;
@@ -1046,10 +1062,17 @@ Result<Json> ControlApi::clusterExports() const {
   for (const auto& [key, ip] : node_.exports()) {
     auto it = services.find(key);
     const bool active = it != services.end() && !it->second.clusterIps.empty();
+    Json endpoints = Json::array();
+    for (const GlobalIngress& g : node_.globalIngress())
+      if (g.endpoint && g.service == key)
+        endpoints.push_back({{"ip", g.localIp.toString()},
+                             {"globalIp", g.globalIp.toString()},
+                             {"hostname", g.hostname}});
     list.push_back({{"service", key},
                     {"globalIp", ip.value ? Json(ip.toString()) : Json()},
                     {"clusterIp", active ? Json(it->second.clusterIps.front().toString()) : Json()},
-                    {"state", exportState(key, services)}});
+                    {"state", exportState(key, services, node_.settings())},
+                    {"endpoints", endpoints}});
   }
   return Json{{"clusterId", node_.settings().clusterId},
               {"globalCidr", global ? Json(global->toString()) : Json()},

@@ -71,11 +71,17 @@ bool isPortName(const std::string& n) {
 std::vector<uint8_t> encodeAnnouncement(const ExportAnnouncement& a) {
   for (const std::string* n : {&a.clusterId, &a.namespaceName, &a.name})
     if (n->empty() || n->size() > kMaxId) return {};
-  if (a.ports.empty() != a.withdrawn || a.ports.size() > kMaxAnnouncedPorts) return {};
+  if (a.withdrawn ? !a.ports.empty() || a.headless
+                  : (a.ports.empty() && !a.headless) || a.ports.size() > kMaxAnnouncedPorts)
+    return {};
+  // A headless service's endpoints instead of its address; a withdrawal has neither.
+  if (!a.headless ? !a.endpoints.empty() || (!a.withdrawn && a.address.value == 0)
+                  : a.address.value != 0 || a.endpoints.size() > kMaxAnnouncedEndpoints)
+    return {};
   std::vector<uint8_t> out(kExportFixed);
   std::memcpy(out.data(), kExportMagic, 4);
   out[4] = kVersion;
-  out[5] = a.withdrawn ? 1 : 0;
+  out[5] = static_cast<uint8_t>((a.withdrawn ? 1 : 0) | (a.headless ? 2 : 0));
   out[6] = static_cast<uint8_t>(a.clusterId.size());
   out[7] = static_cast<uint8_t>(a.namespaceName.size());
   out[8] = static_cast<uint8_t>(a.name.size());
@@ -93,21 +99,38 @@ std::vector<uint8_t> encodeAnnouncement(const ExportAnnouncement& a) {
     out.push_back(static_cast<uint8_t>(p.name.size()));
     out.insert(out.end(), p.name.begin(), p.name.end());
   }
+  if (a.headless) {
+    out.push_back(static_cast<uint8_t>(a.endpoints.size()));
+    for (const AnnouncedEndpoint& e : a.endpoints) {
+      if (e.hostname.size() > kMaxId || (!e.hostname.empty() && !isDnsLabel(e.hostname))) return {};
+      const uint32_t ip = rte_cpu_to_be_32(e.address.value);
+      const auto* bytes = reinterpret_cast<const uint8_t*>(&ip);
+      out.insert(out.end(), bytes, bytes + 4);
+      out.push_back(static_cast<uint8_t>(e.hostname.size()));
+      out.insert(out.end(), e.hostname.begin(), e.hostname.end());
+    }
+  }
+  if (out.size() > kMaxAnnouncementBytes) return {};
   return out;
 }
 
 std::optional<ExportAnnouncement> decodeAnnouncement(const uint8_t* data, size_t length) {
   if (data == nullptr || length < kExportFixed || std::memcmp(data, kExportMagic, 4) != 0 ||
-      data[4] != kVersion || (data[5] & ~1) != 0 || data[10] != 0 || data[11] != 0)
+      data[4] != kVersion || (data[5] & ~3) != 0 || data[10] != 0 || data[11] != 0 ||
+      length > kMaxAnnouncementBytes)
     return std::nullopt;
   const size_t lengths[3] = {data[6], data[7], data[8]};
   const size_t ports = data[9];
   ExportAnnouncement a;
   a.withdrawn = data[5] & 1;
-  if ((ports == 0) != a.withdrawn || ports > kMaxAnnouncedPorts) return std::nullopt;
+  a.headless = data[5] & 2;
+  if (a.withdrawn ? ports != 0 || a.headless
+                  : (ports == 0 && !a.headless) || ports > kMaxAnnouncedPorts)
+    return std::nullopt;
   uint32_t address;
   std::memcpy(&address, data + 12, 4);
   a.address = Ipv4Address{rte_be_to_cpu_32(address)};
+  if (!a.withdrawn && (a.address.value == 0) != a.headless) return std::nullopt;
   size_t at = kExportFixed;
   std::string* names[3] = {&a.clusterId, &a.namespaceName, &a.name};
   for (int i = 0; i < 3; ++i) {
@@ -130,6 +153,24 @@ std::optional<ExportAnnouncement> decodeAnnouncement(const uint8_t* data, size_t
     if (!isPortName(p.name)) return std::nullopt;
     at += nameLength;
     a.ports.push_back(std::move(p));
+  }
+  if (a.headless) {
+    if (length - at < 1 || data[at] > kMaxAnnouncedEndpoints) return std::nullopt;
+    const size_t count = data[at++];
+    for (size_t i = 0; i < count; ++i) {
+      if (length - at < 5) return std::nullopt;
+      AnnouncedEndpoint e;
+      uint32_t ip;
+      std::memcpy(&ip, data + at, 4);
+      e.address = Ipv4Address{rte_be_to_cpu_32(ip)};
+      const size_t nameLength = data[at + 4];
+      at += 5;
+      if (nameLength > kMaxId || length - at < nameLength) return std::nullopt;
+      e.hostname.assign(reinterpret_cast<const char*>(data + at), nameLength);
+      if (!e.hostname.empty() && !isDnsLabel(e.hostname)) return std::nullopt;
+      at += nameLength;
+      a.endpoints.push_back(std::move(e));
+    }
   }
   if (at != length) return std::nullopt;
   return a;

@@ -15,11 +15,13 @@
 // Heartbeat payload (network order): "NPHB", version 1, flags (bit 0: the sender is its
 // cluster's active gateway; the others zero), the cluster ID's length (1-63), a reserved byte
 // (zero), a 32-bit sequence number, the cluster ID.
-// Announcement payload: "NPEX", version 1, flags (bit 0: withdrawn; the others zero), the
-// lengths of the cluster ID, the namespace and the name (1-63 each), the port count (1-32; 0 when
-// withdrawn), a reserved byte (zero), the 32-bit
-// address, then the three names, then per port its protocol (6 or 17), its 16-bit number and
-// its name's length (0-15) and name.
+// Announcement payload: "NPEX", version 1, flags (bit 0: withdrawn; bit 1: headless; the others
+// zero), the lengths of the cluster ID, the namespace and the name (1-63 each), the port count
+// (1-32; 0 when withdrawn; 0-32 when headless), a reserved byte (zero), the 32-bit address (zero
+// when headless), then the three names, then per port its protocol (6 or 17), its 16-bit number
+// and its name's length (0-15) and name; a headless service's then the endpoint count (0-64)
+// and per endpoint its 32-bit address (its global one with Globalnet) and its hostname's length
+// (0-63) and hostname. At most kMaxAnnouncementBytes in all (one datagram through the link).
 // Decoding is bounded: a short, long or malformed payload is rejected, never read past. Control
 // thread only.
 #pragma once
@@ -52,17 +54,27 @@ struct AnnouncedPort {
   uint16_t port = 0;
   bool operator==(const AnnouncedPort&) const = default;
 };
+struct AnnouncedEndpoint {
+  Ipv4Address address;
+  std::string hostname;
+  bool operator==(const AnnouncedEndpoint&) const = default;
+};
 struct ExportAnnouncement {
   std::string clusterId;
   std::string namespaceName, name;
-  Ipv4Address address;
+  Ipv4Address address;  // a headless service has none: its endpoints' instead
   std::vector<AnnouncedPort> ports;
   bool withdrawn = false;  // no longer exported (relayed to a cluster's nodes; no ports)
+  bool headless = false;
+  std::vector<AnnouncedEndpoint> endpoints;  // headless: its ready endpoints
   bool operator==(const ExportAnnouncement&) const = default;
 };
 inline constexpr size_t kMaxAnnouncedPorts = 32;
+inline constexpr size_t kMaxAnnouncedEndpoints = 64;
+inline constexpr size_t kMaxAnnouncementBytes = 1400;
 
-// Empty when the announcement cannot be encoded (names too long, no or too many ports).
+// Empty when the announcement cannot be encoded (names too long, no or too many ports or
+// endpoints, more than kMaxAnnouncementBytes).
 std::vector<uint8_t> encodeAnnouncement(const ExportAnnouncement& announcement);
 std::optional<ExportAnnouncement> decodeAnnouncement(const uint8_t* data, size_t length);
 

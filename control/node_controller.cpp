@@ -112,17 +112,32 @@ void NodeController::sendAnnouncements() {
   const auto& services = services_.services();
   for (const auto& [key, globalIp] : exports_) {
     auto it = services.find(key);
-    if (it == services.end() || it->second.clusterIps.empty()) continue;
+    if (it == services.end() || !it->second.externalName.empty()) continue;
     ExportAnnouncement a;
     a.clusterId = settings_.clusterId;
     a.namespaceName = it->second.namespaceName;
     a.name = it->second.name;
-    a.address = globalIp.value != 0 ? globalIp : it->second.clusterIps.front();
+    a.headless = it->second.clusterIps.empty();
+    if (!a.headless) {
+      a.address = globalIp.value != 0 ? globalIp : it->second.clusterIps.front();
+    } else if (settings_.globalCidr) {  // the endpoints at their global addresses
+      for (const GlobalIngress& g : *model_.globalIngress)
+        if (g.endpoint && g.service == key)
+          a.endpoints.push_back({g.globalIp, isDnsLabel(g.hostname) ? g.hostname : ""});
+    } else {  // at their own (the clusters' CIDRs do not overlap)
+      for (const EndpointSpec& e : it->second.endpoints)
+        if (e.ready) a.endpoints.push_back({e.ip, isDnsLabel(e.hostname) ? e.hostname : ""});
+    }
+    if (a.endpoints.size() > kMaxAnnouncedEndpoints) a.endpoints.resize(kMaxAnnouncedEndpoints);
     for (const ServicePortSpec& p : it->second.ports) {
       if (a.ports.size() == kMaxAnnouncedPorts) break;
       a.ports.push_back({p.name.size() <= 15 ? p.name : "", p.protocol, p.port});
     }
-    const std::vector<uint8_t> payload = encodeAnnouncement(a);
+    std::vector<uint8_t> payload = encodeAnnouncement(a);
+    while (payload.empty() && !a.endpoints.empty()) {  // one datagram's worth of endpoints
+      a.endpoints.pop_back();
+      payload = encodeAnnouncement(a);
+    }
     if (payload.empty()) continue;
     for (size_t i = 0; i < links.size() && i < current_->clusterLinks->links.size(); ++i) {
       rte_mbuf* f = clusterMessageFrame(backend_.mempool(), model_.uplink->mac, model_.uplink->mac,
@@ -414,12 +429,14 @@ Status NodeController::deleteClusterPeer(const std::string& clusterId) {
 std::shared_ptr<const GlobalIngressList> NodeController::globalIngressFor(
     const ServiceRegistry::Services& services) const {
   if (exports_.empty() && model_.globalIngress->empty()) return model_.globalIngress;
-  return std::make_shared<const GlobalIngressList>(resolveGlobalIngress(exports_, services));
+  auto list = resolveGlobalIngress(exports_, services, settings_, *model_.globalIngress);
+  if (list == *model_.globalIngress) return model_.globalIngress;
+  return std::make_shared<const GlobalIngressList>(std::move(list));
 }
 
 Result<Ipv4Address> NodeController::exportService(const std::string& service,
                                                   std::optional<Ipv4Address> globalIp) {
-  auto ip = exportAddress(service, globalIp, settings_, exports_);
+  auto ip = exportAddress(service, globalIp, settings_, exports_, *model_.globalIngress);
   if (!ip) return ip.error();
   ExportMap before = exports_;
   exports_[service] = *ip;
@@ -432,7 +449,7 @@ Result<Ipv4Address> NodeController::exportService(const std::string& service,
   clustersetDirty_ = true;
   spdlog::info("service {} exported{} ({})", service,
                ip->value ? " at global address " + ip->toString() : "",
-               exportState(service, services_.services()));
+               exportState(service, services_.services(), settings_));
   return *ip;
 }
 
@@ -949,7 +966,7 @@ Result<ApplyResult> NodeController::applyDesired(DesiredState state) {
         nextExports[key] = ip;
     for (const std::string& key : *state.exports) {
       if (nextExports.count(key)) continue;
-      auto ip = exportAddress(key, std::nullopt, settings_, nextExports);
+      auto ip = exportAddress(key, std::nullopt, settings_, nextExports, *model_.globalIngress);
       if (!ip)
         note(invalidArgument("serviceexport " + key + ": " + ip.error().message));
       else

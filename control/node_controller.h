@@ -61,6 +61,8 @@ class NodeController {
                                     std::optional<Ipv4Address> globalIp);
   Status unexportService(const std::string& service);
   const ExportMap& exports() const { return exports_; }
+  // What the data plane translates for them (with the headless exports' endpoints).
+  const GlobalIngressList& globalIngress() const { return *model_.globalIngress; }
   const ClusterImports& imports() const { return imports_; }
   const std::map<std::string, Ipv4Address>& clustersetVips() const { return clustersetVips_; }
   const PeerMap& clusterPeers() const { return *model_.peers; }

@@ -475,7 +475,12 @@ void untracked(rte_mbuf* m, PacketMeta& meta, const FlowKey* key, const Found& s
   if (((s.masquerade && fromPod) || (fc.snap.clusterLinks != nullptr && (fromPod || fromNode))) &&
       !inPrefix(meta.dstIp, s.clusterCidr, s.clusterCidrMask) &&
       !inPrefix(meta.dstIp, s.podCidr, s.podCidrMask)) {
-    const Leaving how = leavingBy(meta.dstIp, fc.snap);
+    Leaving how = leavingBy(meta.dstIp, fc.snap);
+    // A pod with a global address of its own (an endpoint of an exported headless service):
+    // its traffic keeps its source, translated statelessly at the link (replies to what peers
+    // send it included).
+    if (how == Leaving::kGlobalEgress && fc.snap.clusterLinks->toGlobal(meta.srcIp) != nullptr)
+      how = Leaving::kKeepSource;
     if (how == Leaving::kGlobalEgress || (how == Leaving::kMasquerade && s.masquerade && fromPod)) {
       if (!key) return meta.setDrop(DropReason::kMasqueradeUnsupported);
       if (how == Leaving::kGlobalEgress)

@@ -119,6 +119,49 @@ def test_local_endpoints_first_then_the_other_clusters(clusters):
     assert curl(client, url) == f"shop/web-e {client.ip}"
 
 
+def test_a_headless_export_reaches_the_pods_themselves_at_global_addresses(clusters):
+    """West exports a headless service of two pods (their pod addresses exist in east too): each
+    ready endpoint gets a global address of west's CIDR, announced with its hostname; east's DNS
+    answers <svc>.<ns>.svc.clusterset.local with both and <hostname>.<svc>... with one, and a pod
+    of east reaches each pod there, seen from east's global egress address."""
+    lab, east, west, client = clusters["lab"], clusters["east"], clusters["west"], \
+        clusters["client_e"]
+    db = [lab.add_pod(west, "shop", f"db-{i}") for i in range(2)]
+    for pod in db:
+        pod.serve(http=[8080])
+    endpoints = [{"ip": p.ip, "nodeName": west.node_name, "hostname": p.name} for p in db]
+    west.set_service("shop", "db", None, [{"name": "http", "port": 8080}], endpoints)
+    r = west.call("cluster.export.set", {"namespace": "shop", "name": "db"})
+    assert r["state"] == "headless (its endpoints get global addresses)", r
+    (listed,) = [e for e in west.call("cluster.exports")["exports"] if e["service"] == "shop/db"]
+    globals_ = {e["hostname"]: e["globalIp"] for e in listed["endpoints"]}
+    assert sorted(globals_.values()) == ["242.1.0.253", "242.1.0.254"], listed
+    deadline = time.time() + 10
+    while time.time() < deadline and "shop/db" not in clusterset(east):
+        time.sleep(0.2)
+    cs = clusterset(east)["shop/db"]
+    assert cs["headless"] is True and cs["ip"] is None, cs
+    assert sorted(b["ip"] for b in cs["backends"]) == sorted(globals_.values()), cs
+    r = client.exec(["dig", "+short", f"@{DNS_IP}", "db.shop.svc.clusterset.local"])
+    assert sorted(r.stdout.split()) == sorted(globals_.values()), r.stdout
+    r = client.exec(["dig", "+short", f"@{DNS_IP}", "db-1.db.shop.svc.clusterset.local"])
+    assert r.stdout.split() == [globals_["db-1"]], r.stdout
+    for name, ip in globals_.items():
+        assert curl(client, f"http://{ip}:8080/whoami") == f"shop/{name} 242.0.0.1"
+    # What such a pod opens itself leaves from its own global address (not west's egress one).
+    web_global = next(e["globalIp"] for e in east.call("cluster.exports")["exports"]
+                      if e["service"] == "shop/web")
+    assert curl(db[0], f"http://{web_global}/whoami") == f"shop/web-e {globals_['db-0']}"
+    # Gone from the service, gone from the translation, the announcement and east's DNS.
+    west.set_service("shop", "db", None, [{"name": "http", "port": 8080}], endpoints[:1])
+    deadline = time.time() + 10
+    while time.time() < deadline and len(clusterset(east)["shop/db"]["backends"]) != 1:
+        time.sleep(0.2)
+    assert [b["ip"] for b in clusterset(east)["shop/db"]["backends"]] == [globals_["db-0"]]
+    assert curl(client, f"http://{globals_['db-1']}:8080/whoami", timeout=2).startswith("error")
+    west.call("cluster.export.delete", {"namespace": "shop", "name": "db"})
+
+
 def test_an_apply_replaces_the_exports_and_a_withdrawn_one_is_forgotten(clusters):
     east, west = clusters["east"], clusters["west"]
     r = west.call("apply", {"exports": [{"namespace": "shop", "name": "web"}]})

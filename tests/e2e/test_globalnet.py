@@ -76,7 +76,7 @@ def test_exports_get_the_first_free_global_address_and_are_listed(clusters):
     listed = clusters["east"].call("cluster.exports")
     assert listed["globalCidr"] == EAST_GLOBAL and listed["globalEgressIp"] == "242.0.0.1"
     assert listed["exports"] == [{"service": "shop/web", "globalIp": "242.0.0.2",
-                                  "clusterIp": WEB_IP, "state": "active"}]
+                                  "clusterIp": WEB_IP, "state": "active", "endpoints": []}]
     (west,) = clusters["east"].call("cluster.peers")["peers"]
     assert west["globalCidr"] == WEST_GLOBAL
     # npctl: exporting again keeps the address; the listing is the same JSON.

@@ -252,16 +252,23 @@ def heartbeat():
     write("heartbeat", "long-id", hb("c" * 63, 7, False))
     write("heartbeat", "short", hb("east", 1, True)[:11])
 
-    def export(cluster, ns, name, address, ports):
-        out = (b"NPEX" + bytes([1, 0, len(cluster), len(ns), len(name), len(ports), 0, 0]) +
+    def export(cluster, ns, name, address, ports, endpoints=None):
+        flags = 2 if endpoints is not None else 0  # headless: its endpoints instead of an address
+        out = (b"NPEX" + bytes([1, flags, len(cluster), len(ns), len(name), len(ports), 0, 0]) +
                bytes(map(int, address.split("."))) + (cluster + ns + name).encode())
         for proto, port, pname in ports:
             out += bytes([proto]) + struct.pack("!H", port) + bytes([len(pname)]) + pname.encode()
+        if endpoints is not None:
+            out += bytes([len(endpoints)])
+            for ip, host in endpoints:
+                out += bytes(map(int, ip.split("."))) + bytes([len(host)]) + host.encode()
         return out
     write("heartbeat", "export", export("west", "shop", "web", "242.1.0.2",
                                         [(6, 80, "http"), (17, 7001, "")]))
     write("heartbeat", "export-one", export("east", "kube-system", "dns", "10.96.0.10",
                                             [(17, 53, "dns")]))
+    write("heartbeat", "export-headless", export("west", "shop", "db", "0.0.0.0", [(6, 5432, "pg")],
+                                                 [("242.1.0.254", "db-0"), ("242.1.0.253", "")]))
 
 
 if __name__ == "__main__":

@@ -93,3 +93,75 @@ TEST(ClusterImportsTest, ClustersetServicesAreLocalFirstAtStableAddresses) {
 
 }  // namespace
 }  // namespace nodeplane::testing
+
+namespace nodeplane::testing {
+namespace {
+
+ExportAnnouncement headlessAnnouncement(const char* cluster,
+                                        std::vector<control::AnnouncedEndpoint> endpoints) {
+  ExportAnnouncement a;
+  a.clusterId = cluster;
+  a.namespaceName = "shop";
+  a.name = "db";
+  a.headless = true;
+  a.ports = {{"pg", 6, 5432}};
+  a.endpoints = std::move(endpoints);
+  return a;
+}
+
+TEST(ClusterImportsTest, AHeadlessNameGetsEveryClustersEndpointsAndNoAddress) {
+  const auto t0 = std::chrono::steady_clock::now();
+  ClusterImports imports;
+  EXPECT_TRUE(
+      imports.announce(headlessAnnouncement("west", {{*Ipv4Address::parse("242.1.0.254"), "db-0"},
+                                                     {*Ipv4Address::parse("242.1.0.253"), ""}}),
+                       t0));
+  EXPECT_FALSE(
+      imports.announce(headlessAnnouncement("west", {{*Ipv4Address::parse("242.1.0.254"), "db-0"},
+                                                     {*Ipv4Address::parse("242.1.0.253"), ""}}),
+                       t0 + 1s));
+  EXPECT_TRUE(imports.announce(
+      headlessAnnouncement("west", {{*Ipv4Address::parse("242.1.0.254"), "db-0"}}), t0 + 1s))
+      << "an endpoint gone";
+  imports.announce(headlessAnnouncement("north", {{*Ipv4Address::parse("242.2.0.254"), ""}}), t0);
+  // This cluster exports its own db headless too: its ready pods, at their own addresses.
+  std::map<std::string, control::ServiceSpec> services;
+  control::ServiceSpec& db = services["shop/db"];
+  db.namespaceName = "shop";
+  db.name = "db";
+  db.ports = {{"pg", 6, 5432, 5432}};
+  control::EndpointSpec mine;
+  mine.ip = *Ipv4Address::parse("10.244.1.7");
+  mine.hostname = "db-local";
+  control::EndpointSpec notReady = mine;
+  notReady.ip = *Ipv4Address::parse("10.244.1.8");
+  notReady.ready = false;
+  db.endpoints = {mine, notReady};
+  control::ExportMap exports = {{"shop/db", Ipv4Address{0}}};
+  std::map<std::string, Ipv4Address> vips;
+  auto out = control::clustersetServices(services, exports, imports,
+                                         *Ipv4Prefix::parse("10.112.0.0/24"), vips);
+  ASSERT_EQ(out.size(), 1u);
+  const control::ServiceSpec& s = out.begin()->second;
+  EXPECT_EQ(s.name, "db@clusterset");
+  EXPECT_TRUE(s.clusterIps.empty()) << "headless";
+  EXPECT_TRUE(vips.empty());
+  std::vector<std::string> endpoints;
+  for (const auto& e : s.endpoints)
+    endpoints.push_back(e.ip.toString() + "/" + e.hostname + (e.ready ? "" : "!"));
+  EXPECT_EQ(endpoints,
+            (std::vector<std::string>{"10.244.1.7/db-local", "242.2.0.254/", "242.1.0.254/db-0"}));
+  for (const auto& e : s.endpoints)
+    if (e.nodeName.starts_with("cluster:")) {  // the other clusters' say their port
+      ASSERT_TRUE(e.ports.count("pg")) << e.ip.toString();
+      EXPECT_EQ(e.ports.at("pg"), 5432);
+    }
+  // A cluster exporting the name with a ClusterIP is left out of a headless name.
+  imports.announce(announcement("east", "db", 0xf2030002), t0 + 1s);
+  out = control::clustersetServices(services, exports, imports, *Ipv4Prefix::parse("10.112.0.0/24"),
+                                    vips);
+  EXPECT_EQ(out.begin()->second.endpoints.size(), 3u);
+}
+
+}  // namespace
+}  // namespace nodeplane::testing

@@ -262,22 +262,64 @@ TEST(ClusterLinksTest, ExportAddressesComeFromTheGlobalCidr) {
                    .ok());
 }
 
-TEST(ClusterLinksTest, OnlyExportsOfServicesWithAClusterIpAreTranslated) {
+control::EndpointSpec endpoint(const char* ip, bool ready = true, const char* hostname = "") {
+  control::EndpointSpec e;
+  e.ip = *Ipv4Address::parse(ip);
+  e.ready = ready;
+  e.hostname = hostname;
+  return e;
+}
+
+TEST(ClusterLinksTest, ExportsAreTranslatedAtTheirClusterIpOrHeadlessAtTheirEndpoints) {
   control::ExportMap exports = {{"shop/web", *Ipv4Address::parse("242.0.0.9")},
                                 {"shop/db", *Ipv4Address::parse("242.0.0.2")},
-                                {"shop/gone", *Ipv4Address::parse("242.0.0.3")}};
+                                {"shop/gone", *Ipv4Address::parse("242.0.0.3")},
+                                {"shop/alias", *Ipv4Address::parse("242.0.0.4")}};
   std::map<std::string, control::ServiceSpec> services;
   services["shop/web"].clusterIps = {*Ipv4Address::parse("10.96.0.20")};
-  services["shop/db"];  // headless
-  const auto list = control::resolveGlobalIngress(exports, services);
+  services["shop/db"].endpoints = {endpoint("10.244.1.5", true, "db-0"),
+                                   endpoint("10.244.2.6", true, "db-1"),
+                                   endpoint("10.244.2.7", false)};  // headless
+  services["shop/alias"].externalName = "example.org";
+  const NodeSettings plain = settings("east", "192.168.53.10");
+  const NodeSettings global = globalSettings("east", "192.168.53.10", "242.0.0.0/24");
+  // Without a global CIDR a headless export has nothing to translate (its pods' addresses are
+  // announced as they are).
+  auto list = control::resolveGlobalIngress(exports, services, plain);
   ASSERT_EQ(list.size(), 1u);
-  EXPECT_EQ(list[0].clusterIp.toString(), "10.96.0.20");
-  EXPECT_EQ(control::exportState("shop/db", services), "headless (no ClusterIP)");
-  EXPECT_EQ(control::exportState("shop/gone", services), "no such service");
-  EXPECT_EQ(control::exportState("shop/web", services), "active");
+  EXPECT_EQ(list[0].localIp.toString(), "10.96.0.20");
+  EXPECT_EQ(control::exportState("shop/db", services, plain),
+            "headless (its endpoints' addresses are announced)");
+  EXPECT_EQ(control::exportState("shop/gone", services, plain), "no such service");
+  EXPECT_EQ(control::exportState("shop/web", services, plain), "active");
+  EXPECT_EQ(control::exportState("shop/alias", services, plain), "ExternalName (not exported)");
+  // With one, each ready endpoint gets an address from the top of the global CIDR down.
+  list = control::resolveGlobalIngress(exports, services, global);
+  ASSERT_EQ(list.size(), 3u);
+  EXPECT_EQ(list[1].globalIp.toString(), "242.0.0.254");
+  EXPECT_EQ(list[1].localIp.toString(), "10.244.1.5");
+  EXPECT_TRUE(list[1].endpoint);
+  EXPECT_EQ(list[1].hostname, "db-0");
+  EXPECT_EQ(list[2].globalIp.toString(), "242.0.0.253");
+  EXPECT_EQ(control::exportState("shop/db", services, global),
+            "headless (its endpoints get global addresses)");
+  // An endpoint keeps its address while it stays; a gone one's is free again.
+  services["shop/db"].endpoints.erase(services["shop/db"].endpoints.begin());
+  services["shop/db"].endpoints.push_back(endpoint("10.244.1.9"));
+  const auto again = control::resolveGlobalIngress(exports, services, global, list);
+  ASSERT_EQ(again.size(), 3u);
+  EXPECT_EQ(again[1].localIp.toString(), "10.244.2.6");
+  EXPECT_EQ(again[1].globalIp.toString(), "242.0.0.253") << "kept";
+  EXPECT_EQ(again[2].localIp.toString(), "10.244.1.9");
+  EXPECT_EQ(again[2].globalIp.toString(), "242.0.0.254") << "the highest free";
+  // No export takes an endpoint's address.
+  auto taken =
+      control::exportAddress("shop/new", Ipv4Address::parse("242.0.0.253"), global, exports, again);
+  ASSERT_FALSE(taken.ok());
+  EXPECT_NE(taken.error().message.find("an endpoint's"), std::string::npos);
 
-  // The data plane's table: both ways, found by binary search.
-  const NodeSettings east = globalSettings("east", "192.168.53.10", "242.0.0.0/24");
+  // The data plane's table: both ways, found by binary search (a pod's address as a ClusterIP).
+  const NodeSettings& east = global;
   ClusterPeer west{globalPeer("west", "192.168.53.11", "242.1.0.0/24"), {}, ""};
   west.gateways = {control::GatewaySas{west.spec.gateways[0], nullptr, nullptr, nullptr, nullptr}};
   auto peers = std::make_shared<PeerMap>();
@@ -285,7 +327,7 @@ TEST(ClusterLinksTest, OnlyExportsOfServicesWithAClusterIpAreTranslated) {
   dataplane::PortInfo uplink;
   FakeBackend backend;
   control::UnderlayResolver resolver(backend);
-  control::GlobalIngressList many = list;
+  control::GlobalIngressList many = again;
   many.push_back({*Ipv4Address::parse("242.0.0.4"), *Ipv4Address::parse("10.96.0.1"), "a/b"});
   many.push_back({*Ipv4Address::parse("242.0.0.200"), *Ipv4Address::parse("10.96.5.5"), "c/d"});
   auto table = control::buildClusterLinks(peers, east, uplink, resolver, many, 0);
@@ -296,8 +338,8 @@ TEST(ClusterLinksTest, OnlyExportsOfServicesWithAClusterIpAreTranslated) {
   for (const auto& g : many) {
     const auto* in = table->toCluster(rte_cpu_to_be_32(g.globalIp.value));
     ASSERT_NE(in, nullptr) << g.service;
-    EXPECT_EQ(in->clusterIp, rte_cpu_to_be_32(g.clusterIp.value));
-    const auto* out = table->toGlobal(rte_cpu_to_be_32(g.clusterIp.value));
+    EXPECT_EQ(in->clusterIp, rte_cpu_to_be_32(g.localIp.value));
+    const auto* out = table->toGlobal(rte_cpu_to_be_32(g.localIp.value));
     ASSERT_NE(out, nullptr) << g.service;
     EXPECT_EQ(out->globalIp, rte_cpu_to_be_32(g.globalIp.value));
   }

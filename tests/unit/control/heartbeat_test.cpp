@@ -70,6 +70,51 @@ TEST(HeartbeatTest, AnnouncementsRoundTripAndMalformedOnesAreRejectedInBounds) {
   EXPECT_TRUE(control::encodeAnnouncement(none).empty()) << "no ports: not encodable";
 }
 
+TEST(HeartbeatTest, HeadlessAnnouncementsCarryTheirEndpoints) {
+  control::ExportAnnouncement a;
+  a.clusterId = "west";
+  a.namespaceName = "shop";
+  a.name = "db";
+  a.headless = true;
+  a.ports = {{"pg", 6, 5432}};
+  a.endpoints = {{*Ipv4Address::parse("242.1.0.254"), "db-0"},
+                 {*Ipv4Address::parse("242.1.0.253"), ""}};
+  const auto bytes = control::encodeAnnouncement(a);
+  ASSERT_FALSE(bytes.empty());
+  auto back = control::decodeAnnouncement(bytes.data(), bytes.size());
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(*back, a);
+  for (size_t n = 0; n < bytes.size(); ++n) {
+    std::vector<uint8_t> cut(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(n));
+    EXPECT_FALSE(control::decodeAnnouncement(cut.data(), cut.size()).has_value()) << n;
+  }
+  // Headless without ports or endpoints is still a name; never with an address of its own.
+  control::ExportAnnouncement bare = a;
+  bare.ports.clear();
+  bare.endpoints.clear();
+  EXPECT_FALSE(control::encodeAnnouncement(bare).empty());
+  control::ExportAnnouncement addressed = a;
+  addressed.address = *Ipv4Address::parse("242.1.0.2");
+  EXPECT_TRUE(control::encodeAnnouncement(addressed).empty());
+  control::ExportAnnouncement plain = a;
+  plain.headless = false;
+  plain.address = *Ipv4Address::parse("242.1.0.2");
+  EXPECT_TRUE(control::encodeAnnouncement(plain).empty()) << "endpoints only when headless";
+  auto flagged = bytes;
+  flagged[12] = 1;  // an address on a headless announcement
+  EXPECT_FALSE(control::decodeAnnouncement(flagged.data(), flagged.size()).has_value());
+  control::ExportAnnouncement badHost = a;
+  badHost.endpoints[0].hostname = "Not_A_Label";
+  EXPECT_TRUE(control::encodeAnnouncement(badHost).empty());
+  // More than one datagram's worth: not encodable (the sender announces fewer).
+  control::ExportAnnouncement many = a;
+  many.endpoints.assign(control::kMaxAnnouncedEndpoints,
+                        {*Ipv4Address::parse("242.1.0.9"), std::string(40, 'a')});
+  EXPECT_TRUE(control::encodeAnnouncement(many).empty());
+  many.endpoints.resize(20);
+  EXPECT_FALSE(control::encodeAnnouncement(many).empty());
+}
+
 TEST(HeartbeatTest, AFrameForTheWireReadsBack) {
   const Heartbeat hb{"east", 42, true};
   rte_mbuf* m = control::heartbeatFrame(

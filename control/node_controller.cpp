@@ -377,10 +377,10 @@ Status NodeController::setClusterPeer(const ClusterPeerSpec& spec) {
   PeerMap peers = *model_.peers;
   auto existing = peers.find(spec.clusterId);
   // Same gateway, same secret: its SAs go on; otherwise a new generation (cluster_keys.h).
+  const uint64_t started = keys_.started();
   auto peer = keys_.peerFor(spec, existing != peers.end() ? &existing->second : nullptr, espDevice_,
                             backend_.workerCount(), unixSeconds());
   if (!peer) return peer.error();
-  const uint64_t started = keys_.started();
   peers[spec.clusterId] = std::move(*peer);
   NodeModel next = model_;
   next.peers = std::make_shared<const PeerMap>(std::move(peers));

@@ -181,6 +181,7 @@ def test_a_restarted_gateway_is_heard_again_at_once(link):
     west.call("cluster.peer.set", EAST_AS_PEER)
     new = west.call("cluster.peers")["peers"][0]["outboundGeneration"]
     assert new > old, (old, new)
+    assert west.counters()["esp_generations_started"] == 1  # the restarted daemon's first
     assert wait_learned(east, newer_than=old) == new
     start = time.time()
     client.exec(["ping", "-c", "1", "-W", "2", server.ip])

@@ -101,6 +101,8 @@ void NodeController::relayImports() {
       a.name = service.substr(slash + 1);
       a.address = imported.address;
       a.ports = imported.ports;
+      a.headless = imported.headless;
+      a.endpoints = imported.endpoints;
       relayToNodes(a);
     }
   }

@@ -148,3 +148,27 @@ def test_a_non_gateway_node_learns_the_imports_from_its_gateway(clusters):
     # And its own cluster's endpoints first for a name both export.
     assert curl(client, "http://web.shop.svc.clusterset.local/whoami") == \
         f"shop/web-e {client.ip}"
+
+
+def test_a_pod_of_the_other_clusters_non_gateway_node_by_its_global_address(clusters):
+    """West exports a headless service whose pod runs on west's non-gateway node: east's pod on
+    its non-gateway node resolves it by its clusterset name and reaches the pod itself at its
+    global address (translated to the pod on west's gateway, then west's overlay; the reply
+    back through the gateway, translated to that global address)."""
+    lab, w1, w2, e2, client = (clusters[k] for k in ("lab", "w1", "w2", "e2", "client_e"))
+    db = lab.add_pod(w2, "shop", "db-0")
+    db.serve(http=[8080])
+    for d in (w1, w2):
+        d.set_service("shop", "db", None, [{"name": "http", "port": 8080}],
+                      [{"ip": db.ip, "nodeName": w2.node_name, "hostname": "db-0"}])
+        d.call("cluster.export.set", {"namespace": "shop", "name": "db"})
+    (listed,) = [e for e in w1.call("cluster.exports")["exports"] if e["service"] == "shop/db"]
+    (endpoint,) = listed["endpoints"]
+    deadline = time.time() + 10
+    while time.time() < deadline and "shop/db" not in {
+            s["service"] for s in e2.call("cluster.imports")["clusterset"]}:
+        time.sleep(0.1)
+    r = client.exec(["dig", "+short", f"@{DNS_IP}", "db-0.db.shop.svc.clusterset.local"])
+    assert r.stdout.split() == [endpoint["globalIp"]], r.stdout
+    assert db.ip.startswith("10.244.2."), "an address of east's own e2 pod CIDR too"
+    assert curl(client, f"http://{endpoint['globalIp']}:8080/whoami") == "shop/db-0 242.0.0.1"

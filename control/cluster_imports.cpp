@@ -56,6 +56,20 @@ std::string portName(const ServicePortSpec& p) {
 
 namespace {
 
+// Another cluster's port numbers for the clusterset service's ports: matched by protocol and
+// name, else number.
+std::map<std::string, uint16_t> remotePorts(const std::vector<ServicePortSpec>& ports,
+                                            const std::vector<AnnouncedPort>& announced) {
+  std::map<std::string, uint16_t> out;
+  for (const ServicePortSpec& p : ports)
+    for (const AnnouncedPort& a : announced)
+      if (a.protocol == p.protocol && (a.name == p.name || a.port == p.port)) {
+        out[p.name] = a.port;
+        break;
+      }
+  return out;
+}
+
 ServicePortSpec fromAnnounced(const AnnouncedPort& p) {
   ServicePortSpec sp;
   sp.protocol = p.protocol;
@@ -90,12 +104,7 @@ ServiceSpec headlessClusterset(const std::string& key, const ServiceSpec* mine,
         e.ip = a.address;
         e.nodeName = "cluster:" + cluster;
         e.hostname = a.hostname;
-        for (const ServicePortSpec& p : s.ports)
-          for (const AnnouncedPort& ap : remote.ports)
-            if (ap.protocol == p.protocol && (ap.name == p.name || ap.port == p.port)) {
-              e.ports[p.name] = ap.port;
-              break;
-            }
+        e.ports = remotePorts(s.ports, remote.ports);
         s.endpoints.push_back(std::move(e));
       }
     }
@@ -180,12 +189,7 @@ std::map<std::string, ServiceSpec> clustersetServices(
         e.nodeName = "cluster:" + cluster;  // never this node
         e.ready = !localReady;              // local first
         e.serving = true;
-        for (const ServicePortSpec& p : s.ports)
-          for (const AnnouncedPort& a : remote.ports)
-            if (a.protocol == p.protocol && (a.name == p.name || a.port == p.port)) {
-              e.ports[p.name] = a.port;
-              break;
-            }
+        e.ports = remotePorts(s.ports, remote.ports);
         s.endpoints.push_back(std::move(e));
       }
     }
